@@ -1,0 +1,170 @@
+"""Self-describing checkpoints (nanoGPT style): model, optimizer, config, step, metrics.
+
+A checkpoint is a plain dict of tensors and primitive values, written atomically (a crash while
+saving never leaves half a file under the real name) and read with ``weights_only=True`` (no code
+from the file is ever executed). Loading checks that the file is an eyegen checkpoint of the
+model kind and config the caller expects, and says what differs when it is not.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "config_to_dict", "load_or_train"]
+
+FORMAT = "eyegen-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used as asked: corrupt, another model, another config."""
+
+
+def config_to_dict(config: Any) -> dict:
+    """A dataclass (or mapping) config as a plain dict; tuples become lists so the comparison
+    after a round-trip through the file is exact."""
+    if config is None:
+        return {}
+    if dataclasses.is_dataclass(config):
+        config = dataclasses.asdict(config)
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dataclass or a mapping, not {type(config).__name__}")
+
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, Mapping):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dict(config))
+
+
+def _as_dict(obj, what: str) -> dict:
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return {what: obj}
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    # DDP wraps the real model in .module; checkpoints always hold the bare model.
+    return getattr(module, "module", module)
+
+
+def save_checkpoint(path: str | os.PathLike, *, kind: str, model: nn.Module | Mapping[str, nn.Module],
+                    config: Any = None, optimizer=None, step: int = 0, metrics: Mapping | None = None,
+                    extra: Mapping | None = None) -> Path:
+    """Write a checkpoint atomically and return its path.
+
+    ``kind`` names the model family (``"gaze_estimator"``, ``"seg2eye"`` …); ``model`` and
+    ``optimizer`` are one object or a dict of them (a GAN's generator and discriminator).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    models = _as_dict(model, "model")
+    optimizers = _as_dict(optimizer, "optimizer")
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "config": config_to_dict(config),
+        "step": int(step),
+        "metrics": {k: (float(v) if isinstance(v, (int, float)) or hasattr(v, "item") else v) for k, v in (metrics or {}).items()},
+        "models": {k: _unwrap(m).state_dict() for k, m in models.items()},
+        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+        "extra": dict(extra or {}),
+        "torch_version": str(torch.__version__),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _config_differences(saved: dict, wanted: dict) -> list[str]:
+    keys = sorted(set(saved) | set(wanted))
+    return [f"{k}: checkpoint has {saved.get(k, '<absent>')!r}, you asked for {wanted.get(k, '<absent>')!r}"
+            for k in keys if saved.get(k, "<absent>") != wanted.get(k, "<absent>")]
+
+
+def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
+                    model: nn.Module | Mapping[str, nn.Module] | None = None, config: Any = None,
+                    optimizer=None, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint, check it, and (optionally) load it into ``model`` / ``optimizer``.
+
+    Raises :class:`CheckpointError` — never silently loads — when the file is missing, corrupt,
+    not an eyegen checkpoint, of another ``kind``, of another ``config``, or when its weights do
+    not fit ``model``. The file itself is never modified. Returns the checkpoint dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: train the model first (the notebook trains it when the file is absent)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, random bytes, a pickle with code in it …
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [""]
+        reason = next((ln for ln in lines if "error:" in ln.lower()), lines[0])[:240]
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(exc).__name__}: {reason}). "
+            "It may be truncated or from an untrusted source; it was left untouched — delete or move it and re-run to retrain."
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a PyTorch file but not an eyegen checkpoint (no 'format': {FORMAT!r}); "
+                              "save checkpoints with eyegen_lib.save_checkpoint")
+    if kind is not None and ckpt.get("kind") != kind:
+        raise CheckpointError(f"{path} holds a {ckpt.get('kind')!r} model, not a {kind!r} one; point to the right file "
+                              f"or delete this one to retrain")
+    if config is not None:
+        diffs = _config_differences(ckpt.get("config", {}), config_to_dict(config))
+        if diffs:
+            raise CheckpointError(f"{path} was trained with another {ckpt.get('kind')} config:\n  " + "\n  ".join(diffs)
+                                  + "\nUse a matching profile/config, or move the file away to retrain.")
+    models = _as_dict(model, "model")
+    missing = sorted(set(models) - set(ckpt["models"]))
+    if missing:
+        raise CheckpointError(f"{path} has no weights for {missing} (it has {sorted(ckpt['models'])})")
+    for name, module in models.items():
+        try:
+            _unwrap(module).load_state_dict(ckpt["models"][name])
+        except RuntimeError as exc:
+            raise CheckpointError(f"the weights of {name!r} in {path} do not fit this {type(_unwrap(module)).__name__}: "
+                                  f"{str(exc).splitlines()[0][:300]} — was it saved from another architecture or width?") from exc
+    for name, opt in _as_dict(optimizer, "optimizer").items():
+        if name not in ckpt["optimizers"]:
+            raise CheckpointError(f"{path} has no optimizer state for {name!r}")
+        opt.load_state_dict(ckpt["optimizers"][name])
+    return ckpt
+
+
+def load_or_train(path: str | os.PathLike, *, kind: str, model, config: Any,
+                  train: Callable[[], Mapping | None], optimizer=None, retrain: bool = False) -> dict:
+    """The notebooks' "load the checkpoint if present, else train" step.
+
+    ``train()`` trains ``model`` in place and returns its metrics; the result is saved to ``path``.
+    A present but unusable checkpoint raises :class:`CheckpointError` (nothing is overwritten).
+    Returns the checkpoint's metadata (``step``, ``metrics``, ``trained_now``).
+    """
+    path = Path(path)
+    if path.exists() and not retrain:
+        ckpt = load_checkpoint(path, kind=kind, model=model, config=config, optimizer=optimizer)
+        return {"step": ckpt["step"], "metrics": ckpt["metrics"], "trained_now": False, "path": str(path)}
+    metrics = dict(train() or {})
+    step = int(metrics.pop("step", 0))
+    save_checkpoint(path, kind=kind, model=model, config=config, optimizer=optimizer, step=step, metrics=metrics)
+    return {"step": step, "metrics": metrics, "trained_now": True, "path": str(path)}

@@ -1,0 +1,82 @@
+"""The ``eyegen`` command line.
+
+    eyegen run [--profile auto|smoke|cpu|paper] [--only 01 03] [--out outputs]   # the main job
+    eyegen report [--out outputs]                                                 # rebuild report.html
+    eyegen env                                                                    # versions, device, weights, datasets
+    eyegen notebooks refresh [--only …]                                           # maintainers: re-record checked outputs
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_run(args) -> int:
+    from .runner import run_notebooks
+
+    summary = run_notebooks(args.profile, only=args.only, out=args.out, timeout=args.timeout)
+    failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
+    for n in summary["notebooks"]:
+        print(f"{n['status']:>7}  {n['seconds']:7.1f}s  {n['notebook']}" + (f"  — {n['error']}" if n.get("error") else ""))
+    print(f"report: {summary['report']}")
+    return 1 if failed else 0
+
+
+def _cmd_report(args) -> int:
+    from .report import build_report
+
+    print(build_report(args.out))
+    return 0
+
+
+def _cmd_env(args) -> int:
+    from .environment import environment_report
+
+    print(json.dumps(environment_report(), indent=2))
+    return 0
+
+
+def _cmd_refresh(args) -> int:
+    from .runner import refresh_committed_outputs
+
+    for path in refresh_committed_outputs(args.only):
+        print(f"refreshed {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eyegen", description="eyegen: eye-image synthesis papers, reproduced")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute the notebooks headless (papermill), write metrics and report.html")
+    run.add_argument("--profile", default="auto", choices=["auto", "smoke", "cpu", "paper"],
+                     help="run size; auto = paper with CUDA, else cpu (default: auto)")
+    run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    run.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/ in the checkout)")
+    run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: none)")
+    run.set_defaults(func=_cmd_run)
+
+    rep = sub.add_parser("report", help="rebuild outputs/report.html from the recorded metrics")
+    rep.add_argument("--out", type=Path, default=None)
+    rep.set_defaults(func=_cmd_report)
+
+    env = sub.add_parser("env", help="versions, device, backbone weights and datasets found")
+    env.set_defaults(func=_cmd_env)
+
+    nbs = sub.add_parser("notebooks", help="notebook maintenance")
+    nbsub = nbs.add_subparsers(dest="action", required=True)
+    refresh = nbsub.add_parser("refresh", help="re-run under smoke; keep only the outputs nbval checks")
+    refresh.add_argument("--only", nargs="*")
+    refresh.set_defaults(func=_cmd_refresh)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Dataset-level API of the procedural eye renderer: a seeded, random-access source of eye images.
+
+``SyntheticEyes(SyntheticEyeSpec(modality="nir"))[i]`` is an OpenEDS-like frame with its
+4-class mask, 7 DeepWarp landmarks, a 64-point eyelid contour, the gaze label, the person id and
+the eye side; ``modality="rgb"`` gives Columbia-like colour eye patches with the same labels.
+
+Sample ``i`` belongs to person ``i // images_per_person``; within a person, even local indices
+are right eyes and odd ones left eyes (OpenEDS records both eyes of everyone). A person's
+identity (eye shape, skin, iris, lashes…) is shared by both eyes; the camera side adds its own
+features. Everything is a pure function of (``seed``, index): per-person draws come from
+``rng_for(seed, purpose, person)`` and per-image draws from ``rng_for(seed, purpose, index)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import eye_model as em
+from . import render_nir, render_rgb
+
+__all__ = ["SyntheticEyeSpec", "SyntheticEyes", "DEFAULT_SIZES", "sample_state"]
+
+DEFAULT_SIZES = {"nir": (400, 640), "rgb": (64, 64)}
+
+# Purposes for rng_for: keep them distinct so that no two kinds of draw share a stream.
+_GEOMETRY, _LOOK, _SIDE_LOOK, _STATE, _TEXTURE, _NOISE = range(6)
+
+
+@dataclass(frozen=True)
+class SyntheticEyeSpec:
+    modality: str                                # "nir" or "rgb"
+    size: tuple[int, int] | None = None          # (rows, cols); None → (400, 640) nir, (64, 64) rgb
+    n_persons: int = 8
+    images_per_person: int = 32
+    seed: int = 0
+    gaze_range_deg: tuple[float, float] = (25.0, 30.0)   # (max |pitch|, max |yaw|) of random gaze
+    blink_probability: float = 0.05              # share of images caught mid-blink
+    noise: bool = True                           # sensor noise
+    flip_right: bool = False                     # rgb: render right eyes mirrored, as He et al. do
+    stages: tuple[str, ...] = field(default=render_nir.ALL_STAGES)
+
+    def __post_init__(self):
+        if self.modality not in DEFAULT_SIZES:
+            raise ValueError(f"modality must be 'nir' or 'rgb', got {self.modality!r}")
+        if self.size is None:
+            object.__setattr__(self, "size", DEFAULT_SIZES[self.modality])
+        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+
+
+def sample_state(rng: np.random.Generator, gaze_range_deg, mirror: bool, blink_probability: float) -> dict:
+    """One image's state (see :data:`eye_model.STATE_KEYS`). Gaze concentrates near the centre
+    (people mostly look ahead in a headset) with a uniform tail up to the range's edge."""
+    max_p, max_y = np.deg2rad(gaze_range_deg)
+    if rng.random() < 0.6:
+        pitch, yaw = np.clip(rng.normal(0, 0.45, 2), -1, 1) * (max_p, max_y)
+    else:
+        pitch, yaw = rng.uniform(-1, 1, 2) * (max_p, max_y)
+    blinking = rng.random() < blink_probability
+    return {
+        "pitch": pitch, "yaw": yaw, "mirror": float(mirror),
+        "pupil_scale": float(np.exp(rng.normal(0, 0.13))),
+        "openness": float(np.clip(rng.normal(1.0, 0.05), 0.85, 1.12)),
+        "blink": float(rng.uniform(0.25, 1.0)) if blinking else 0.0,
+        "shift_x": rng.normal(0, 0.04), "shift_y": rng.normal(0, 0.04),
+        "scale": float(np.clip(rng.normal(1.0, 0.02), 0.95, 1.05)),
+        "glint_dx": rng.normal(0, 0.012), "glint_dy": rng.normal(0, 0.012),
+        "noise_x": int(rng.integers(0, 1 << 30)), "noise_y": int(rng.integers(0, 1 << 30)),
+    }
+
+
+class SyntheticEyes:
+    """Random-access renderer-backed dataset; ``len = n_persons * images_per_person``."""
+
+    def __init__(self, spec: SyntheticEyeSpec):
+        self.spec = spec
+        self._persons: dict[tuple[int, str], tuple[dict, dict]] = {}
+        self._noise_bank: torch.Tensor | None = None
+        self._textures = render_nir.NIRTextureCache() if spec.modality == "nir" else render_rgb.RGBTextureCache()
+
+    def __len__(self) -> int:
+        return self.spec.n_persons * self.spec.images_per_person
+
+    def person_of(self, index: int) -> int:
+        return int(index) // self.spec.images_per_person
+
+    def side_of(self, index: int) -> str:
+        """'R' for even local indices of a person, 'L' for odd ones."""
+        return "R" if (int(index) % self.spec.images_per_person) % 2 == 0 else "L"
+
+    # -- parameters ------------------------------------------------------------------------------
+    def person_params(self, person: int, side: str) -> tuple[dict, dict]:
+        """(geometry, look) floats of one person seen by the ``side`` camera."""
+        key = (int(person), side)
+        if key not in self._persons:
+            s = self.spec.seed
+            geom = em.sample_geometry(em.rng_for(s, _GEOMETRY, person))
+            look_rng = em.rng_for(s, _LOOK, person)
+            side_rng = em.rng_for(s, _SIDE_LOOK, person, side == "L")
+            if self.spec.modality == "nir":
+                look = render_nir.sample_nir_look(look_rng, side, side_rng)
+            else:
+                look = render_rgb.sample_rgb_look(look_rng)
+            self._persons[key] = (geom, look)
+        return self._persons[key]
+
+    def image_state(self, index: int) -> dict:
+        mirror = self.side_of(index) == "L"
+        if self.spec.modality == "rgb" and self.spec.flip_right:
+            mirror = not mirror
+        return sample_state(em.rng_for(self.spec.seed, _STATE, index), self.spec.gaze_range_deg,
+                            mirror, self.spec.blink_probability)
+
+    def _noise(self, states: list[dict], shape: tuple[int, ...]) -> torch.Tensor:
+        """Unit sensor noise per image: a crop of a seeded noise bank at an offset drawn per image."""
+        pad = 97
+        if self._noise_bank is None or self._noise_bank.shape[-2] < shape[-2] + pad or self._noise_bank.shape[-1] < shape[-1] + pad:
+            gen = torch.Generator().manual_seed(int(em.rng_for(self.spec.seed, _NOISE).integers(1 << 62)))
+            self._noise_bank = torch.randn(*shape[:-2], shape[-2] + pad, shape[-1] + pad, generator=gen)
+        bank = self._noise_bank
+        crops = []
+        for st in states:
+            oy = st["noise_y"] % (bank.shape[-2] - shape[-2] + 1)
+            ox = st["noise_x"] % (bank.shape[-1] - shape[-1] + 1)
+            crops.append(bank[..., oy:oy + shape[-2], ox:ox + shape[-1]])
+        return torch.stack(crops)
+
+    # -- rendering -------------------------------------------------------------------------------
+    def render(self, indices, *, gaze=None, overrides: dict | None = None, stages=None,
+               return_layers: bool = False) -> dict:
+        """Render a batch. ``gaze``: optional (B, 2) (pitch, yaw) radians replacing the sampled
+        gaze (everything else about the image stays identical); ``overrides``: per-image
+        parameter overrides by name — any key of the state (e.g. ``pupil_scale``, ``openness``,
+        ``blink``), of the person geometry (e.g. ``iris_radius``) or of the look — as a scalar
+        or a (B,) sequence. ``stages``: see ``render_nir.ALL_STAGES``."""
+        idx = [int(i) for i in torch.as_tensor(indices).reshape(-1).tolist()]
+        if any(i < 0 or i >= len(self) for i in idx):
+            raise IndexError(f"indices must lie in [0, {len(self)})")
+        persons = [self.person_of(i) for i in idx]
+        sides = [self.side_of(i) for i in idx]
+        states = [self.image_state(i) for i in idx]
+        rows = [self.person_params(p, s) for p, s in zip(persons, sides)]
+        geom = em.stack_params([r[0] for r in rows])
+        look = em.stack_params([r[1] for r in rows])
+        state = em.stack_params(states, em.STATE_KEYS)
+        if gaze is not None:
+            gaze_t = torch.as_tensor(gaze, dtype=torch.float32).reshape(len(idx), 2)
+            state["pitch"], state["yaw"] = gaze_t[:, 0].clone(), gaze_t[:, 1].clone()
+        for name, value in (overrides or {}).items():
+            target = next((d for d in (state, geom, look) if name in d), None)
+            if target is None:
+                raise KeyError(f"unknown override {name!r}")
+            target[name] = torch.as_tensor(value, dtype=torch.float32).expand(len(idx)).clone()
+        stages = tuple(stages) if stages is not None else self.spec.stages
+        if self.spec.modality == "nir":
+            out = self._render_nir(persons, sides, rows, geom, look, state, states, stages, return_layers)
+        else:
+            out = self._render_rgb(persons, rows, geom, look, state, states, stages, return_layers)
+        out.update(gaze=torch.stack([state["pitch"], state["yaw"]], -1),
+                   person=torch.tensor(persons, dtype=torch.int64), side=sides,
+                   index=torch.tensor(idx, dtype=torch.int64))
+        return out
+
+    def _render_nir(self, persons, sides, rows, geom, look, state, states, stages, return_layers):
+        size = self.spec.size
+        s = self.spec.seed
+        textures, frames = [], []
+        for p, side, (g_row, l_row) in zip(persons, sides, rows):
+            tex_seed = int(em.rng_for(s, _TEXTURE, p).integers(1 << 62))
+            textures.append(self._textures.person((s, p), tex_seed, g_row, l_row))
+            frames.append(self._textures.frame((s, p), side, tex_seed + 1, l_row, size))
+        noise = self._noise(states, size) if self.spec.noise else None
+        out = render_nir.render_eye(geom, look, state, size, textures, frames, noise, stages, return_layers)
+        out["image"] = out["image"].clamp(0, 255).round().to(torch.uint8)[:, None]
+        return out
+
+    def _render_rgb(self, persons, rows, geom, look, state, states, stages, return_layers):
+        s = self.spec.seed
+        textures = []
+        for p, (g_row, l_row) in zip(persons, rows):
+            tex_seed = int(em.rng_for(s, _TEXTURE, p).integers(1 << 62))
+            textures.append(self._textures.person((s, p), tex_seed, g_row, l_row))
+        noise = self._noise(states, (3, *self.spec.size)) if self.spec.noise else None
+        out = render_rgb.render_eye(geom, look, state, self.spec.size, textures, noise, stages, return_layers)
+        out["image"] = out["image"].clamp(0, 255).round().to(torch.uint8)
+        return out
+
+    def __getitem__(self, index: int) -> dict:
+        out = self.render([int(index)])
+        return {k: (v[0] if isinstance(v, (torch.Tensor, list)) else v) for k, v in out.items()}

@@ -1,0 +1,84 @@
+"""DDP plumbing so that one training script runs unchanged alone or under ``torchrun``.
+
+``torchrun --nproc_per_node N script.py`` sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; we then join
+the process group (NCCL on CUDA, gloo on CPU), wrap models in DistributedDataParallel and shard
+data with a DistributedSampler. Without those variables everything is a plain single process.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+__all__ = ["DistInfo", "init_distributed", "wrap_ddp", "make_loader", "all_reduce_mean", "shutdown_distributed"]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> DistInfo:
+    """Join the process group when launched by torchrun; a no-op (world size 1) otherwise."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo()
+    info = DistInfo(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group(backend=backend)
+    return info
+
+
+def wrap_ddp(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
+    """DDP-wrap a trainable module in a multi-process run; return it unchanged otherwise."""
+    if not info.enabled or not any(p.requires_grad for p in module.parameters()):
+        return module
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def make_loader(dataset: Dataset, batch_size: int, info: DistInfo | None = None, *, shuffle: bool = True,
+                seed: int = 0, drop_last: bool = True, num_workers: int = 0) -> DataLoader:
+    """A DataLoader that gives each rank its own shard (DistributedSampler) under DDP."""
+    info = info or DistInfo()
+    if info.enabled:
+        sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle,
+                                     seed=seed, drop_last=drop_last)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, num_workers=num_workers)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      generator=generator, num_workers=num_workers)
+
+
+def all_reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float]:
+    """Average logged scalars over ranks, so rank 0 logs what the whole job saw."""
+    if not info.enabled or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    return {k: v / info.world_size for k, v in zip(keys, t.tolist())}
+
+
+def shutdown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,49 @@
+"""What the setup notebook and ``eyegen env`` report: versions, device, weights, datasets."""
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from .backbones import weights_status
+from .runtime import choose_device
+
+__all__ = ["environment_report", "DATASET_ENV_VARS"]
+
+# Where a user's licensed copies are looked for; each notebook's "real data" section reads these.
+DATASET_ENV_VARS = {
+    "OpenEDS": ("EYEGEN_OPENEDS_DIR", "the folder holding Semantic_Segmentation_Dataset/, Generative_Dataset/ and the userID mapping JSONs"),
+    "Columbia Gaze patches": ("EYEGEN_COLUMBIA_DIR", "a folder of He et al.'s 64×64 patches named like 0048_2m_-30P_0V_-10H_L.jpg"),
+    "MPIIGaze": ("EYEGEN_MPIIGAZE_DIR", "the MPIIGaze folder holding Data/Normalized/pXX/dayYY.mat"),
+}
+
+_PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pillow", "matplotlib", "seaborn", "ipywidgets",
+             "papermill", "nbval", "lpips", "tqdm"]
+
+
+def environment_report() -> dict:
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = "missing"
+    datasets = {}
+    for name, (var, what) in DATASET_ENV_VARS.items():
+        value = os.environ.get(var)
+        datasets[name] = {"variable": var, "expects": what,
+                          "found": bool(value) and Path(value).expanduser().is_dir(), "path": value or ""}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "device": str(choose_device()),
+        "cuda": torch.cuda.is_available(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
+        "cpu_threads": torch.get_num_threads(),
+        "weights": weights_status(),
+        "datasets": datasets,
+    }

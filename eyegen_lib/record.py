@@ -1,0 +1,115 @@
+"""How a notebook records its headline numbers, the paper claims it checks, and its key figures.
+
+Everything lands in ``<outputs>/metrics/<notebook>.json`` (rewritten after every call, so a
+notebook that dies half-way still leaves what it measured); the tests read it back and the
+report (``eyegen report``) turns all of them into one page.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .paths import output_dir
+from .profiles import Profile
+
+__all__ = ["Recorder", "read_metrics"]
+
+
+def _plain(value: Any, what: str) -> Any:
+    """JSON-safe scalars: numpy/torch scalars → float/int; NaN or inf is a bug, not a result."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{what} is {value}: a non-finite number is a failure to report, not a result")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, what) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, f"{what}[{k}]") for k, v in value.items()}
+    raise TypeError(f"{what}: cannot record a {type(value).__name__}; pass a number, string, bool, list or dict")
+
+
+class Recorder:
+    """Collects one notebook's metrics, claims and figures.
+
+    >>> rec = Recorder("03_refiner", profile)
+    >>> rec.metric("refiner_score", 0.012, unit="challenge L2", lower_is_better=True)
+    >>> rec.claim("refiner beats copy", paper="Seg2Eye §5.1", statement="refiner < copy-reference",
+    ...           measured={"refiner": 0.012, "copy": 0.015}, holds=True)
+    """
+
+    def __init__(self, notebook: str, profile: Profile | str | None = None, out: str | os.PathLike | None = None):
+        self.notebook = notebook
+        self.root = Path(out) if out is not None else output_dir()
+        self.path = self.root / "metrics" / f"{notebook}.json"
+        self.figure_dir = self.root / "figures" / notebook
+        name = profile.name if isinstance(profile, Profile) else profile
+        self.data: dict[str, Any] = {
+            "notebook": notebook,
+            "profile": name,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "metrics": {},
+            "claims": [],
+            "figures": [],
+        }
+        self._write()
+
+    def metric(self, name: str, value: Any, *, unit: str = "", description: str = "",
+               lower_is_better: bool | None = None) -> Any:
+        """Record a named metric (a number, or a small dict/list of numbers). Returns ``value``."""
+        self.data["metrics"][name] = {
+            "value": _plain(value, f"metric {name!r}"),
+            "unit": unit,
+            "description": description,
+            "lower_is_better": lower_is_better,
+        }
+        self._write()
+        return value
+
+    def claim(self, name: str, *, paper: str, statement: str, measured: dict, holds: bool, note: str = "") -> bool:
+        """Record a paper claim with what was measured and whether it holds here. Returns ``holds``."""
+        if not isinstance(holds, bool) and not (hasattr(holds, "item") and isinstance(holds.item(), bool)):
+            raise TypeError(f"claim {name!r}: holds must be True or False, got {holds!r}")
+        entry = {"name": name, "paper": paper, "statement": statement,
+                 "measured": _plain(dict(measured), f"claim {name!r}"), "holds": bool(holds), "note": note}
+        self.data["claims"] = [c for c in self.data["claims"] if c["name"] != name] + [entry]
+        self._write()
+        return bool(holds)
+
+    def figure(self, fig, name: str, caption: str = "", *, dpi: int = 110) -> Path:
+        """Save a matplotlib figure as PNG for the report (the notebook still shows it inline)."""
+        self.figure_dir.mkdir(parents=True, exist_ok=True)
+        path = self.figure_dir / f"{name}.png"
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        entry = {"name": name, "path": str(path.relative_to(self.root)), "caption": caption}
+        self.data["figures"] = [f for f in self.data["figures"] if f["name"] != name] + [entry]
+        self._write()
+        return path
+
+    def _write(self) -> None:
+        self.data["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.data, f, indent=2, allow_nan=False)
+        os.replace(tmp, self.path)
+
+
+def read_metrics(notebook: str, out: str | os.PathLike | None = None) -> dict:
+    """What a notebook recorded (the tests and the evaluation notebook read it back)."""
+    path = (Path(out) if out is not None else output_dir()) / "metrics" / f"{notebook}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no recorded metrics for {notebook!r} at {path}: run the notebook first (eyegen run --only {notebook})")
+    return json.loads(path.read_text())

@@ -1,0 +1,107 @@
+"""``outputs/report.html``: every recorded metric and paper claim in one page, key figures inline.
+
+The page is self-contained (figures embedded as base64 PNG) so it can be mailed or archived.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+from .paths import output_dir
+
+__all__ = ["build_report", "collect_results"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0 1.4em;width:100%}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;font-size:.92em}
+th{background:#f3f3f3}.yes{color:#0a7a28;font-weight:600}.no{color:#b3141b;font-weight:600}.fail{background:#fde8e8}
+figure{display:inline-block;margin:.4em;max-width:48%}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
+code{background:#f5f5f5;padding:0 .2em}
+"""
+
+
+def collect_results(out: Path | None = None) -> list[dict]:
+    """All ``metrics/*.json`` under the output folder, in notebook order."""
+    out = Path(out) if out is not None else output_dir()
+    results = []
+    for path in sorted((out / "metrics").glob("*.json")):
+        try:
+            results.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            results.append({"notebook": path.stem, "error": f"unreadable metrics file: {exc}", "metrics": {}, "claims": [], "figures": []})
+    return results
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{escape(str(k))}: {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value[:12]) + (" …" if len(value) > 12 else "") + "]"
+    return escape(str(value))
+
+
+def _img(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def build_report(out: Path | None = None, *, title: str = "eyegen report") -> Path:
+    """Write ``<out>/report.html`` from the recorded metrics (and ``run_summary.json`` if present)."""
+    out = Path(out) if out is not None else output_dir()
+    results = collect_results(out)
+    summary_path = out / "run_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    runs = {r["notebook"]: r for r in summary.get("notebooks", [])}
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    html = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{escape(title)}</h1><p>Built {now}. Profile: <b>{escape(str(summary.get('profile', '—')))}</b>. "
+            f"{len(results)} notebook(s) recorded results.</p>"]
+
+    if runs:
+        html.append("<h2>Notebook runs</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th><th>executed notebook</th></tr>")
+        for name, r in runs.items():
+            cls = "" if r["status"] == "ok" else " class='fail'"
+            html.append(f"<tr{cls}><td>{escape(name)}</td><td>{escape(r['status'])}</td><td>{r.get('seconds', 0):.1f}</td>"
+                        f"<td><code>{escape(r.get('output', ''))}</code>{('<br>' + escape(r['error'])) if r.get('error') else ''}</td></tr>")
+        html.append("</table>")
+
+    claims = [(res["notebook"], c) for res in results for c in res.get("claims", [])]
+    html.append("<h2>Paper claims</h2>")
+    if claims:
+        held = sum(c["holds"] for _, c in claims)
+        html.append(f"<p>{held} of {len(claims)} claims hold here.</p><table><tr><th>notebook</th><th>paper</th><th>claim</th>"
+                    "<th>measured</th><th>holds</th><th>note</th></tr>")
+        for nb, c in claims:
+            verdict = "<span class='yes'>yes</span>" if c["holds"] else "<span class='no'>no</span>"
+            html.append(f"<tr><td>{escape(nb)}</td><td>{escape(c['paper'])}</td><td><b>{escape(c['name'])}</b><br>{escape(c['statement'])}</td>"
+                        f"<td>{_fmt(c['measured'])}</td><td>{verdict}</td><td>{escape(c.get('note', ''))}</td></tr>")
+        html.append("</table>")
+    else:
+        html.append("<p>No claims recorded yet.</p>")
+
+    html.append("<h2>Metrics</h2>")
+    for res in results:
+        html.append(f"<h3>{escape(res['notebook'])} <small>(profile {escape(str(res.get('profile')))}, updated {escape(str(res.get('updated', '')))})</small></h3>")
+        if res.get("error"):
+            html.append(f"<p class='no'>{escape(res['error'])}</p>")
+        if res.get("metrics"):
+            html.append("<table><tr><th>metric</th><th>value</th><th>unit</th><th>better</th><th>what it is</th></tr>")
+            for name, m in res["metrics"].items():
+                better = {True: "lower", False: "higher"}.get(m.get("lower_is_better"), "")
+                html.append(f"<tr><td>{escape(name)}</td><td>{_fmt(m['value'])}</td><td>{escape(m.get('unit', ''))}</td>"
+                            f"<td>{better}</td><td>{escape(m.get('description', ''))}</td></tr>")
+            html.append("</table>")
+        for fig in res.get("figures", []):
+            path = out / fig["path"]
+            if path.is_file():
+                html.append(f"<figure><img src='{_img(path)}' alt='{escape(fig['name'])}'><figcaption>{escape(fig['name'])}: "
+                            f"{escape(fig.get('caption', ''))}</figcaption></figure>")
+    html.append("</body></html>")
+    target = out / "report.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(html))
+    return target

@@ -1,0 +1,122 @@
+"""Run the notebooks headless with papermill: the project's main job (``eyegen run``).
+
+Each notebook gets its profile twice — as the ``PROFILE`` parameter papermill injects into the
+cell tagged ``parameters``, and as ``$EYEGEN_PROFILE`` for anything that reads the environment —
+and writes its executed copy to ``<out>/notebooks/`` and its metrics to ``<out>/metrics/``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import nbformat
+
+from .paths import notebooks_dir, output_dir
+from .profiles import resolve_profile
+from .report import build_report
+from .runtime import tqdm
+
+__all__ = ["list_notebooks", "run_notebook", "run_notebooks", "refresh_committed_outputs", "CHECK_MARK"]
+
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"  # cells whose committed outputs nbval compares
+
+
+def list_notebooks(only: Sequence[str] | None = None, folder: Path | None = None) -> list[Path]:
+    """The suite's notebooks in order; ``only`` keeps those whose name starts with or contains an item."""
+    folder = folder or notebooks_dir()
+    books = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+    if only:
+        books = [p for p in books if any(p.stem.startswith(o) or o in p.stem for o in only)]
+        if not books:
+            raise ValueError(f"no notebook in {folder} matches {list(only)}")
+    return books
+
+
+@contextlib.contextmanager
+def _kernel_environment(profile: str, out: Path) -> Iterator[None]:
+    """Environment the kernels inherit; the running interpreter's folder first on PATH so the
+    kernel is this environment's python (with eyegen_lib), not whatever ``python`` is first."""
+    saved = dict(os.environ)
+    os.environ["EYEGEN_PROFILE"] = profile
+    os.environ["EYEGEN_OUTPUT_DIR"] = str(out)
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_notebook(notebook: Path, profile: str, out: Path, *, parameters: dict | None = None,
+                 timeout: int | None = None) -> Path:
+    """Execute one notebook with papermill; returns the executed copy's path. Raises on a failed cell."""
+    import papermill as pm
+
+    target = out / "notebooks" / notebook.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _kernel_environment(profile, out):
+        pm.execute_notebook(str(notebook), str(target), parameters={"PROFILE": profile, **(parameters or {})},
+                            cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
+                            execution_timeout=timeout)
+    return target
+
+
+def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, out: Path | None = None,
+                  timeout: int | None = None) -> dict:
+    """Run the suite, then write ``run_summary.json`` and ``report.html``. Returns the summary.
+
+    A failing notebook does not stop the others; its error is in the summary and the report.
+    """
+    profile_name = resolve_profile(profile).name
+    out = Path(out) if out is not None else output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    books = list_notebooks(only)
+    summary = {"profile": profile_name, "notebooks": []}
+    for nb in tqdm(books, desc=f"notebooks ({profile_name})", unit="nb"):
+        start = time.perf_counter()
+        entry = {"notebook": nb.stem, "output": str(Path("notebooks") / nb.name)}
+        try:
+            run_notebook(nb, profile_name, out, timeout=timeout)
+            entry["status"] = "ok"
+        except Exception as exc:  # papermill raises PapermillExecutionError with the failing cell
+            entry["status"] = "failed"
+            entry["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:400] if str(exc).strip() else ''}"
+        entry["seconds"] = round(time.perf_counter() - start, 1)
+        summary["notebooks"].append(entry)
+        (out / "run_summary.json").write_text(json.dumps(summary, indent=2))
+    summary["report"] = str(build_report(out))
+    (out / "run_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def refresh_committed_outputs(only: Sequence[str] | None = None) -> list[Path]:
+    """Maintainers: re-execute notebooks under ``smoke`` and keep only the outputs of cells marked
+    ``# NBVAL_CHECK_OUTPUT`` (the ones nbval compares); every other output is stripped."""
+    import tempfile
+
+    changed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for nb in list_notebooks(only):
+            executed = nbformat.read(run_notebook(nb, "smoke", Path(tmp)), as_version=4)
+            original = nbformat.read(nb, as_version=4)
+            by_id = {c.get("id"): c for c in executed.cells}
+            for cell in original.cells:
+                if cell.cell_type != "code":
+                    continue
+                cell.execution_count = None
+                cell.outputs = []
+                cell.metadata.pop("execution", None)
+                if CHECK_MARK in cell.source and cell.get("id") in by_id:
+                    # nbval skips a cell without an execution count as "unrun", so checked cells keep theirs
+                    ran = by_id[cell["id"]]
+                    cell.execution_count = ran.execution_count
+                    cell.outputs = [o for o in ran.outputs if o.get("output_type") in ("stream", "execute_result")]
+            nbformat.write(original, nb)
+            changed.append(nb)
+    return changed

@@ -1,0 +1,52 @@
+import json
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from eyegen_lib import Recorder, read_metrics  # noqa: E402
+from eyegen_lib.report import build_report  # noqa: E402
+
+
+def test_metrics_claims_figures_land_in_json_and_report(tmp_path):
+    rec = Recorder("99_demo", "smoke", out=tmp_path)
+    rec.metric("score", np.float32(0.125), unit="L2", lower_is_better=True)
+    rec.metric("per_class_iou", {"pupil": torch.tensor(0.9), "iris": 0.8})
+    rec.claim("a beats b", paper="X et al. §5", statement="a < b", measured={"a": 1.0, "b": 2.0}, holds=True)
+    rec.claim("c beats d", paper="X et al. §6", statement="c < d", measured={"c": 3.0, "d": 2.0}, holds=False,
+              note="small data")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    rec.figure(fig, "curve", "a line")
+    data = read_metrics("99_demo", out=tmp_path)
+    assert data["metrics"]["score"]["value"] == pytest.approx(0.125)
+    assert data["metrics"]["per_class_iou"]["value"]["pupil"] == pytest.approx(0.9)
+    assert [c["holds"] for c in data["claims"]] == [True, False]
+    assert (tmp_path / data["figures"][0]["path"]).is_file()
+    html = build_report(tmp_path).read_text()
+    assert "99_demo" in html and "a beats b" in html and "1 of 2 claims hold" in html
+    assert "data:image/png;base64," in html
+
+
+def test_rerecording_replaces_and_bad_values_are_refused(tmp_path):
+    rec = Recorder("98_demo", "smoke", out=tmp_path)
+    rec.claim("x", paper="p", statement="s", measured={"v": 1}, holds=False)
+    rec.claim("x", paper="p", statement="s", measured={"v": 2}, holds=True)
+    assert len(read_metrics("98_demo", out=tmp_path)["claims"]) == 1
+    with pytest.raises(ValueError, match="non-finite"):
+        rec.metric("bad", math.nan)
+    with pytest.raises(TypeError, match="True or False"):
+        rec.claim("y", paper="p", statement="s", measured={}, holds="yes")
+    with pytest.raises(TypeError, match="cannot record"):
+        rec.metric("obj", object())
+    json.loads((tmp_path / "metrics" / "98_demo.json").read_text())  # still valid JSON
+
+
+def test_missing_metrics_say_how_to_get_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="eyegen run --only 42"):
+        read_metrics("42_nothing", out=tmp_path)
