@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     refresh = nbsub.add_parser("refresh", help="re-run under smoke; keep only the outputs nbval checks")
     refresh.add_argument("--only", nargs="*")
     refresh.set_defaults(func=_cmd_refresh)
+
+    synth = sub.add_parser("synth", help="the procedural eye renderer: export its eyes in real datasets' formats")
+    synthsub = synth.add_subparsers(dest="action", required=True)
+    from .data.export import add_export_cli
+
+    add_export_cli(synthsub)
     return parser
 
 

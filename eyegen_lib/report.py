@@ -66,7 +66,7 @@ def build_report(out: Path | None = None, *, title: str = "eyegen report") -> Pa
         for name, r in runs.items():
             cls = "" if r["status"] == "ok" else " class='fail'"
             html.append(f"<tr{cls}><td>{escape(name)}</td><td>{escape(r['status'])}</td><td>{r.get('seconds', 0):.1f}</td>"
-                        f"<td><code>{escape(r.get('output', ''))}</code>{('<br>' + escape(r['error'])) if r.get('error') else ''}</td></tr>")
+                        f"<td><a href='{escape(r.get('output', ''))}'><code>{escape(r.get('output', ''))}</code></a>{('<br>' + escape(r['error'])) if r.get('error') else ''}</td></tr>")
         html.append("</table>")
 
     claims = [(res["notebook"], c) for res in results for c in res.get("claims", [])]

@@ -26,6 +26,22 @@ def check_00_setup(data: dict) -> None:
     assert str(metric(data, "torch_version")).startswith("2.14.1")
 
 
+def check_07_evaluation(data: dict) -> None:
+    assert claim(data, "table1_shift_highest_mse_lowest_lpips")["holds"], "He et al. Table 1 must reproduce"
+    floor, mean_pred = metric(data, "gaze_estimator_test_error_deg"), metric(data, "gaze_mean_predictor_error_deg")
+    assert floor < 0.7 * mean_pred, f"gaze estimator ({floor:.1f}°) must clearly beat the mean predictor ({mean_pred:.1f}°)"
+    copy, nearest = metric(data, "redirection_copy_input"), metric(data, "redirection_nearest_same_person")
+    real = metric(data, "redirection_real_target")
+    assert real["lpips"] == 0.0
+    assert copy["gaze_error_deg"] > nearest["gaze_error_deg"] + 3, "copying the input must not look redirected"
+    assert copy["lpips"] > nearest["lpips"]
+    for name in ("openeds_nearest_by_mask", "openeds_mean_image"):
+        assert metric(data, name)["challenge_score"] > 0
+    # a mean image is blurrier than a real one; the nearest real image is about as sharp as real
+    assert metric(data, "openeds_mean_image")["blurriness"] > 3 * metric(data, "openeds_real_blurriness")
+
+
 EXPECTATIONS = {
     "00_setup": check_00_setup,
+    "07_evaluation": check_07_evaluation,
 }

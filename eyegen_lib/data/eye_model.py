@@ -32,7 +32,7 @@ from eyegen_lib.gaze import pitchyaw_to_vector
 
 __all__ = [
     "GEOMETRY_RANGES", "STATE_KEYS", "LANDMARK_NAMES", "N_EYELID_POINTS",
-    "rng_for", "sample_geometry", "stack_params", "canonical_gaze", "gaze_axes", "pupil_ratio",
+    "rng_for", "sample_geometry", "bump", "tail", "eye_boxes", "stack_params", "canonical_gaze", "gaze_axes", "pupil_ratio",
     "lid_curves", "eye_landmarks", "eye_fields", "mirror_points", "polar_noise_texture",
     "fractal_noise", "iris_structure_texture", "lash_texture", "mip_levels", "sample_texture",
 ]
@@ -52,13 +52,13 @@ GEOMETRY_RANGES: dict[str, tuple[float, float]] = {
     "upper_roundness": (0.55, 0.85),    # exponent of the lid bump: small = rounder opening
     "lower_roundness": (0.65, 0.95),
     "lid_follow": (0.80, 1.00),         # upper lid rise per unit sin(pitch): it rides the iris
-    "lower_follow": (0.20, 0.35),       # the lower lid follows far less
+    "lower_follow": (0.40, 0.60),       # the lower lid follows far less
     "openness": (0.88, 1.04),           # this person's typical opening
     "crease_height": (0.30, 0.55),      # lid crease above the upper lid margin
     "crease_strength": (0.15, 0.60),
     "lash_density": (0.55, 1.00),
     "lash_length": (0.24, 0.42),
-    "caruncle_size": (0.07, 0.12),
+    "caruncle_size": (0.05, 0.09),
 }
 
 # Per-image state keys (tensors (B,)): gaze label in image terms, then everything else.
@@ -193,80 +193,138 @@ def mirror_points(points: torch.Tensor, mirror: torch.Tensor, width: int, landma
     return torch.where(m, flipped, points)
 
 
+def bump(x: torch.Tensor) -> torch.Tensor:
+    """Smooth compact bump ``(1 - (x/1.6)²)²₊`` ≈ ``exp(-x²)`` (within 0.05), but a handful of
+    cheap multiplies instead of a transcendental: the renderers evaluate many of these."""
+    y = (1.0 - (x * (1 / 1.6)) ** 2).clamp_min(0.0)
+    return y * y
+
+
+def tail(x: torch.Tensor) -> torch.Tensor:
+    """One-sided falloff ``(1 + x/2.5)²`` for x ≤ 0 (1 for x ≥ 0): a cheap ``exp(x)``."""
+    y = (1.0 + x.clamp(max=0.0) * (1 / 2.5)).clamp_min(0.0)
+    return y * y
+
+
+def eye_boxes(geom: dict, top_margin: torch.Tensor, cx, cy, ppu, eyelid_px: torch.Tensor,
+              size: tuple[int, int], lids: bool = True):
+    """Pixel boxes ``(y0, y1, x0, x1)`` (half-open, clipped to the frame) that bound, over a batch:
+
+    * the *lid box*: everything the eye changes — lids, crease, lashes (``top_margin`` eye
+      units above the upper lid), the fold under the lower lid;
+    * the *eye box* (inside it): the visible eyeball between the lids (the eyeball's silhouette
+      when lids are off), one pixel of soft edge included.
+    Renderers evaluate each layer only inside its box.
+    """
+    H, W = size
+    lat, med = geom["lateral_extent"], geom["medial_extent"]
+    lid_top, lid_bottom = eyelid_px[..., 1].min(1).values, eyelid_px[..., 1].max(1).values
+    ex0, ex1 = (cx - ppu * lat).min() - 2, (cx + ppu * med).max() + 2
+    ey0, ey1 = lid_top.min() - 2, lid_bottom.max() + 2
+    lx0, lx1 = (cx - ppu * (lat + 0.3)).min(), (cx + ppu * (med + 0.3)).max()
+    ly0, ly1 = (lid_top - ppu * top_margin).min(), (lid_bottom + ppu * 0.35).max()
+    if not lids:
+        ey0, ey1 = (cy - ppu).min() - 2, (cy + ppu).max() + 2
+        ex0, ex1 = torch.minimum(ex0, (cx - ppu).min() - 2), torch.maximum(ex1, (cx + ppu).max() + 2)
+        ly0, ly1 = torch.minimum(ly0, ey0), torch.maximum(ly1, ey1)
+        lx0, lx1 = torch.minimum(lx0, ex0), torch.maximum(lx1, ex1)
+    clip = lambda val, hi: int(min(max(val, 0), hi))
+    lid_box = (clip(math.floor(ly0.item()), H), clip(math.ceil(ly1.item()) + 1, H),
+               clip(math.floor(lx0.item()), W), clip(math.ceil(lx1.item()) + 1, W))
+    eye_box = (clip(math.floor(ey0.item()), H), clip(math.ceil(ey1.item()) + 1, H),
+               clip(math.floor(ex0.item()), W), clip(math.ceil(ex1.item()) + 1, W))
+    eye_box = (max(eye_box[0], lid_box[0]), min(eye_box[1], lid_box[1]),
+               max(eye_box[2], lid_box[2]), min(eye_box[3], lid_box[3]))
+    return lid_box, eye_box
+
+
 def eye_fields(u: torch.Tensor, v: torch.Tensor, geom: dict, state: dict, px_per_unit: torch.Tensor,
-               lids: bool = True) -> dict:
+               lids: bool = True, edge_px: float = 1.0, eye_box: tuple | None = None) -> dict:
     """Per-pixel geometry on a grid, in the canonical layout.
 
     ``u``: (B, 1, W) and ``v``: (B, H, 1) eye-unit coordinates of pixel centres (no roll, so
     the lids are functions of the column only and are evaluated once per column).
-    ``px_per_unit``: (B,) pixels per eye unit (soft edges are one pixel wide).
+    ``px_per_unit``: (B,) pixels per eye unit; soft edges are ``edge_px`` pixels wide (the hard
+    mask is the 0.5 level of the soft alphas, so mask edges sit exactly on image edges).
+    ``eye_box``: optional ``(y0, y1, x0, x1)`` indices into the grid outside which no eyeball is
+    visible; the eyeball fields are then computed inside it only (the lid fields everywhere).
 
-    Returns a dict of (B, H, W) tensors — ``fissure`` (soft 0..1 opening between the lids),
-    ``sphere_z`` (depth of the eyeball's front surface, 0 outside its silhouette), ``rho``
-    (radius on the iris plane / iris radius), ``ia``/``ib`` (iris-plane coordinates / iris
-    radius), ``iris``/``pupil`` (soft alphas), ``above_upper``/``below_lower`` (eye-unit
-    distances outside the lids), ``caruncle`` (soft), ``mask`` (uint8 classes) — and per-column
-    (B, 1, W) ``t``, ``v_upper``, ``v_lower``.
+    Returns (B, H, W) ``above_upper``/``below_lower`` (eye-unit distances outside the lids, > 0
+    outside), per-column (B, 1, W) ``t`` (0 temporal corner → 1 nasal), ``v_upper``, ``v_lower``,
+    and on the eye box: ``fissure`` (soft opening between the lids), ``sphere_z`` (depth of the
+    eyeball's front surface, 0 outside its silhouette), ``rho`` (radius on the iris plane / iris
+    radius), ``ia``/``ib`` (iris-plane coordinates / iris radius), ``iris``/``pupil`` (soft
+    alphas), ``caruncle`` (soft), ``mask`` (uint8 classes); ``eye_box`` echoes the box used.
     """
     ppu = px_per_unit[:, None, None]
+    sharp = ppu / edge_px                                          # soft-edge slope, per eye unit
     lat, med = geom["lateral_extent"][:, None, None], geom["medial_extent"][:, None, None]
     t = (u + lat) / (lat + med)                                    # (B,1,W)
     out = {"t": t}
+    if lids:
+        up, lo = lid_curves(geom, state, t[:, 0, :])
+        up, lo = up[:, None, :], lo[:, None, :]
+        # Distances normal to the lid curves ≈ vertical distance × cos(slope).
+        du_dcol = torch.gradient(u, dim=2)[0] + 1e-9 if u.shape[2] > 1 else torch.ones_like(u)
+        slope_u = torch.gradient(up, dim=2)[0] / du_dcol if u.shape[2] > 1 else torch.zeros_like(u)
+        slope_l = torch.gradient(lo, dim=2)[0] / du_dcol if u.shape[2] > 1 else torch.zeros_like(u)
+        cos_u, cos_l = torch.rsqrt(1 + slope_u * slope_u), torch.rsqrt(1 + slope_l * slope_l)
+        above = (up - v) * cos_u      # > 0 above the upper margin (outside)
+        below = (v - lo) * cos_l      # > 0 below the lower margin (outside)
+    else:
+        up, lo = torch.full_like(u, -1.0), torch.full_like(u, 1.0)
+        above, below = (-1.0 - v).expand(-1, -1, u.shape[2]), (v - 1.0).expand(-1, -1, u.shape[2])
+    out.update(v_upper=up, v_lower=lo, above_upper=above, below_lower=below)
+
+    y0, y1, x0, x1 = eye_box if eye_box is not None else (0, v.shape[1], 0, u.shape[2])
+    out["eye_box"] = (y0, y1, x0, x1)
+    u, v, t = u[:, :, x0:x1], v[:, y0:y1], t[:, :, x0:x1]
+    above, below = above[:, y0:y1, x0:x1], below[:, y0:y1, x0:x1]
+
+    # Eyeball front surface (orthographic): z = -sqrt(1 - u² - v²) inside the silhouette.
     pitch, yaw = canonical_gaze(state)
     g, e1, e2 = gaze_axes(pitch, yaw)
     r_iris = geom["iris_radius"][:, None, None]
-
-    # Eyeball front surface (orthographic): z = -sqrt(1 - u² - v²) inside the silhouette.
     r2 = u * u + v * v
     z = -torch.sqrt((1.0 - r2).clamp_min(0.0))
     out["sphere_z"] = -z
     # Iris-plane coordinates of the surface point, in iris radii; rho = sin(angle to g) / r_iris.
-    def comp(e):
+    def comp(e, scale):
+        e = e * scale
         return (u * e[:, 0, None, None] + v * e[:, 1, None, None]) + z * e[:, 2, None, None]
-    ia, ib, ic = comp(e1) / r_iris, comp(e2) / r_iris, comp(g)
+    ia, ib, ic = comp(e1, 1 / r_iris[:, 0]), comp(e2, 1 / r_iris[:, 0]), comp(g, 1.0)
     rho = torch.sqrt(ia * ia + ib * ib)
     front = (ic > 0) & (r2 < 1.0)                                  # the cornea's hemisphere
-    rho = torch.where(front, rho, torch.full_like(rho, 10.0))
+    rho = rho.masked_fill(~front, 10.0)
     out.update(ia=ia, ib=ib, rho=rho)
     # Soft edges: pixels per unit of rho along the most foreshortened direction.
-    edge = (r_iris * ppu) * g[:, 2].abs()[:, None, None].clamp_min(0.25)
+    edge = (r_iris * sharp) * g[:, 2].abs()[:, None, None].clamp_min(0.25)
     p_ratio = pupil_ratio(geom, state)[:, None, None]
     out["iris"] = (0.5 + (1.0 - rho) * edge).clamp(0.0, 1.0)
     out["pupil"] = (0.5 + (p_ratio - rho) * edge).clamp(0.0, 1.0)
 
     if lids:
-        up, lo = lid_curves(geom, state, t[:, 0, :])
-        up, lo = up[:, None, :], lo[:, None, :]
-        # Distances normal to the lid curves ≈ vertical distance × cos(slope).
-        du_dcol = torch.gradient(u, dim=2)[0] + 1e-9
-        slope_u = torch.gradient(up, dim=2)[0] / du_dcol
-        slope_l = torch.gradient(lo, dim=2)[0] / du_dcol
-        cos_u, cos_l = torch.rsqrt(1 + slope_u * slope_u), torch.rsqrt(1 + slope_l * slope_l)
-        corner = (0.5 + torch.minimum(t, 1.0 - t) * (lat + med) * ppu).clamp(0.0, 1.0)
-        d_up = (v - up) * cos_u       # > 0 below the upper margin (inside)
-        d_lo = (lo - v) * cos_l       # > 0 above the lower margin (inside)
-        fissure = (0.5 + d_up * ppu).clamp(0.0, 1.0) * (0.5 + d_lo * ppu).clamp(0.0, 1.0) * corner
-        inside = (d_up > 0) & (d_lo > 0) & (t > 0) & (t < 1)
-        out.update(v_upper=up, v_lower=lo, above_upper=-d_up, below_lower=-d_lo)
+        corner = (0.5 + torch.minimum(t, 1.0 - t) * (lat + med) * sharp).clamp(0.0, 1.0)
+        fissure = (0.5 - above * sharp).clamp(0.0, 1.0) * (0.5 - below * sharp).clamp(0.0, 1.0) * corner
+        inside = (above < 0) & (below < 0) & (t > 0) & (t < 1)
     else:
-        fissure = (0.5 + (1.0 - torch.sqrt(r2)) * ppu).clamp(0.0, 1.0)
+        fissure = (0.5 + (1.0 - torch.sqrt(r2)) * sharp).clamp(0.0, 1.0)
         inside = r2 < 1.0
-        out.update(v_upper=torch.full_like(u, -1.0), v_lower=torch.full_like(u, 1.0),
-                   above_upper=-(v + 1.0).expand_as(r2), below_lower=(v - 1.0).expand_as(r2))
 
     # Lacrimal caruncle: pink tissue filling the nasal corner; not eyeball, so class 0.
     size = geom["caruncle_size"][:, None, None]
-    cu = med - 0.9 * size
+    cu = med - 1.1 * size
     cv = (geom["corner_level"] + 0.5 * geom["canthal_tilt"])[:, None, None]
-    q = ((u - cu) / (1.3 * size)) ** 2 + ((v - cv) / size) ** 2
-    car_edge = ppu * size * 0.5
+    q = ((u - cu) * (1 / 1.7) / size) ** 2 + ((v - cv) * (1 / 0.9) / size) ** 2
+    car_edge = (ppu * size * 0.3).clamp_min(0.5)
     caruncle = (0.5 + (1.0 - q) * car_edge).clamp(0.0, 1.0)
-    out["caruncle"] = caruncle * fissure
+    if not lids:
+        caruncle = torch.zeros_like(caruncle)
+    out["caruncle"] = caruncle
     out["fissure"] = fissure
-    out["eyeball"] = fissure * (1.0 - caruncle)                    # soft visible-eyeball alpha
-    visible = inside & (q >= 1.0)
+    visible = inside & (q >= 1.0) if lids else inside
     cls = 1 + (rho < 1.0).to(torch.uint8) + (rho < p_ratio).to(torch.uint8)
-    out["mask"] = torch.where(visible, cls, torch.zeros_like(cls))
+    out["mask"] = cls.masked_fill_(~visible, 0)
     return out
 
 
@@ -348,43 +406,51 @@ def iris_structure_texture(rng: np.random.Generator, size: int = 192) -> np.ndar
     return cart.astype(np.float32)
 
 
-def lash_texture(rng: np.random.Generator, density: float, length: float, lower: bool = False,
-                 n_t: int = 1024, n_d: int = 160, d_max: float = 0.6) -> np.ndarray:
-    """Eyelash coverage (0..1) in lid coordinates: columns t ∈ [-0.1, 1.1] along the fissure
-    (0 temporal corner, 1 nasal), rows d ∈ [-0.04, d_max] eye units away from the lid margin.
+LASH_T_RANGE = (-0.1, 1.1)   # lash texture columns: fissure position t
+LASH_D_RANGE = (-0.04, 0.635)  # lash texture rows: eye units away from the lid margin
+LASH_UNITS_PER_T = 2.25      # ≈ eye units per unit t (keeps the texture about isotropic)
 
-    Each lash is a tapering curved stroke from its root on the margin; lashes point outwards
-    (towards the temporal corner more than the nasal one), longest in the middle of the lid.
-    The lower lid has fewer, shorter, finer lashes.
+
+def lash_texture(rng: np.random.Generator, density: float, length: float, lower: bool = False,
+                 n_t: int = 1024, n_d: int = 256) -> np.ndarray:
+    """Eyelash coverage (0..1) in lid coordinates: columns t ∈ :data:`LASH_T_RANGE` along the
+    fissure (0 temporal corner, 1 nasal), rows d ∈ :data:`LASH_D_RANGE` eye units away from the
+    lid margin (row 0 at the margin side).
+
+    Each lash is a tapering arc from its root on the margin: it leaves the lid fanning outwards
+    (towards the temporal corner near it, a little nasally near the nasal corner) and curls
+    further as it grows; lashes are longest mid-lid. The lower lid has fewer, shorter, finer ones.
+    Drawn with PIL on a 2× canvas and box-filtered down (anti-aliased coverage).
     """
-    tex = np.zeros((n_d, n_t), np.float32)
-    d0 = -0.04
-    n = int((60 if lower else 150) * density)
-    fissure_w = 2.25  # ≈ eye units per unit t (used to keep strokes round, not stretched)
+    from PIL import Image, ImageDraw
+
+    ss = 2
+    canvas = Image.new("L", (n_t * ss, n_d * ss), 0)
+    draw = ImageDraw.Draw(canvas)
+    t_lo, t_hi = LASH_T_RANGE
+    d_lo, d_hi = LASH_D_RANGE
+    px_per_unit = n_t * ss / ((t_hi - t_lo) * LASH_UNITS_PER_T)
+    n = int((55 if lower else 140) * density)
     for _ in range(n):
-        t0 = rng.uniform(0.1, 0.95) if lower else rng.beta(1.3, 1.1)
-        middle = np.sin(np.pi * np.clip(t0, 0, 1))
-        L = length * (0.45 + 0.55 * middle) * rng.uniform(0.6, 1.15) * (0.45 if lower else 1.0)
-        slant = (t0 - 0.62) * 1.4 + rng.normal(0, 0.12)      # outward tilt (eye units per unit d)
-        curl = rng.uniform(0.4, 1.6) * np.sign(slant) if abs(slant) > 0.1 else rng.normal(0, 0.3)
-        width = rng.uniform(0.006, 0.011) * (0.7 if lower else 1.0)
-        steps = np.linspace(0, 1, 48)
-        dd = steps * L
-        tt = t0 + (slant * dd + curl * dd * dd) / fissure_w
-        rows = (dd - d0) / (d_max - d0) * (n_d - 1)
-        cols = (tt + 0.1) / 1.2 * (n_t - 1)
-        rad_r = width / (d_max - d0) * (n_d - 1)
-        rad_c = width / fissure_w / 1.2 * (n_t - 1)
-        taper = 1.0 - 0.75 * steps
-        for rr, cc, tp in zip(rows, cols, taper):
-            r0, r1 = int(max(rr - 3 * rad_r - 1, 0)), int(min(rr + 3 * rad_r + 2, n_d))
-            c0, c1 = int(max(cc - 3 * rad_c - 1, 0)), int(min(cc + 3 * rad_c + 2, n_t))
-            if r0 >= r1 or c0 >= c1:
-                continue
-            yy, xx = np.mgrid[r0:r1, c0:c1]
-            dist2 = ((yy - rr) / (rad_r * tp)) ** 2 + ((xx - cc) / (rad_c * tp)) ** 2
-            tex[r0:r1, c0:c1] = np.maximum(tex[r0:r1, c0:c1], np.exp(-0.5 * dist2) * (0.75 + 0.25 * tp))
-    return np.clip(tex * 1.1, 0, 1)
+        t0 = rng.uniform(0.08, 0.92) if lower else 0.02 + 0.96 * rng.beta(1.4, 1.2)
+        middle = np.sin(np.pi * t0)
+        L = length * (0.3 + 0.7 * middle ** 0.7) * rng.uniform(0.5, 1.05) * (0.4 if lower else 1.0)
+        theta0 = (t0 - 0.6) * 1.3 + rng.normal(0, 0.18)           # angle from the lid normal
+        curl = np.sign(theta0 + 1e-3) * rng.uniform(0.2, 1.0)       # extra bend over the length
+        width = rng.uniform(0.006, 0.012) * (0.7 if lower else 1.0)
+        dark = rng.uniform(0.65, 1.0)
+        steps = np.linspace(0.0, 1.0, 13)
+        theta = theta0 + curl * steps
+        ds = L / (len(steps) - 1)
+        x = np.concatenate([[0.0], np.cumsum(np.sin(theta[:-1]) * ds)])
+        d = np.concatenate([[0.0], np.cumsum(np.cos(theta[:-1]) * ds)])
+        cols = ((t0 - t_lo) * LASH_UNITS_PER_T + x) * px_per_unit
+        rows = (d - d_lo) * px_per_unit
+        for k in range(len(steps) - 1):
+            w_px = max(1, int(round(width * px_per_unit * (1.0 - 0.8 * steps[k]))))
+            draw.line([(cols[k], rows[k]), (cols[k + 1], rows[k + 1])], fill=int(255 * dark), width=w_px)
+    small = canvas.resize((n_t, n_d), Image.BOX)
+    return np.asarray(small, dtype=np.float32) / 255.0
 
 
 def mip_levels(tex: torch.Tensor, n: int = 5) -> list[torch.Tensor]:

@@ -27,19 +27,21 @@ import torch.nn.functional as F
 
 from . import eye_model as em
 
-__all__ = ["NIR_RANGES", "NIR_SIDE_RANGES", "ALL_STAGES", "sample_nir_look", "NIRTextureCache", "render_eye"]
+__all__ = ["NIR_RANGES", "NIR_SIDE_RANGES", "ALL_STAGES", "sample_nir_look", "NIRTextureCache", "render_eye",
+           "lid_shade"]
 
 ALL_STAGES = ("eyeball", "iris", "lids", "glints", "texture")
 MAX_GLINTS = 12
+EDGE_PX = 1.4     # soft edge width: the headset camera is not pixel-sharp
 
 # Person-level appearance (intensities are 0..255 before the vignette).
 NIR_RANGES: dict[str, tuple[float, float]] = {
-    "eye_size": (0.225, 0.265),      # eyeball radius / frame width
+    "eye_size": (0.24, 0.28),      # eyeball radius / frame width
     "eye_cx": (0.46, 0.54),          # eyeball centre / width (canonical layout)
     "eye_cy": (0.44, 0.56),          # eyeball centre / height
-    "skin_level": (135.0, 175.0),
+    "skin_level": (180.0, 214.0),
     "skin_texture": (0.6, 1.4),
-    "sclera_level": (118.0, 150.0),
+    "sclera_level": (132.0, 166.0),
     "iris_level": (70.0, 100.0),
     "iris_contrast": (0.10, 0.24),
     "pupil_level": (16.0, 34.0),
@@ -59,7 +61,7 @@ NIR_SIDE_RANGES: dict[str, dict[str, tuple[float, float]]] = {
     "R": {"vignette_radius": (0.50, 0.56), "vignette_soft": (0.05, 0.10), "vignette_dx": (0.00, 0.05),
           "vignette_dy": (0.02, 0.08), "mount_strength": (0.55, 0.90), "glint_dx": (0.02, 0.08),
           "glint_dy": (-0.02, 0.04)},
-    "L": {"vignette_radius": (0.53, 0.59), "vignette_soft": (0.07, 0.13), "vignette_dx": (-0.05, 0.00),
+    "L": {"vignette_radius": (0.52, 0.57), "vignette_soft": (0.07, 0.12), "vignette_dx": (-0.05, 0.00),
           "vignette_dy": (-0.08, -0.02), "mount_strength": (0.10, 0.35), "glint_dx": (-0.06, 0.00),
           "glint_dy": (-0.06, 0.00)},
 }
@@ -121,7 +123,7 @@ def skin_map(rng: np.random.Generator, look: dict, size: tuple[int, int]) -> tor
     """Skin intensity (H, W): blotches + pores, lit by the LEDs around the eye (brighter near it)."""
     H, W = size
     k = look["skin_texture"]
-    octaves = [(3, 0.07 * k), (8, 0.05 * k), (25, 0.03 * k), (80, 0.02 * k), (200, 0.025 * k), (400, 0.02 * k)]
+    octaves = [(3, 0.035 * k), (8, 0.03 * k), (25, 0.02 * k), (80, 0.02 * k), (200, 0.015 * k), (400, 0.012 * k)]
     rel = torch.from_numpy(fractal_scaled(rng, size, octaves))
     y = (torch.arange(H, dtype=torch.float32)[:, None] + 0.5) / W
     x = (torch.arange(W, dtype=torch.float32)[None, :] + 0.5) / W
@@ -147,7 +149,7 @@ def vignette_map(look: dict, size: tuple[int, int]) -> torch.Tensor:
     cx, cy = 0.5 + look["vignette_dx"], 0.5 * H / W + look["vignette_dy"]
     r = torch.sqrt((x - cx) ** 2 + (y - cy) ** 2)
     edge = torch.sigmoid((look["vignette_radius"] - r) / (0.25 * look["vignette_soft"]))
-    falloff = 1.0 - 0.55 * (r / look["vignette_radius"]).clamp(max=1.2) ** 2
+    falloff = 1.0 - 0.35 * (r / look["vignette_radius"]).clamp(max=1.2) ** 2
     # Head-mount / nose shadow in the lower nasal corner.
     mount = torch.sigmoid(((x - 0.86) * 1.0 + (y - 0.55 * H / W) * 0.8) * 18.0)
     return (edge * falloff.clamp_min(0.0)) * (1.0 - look["mount_strength"] * mount)
@@ -171,22 +173,7 @@ def to_pixels(points: torch.Tensor, cx, cy, ppu):
     return torch.stack([cx[:, None] + ppu[:, None] * points[..., 0], cy[:, None] + ppu[:, None] * points[..., 1]], -1)
 
 
-def _box(geom, look, cx, cy, ppu, eyelid_px, size, lids):
-    """Union over the batch of the region where the eye changes the frame: [y0,y1) × [x0,x1)."""
-    H, W = size
-    top_margin = (geom["lash_length"] * look["lash_length_scale"] * 1.3 + 0.1).clamp_min(geom["crease_height"] + 0.15)
-    x0 = (cx - ppu * (geom["lateral_extent"] + 0.3)).min()
-    x1 = (cx + ppu * (geom["medial_extent"] + 0.3)).max()
-    y0 = (eyelid_px[..., 1].min(1).values - ppu * top_margin).min()
-    y1 = (eyelid_px[..., 1].max(1).values + ppu * 0.35).max()
-    if not lids:
-        y0, y1 = torch.minimum(y0, (cy - 1.05 * ppu).min()), torch.maximum(y1, (cy + 1.05 * ppu).max())
-    clip = lambda val, hi: int(min(max(val, 0), hi))
-    return (clip(math.floor(y0.item()), H), clip(math.ceil(y1.item()) + 1, H),
-            clip(math.floor(x0.item()), W), clip(math.ceil(x1.item()) + 1, W))
-
-
-def _glints(look, state, g, cx, cy, ppu, box, n_rows, n_cols):
+def _glints(look, state, g, cx, cy, ppu, origin, n_rows, n_cols):
     """LED glints as saturating Gaussian sprites splatted into a (B, h, w) layer.
 
     Glint k sits on the reflection ring around the cornea's centre of curvature, whose projection
@@ -194,7 +181,7 @@ def _glints(look, state, g, cx, cy, ppu, box, n_rows, n_cols):
     (about half as far as the pupil moves) while its shape is fixed by the headset's LEDs.
     """
     B = cx.shape[0]
-    y0, _, x0, _ = box
+    y0, x0 = origin
     k = torch.arange(MAX_GLINTS, dtype=torch.float32)
     count = look["glint_count"][:, None]
     # Per-LED irregularity (mounting tolerances): fixed per person, from its seed.
@@ -225,9 +212,32 @@ def _glints(look, state, g, cx, cy, ppu, box, n_rows, n_cols):
     return layer.view(B, n_rows, n_cols).clamp_(max=1.0)
 
 
+def lid_shade(f: dict, geom: dict) -> torch.Tensor:
+    """Multiplicative shading of the skin around the lids (B, h, w), from the lid distances of
+    :func:`eye_model.eye_fields`: the tarsal skin between margin and crease is convex and lit,
+    the crease a dark groove, the orbital skin above it in a soft hollow (all fading out before
+    the lid box's top); a dark rim over the upper margin (lash roots, lid thickness), a thin
+    bright wet rim under the lower margin and a soft fold under the lower lid."""
+    above, below, t = f["above_upper"], f["below_lower"], f["t"]
+    col = lambda k: geom[k][:, None, None]
+    span = torch.sin(math.pi * t.clamp(0, 1))                                  # (B,1,w) 0 at corners
+    lid_span = ((t + 0.03) / 0.06).clamp(0, 1) * ((1.03 - t) / 0.06).clamp(0, 1)
+    crease_at = col("crease_height") * (0.35 + 0.65 * span)                    # (B,1,w)
+    inv = 1.0 / crease_at
+    fold = em.bump((above * inv - 0.5) * 2.2)                                  # lit tarsal plate
+    crease = em.bump((above - crease_at) * 25.0)
+    hollow = em.bump((above - crease_at - 0.12) * 10.0)
+    strength = col("crease_strength") * span
+    shade = 1.0 + 0.06 * span * fold - strength * (0.3 * crease + 0.08 * hollow)
+    shade = shade - (0.45 * lid_span) * em.bump(above * 33.0)
+    shade = shade + (0.10 * lid_span) * (em.bump((below - 0.015) * 66.0)
+                                         - 0.5 * em.bump((below - 0.2 * span - 0.06) * 20.0))
+    return shade
+
+
 def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textures: list[dict],
                frames: list[tuple], noise: torch.Tensor | None = None, stages=ALL_STAGES,
-               return_layers: bool = False) -> dict:
+               return_layers: bool = False, quantize: bool = False) -> dict:
     """Render a batch of NIR eye frames from explicit parameters.
 
     ``geom``/``look``/``state``: dicts of (B,) tensors (see :mod:`eye_model`, :data:`NIR_RANGES`).
@@ -237,55 +247,84 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
     :data:`ALL_STAGES` — the eyeball alone, + iris and pupil, + lids, + glints, + texture (skin,
     iris relief, lashes, crease, vignette, noise); the mask follows the stages drawn.
 
-    Returns ``image`` float (B, H, W) in 0..255 (unquantised), ``mask`` uint8 (B, H, W),
-    ``landmarks`` (B, 7, 2) and ``eyelid`` (B, 64, 2) pixel (x, y) — all already mirrored for
-    left eyes — and, if ``return_layers``, a dict of box-sized intermediate layers.
+    Returns ``image`` (B, H, W) — float 0..255, or uint8 if ``quantize`` — ``mask`` uint8
+    (B, H, W), ``landmarks`` (B, 7, 2) and ``eyelid`` (B, 64, 2) pixel (x, y), all mirrored for
+    left eyes, and with ``return_layers`` a list (one per chunk) of the box-sized intermediate
+    fields of :func:`eye_model.eye_fields` plus the box ``(y0, y1, x0, x1)``.
     """
     H, W = size
-    stages = set(stages)
-    with_iris, with_lids = "iris" in stages, "lids" in stages
-    with_glints, with_texture = "glints" in stages, "texture" in stages
     B = state["pitch"].shape[0]
     cx, cy, ppu = frame_placement(look, state, size)
     lm_u, lid_u = em.eye_landmarks(geom, state)
     landmarks, eyelid = to_pixels(lm_u, cx, cy, ppu), to_pixels(lid_u, cx, cy, ppu)
-    box = _box(geom, look, cx, cy, ppu, eyelid, size, with_lids)
-    y0, y1, x0, x1 = box
+    image = torch.empty(B, H, W, dtype=torch.uint8 if quantize else torch.float32)
+    mask = torch.empty(B, H, W, dtype=torch.uint8)
+    # Work in chunks of about a megabyte per intermediate tensor: big tensors cost far more per
+    # element on a CPU (fresh pages on every allocation) than cache-sized ones.
+    chunk = max(1, (1 << 18) // (H * W // 2))
+    layers = []
+    for a in range(0, B, chunk):
+        sl = slice(a, min(a + chunk, B))
+        pick = lambda d: {k: v[sl] for k, v in d.items()}
+        img, msk, lay = _render_chunk(pick(geom), pick(look), pick(state), size, textures[sl], frames[sl],
+                                      None if noise is None else noise[sl], set(stages),
+                                      cx[sl], cy[sl], ppu[sl], eyelid[sl])
+        image[sl] = img.clamp_(0, 255).round_() if quantize else img
+        mask[sl] = msk
+        if return_layers:
+            layers.append(lay)
+    out = {"image": image, "mask": mask,
+           "landmarks": em.mirror_points(landmarks, state["mirror"], W, True),
+           "eyelid": em.mirror_points(eyelid, state["mirror"], W, False)}
+    if return_layers:
+        out["layers"] = layers
+    return out
+
+
+def _render_chunk(geom, look, state, size, textures, frames, noise, stages, cx, cy, ppu, eyelid):
+    H, W = size
+    with_iris, with_lids = "iris" in stages, "lids" in stages
+    with_glints, with_texture = "glints" in stages, "texture" in stages
+    B = cx.shape[0]
+    col = lambda d, k: d[k][:, None, None]
+    top_margin = (geom["lash_length"] * look["lash_length_scale"] * 1.3 + 0.1).clamp_min(geom["crease_height"] + 0.3)
+    lid_box, eye_box = em.eye_boxes(geom, top_margin, cx, cy, ppu, eyelid, size, with_lids)
+    y0, y1, x0, x1 = lid_box
     h, w = y1 - y0, x1 - x0
+    eb = (eye_box[0] - y0, eye_box[1] - y0, eye_box[2] - x0, eye_box[3] - x0)   # inside the lid box
+    ey = slice(eb[0], eb[1])
+    ex = slice(eb[2], eb[3])
 
     # Pixel-centre coordinates in eye units: u per column, v per row.
     xs = torch.arange(x0, x1, dtype=torch.float32)[None, None, :]
     ys = torch.arange(y0, y1, dtype=torch.float32)[None, :, None]
     u = (xs - cx[:, None, None]) / ppu[:, None, None]
     v = (ys - cy[:, None, None]) / ppu[:, None, None]
-    f = em.eye_fields(u, v, geom, state, ppu, lids=with_lids)
-    col = lambda d, k: d[k][:, None, None]
+    f = em.eye_fields(u, v, geom, state, ppu, lids=with_lids, edge_px=EDGE_PX, eye_box=eb)
 
-    # --- skin and lids -------------------------------------------------------------------
+    # --- skin and lids (lid box) ------------------------------------------------------------
     if with_texture:
         skin = torch.stack([fr[0][y0:y1, x0:x1] for fr in frames])
     else:
         skin = col(look, "skin_level").expand(B, h, w).clone()
     if with_lids:
-        above, below = f["above_upper"], f["below_lower"]
-        span = torch.sin(math.pi * f["t"].clamp(0, 1)).clamp(0, 1)             # (B,1,w)
-        # Crease: a soft dark groove above the lid, fading towards the corners.
-        crease = torch.exp(-((above - col(geom, "crease_height") * span) / 0.06) ** 2) * span
-        shade = 1.0 - col(geom, "crease_strength") * 0.35 * crease
-        # Lid margin: a dark rim just above the upper margin, a bright wet rim below the lower.
-        shade = shade - 0.35 * torch.exp(-(above / 0.035) ** 2) * (above > 0)
-        shade = shade + 0.12 * torch.exp(-((below - 0.02) / 0.02) ** 2) * span
-        skin = skin * shade
+        skin = skin * lid_shade(f, geom)
 
-    # --- eyeball ---------------------------------------------------------------------------
-    z = f["sphere_z"]
-    sclera = col(look, "sclera_level") * (0.42 + 0.58 * z.clamp_min(0).pow(0.6))
-    if with_lids:    # the upper lid and lashes shade the top of the eyeball
-        sclera = sclera * (1.0 - 0.35 * torch.exp(above.clamp(max=0) / 0.10))
+    # --- eyeball (eye box) -------------------------------------------------------------------
+    skin_e = skin[:, ey, ex]
+    above_e = f["above_upper"][:, ey, ex]
+    # Sclera: lit from the front, darkening as the surface turns away towards the corners.
+    sclera = col(look, "sclera_level") * (0.40 + 0.60 * f["sphere_z"].sqrt())
+    if with_texture:  # faint uneven conjunctiva: reuse the skin's relief, weakened
+        sclera = sclera * (0.6 + 0.4 / col(look, "skin_level") * skin_e)
+    lid_shadow = em.tail(above_e * (1 / 0.15)) if with_lids else None  # upper lid + lashes shade the eyeball
+    if with_lids:
+        sclera = sclera * (1.0 - 0.5 * lid_shadow)
     eye = sclera
     if with_iris:
         rho, p_ratio = f["rho"], em.pupil_ratio(geom, state)[:, None, None]
-        iris = col(look, "iris_level") * (1.0 - 0.35 * ((rho - 0.78) / 0.22).clamp(0, 1) ** 2)
+        # Darker limbal ring at the iris edge.
+        iris = col(look, "iris_level") * (1.0 - 0.4 * ((rho - 0.75) * 4.0).clamp(0, 1) ** 2)
         if with_texture:
             # Stroma coordinates: the relief stretches between the pupil edge and the limbus.
             s = ((rho - p_ratio) / (1.0 - p_ratio)).clamp(0.0, 1.0)
@@ -294,51 +333,49 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
             tpp = 192 / (2 * (geom["iris_radius"] * ppu).min().item())
             relief = em.sample_texture([tx["iris"] for tx in textures], grid, tpp)[:, 0]
             iris = iris * (1.0 + col(look, "iris_contrast") * relief)
-            # Pupillary ruff: a thin darker rim at the pupil edge.
-            iris = iris * (1.0 - 0.25 * torch.exp(-((rho - p_ratio) / 0.05) ** 2))
         if with_lids:
-            iris = iris * (1.0 - 0.25 * torch.exp(above.clamp(max=0) / 0.10))
+            iris = iris * (1.0 - 0.3 * lid_shadow)
         eye = torch.lerp(eye, iris, f["iris"])
         eye = torch.lerp(eye, col(look, "pupil_level").expand_as(eye), f["pupil"])
-    # Caruncle: fleshy, a little darker than skin, at the nasal corner (class 0).
-    if with_lids:
-        eye = torch.lerp(eye, 0.78 * skin, f["caruncle"])
-        image = torch.lerp(skin, eye, f["fissure"])
-    else:
-        image = torch.lerp(skin, eye, f["fissure"])
+    if with_lids:    # caruncle: fleshy tissue in the nasal corner, darker than skin
+        eye = torch.lerp(eye, 0.6 * skin_e, f["caruncle"])
+    image = skin
+    image[:, ey, ex] = torch.lerp(skin_e, eye, f["fissure"])
 
     # --- glints ------------------------------------------------------------------------------
     if with_glints:
         pitch, yaw = em.canonical_gaze(state)
         g, _, _ = em.gaze_axes(pitch, yaw)
-        glints = _glints(look, state, g, cx, cy, ppu, box, h, w)
-        if with_lids:
-            glints = glints * f["fissure"]
-        image = image + glints * 300.0
+        eh, ew = eb[1] - eb[0], eb[3] - eb[2]
+        glints = _glints(look, state, g, cx, cy, ppu, (eye_box[0], eye_box[2]), eh, ew)
+        image[:, ey, ex] += glints * f["fissure"] * 300.0
 
     # --- lashes, vignette, noise -------------------------------------------------------------
     if with_texture:
         if with_lids:
-            d_max, d0 = 0.6, -0.04
-            gx = ((f["t"] + 0.1) / 1.2 * 2 - 1).expand(B, h, w)
-            # Upper lashes grow upward from the upper margin, lower ones downward.
-            up_grid = torch.stack([gx, (above - d0) / (d_max - d0) * 2 - 1], -1)
-            lo_grid = torch.stack([gx, (below - d0) / (d_max - d0) * 2 - 1], -1)
-            tpp = 1024 / (2.4 * (geom["lateral_extent"] + geom["medial_extent"]).mean().item() / 2 * ppu.min().item())
+            (t_lo, t_hi), (d_lo, d_hi) = em.LASH_T_RANGE, em.LASH_D_RANGE
+            gx = ((f["t"] - t_lo) * (2 / (t_hi - t_lo)) - 1)
+            texel_px = (t_hi - t_lo) * em.LASH_UNITS_PER_T / 1024 * ppu.min().item()
             lvl = [tx["lashes"] for tx in textures]
-            lash_up = em.sample_texture(lvl, up_grid, tpp)[:, 0]
-            lash_lo = em.sample_texture(lvl, lo_grid, tpp)[:, 1]
-            cover = torch.maximum(lash_up, 0.8 * lash_lo)
-            image = image * (1.0 - col(look, "lash_darkness") * cover)
-        vig = torch.stack([fr[1][y0:y1, x0:x1] for fr in frames])
-        image = image * vig
-        full = torch.stack([fr[2] for fr in frames]).clone()
+            # Upper lashes grow upward from the upper margin (rows above the eye box's bottom),
+            # lower ones downward (rows below the eye box's top).
+            up_rows = slice(0, eb[1])
+            a_up = f["above_upper"][:, up_rows]
+            up_grid = torch.stack([gx.expand_as(a_up), (a_up - d_lo) * (2 / (d_hi - d_lo)) - 1], -1)
+            lash_up = em.sample_texture(lvl, up_grid, 1.0 / texel_px)[:, 0]
+            image[:, up_rows] *= 1.0 - col(look, "lash_darkness") * lash_up
+            lo_rows = slice(eb[0], h)
+            b_lo = f["below_lower"][:, lo_rows]
+            lo_grid = torch.stack([gx.expand_as(b_lo), (b_lo - d_lo) * (2 / (d_hi - d_lo)) - 1], -1)
+            lash_lo = em.sample_texture(lvl, lo_grid, 1.0 / texel_px)[:, 1]
+            image[:, lo_rows] *= 1.0 - 0.8 * col(look, "lash_darkness") * lash_lo
+        image *= torch.stack([fr[1][y0:y1, x0:x1] for fr in frames])
+        full = torch.stack([fr[2] for fr in frames])
     else:
         full = col(look, "skin_level").expand(B, H, W).clone()
     full[:, y0:y1, x0:x1] = image
     mask = torch.zeros(B, H, W, dtype=torch.uint8)
-    box_mask = f["mask"] if with_iris else f["mask"].clamp(max=1)
-    mask[:, y0:y1, x0:x1] = box_mask
+    mask[:, eye_box[0]:eye_box[1], eye_box[2]:eye_box[3]] = f["mask"] if with_iris else f["mask"].clamp(max=1)
     if with_texture and noise is not None:
         full += noise * col(look, "noise_sigma")
 
@@ -346,9 +383,5 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
     if mirror.any():
         full[mirror] = full[mirror].flip(-1)
         mask[mirror] = mask[mirror].flip(-1)
-    out = {"image": full, "mask": mask,
-           "landmarks": em.mirror_points(landmarks, state["mirror"], W, True),
-           "eyelid": em.mirror_points(eyelid, state["mirror"], W, False)}
-    if return_layers:
-        out["layers"] = {"box": box, **{k: v for k, v in f.items() if isinstance(v, torch.Tensor)}}
-    return out
+    f.update(lid_box=lid_box, eye_box_frame=eye_box)
+    return full, mask, f

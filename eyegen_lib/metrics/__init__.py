@@ -1,4 +1,9 @@
 """Metrics every notebook reports with (see each function's docstring for its convention)."""
+from ..gaze import angular_error_deg
+from .image import (OPENEDS_SIZE, OPENEDS_TEST_MASKS, blurriness, challenge_score, leaderboard_score, mse, psnr, ssim,
+                    to_255, to_grey)
 from .perceptual import LPIPS, lpips_distance
+from .segmentation import confusion_matrix, iou_per_class, mean_iou
 
-__all__ = ["LPIPS", "lpips_distance"]
+__all__ = ["LPIPS", "lpips_distance", "angular_error_deg", "OPENEDS_SIZE", "OPENEDS_TEST_MASKS", "blurriness",
+           "challenge_score", "leaderboard_score", "mse", "psnr", "ssim", "to_255", "to_grey", "confusion_matrix", "iou_per_class", "mean_iou"]

@@ -1,0 +1,156 @@
+"""Evaluation protocols shared by the method notebooks and ``07_evaluation``.
+
+* **Redirection** (He et al. §5.3): every test eye at each of the 21 Columbia grid directions is
+  redirected to the 20 others; LPIPS, blurriness and gaze error are reported against the correction
+  angle (the angle between source and target gaze).
+* **OpenEDS generation** (Seg2Eye §5): the challenge L2 score, LPIPS, blurriness and content
+  preservation (segmenter mIoU of the generated image against the input mask).
+* **He et al. Table 1**: blurred, noisy and shifted copies of eye patches under MSE and LPIPS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torchvision.transforms.functional as TF
+
+from .gaze import angular_error_deg
+from .metrics import blurriness, challenge_score, lpips_distance, mean_iou, mse
+
+__all__ = ["GRID_YAW_DEG", "GRID_PITCH_DEG", "gaze_grid", "RedirectionSet", "build_redirection_set",
+           "evaluate_redirection", "by_correction_angle", "table1_corruptions", "table1",
+           "evaluate_openeds", "to_signed", "ANGLE_BINS_DEG"]
+
+GRID_YAW_DEG = (-15, -10, -5, 0, 5, 10, 15)  # Columbia Gaze horizontal gaze directions
+GRID_PITCH_DEG = (-10, 0, 10)  # Columbia Gaze vertical gaze directions
+ANGLE_BINS_DEG = (0, 10, 15, 20, 25, 40)  # correction-angle bins; the grid's range is about 5°–32°
+
+
+def gaze_grid() -> torch.Tensor:
+    """The 21 grid directions as (pitch, yaw) radians, pitch-major."""
+    return torch.tensor([[np.radians(p), np.radians(y)] for p in GRID_PITCH_DEG for y in GRID_YAW_DEG], dtype=torch.float32)
+
+
+def to_signed(images: torch.Tensor) -> torch.Tensor:
+    """uint8 0..255 → float [-1, 1] (floats pass through)."""
+    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
+
+
+@dataclass
+class RedirectionSet:
+    """All (source, target) pairs of the protocol; images uint8 (N, C, H, W)."""
+    source: torch.Tensor
+    target: torch.Tensor  # ground truth: the same eye rendered/photographed at the target gaze
+    source_gaze: torch.Tensor
+    target_gaze: torch.Tensor
+    person: torch.Tensor
+    group: torch.Tensor  # which (person, eye) grid each pair comes from
+    landmarks: torch.Tensor | None = None  # of the source image
+
+    @property
+    def angle_deg(self) -> torch.Tensor:
+        return torch.as_tensor(angular_error_deg(self.source_gaze.double(), self.target_gaze.double())).float()
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+def build_redirection_set(source, indices, grid: torch.Tensor | None = None) -> RedirectionSet:
+    """Render each of ``indices`` (one per test eye) at every grid gaze and pair all ordered
+    combinations of distinct directions: 21 × 20 pairs per eye. ``source`` is a SyntheticEyes."""
+    grid = gaze_grid() if grid is None else grid
+    g = len(grid)
+    src_i, tgt_i = zip(*[(i, j) for i in range(g) for j in range(g) if i != j])
+    src_i, tgt_i = torch.tensor(src_i), torch.tensor(tgt_i)
+    parts = {k: [] for k in ("source", "target", "source_gaze", "target_gaze", "person", "group", "landmarks")}
+    for group, index in enumerate(indices):
+        out = source.render([index] * g, gaze=grid)
+        parts["source"].append(out["image"][src_i])
+        parts["target"].append(out["image"][tgt_i])
+        parts["source_gaze"].append(grid[src_i])
+        parts["target_gaze"].append(grid[tgt_i])
+        parts["person"].append(out["person"][src_i])
+        parts["group"].append(torch.full((len(src_i),), group))
+        parts["landmarks"].append(out["landmarks"][src_i])
+    return RedirectionSet(**{k: torch.cat(v) for k, v in parts.items()})
+
+
+@torch.no_grad()
+def evaluate_redirection(pred: torch.Tensor, rset: RedirectionSet, estimator=None, *, method: str = "") -> pd.DataFrame:
+    """One row per pair: correction angle, LPIPS to the ground truth, blurriness, and (with an
+    ``estimator``) the gaze error of the prediction against the target gaze."""
+    from .models.gaze_estimator import predict_gaze
+
+    if pred.shape != rset.target.shape:
+        raise ValueError(f"predictions must match the targets' shape {tuple(rset.target.shape)}, got {tuple(pred.shape)}")
+    p = to_signed(pred)
+    df = pd.DataFrame({
+        "method": method,
+        "angle_deg": rset.angle_deg.numpy(),
+        "lpips": lpips_distance(p, to_signed(rset.target)).numpy(),
+        "blurriness": blurriness(p, value_range=(-1, 1)).numpy(),
+        "person": rset.person.numpy(),
+    })
+    if estimator is not None:
+        est = predict_gaze(estimator, p)
+        df["gaze_error_deg"] = angular_error_deg(est.double(), rset.target_gaze.double()).numpy()
+    return df
+
+
+def by_correction_angle(df: pd.DataFrame, bins=ANGLE_BINS_DEG) -> pd.DataFrame:
+    """Mean of every metric per (method, correction-angle bin)."""
+    binned = df.assign(angle_bin=pd.cut(df["angle_deg"], bins=list(bins)))
+    metrics = [c for c in df.columns if c not in ("method", "angle_deg", "person")]
+    return binned.groupby(["method", "angle_bin"], observed=True)[metrics].mean().reset_index()
+
+
+def table1_corruptions(images: torch.Tensor, *, blur_sigma: float = 1.0, noise_sigma: float = 12.5,
+                       shift_px: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+    """He et al. Table 1's three corruptions of (B, C, H, W) uint8 eye patches, as float 0..255.
+
+    Gaussian blur (σ px), additive Gaussian noise (σ grey levels; its MSE is ≈ σ²), and a shift
+    of the whole patch by ``shift_px`` to the right and down (edges replicated). The paper does not
+    give its parameters; these are typical ones.
+    """
+    x = images.float()
+    k = 2 * int(np.ceil(3 * blur_sigma)) + 1
+    g = torch.Generator().manual_seed(seed)
+    padded = torch.nn.functional.pad(x, (shift_px, 0, shift_px, 0), mode="replicate")
+    return {
+        "blurred": TF.gaussian_blur(x, [k, k], [blur_sigma, blur_sigma]),
+        "noisy": (x + noise_sigma * torch.randn(x.shape, generator=g)).clamp(0, 255),
+        "shifted": padded[..., : x.shape[-2], : x.shape[-1]],
+    }
+
+
+def table1(images: torch.Tensor, **kwargs) -> pd.DataFrame:
+    """MSE (0..255) and LPIPS of each corruption against the original patches (mean over images)."""
+    rows = []
+    ref = to_signed(images)
+    for name, corrupted in table1_corruptions(images, **kwargs).items():
+        rows.append({"corruption": name, "MSE": mse(corrupted, images.float()).mean().item(),
+                     "LPIPS": lpips_distance(corrupted / 127.5 - 1, ref).mean().item()})
+    return pd.DataFrame(rows).set_index("corruption")
+
+
+@torch.no_grad()
+def evaluate_openeds(pred: torch.Tensor, target: torch.Tensor, target_mask: torch.Tensor, *, segment=None,
+                     method: str = "") -> pd.DataFrame:
+    """One row per image: challenge score (0..255 at 400×640), LPIPS, blurriness and, with a
+    ``segment`` function (images in [-1, 1] → masks), content preservation as mIoU against the
+    input mask. ``pred``/``target`` are uint8 or float 0..255 (B, 1, H, W)."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have one shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    p, t = pred.float(), target.float()
+    df = pd.DataFrame({
+        "method": method,
+        "challenge_score": challenge_score(p, t).numpy(),
+        "lpips": lpips_distance(p / 127.5 - 1, t / 127.5 - 1).numpy(),
+        "blurriness": blurriness(p).numpy(),
+    })
+    if segment is not None:
+        masks = segment(p / 127.5 - 1)
+        df["content_miou"] = [mean_iou(m, tm) for m, tm in zip(masks, target_mask)]
+    return df

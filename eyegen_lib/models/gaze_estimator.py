@@ -1,0 +1,116 @@
+"""The project's independent gaze estimator: a compact VGG-style regressor of (pitch, yaw).
+
+He et al. measure redirection precision with a separate, pretrained gaze estimator (Park et al.);
+ours is trained on the training persons only and is never any GAN's own gaze head. Its error on
+real (rendered) test images is the floor of the gaze-error metric. It takes 64×64 RGB patches,
+DeepWarp's 41×51 crops, or grey images: global average pooling makes it size-agnostic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from ..distributed import make_loader
+from ..profiles import Profile
+from ..runtime import tqdm
+from ..training import SupervisedTrainer
+
+__all__ = ["GazeEstimatorConfig", "GazeEstimator", "train_gaze_estimator", "predict_gaze"]
+
+
+@dataclass
+class GazeEstimatorConfig:
+    in_channels: int = 3
+    widths: tuple[int, ...] = (64, 128, 256, 512)  # one VGG stage (2 convs + pool) per width
+    hidden: int = 256
+    dropout: float = 0.2
+    steps: int = 20_000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    jitter_px: int = 2  # random translation during training: GAN outputs are not pixel-aligned
+
+    @classmethod
+    def for_profile(cls, profile: Profile, in_channels: int = 3) -> "GazeEstimatorConfig":
+        steps = {"smoke": 120, "cpu": 2500}.get(profile.name, 20_000)
+        return cls(in_channels=in_channels, widths=tuple(profile.width(w) for w in cls.widths),
+                   hidden=profile.width(cls.hidden, minimum=32), steps=steps,
+                   batch_size=32 if profile.name == "smoke" else 64)
+
+
+class GazeEstimator(nn.Module):
+    def __init__(self, config: GazeEstimatorConfig):
+        super().__init__()
+        self.config = config
+        layers, c = [], config.in_channels
+        for w in config.widths:
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2, ceil_mode=True)]
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c, config.hidden), nn.ReLU(inplace=True),
+                                  nn.Dropout(config.dropout), nn.Linear(config.hidden, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images in [-1, 1] → (B, 2) (pitch, yaw) in radians."""
+        if x.shape[1] != self.config.in_channels:
+            raise ValueError(f"this gaze estimator takes {self.config.in_channels}-channel images, got {x.shape[1]}")
+        return self.head(F.adaptive_avg_pool2d(self.features(x), 1))
+
+
+def _jitter(x: torch.Tensor, px: int, generator: torch.Generator) -> torch.Tensor:
+    """Random integer translation per image (replicate padding) and brightness/contrast jitter."""
+    if px <= 0:
+        return x
+    b, _, h, w = x.shape
+    padded = F.pad(x, (px, px, px, px), mode="replicate")
+    dy = torch.randint(0, 2 * px + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * px + 1, (b,), generator=generator)
+    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    gain = (1 + 0.15 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)).to(x)
+    bias = (0.1 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)).to(x)
+    return (out * gain + bias).clamp(-1, 1)
+
+
+class _JitteredGazeTrainer(SupervisedTrainer):
+    def __init__(self, *args, jitter_px: int, seed: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.jitter_px = jitter_px
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def train_step(self, batch):
+        images, gaze = batch
+        images = _jitter(images, self.jitter_px, self.generator)  # the generator lives on the CPU
+        return super().train_step((images, gaze))
+
+
+def train_gaze_estimator(images: torch.Tensor, gaze: torch.Tensor, config: GazeEstimatorConfig, *, seed: int = 0,
+                         device: torch.device | str | None = None, progress: bool = True):
+    """Train on (N, C, H, W) images in [-1, 1] with (N, 2) pitch/yaw labels. Returns (model, history)."""
+    if images.ndim != 4 or gaze.shape != (len(images), 2):
+        raise ValueError(f"expected images (N, C, H, W) and gaze (N, 2), got {tuple(images.shape)} and {tuple(gaze.shape)}")
+    torch.manual_seed(seed)
+    model = GazeEstimator(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.15)
+    trainer = _JitteredGazeTrainer(model, opt, F.mse_loss, device=device, schedulers={"lr": sched},
+                                   jitter_px=config.jitter_px, seed=seed)
+    loader = make_loader(TensorDataset(images.float(), gaze.float()), min(config.batch_size, len(images)), seed=seed)
+    history = trainer.fit(loader, config.steps, log_every=max(1, config.steps // 100), desc="gaze estimator",
+                          progress=progress)
+    return trainer.module("model").eval(), history
+
+
+@torch.no_grad()
+def predict_gaze(model: GazeEstimator, images: torch.Tensor, *, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+    """(N, C, H, W) images in [-1, 1] → (N, 2) pitch/yaw predictions (on CPU)."""
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = range(0, len(images), batch_size)
+    return torch.cat([model(images[i:i + batch_size].to(device).float()).cpu()
+                      for i in tqdm(chunks, desc="gaze", disable=not progress, leave=False)])

@@ -1,0 +1,125 @@
+"""The suite's shared data and models: one definition of "the synthetic dataset of a profile",
+its person split, and the independent gaze estimator, so every notebook evaluates alike."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_or_train
+from .data.datasets import indices_of_persons, split_persons
+from .data.synthetic import SyntheticEyes, SyntheticEyeSpec
+from .evaluation import to_signed
+from .gaze import angular_error_deg
+from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, predict_gaze, train_gaze_estimator
+from .paths import checkpoint_dir
+from .profiles import Profile
+
+__all__ = ["nir_source", "rgb_source", "person_split", "split_indices", "gaze_estimator", "REDIRECTION_GAZE_RANGE_DEG"]
+
+# He et al.'s Columbia grid spans ±10° pitch and ±15° yaw; sources for redirection and the gaze
+# estimator cover a little more so that no target direction is an extrapolation.
+REDIRECTION_GAZE_RANGE_DEG = (15.0, 20.0)
+
+
+def nir_source(profile: Profile, *, seed: int = 0, images_per_person: int | None = None) -> SyntheticEyes:
+    """OpenEDS-like NIR frames at the profile's working size."""
+    return SyntheticEyes(SyntheticEyeSpec("nir", size=profile.nir_size, n_persons=profile.n_persons,
+                                          images_per_person=images_per_person or profile.images_per_person, seed=seed))
+
+
+def rgb_source(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None,
+               images_per_person: int | None = None) -> SyntheticEyes:
+    """Columbia-like RGB patches (64×64 by default; DeepWarp uses 41×51)."""
+    return SyntheticEyes(SyntheticEyeSpec("rgb", size=size or profile.patch_size, n_persons=profile.n_persons,
+                                          images_per_person=images_per_person or profile.images_per_person, seed=seed,
+                                          gaze_range_deg=REDIRECTION_GAZE_RANGE_DEG))
+
+
+def person_split(profile: Profile, *, seed: int = 0) -> dict[str, list[int]]:
+    """train / val / test persons (no person in two splits); the same for every notebook."""
+    return split_persons(range(profile.n_persons), seed=seed)
+
+
+def split_indices(source: SyntheticEyes, split: dict[str, list[int]]) -> dict[str, list[int]]:
+    return {name: indices_of_persons(source, persons) for name, persons in split.items()}
+
+
+def gaze_estimator(profile: Profile, *, size: tuple[int, int] | None = None, seed: int = 0, progress: bool = True,
+                   retrain: bool = False) -> tuple[GazeEstimator, dict]:
+    """The independent gaze estimator for RGB eye images of ``size``: loaded from its checkpoint
+    if present, else trained on the training persons (never the test persons) and saved.
+
+    Returns the model and its metadata, whose ``metrics`` hold the test error on held-out persons
+    (the floor of the gaze-error metric) and the error of always predicting the training mean gaze.
+    """
+    size = tuple(size or profile.patch_size)
+    config = GazeEstimatorConfig.for_profile(profile)
+    model = GazeEstimator(config)
+    per_person = max(profile.images_per_person, 4 * profile.images_per_person if profile.name != "paper" else 200)
+    source = rgb_source(profile, seed=seed, size=size, images_per_person=per_person)
+    idx = split_indices(source, person_split(profile, seed=seed))
+    path = Path(checkpoint_dir(profile.name)) / f"gaze_estimator_{size[0]}x{size[1]}.pt"
+
+    def train():
+        from .data.datasets import render_all
+
+        tr = render_all(source, idx["train"], progress=progress)
+        te = render_all(source, idx["test"], progress=progress)
+        trained, history = train_gaze_estimator(to_signed(tr["image"]), tr["gaze"], config, seed=seed, progress=progress)
+        model.load_state_dict(trained.state_dict())
+        pred = predict_gaze(model, to_signed(te["image"]))
+        mean_pred = tr["gaze"].mean(0, keepdim=True).expand_as(te["gaze"])
+        return {"step": config.steps,
+                "test_error_deg": float(angular_error_deg(pred.double(), te["gaze"].double()).mean()),
+                "mean_predictor_error_deg": float(angular_error_deg(mean_pred.double(), te["gaze"].double()).mean()),
+                "train_images": len(tr["image"]), "test_images": len(te["image"]),
+                "final_loss": history[-1]["loss"]}
+
+    info = load_or_train(path, kind="gaze_estimator", model=model, config=config, train=train, retrain=retrain)
+    return model.eval(), info
+
+
+def redirection_protocol(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None):
+    """He et al.'s protocol on the test persons: one eye per (person, side) at all 21 grid
+    directions, each redirected to the 20 others. Returns (source, RedirectionSet, eye indices).
+
+    Every method notebook predicts on exactly this set so that ``07_evaluation`` compares alike."""
+    from .evaluation import build_redirection_set
+
+    source = rgb_source(profile, seed=seed, size=size)
+    test = split_indices(source, person_split(profile, seed=seed))["test"]
+    eyes, seen = [], set()
+    for i in test:  # the first image of each (person, side)
+        key = (source.person_of(i), source.side_of(i))
+        if key not in seen:
+            seen.add(key)
+            eyes.append(i)
+    limit = {"smoke": 2, "cpu": 12}.get(profile.name, len(eyes))
+    eyes = eyes[:limit]
+    return source, build_redirection_set(source, eyes), eyes
+
+
+def nearest_same_person_baseline(source: SyntheticEyes, rset, eyes: list[int]) -> torch.Tensor:
+    """A real image of the same person and eye at exactly the target gaze, but from another
+    capture (another index: other pupil size, lid opening, camera jitter) — what a dataset
+    lookup could give at best."""
+    out = torch.empty_like(rset.target)
+    for k, eye in enumerate(eyes):
+        person, side = source.person_of(eye), source.side_of(eye)
+        alt = next(i for i in range(len(source)) if i != eye and source.person_of(i) == person and source.side_of(i) == side)
+        rows = (rset.group == k).nonzero().flatten()
+        out[rows] = source.render([alt] * len(rows), gaze=rset.target_gaze[rows])["image"]
+    return out
+
+
+def openeds_protocol(profile: Profile, *, seed: int = 0) -> dict:
+    """The OpenEDS generation task on synthetic NIR data: target masks (and their true images)
+    from test persons, and the labelled training pool a method may draw references from."""
+    from .data.datasets import render_all
+
+    source = nir_source(profile, seed=seed)
+    idx = split_indices(source, person_split(profile, seed=seed))
+    test = idx["test"][: profile.eval_images]
+    return {"source": source, "test_indices": test, "train_indices": idx["train"],
+            "test": render_all(source, test, progress=False), "train": render_all(source, idx["train"], progress=False)}

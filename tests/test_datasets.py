@@ -1,0 +1,197 @@
+"""Torch datasets and person splits over the renderer, the readers and render_all caches."""
+import numpy as np
+import pytest
+import torch
+
+from eyegen_lib.data.columbia import ColumbiaPatches, export_columbia
+from eyegen_lib.data.datasets import (GazePatches, MaskToImageWithStyle, RedirectionPairs, SegmentationPairs,
+                                      indices_of_persons, render_all, split_persons)
+from eyegen_lib.data.errors import DatasetError
+from eyegen_lib.data.openeds import OpenEDS, export_openeds
+from eyegen_lib.data.synthetic import SyntheticEyeSpec, SyntheticEyes
+from eyegen_lib.gaze import angular_error_deg
+
+NIR_SIZE = (40, 64)
+
+
+@pytest.fixture(scope="module")
+def nir():
+    # 6 images per person = 3 right + 3 left eyes
+    return SyntheticEyes(SyntheticEyeSpec("nir", NIR_SIZE, n_persons=3, images_per_person=6, seed=3))
+
+
+@pytest.fixture(scope="module")
+def nir_cache(nir):
+    return render_all(nir, batch_size=8, progress=False)
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return SyntheticEyes(SyntheticEyeSpec("rgb", (64, 64), n_persons=2, images_per_person=2, seed=4, blink_probability=0.0))
+
+
+@pytest.fixture(scope="module")
+def columbia(rgb, tmp_path_factory):
+    root = tmp_path_factory.mktemp("columbia") / "patches"
+    export_columbia(rgb, root, lossless=True, progress=False)
+    return ColumbiaPatches(root)
+
+
+def in_unit_range(x):
+    return x.dtype == torch.float32 and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
+
+
+# -- splits ------------------------------------------------------------------------------------------
+def test_split_persons_disjoint_complete_deterministic():
+    persons = [p for p in range(20) for _ in range(3)]  # per-sample lists work
+    a = split_persons(persons, seed=0)
+    assert list(a) == ["train", "validation", "test"]
+    assert [len(a[k]) for k in a] == [14, 3, 3]
+    assert sorted(sum(a.values(), [])) == list(range(20))
+    assert a == split_persons(persons, seed=0) and a != split_persons(persons, seed=1)
+    small = split_persons(range(3))
+    assert all(len(v) == 1 for v in small.values())  # every split gets someone when possible
+    two = split_persons(range(10), fractions=(0.8, 0.2))
+    assert list(two) == ["train", "test"] and len(two["test"]) == 2
+
+
+def test_indices_of_persons(nir):
+    split = split_persons(range(3), seed=0)
+    idx = {k: indices_of_persons(nir, v) for k, v in split.items()}
+    assert sorted(sum(idx.values(), [])) == list(range(len(nir)))
+    assert all(nir.person_of(i) in split["train"] for i in idx["train"])
+
+
+# -- render_all --------------------------------------------------------------------------------------
+def test_render_all_matches_direct_rendering(nir, nir_cache):
+    assert nir_cache["image"].shape == (18, 1, *NIR_SIZE) and nir_cache["image"].dtype == torch.uint8
+    assert nir_cache["mask"].shape == (18, *NIR_SIZE) and nir_cache["landmarks"].shape == (18, 7, 2)
+    assert nir_cache["gaze"].shape == (18, 2) and nir_cache["person"].tolist() == [i // 6 for i in range(18)]
+    assert nir_cache["side"][:2] == ["R", "L"] and nir_cache["index"].tolist() == list(range(18))
+    s = nir[7]
+    assert torch.equal(nir_cache["image"][7], s["image"]) and torch.equal(nir_cache["mask"][7], s["mask"])
+
+
+# -- segmentation ------------------------------------------------------------------------------------
+def test_segmentation_pairs_on_renderer_cache_and_reader(nir, nir_cache, tmp_path):
+    for source in (nir, nir_cache):
+        ds = SegmentationPairs(source, [0, 5, 9])
+        image, mask = ds[1]
+        assert image.shape == (1, *NIR_SIZE) and in_unit_range(image)
+        assert mask.shape == NIR_SIZE and mask.dtype == torch.int64 and 0 <= int(mask.min()) <= int(mask.max()) <= 3
+        assert torch.equal(mask, nir[5]["mask"].long())
+        assert torch.allclose(image, nir[5]["image"].float() / 127.5 - 1)
+    export_openeds(nir, tmp_path / "o", progress=False)
+    reader = OpenEDS(tmp_path / "o", "train", "semantic")
+    image, mask = SegmentationPairs(reader)[0]
+    assert image.shape == (1, *NIR_SIZE) and mask.dtype == torch.int64
+    with pytest.raises(DatasetError, match="have no mask"):
+        SegmentationPairs(OpenEDS(tmp_path / "o", "train", "generative"))
+
+
+def test_segmentation_rejects_bad_labels(nir_cache):
+    cache = dict(nir_cache, mask=nir_cache["mask"].clone())
+    cache["mask"][2, 0, 0] = 5
+    ds = SegmentationPairs(cache)
+    ds[1]
+    with pytest.raises(DatasetError, match=r"\[5\] outside 0..3"):
+        ds[2]
+
+
+# -- Seg2Eye style ---------------------------------------------------------------------------------
+def test_style_images_same_person_same_side_never_target(nir_cache):
+    ds = MaskToImageWithStyle(nir_cache, k_style=2, seed=0)
+    item = ds[4]
+    assert item["mask"].shape == NIR_SIZE and item["mask"].dtype == torch.int64
+    assert item["image"].shape == (1, *NIR_SIZE) and item["style"].shape == (2, 1, *NIR_SIZE)
+    assert in_unit_range(item["style"])
+    for t in range(len(ds)):
+        chosen = ds.style_indices(t)
+        assert t not in chosen and len(set(chosen)) == 2
+        assert all(nir_cache["person"][c] == nir_cache["person"][t] and nir_cache["side"][c] == nir_cache["side"][t]
+                   for c in chosen)
+    c = ds[4]["style_indices"].tolist()
+    assert torch.equal(ds[4]["style"][0], nir_cache["image"][c[0]].float() / 127.5 - 1)
+    draws = set()
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        draws.add(tuple(ds.style_indices(4)))
+    assert len(draws) > 1  # fresh draws per epoch, still seeded
+
+
+def test_style_needs_enough_images(nir_cache, nir):
+    with pytest.raises(DatasetError, match="k_style=3"):  # 3 images per person and side: only 2 others
+        MaskToImageWithStyle(nir_cache, k_style=3)
+    with pytest.raises(DatasetError, match="only 0 other"):
+        MaskToImageWithStyle(nir, indices=[0, 1, 6, 7], k_style=1)  # one image per (person, side)
+
+
+def test_style_pool_ranking_is_followed(nir_cache):
+    # target 0 (person 0, R): a ranked pool with the target itself, another person and a left eye first
+    pool = {t: [t, 6, 1, 4, 2] for t in range(18)}
+    ds = MaskToImageWithStyle(nir_cache, indices=[0], k_style=2, style_pool=pool)
+    assert ds.style_indices(0) == [4, 2] and ds[0]["style_indices"].tolist() == [4, 2]
+    with pytest.raises(DatasetError, match="style pool"):
+        MaskToImageWithStyle(nir_cache, indices=[0], k_style=3, style_pool=pool)
+
+
+# -- gaze --------------------------------------------------------------------------------------------
+def test_gaze_patches(rgb, columbia, nir):
+    image, gaze = GazePatches(rgb)[1]
+    assert image.shape == (3, 64, 64) and in_unit_range(image)
+    assert gaze.shape == (2,) and gaze.dtype == torch.float32 and torch.equal(gaze, rgb[1]["gaze"])
+    image, gaze = GazePatches(columbia)[3]
+    assert image.shape == (3, 64, 64) and torch.equal(gaze, columbia[3]["gaze"])
+    image, _ = GazePatches(nir)[0]
+    assert image.shape == (3, *NIR_SIZE) and torch.equal(image[0], image[2])  # grey replicated
+
+
+# -- redirection -------------------------------------------------------------------------------------
+def test_redirection_pairs_from_renderer(rgb):
+    # RGB: its renders are batch-invariant, so a target can be compared exactly with a re-render.
+    # (NIR renders differ by up to ~2 grey levels at the edge of render_nir's batch-union box.)
+    ds = RedirectionPairs(rgb, [0, 3], pairs_per_image=2, seed=0, progress=False)
+    assert len(ds) == 4
+    for k in range(len(ds)):
+        item = ds[k]
+        a = item["source_index"]
+        assert item["source"].shape == item["target"].shape == (3, 64, 64) and in_unit_range(item["target"])
+        assert item["person"] == rgb.person_of(a)
+        assert float(item["angle_deg"]) == pytest.approx(float(angular_error_deg(item["source_gaze"].double(),
+                                                                                item["target_gaze"].double())), abs=1e-4)
+        assert torch.equal(item["source_gaze"], rgb[a]["gaze"]) and item["landmarks"].shape == (7, 2)
+        # the target is the same eye re-rendered at the target gaze: only the gaze changed
+        again = rgb.render([a], gaze=item["target_gaze"][None])["image"][0]
+        assert torch.equal(item["target"], again.float() / 127.5 - 1)
+        assert not torch.equal(item["source"], item["target"])
+    lazy = RedirectionPairs(rgb, [0, 3], pairs_per_image=2, seed=0, precompute=False)
+    assert torch.equal(lazy[3]["target"], ds[3]["target"]) and torch.equal(lazy[3]["source"], ds[3]["source"])
+    assert np.allclose(lazy.angles_deg, ds.angles_deg)
+
+
+def test_redirection_pairs_nir_shapes(nir):
+    item = RedirectionPairs(nir, [7], seed=1, progress=False)[0]
+    assert item["source"].shape == item["target"].shape == (1, *NIR_SIZE) and item["person"] == 1
+
+
+def test_redirection_pairs_from_columbia_groups(columbia):
+    ds = RedirectionPairs(columbia)
+    assert len(ds) == 4 * 21 * 21  # 2 subjects × 2 eyes, every ordered pair incl. self-pairs
+    for k in (0, 100, 500, 1700):
+        a, b = ds.pairs[k]
+        assert columbia.group_of(a) == columbia.group_of(b)
+        item = ds[k]
+        assert item["person"] == columbia.person_of(a) and item["source"].shape == (3, 64, 64)
+        assert torch.equal(item["target_gaze"], columbia[b]["gaze"])
+        assert float(item["angle_deg"]) == pytest.approx(float(angular_error_deg(columbia.gaze_of(a).astype(float),
+                                                                                columbia.gaze_of(b).astype(float))), abs=1e-4)
+    assert ds.angles_deg.max() == pytest.approx(np.degrees(np.arccos(np.cos(np.radians(20)) * np.cos(np.radians(30)))), abs=0.5)
+    assert len(RedirectionPairs(columbia, include_self=False)) == 4 * 21 * 20
+    cache = render_all(columbia, progress=False)
+    from_cache = RedirectionPairs(cache)
+    assert from_cache.pairs == ds.pairs and torch.equal(from_cache[100]["target"], ds[100]["target"])
+
+
+def test_redirection_needs_renderer_or_groups(nir_cache):
+    with pytest.raises(DatasetError, match="cannot make redirection pairs"):
+        RedirectionPairs(nir_cache)
