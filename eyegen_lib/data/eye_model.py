@@ -194,10 +194,10 @@ def mirror_points(points: torch.Tensor, mirror: torch.Tensor, width: int, landma
 
 
 def bump(x: torch.Tensor) -> torch.Tensor:
-    """Smooth compact bump ``(1 - (x/1.6)²)²₊`` ≈ ``exp(-x²)`` (within 0.05), but a handful of
-    cheap multiplies instead of a transcendental: the renderers evaluate many of these."""
-    y = (1.0 - (x * (1 / 1.6)) ** 2).clamp_min(0.0)
-    return y * y
+    """Smooth compact bump ``(1 - (x/1.6)²)²₊`` ≈ ``exp(-x²)`` (within 0.05), but three cheap
+    fused ops instead of a transcendental: the renderers evaluate many of these."""
+    y = torch.addcmul(torch.ones((), dtype=x.dtype), x, x, value=-1 / 2.56).clamp_min_(0.0)
+    return y.mul_(y)
 
 
 def tail(x: torch.Tensor) -> torch.Tensor:
@@ -467,8 +467,29 @@ def sample_texture(levels_per_item: list[list[torch.Tensor]], grid: torch.Tensor
                    padding_mode: str = "zeros") -> torch.Tensor:
     """Bilinear lookup of per-image textures at ``grid`` (B, H, W, 2) in [-1, 1] (x then y),
     choosing the mip level whose texels are about one output pixel (no aliasing when minified).
-    ``levels_per_item``: for each image, its texture's mip levels (C, h, w)."""
+    ``levels_per_item``: for each image, its texture's mip levels (C, h, w).
+
+    Images sharing a texture (the same person) are sampled in one call with their grids stacked,
+    so textures are not copied per image when a batch holds few people.
+    """
     level = int(np.clip(np.floor(np.log2(max(texels_per_px, 1e-6))), 0, len(levels_per_item[0]) - 1))
-    tex = torch.stack([lv[min(level, len(lv) - 1)] for lv in levels_per_item])
-    return torch.nn.functional.grid_sample(tex, grid, mode="bilinear", padding_mode=padding_mode,
-                                           align_corners=False)
+    groups: dict[int, tuple[torch.Tensor, list[int]]] = {}
+    for i, lv in enumerate(levels_per_item):
+        tex = lv[min(level, len(lv) - 1)]
+        groups.setdefault(id(tex), (tex, []))[1].append(i)
+    B, H, W, _ = grid.shape
+    sample = lambda tex, g: torch.nn.functional.grid_sample(tex[None], g, mode="bilinear", padding_mode=padding_mode,
+                                                            align_corners=False)
+    if 2 * len(groups) > B:   # little sharing: one batched call on stacked textures is cheaper
+        tex = torch.stack([lv[min(level, len(lv) - 1)] for lv in levels_per_item])
+        return torch.nn.functional.grid_sample(tex, grid, mode="bilinear", padding_mode=padding_mode,
+                                               align_corners=False)
+    if len(groups) == 1:
+        tex = next(iter(groups.values()))[0]
+        return sample(tex, grid.reshape(1, B * H, W, 2)).view(tex.shape[0], B, H, W).transpose(0, 1)
+    out = torch.empty(B, levels_per_item[0][0].shape[0], H, W)
+    for tex, idx in groups.values():
+        sel = torch.tensor(idx)
+        res = sample(tex, grid.index_select(0, sel).reshape(1, len(idx) * H, W, 2))
+        out.index_copy_(0, sel, res.view(tex.shape[0], len(idx), H, W).transpose(0, 1))
+    return out

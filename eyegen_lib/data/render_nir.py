@@ -45,7 +45,7 @@ NIR_RANGES: dict[str, tuple[float, float]] = {
     "iris_level": (70.0, 100.0),
     "iris_contrast": (0.10, 0.24),
     "pupil_level": (16.0, 34.0),
-    "lash_darkness": (0.55, 0.85),
+    "lash_darkness": (0.7, 0.95),
     "lash_length_scale": (0.85, 1.2),
     "glint_count": (8, 12),          # integer
     "glint_ring": (0.24, 0.40),      # ring half-width on the cornea (eye units)

@@ -25,6 +25,7 @@ __all__ = ["RGB_RANGES", "SKIN_TONES", "IRIS_COLOURS", "sample_rgb_look", "RGBTe
 
 SKIN_EXTENT = 2.8   # the skin texture covers u, v ∈ [-2.8, 2.8] eye units around the eyeball
 VEIN_EXTENT = 1.35
+CHUNK_PIXELS = 1 << 18   # pixels per batch chunk: big enough to amortise per-op overhead, small enough for cache
 
 # Skin tones from light to dark (sRGB); a person's tone interpolates between neighbours.
 SKIN_TONES = np.array([[236, 204, 180], [222, 180, 150], [198, 148, 112], [165, 113, 80],
@@ -237,7 +238,7 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
     landmarks, eyelid = to_pixels(lm_u, cx, cy, ppu), to_pixels(lid_u, cx, cy, ppu)
     image = torch.empty(B, 3, H, W, dtype=torch.uint8 if quantize else torch.float32)
     mask = torch.empty(B, H, W, dtype=torch.uint8)
-    chunk = max(1, (1 << 18) // (H * W))
+    chunk = max(1, CHUNK_PIXELS // (H * W))
     layers = []
     for a in range(0, B, chunk):
         sl = slice(a, min(a + chunk, B))
@@ -383,14 +384,20 @@ def _glasses(image, u, v, look, ppu):
     wears = look["glasses"] < 0.25
     if not wears.any():
         return image
+    if not wears.all():   # draw only on the images whose person wears glasses
+        sel = torch.nonzero(wears)[:, 0]
+        sub = {k: val.index_select(0, sel) for k, val in look.items()}
+        image[sel] = _glasses(image.index_select(0, sel), u.index_select(0, sel), v.index_select(0, sel), sub,
+                              ppu.index_select(0, sel))
+        return image
     c = lambda k: look[k][:, None, None]
     du = (u - c("rim_u")).abs() / c("rim_width")
     dv = (v - c("rim_v")).abs() / c("rim_height")
     q = (du ** 4 + dv ** 4) ** 0.25                                      # superellipse "radius"
     grad = torch.sqrt((du ** 3 / c("rim_width")) ** 2 + (dv ** 3 / c("rim_height")) ** 2) / q.clamp_min(1e-3) ** 3
     dist = (q - 1.0).abs() / grad.clamp_min(1e-3) - 0.5 * c("rim_thickness")  # eye units from the rim
-    rim = (0.5 - dist * ppu[:, None, None]).clamp(0, 1) * wears[:, None, None]
-    sheen = (0.06 * em.bump((u + v - 0.6) * 2.0) * (q < 1)) * wears[:, None, None]
+    rim = (0.5 - dist * ppu[:, None, None]).clamp(0, 1)
+    sheen = 0.06 * em.bump((u + v - 0.6) * 2.0) * (q < 1)
     image = image + (255.0 - image) * sheen[:, None]
     rim_col = torch.stack([look[f"rim_{k}"] for k in "rgb"], 1)[:, :, None, None] * (1.1 - c("rim_darkness"))[:, None]
     return torch.lerp(image, rim_col.expand_as(image), rim[:, None])
