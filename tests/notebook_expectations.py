@@ -26,6 +26,15 @@ def check_00_setup(data: dict) -> None:
     assert str(metric(data, "torch_version")).startswith("2.14.1")
 
 
+def check_01_dataset(data: dict) -> None:
+    assert metric(data, "gaze_sign_checks_passed") == 4, "gaze must move the pupil the project's way"
+    means = metric(data, "nir_class_means")
+    order = [means[k] for k in ("pupil", "iris", "sclera", "skin/lid")]
+    assert order == sorted(order), f"NIR classes must brighten pupil < iris < sclera < skin like OpenEDS: {means}"
+    assert metric(data, "openeds_export_images") > 0 and metric(data, "columbia_export_patches") == 84
+    claim(data, "class_means_like_openeds")  # recorded as measured; holds or not
+
+
 def check_07_evaluation(data: dict) -> None:
     assert claim(data, "table1_shift_highest_mse_lowest_lpips")["holds"], "He et al. Table 1 must reproduce"
     floor, mean_pred = metric(data, "gaze_estimator_test_error_deg"), metric(data, "gaze_mean_predictor_error_deg")
@@ -43,5 +52,6 @@ def check_07_evaluation(data: dict) -> None:
 
 EXPECTATIONS = {
     "00_setup": check_00_setup,
+    "01_dataset": check_01_dataset,
     "07_evaluation": check_07_evaluation,
 }

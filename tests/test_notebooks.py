@@ -1,5 +1,10 @@
 """Every notebook in notebooks/ runs headless under the smoke profile (papermill) and its recorded
-metrics are read back and checked. A notebook added later is picked up by itself."""
+metrics are read back and checked. A notebook added later is picked up by itself.
+
+The runs write into the session's ``$EYEGEN_OUTPUT_DIR`` (see conftest.py): nbval, which executes
+the notebooks again afterwards, then finds their checkpoints and exercises the "load the
+checkpoint if present" path instead of training twice."""
+import os
 from pathlib import Path
 
 import pytest
@@ -14,9 +19,10 @@ NOTEBOOKS = list_notebooks(folder=Path(__file__).resolve().parents[1] / "noteboo
 
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_in_smoke_and_records_metrics(notebook, tmp_path):
-    run_notebook(notebook, "smoke", tmp_path)
-    data = read_metrics(notebook.stem, out=tmp_path)
+def test_notebook_runs_in_smoke_and_records_metrics(notebook):
+    out = Path(os.environ["EYEGEN_OUTPUT_DIR"])
+    run_notebook(notebook, "smoke", out)
+    data = read_metrics(notebook.stem, out=out)
     assert data["profile"] == "smoke"
     assert data["metrics"], f"{notebook.name} recorded no metric"
     for c in data["claims"]:

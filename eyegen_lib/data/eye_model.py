@@ -59,6 +59,7 @@ GEOMETRY_RANGES: dict[str, tuple[float, float]] = {
     "lash_density": (0.55, 1.00),
     "lash_length": (0.24, 0.42),
     "caruncle_size": (0.05, 0.09),
+    "caruncle_phase": (0.0, 6.2832),    # irregularity of the caruncle's outline
 }
 
 # Per-image state keys (tensors (B,)): gaze label in image terms, then everything else.
@@ -315,7 +316,15 @@ def eye_fields(u: torch.Tensor, v: torch.Tensor, geom: dict, state: dict, px_per
     size = geom["caruncle_size"][:, None, None]
     cu = med - 1.1 * size
     cv = (geom["corner_level"] + 0.5 * geom["canthal_tilt"])[:, None, None]
-    q = ((u - cu) * (1 / 1.7) / size) ** 2 + ((v - cv) * (1 / 0.9) / size) ** 2
+    # Organic outline: a teardrop pointing temporally (longer, thinner towards the eyeball),
+    # flatter on top, with a lumpy rim.
+    du, dv = (u - cu) / size, (v - cv) / size
+    rx = torch.where(du < 0, torch.full_like(du, 1.95), torch.full_like(du, 1.35))
+    ry = 0.95 - 0.22 * (-du * (1 / 1.95)).clamp(0.0, 1.0) - 0.08 * (dv < 0).float()
+    phase = geom["caruncle_phase"][:, None, None] if "caruncle_phase" in geom else torch.zeros_like(size)
+    q = (du / rx) ** 2 + (dv / ry) ** 2
+    q = q * (1.0 + 0.09 * torch.sin(2.1 * du + 2.9 * dv + phase) + 0.05 * torch.sin(4.3 * dv - 1.7 * du + 2 * phase))
+    out["caruncle_q"] = q
     car_edge = (ppu * size * 0.3).clamp_min(0.5)
     caruncle = (0.5 + (1.0 - q) * car_edge).clamp(0.0, 1.0)
     if not lids:
@@ -407,12 +416,16 @@ def iris_structure_texture(rng: np.random.Generator, size: int = 192) -> np.ndar
 
 
 LASH_T_RANGE = (-0.1, 1.1)   # lash texture columns: fissure position t
-LASH_D_RANGE = (-0.04, 0.635)  # lash texture rows: eye units away from the lid margin
+# Lash/lid texture rows: eye units away from the lid margin. The range reaches a little onto the
+# eyeball (lashes that droop over the iris, the lashes' shadow) and far enough out to hold the
+# baked crease/hollow shading of the lid (see render_nir.lid_shade_maps).
+LASH_D_RANGE = (-0.155, 0.9)
+LASH_N_T, LASH_N_D = 1024, 400  # texels; isotropic: 1024 / (1.2 * 2.25) ≈ 400 / 1.055 texels per eye unit
 LASH_UNITS_PER_T = 2.25      # ≈ eye units per unit t (keeps the texture about isotropic)
 
 
 def lash_texture(rng: np.random.Generator, density: float, length: float, lower: bool = False,
-                 n_t: int = 1024, n_d: int = 256) -> np.ndarray:
+                 n_t: int = LASH_N_T, n_d: int = LASH_N_D) -> np.ndarray:
     """Eyelash coverage (0..1) in lid coordinates: columns t ∈ :data:`LASH_T_RANGE` along the
     fissure (0 temporal corner, 1 nasal), rows d ∈ :data:`LASH_D_RANGE` eye units away from the
     lid margin (row 0 at the margin side).
@@ -420,6 +433,8 @@ def lash_texture(rng: np.random.Generator, density: float, length: float, lower:
     Each lash is a tapering arc from its root on the margin: it leaves the lid fanning outwards
     (towards the temporal corner near it, a little nasally near the nasal corner) and curls
     further as it grows; lashes are longest mid-lid. The lower lid has fewer, shorter, finer ones.
+    About half the people also have a few upper lashes that droop over the eyeball (seen from the
+    headset camera below the eye, they cross the top of the iris and sclera).
     Drawn with PIL on a 2× canvas and box-filtered down (anti-aliased coverage).
     """
     from PIL import Image, ImageDraw
@@ -449,8 +464,31 @@ def lash_texture(rng: np.random.Generator, density: float, length: float, lower:
         for k in range(len(steps) - 1):
             w_px = max(1, int(round(width * px_per_unit * (1.0 - 0.8 * steps[k]))))
             draw.line([(cols[k], rows[k]), (cols[k + 1], rows[k + 1])], fill=int(255 * dark), width=w_px)
-    small = canvas.resize((n_t, n_d), Image.BOX)
-    return np.asarray(small, dtype=np.float32) / 255.0
+    if not lower and rng.random() < 0.55:       # drooping lashes: short arcs below the margin
+        for _ in range(int(rng.integers(4, 26) * density)):
+            t0 = rng.uniform(0.2, 0.85)
+            L = length * rng.uniform(0.15, 0.45)
+            theta0 = np.pi - rng.normal(0, 0.35) + 0.6 * (t0 - 0.55)
+            curl = rng.normal(0, 0.6)
+            width = rng.uniform(0.005, 0.009)
+            dark = rng.uniform(0.45, 0.9)
+            steps = np.linspace(0.0, 1.0, 9)
+            theta = theta0 + curl * steps
+            ds = L / (len(steps) - 1)
+            x = np.concatenate([[0.0], np.cumsum(np.sin(theta[:-1]) * ds)])
+            d = np.concatenate([[0.0], np.cumsum(np.cos(theta[:-1]) * ds)])
+            d = np.maximum(d, d_lo + 0.07)   # stay clear of the texture's zero border
+            cols = ((t0 - t_lo) * LASH_UNITS_PER_T + x) * px_per_unit
+            rows = (d - d_lo) * px_per_unit
+            for k in range(len(steps) - 1):
+                w_px = max(1, int(round(width * px_per_unit * (1.0 - 0.7 * steps[k]))))
+                draw.line([(cols[k], rows[k]), (cols[k + 1], rows[k + 1])], fill=int(255 * dark), width=w_px)
+    small = np.asarray(canvas.resize((n_t, n_d), Image.BOX), dtype=np.float32) / 255.0
+    small[:, :3] = 0.0     # renderers sample with border padding: keep the edges empty
+    small[:, -3:] = 0.0
+    small[:3] = 0.0
+    small[-3:] = 0.0
+    return small
 
 
 def mip_levels(tex: torch.Tensor, n: int = 5) -> list[torch.Tensor]:

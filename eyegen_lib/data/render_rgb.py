@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import eye_model as em
-from .render_nir import ALL_STAGES, lid_shade
+from .render_nir import ALL_STAGES, _sample_lids, defocus_blur, lid_shade, lid_textures
 
 __all__ = ["RGB_RANGES", "SKIN_TONES", "IRIS_COLOURS", "sample_rgb_look", "RGBTextureCache", "patch_placement",
            "render_eye"]
@@ -70,6 +70,17 @@ RGB_RANGES: dict[str, tuple[float, float]] = {
     "rim_thickness": (0.07, 0.16),
     "rim_darkness": (0.55, 0.9),
     "noise_sigma": (1.5, 4.0),
+    # Baked into the person's skin texture (overriding them per image has no effect):
+    "light_azimuth": (0.0, 6.2832),   # direction the key light comes from, in the image plane
+    "light_tilt": (0.25, 0.75),       # how oblique it is (0 frontal)
+    "under_eye_dark": (0.0, 0.08),    # darker, browner skin under the eye
+    "lid_redness": (0.0, 0.06),
+    "pore_strength": (0.5, 1.4),
+    # Camera / glasses (per image variation comes from the state's "defocus"):
+    "softness_px": (0.35, 0.65),      # JPEG/resampling softness (Gaussian σ at 64 px)
+    "lens_reflection": (0.05, 0.22),
+    "lens_refl_angle": (-0.9, 0.9),
+    "lens_refl_offset": (-0.6, 0.6),
 }
 
 
@@ -121,13 +132,18 @@ class RGBTextureCache:
         if key not in self.textures:
             rng = np.random.default_rng(rng_seed)
             iris = torch.from_numpy(em.iris_structure_texture(rng))[None]
-            length = geom_row["lash_length"] * look_row["lash_length_scale"]
-            lashes = torch.from_numpy(np.stack([em.lash_texture(rng, geom_row["lash_density"], length),
-                                                em.lash_texture(rng, geom_row["lash_density"], length, lower=True)]))
+            upper, lower = lid_textures(rng, geom_row, look_row, rgb=True)
             skin = torch.from_numpy(skin_texture(rng, look_row))
-            veins = torch.from_numpy(vein_texture(rng))[None]
-            self.textures[key] = {"iris": em.mip_levels(iris), "lashes": em.mip_levels(lashes, 6),
-                                  "skin": em.mip_levels(skin, 4), "veins": em.mip_levels(veins, 4)}
+            # Scleral veins resampled onto the skin texture's grid as a 4th channel: one lookup
+            # over the patch gives skin colour and vessel coverage.
+            veins = torch.from_numpy(vein_texture(rng))[None, None]
+            coords = ((torch.arange(skin.shape[-1], dtype=torch.float32) + 0.5) / skin.shape[-1] * 2 - 1) * (SKIN_EXTENT / VEIN_EXTENT)
+            gy, gx = torch.meshgrid(coords, coords, indexing="ij")
+            veins = F.grid_sample(veins, torch.stack([gx, gy], -1)[None], mode="bilinear", padding_mode="zeros",
+                                  align_corners=False)[0]
+            skin = torch.cat([skin, veins])
+            self.textures[key] = {"iris": em.mip_levels(iris), "upper": em.mip_levels(upper, 5),
+                                  "lower": em.mip_levels(lower, 5), "skin": em.mip_levels(skin, 4)}
         return self.textures[key]
 
 
@@ -145,7 +161,30 @@ def skin_texture(rng: np.random.Generator, look: dict, n: int = 160) -> np.ndarr
     orbit = 1 - 0.08 * np.exp(-((v - 1.0) / 0.3) ** 2) * np.exp(-(u / 1.6) ** 2)
     orbit -= 0.10 * np.exp(-((v - look["brow_level"] - 0.45) / 0.3) ** 2) * np.exp(-((u - 0.8) / 1.2) ** 2)
     orbit += 0.05 * np.exp(-((v - 1.9) / 0.5) ** 2)                       # cheek bone catches light
-    skin = base * (1 + lum)[None] * orbit[None] * (1 + np.stack([red, 0 * red, -red]))
+    # Directional light over the periocular relief: a height field (brow ridge, orbital hollow,
+    # convex lids, tear trough, cheek, side of the nose) shaded by a per-person key light.
+    bl = look["brow_level"]
+    h = (0.30 * np.exp(-((v - bl + 0.05) / 0.4) ** 2) * np.exp(-((u - 0.2) / 2.2) ** 2)      # brow ridge
+         - 0.12 * np.exp(-((v - 0.5 * (bl - 0.55)) / 0.3) ** 2 - (u / 1.2) ** 2)             # orbital hollow
+         + 0.18 * np.exp(-(u / 1.25) ** 2 - (v / 0.75) ** 2)                                 # eyeball under the lids
+         - 0.05 * np.exp(-((v - 1.0) / 0.25) ** 2 - (u / 1.2) ** 2)                          # tear trough
+         + 0.25 * np.exp(-((v - 2.1) / 0.6) ** 2)                                            # cheek
+         + 0.55 / (1 + np.exp(-(u - 2.0) / 0.25)))                                           # nose side
+    dv_, du_ = np.gradient(h, coords, coords)
+    nz = 1.0 / np.sqrt(1 + du_ ** 2 + dv_ ** 2)
+    az, tilt = look.get("light_azimuth", 1.0), look.get("light_tilt", 0.5)
+    lx, ly, lz = math.sin(tilt) * math.cos(az), math.sin(tilt) * math.sin(az), math.cos(tilt)
+    lambert = np.clip((-du_ * lx - dv_ * ly + lz) * nz, 0, None) / lz
+    orbit = orbit * (0.5 + 0.5 * lambert)
+    # Skin colour variation: redder lids and inner corner, a darker browner under-eye.
+    red = red + look.get("lid_redness", 0.03) * (np.exp(-(u / 1.5) ** 2 - ((v + 0.2) / 0.7) ** 2)
+                                                 + np.exp(-((u - 1.5) / 0.35) ** 2 - ((v - 0.1) / 0.35) ** 2))
+    under = look.get("under_eye_dark", 0.05) * np.exp(-((v - 0.95) / 0.3) ** 2 - (u / 1.5) ** 2)
+    orbit = orbit * (1 - under)
+    # Fine texture: pores (texel-sized dark dots) and fine lines.
+    pores = (rng.random((n, n)) > 0.93).astype(np.float32)
+    lum = lum - 0.035 * look.get("pore_strength", 1.0) * k * pores + em.fractal_noise(rng, (n, n), [(n // 2, 0.012 * k)])
+    skin = base * (1 + lum)[None] * orbit[None] * (1 + np.stack([red, -0.3 * under, -red - under]))
     # Eyebrow: many short hairs inside a band above the eye, thicker nasally, rising then
     # falling towards the temporal end; drawn on a 3× canvas for coverage.
     ss = 3
@@ -275,6 +314,7 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
         grid = torch.stack([(u_all / SKIN_EXTENT).expand(B, H, W), (v_all / SKIN_EXTENT).expand(B, H, W)], -1)
         image = em.sample_texture([tx["skin"] for tx in textures], grid, 160 / (2 * SKIN_EXTENT) / px_per_unit,
                                   padding_mode="border")
+        veins_all, image = image[:, 3], image[:, :3]
     else:
         image = _rgb(look, "skin").expand(B, 3, H, W).clone()
 
@@ -288,26 +328,36 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
     eb = (eye_box[0] - y0, eye_box[1] - y0, eye_box[2] - x0, eye_box[3] - x0)
     ey, ex = slice(eb[0], eb[1]), slice(eb[2], eb[3])
     u, v = u_all[:, :, x0:x1], v_all[:, y0:y1]
-    f = em.eye_fields(u, v, geom, state, ppu, lids=with_lids, edge_px=1.0, eye_box=eb)
+    f = em.eye_fields(u, v, geom, state, ppu, lids=with_lids, edge_px=1.25, eye_box=eb)
     skin = image[:, :, y0:y1, x0:x1]
-    if with_lids:
-        # In a photo the upper margin reads as a thick dark line (dense lash roots + shadow).
+    h = y1 - y0
+    up_rows, lo_rows = slice(0, eb[1]), slice(eb[0], h)
+    lid_up = lid_lo = None
+    if with_lids and with_texture and "upper" in textures[0]:
+        # Baked per-person lid textures: lashes, crease, lash line, waterline, folds, lash shadow.
+        lid_up, lid_lo = _sample_lids(f, textures, ppu, up_rows, lo_rows)
+        skin[:, :, up_rows] *= (1.0 + lid_up[:, 1])[:, None]
+        skin[:, :, lo_rows] *= (1.0 + lid_lo[:, 1])[:, None]
+    elif with_lids:
         t = f["t"]
         lid_span = ((t + 0.02) / 0.08).clamp(0, 1) * ((1.02 - t) / 0.08).clamp(0, 1)
         lash_line = 1.0 - 0.55 * lid_span * em.bump((f["above_upper"] - 0.02) * 22.0)
         skin = skin * (lid_shade(f, geom) * lash_line)[:, None]
     skin_e = skin[:, :, ey, ex]
     u_e, v_e = u[:, :, ex], v[:, ey]
-    shade = 0.55 + 0.45 * f["sphere_z"].sqrt()
-    if with_lids:   # shadow of the upper lid and lashes on the eyeball
-        shade = shade * (1.0 - 0.5 * em.tail(f["above_upper"][:, ey, ex] * (1 / 0.18)))
+    shade = 0.5 + 0.5 * f["sphere_z"].sqrt()
+    if with_lids:   # shadow of the upper lid and lashes on the eyeball, deepest mid-lid
+        t_e = f["t"][:, :, ex]
+        reach = 0.12 + 0.12 * torch.sin(math.pi * t_e.clamp(0, 1))
+        shadow = 0.55 * em.tail(f["above_upper"][:, ey, ex] / reach)
+        if lid_up is not None:
+            shadow = shadow + 1.3 * lid_up[:, 2, eb[0]:, ex]
+        shade = shade * (1.0 - shadow.clamp(max=0.85))
     sclera = _rgb(look, "sclera") * shade[:, None]
     if with_texture:
-        eh, ew = eb[1] - eb[0], eb[3] - eb[2]
-        vgrid = torch.stack([(u_e / VEIN_EXTENT).expand(B, eh, ew), (v_e / VEIN_EXTENT).expand(B, eh, ew)], -1)
-        veins = em.sample_texture([tx["veins"] for tx in textures], vgrid, 128 / (2 * VEIN_EXTENT) / px_per_unit)
+        veins = veins_all[:, y0:y1, x0:x1][:, ey, ex]
         vessel = torch.tensor([0.1, 0.55, 0.5])[None, :, None, None]          # red vessels absorb G, B
-        sclera = sclera * (1.0 - col("vein_strength") * veins * vessel)
+        sclera = sclera * (1.0 - (col1(look, "vein_strength") * veins)[:, None] * vessel)
     eye = sclera
     if with_iris:
         rho, p_ratio = f["rho"], em.pupil_ratio(geom, state)[:, None, None]
@@ -325,8 +375,10 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
         eye = torch.lerp(eye, iris, f["iris"][:, None])
         pupil = torch.tensor([14.0, 11.0, 11.0])[None, :, None, None] * shade[:, None]
         eye = torch.lerp(eye, pupil.expand_as(eye), f["pupil"][:, None])
-    if with_lids:   # caruncle: pink, moist
-        eye = torch.lerp(eye, skin_e * torch.tensor([0.95, 0.62, 0.62])[None, :, None, None], f["caruncle"][:, None])
+    if with_lids:   # caruncle: pink, moist, lumpy, convex
+        dome = (1.0 - f["caruncle_q"]).clamp(0.0, 1.0)[:, None]
+        car = skin_e * torch.tensor([0.92, 0.58, 0.58])[None, :, None, None] * (0.8 + 0.35 * dome)
+        eye = torch.lerp(eye, car, f["caruncle"][:, None])
     eye = torch.lerp(skin_e, eye, f["fissure"][:, None])
 
     # --- corneal highlight(s) of the studio lights --------------------------------------------
@@ -346,19 +398,12 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
     skin[:, :, ey, ex] = eye
 
     # --- lashes ------------------------------------------------------------------------------
-    if with_texture and with_lids:
-        (t_lo, t_hi), (d_lo, d_hi) = em.LASH_T_RANGE, em.LASH_D_RANGE
-        gx = ((f["t"] - t_lo) * (2 / (t_hi - t_lo)) - 1)
-        texel_px = (t_hi - t_lo) * em.LASH_UNITS_PER_T / 1024 * px_per_unit
-        lvl = [tx["lashes"] for tx in textures]
+    if lid_up is not None:
         lash_col = 0.6 * _rgb(look, "hair")
-        dark = col1(look, "lash_darkness")
-        for rows, key, ch, gain in ((slice(0, eb[1]), "above_upper", 0, 1.0), (slice(eb[0], None), "below_lower", 1, 0.8)):
-            dist = f[key][:, rows]
-            lgrid = torch.stack([gx.expand_as(dist), (dist - d_lo) * (2 / (d_hi - d_lo)) - 1], -1)
-            cover = em.sample_texture(lvl, lgrid, 1.0 / texel_px)[:, ch:ch + 1]
+        dark = col1(look, "lash_darkness")[:, None]
+        for rows, lid, gain in ((up_rows, lid_up, 1.0), (lo_rows, lid_lo, 0.8)):
             part = skin[:, :, rows]
-            skin[:, :, rows] = torch.lerp(part, lash_col.expand_as(part), gain * dark[:, None] * cover)
+            skin[:, :, rows] = torch.lerp(part, lash_col.expand_as(part), (gain * dark) * lid[:, :1])
     image[:, :, y0:y1, x0:x1] = skin
 
     # --- glasses, exposure, noise --------------------------------------------------------------
@@ -366,8 +411,12 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
         image = _glasses(image, u_all, v_all, look, ppu)
         light = look["exposure"][:, None, None] * (1.0 + look["light_gradient"][:, None, None] * 0.5 * u_all)
         image = image * light[:, None]
+        soft = look["softness_px"] if "softness_px" in look else torch.full((B,), 0.5)
+        gain = state["defocus"] if "defocus" in state else torch.ones(B)
+        image = defocus_blur(image, soft * gain.sqrt() * (W / 64.0))
         if noise is not None:
-            image = image + noise * col("noise_sigma")
+            n_gain = state["noise_gain"] if "noise_gain" in state else torch.ones(B)
+            image = image + noise * (look["noise_sigma"] * n_gain)[:, None, None, None]
     mask = torch.zeros(B, H, W, dtype=torch.uint8)
     mask[:, eye_box[0]:eye_box[1], eye_box[2]:eye_box[3]] = f["mask"] if with_iris else f["mask"].clamp(max=1)
     mirror = state["mirror"].bool()
@@ -397,7 +446,15 @@ def _glasses(image, u, v, look, ppu):
     grad = torch.sqrt((du ** 3 / c("rim_width")) ** 2 + (dv ** 3 / c("rim_height")) ** 2) / q.clamp_min(1e-3) ** 3
     dist = (q - 1.0).abs() / grad.clamp_min(1e-3) - 0.5 * c("rim_thickness")  # eye units from the rim
     rim = (0.5 - dist * ppu[:, None, None]).clamp(0, 1)
-    sheen = 0.06 * em.bump((u + v - 0.6) * 2.0) * (q < 1)
-    image = image + (255.0 - image) * sheen[:, None]
+    inside = (q < 1).float()
+    sheen = 0.06 * em.bump((u + v - 0.6) * 2.0) * inside
+    if "lens_reflection" in look:   # reflections of the room/window on the lens: broad soft bands
+        ang = c("lens_refl_angle")
+        along = (u - c("rim_u")) * torch.cos(ang) + (v - c("rim_v")) * torch.sin(ang) - c("lens_refl_offset")
+        band = em.bump(along * 3.0) + 0.5 * em.bump((along + 0.55) * 6.0)
+        across = (v - c("rim_v")) * torch.cos(ang) - (u - c("rim_u")) * torch.sin(ang)
+        sheen = sheen + c("lens_reflection") * band * (0.6 + 0.4 * torch.cos(across * 2.0)) * inside
+        image = image * (1.0 - 0.05 * inside[:, None])   # a little light lost in the lens
+    image = image + (255.0 - image) * sheen.clamp(max=0.6)[:, None]
     rim_col = torch.stack([look[f"rim_{k}"] for k in "rgb"], 1)[:, :, None, None] * (1.1 - c("rim_darkness"))[:, None]
     return torch.lerp(image, rim_col.expand_as(image), rim[:, None])

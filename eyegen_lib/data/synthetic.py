@@ -67,7 +67,15 @@ def sample_state(rng: np.random.Generator, gaze_range_deg, mirror: bool, blink_p
         "scale": float(np.clip(rng.normal(1.0, 0.02), 0.95, 1.05)),
         "glint_dx": rng.normal(0, 0.012), "glint_dy": rng.normal(0, 0.012),
         "noise_x": int(rng.integers(0, 1 << 30)), "noise_y": int(rng.integers(0, 1 << 30)),
+        # Camera per image (drawn last, so the draws above are those of earlier versions):
+        # focus varies around the person's defocus, the sensor noise around its level.
+        "defocus": float(np.exp(np.clip(rng.normal(0, 0.22), -0.5, 0.5))),
+        "noise_gain": float(np.exp(np.clip(rng.normal(0, 0.3), -0.7, 0.7))),
     }
+
+
+# Per-image state entries beyond eye_model.STATE_KEYS (camera): renderers treat them as optional.
+CAMERA_KEYS = ("defocus", "noise_gain")
 
 
 class SyntheticEyes:
@@ -76,6 +84,7 @@ class SyntheticEyes:
     def __init__(self, spec: SyntheticEyeSpec):
         self.spec = spec
         self._persons: dict[tuple[int, str], tuple[dict, dict]] = {}
+        self._tex_seeds: dict[int, int] = {}
         self._noise_bank: torch.Tensor | None = None
         self._textures = render_nir.NIRTextureCache() if spec.modality == "nir" else render_rgb.RGBTextureCache()
 
@@ -104,6 +113,11 @@ class SyntheticEyes:
                 look = render_rgb.sample_rgb_look(look_rng)
             self._persons[key] = (geom, look)
         return self._persons[key]
+
+    def _tex_seed(self, person: int) -> int:
+        if person not in self._tex_seeds:
+            self._tex_seeds[person] = int(em.rng_for(self.spec.seed, _TEXTURE, person).integers(1 << 62))
+        return self._tex_seeds[person]
 
     def image_state(self, index: int) -> dict:
         mirror = self.side_of(index) == "L"
@@ -143,7 +157,7 @@ class SyntheticEyes:
         rows = [self.person_params(p, s) for p, s in zip(persons, sides)]
         geom = em.stack_params([r[0] for r in rows])
         look = em.stack_params([r[1] for r in rows])
-        state = em.stack_params(states, em.STATE_KEYS)
+        state = em.stack_params(states, em.STATE_KEYS + CAMERA_KEYS)
         if gaze is not None:
             gaze_t = torch.as_tensor(gaze, dtype=torch.float32).reshape(len(idx), 2)
             state["pitch"], state["yaw"] = gaze_t[:, 0].clone(), gaze_t[:, 1].clone()
@@ -167,7 +181,7 @@ class SyntheticEyes:
         s = self.spec.seed
         textures, frames = [], []
         for p, side, (g_row, l_row) in zip(persons, sides, rows):
-            tex_seed = int(em.rng_for(s, _TEXTURE, p).integers(1 << 62))
+            tex_seed = self._tex_seed(p)
             textures.append(self._textures.person((s, p), tex_seed, g_row, l_row))
             frames.append(self._textures.frame((s, p), side, tex_seed + 1, l_row, size))
         noise = self._noise(states, size) if self.spec.noise else None
@@ -179,8 +193,7 @@ class SyntheticEyes:
         s = self.spec.seed
         textures = []
         for p, (g_row, l_row) in zip(persons, rows):
-            tex_seed = int(em.rng_for(s, _TEXTURE, p).integers(1 << 62))
-            textures.append(self._textures.person((s, p), tex_seed, g_row, l_row))
+            textures.append(self._textures.person((s, p), self._tex_seed(p), g_row, l_row))
         noise = self._noise(states, (3, *self.spec.size)) if self.spec.noise else None
         out = render_rgb.render_eye(geom, look, state, self.spec.size, textures, noise, stages, return_layers)
         out["image"] = out["image"].clamp(0, 255).round().to(torch.uint8)
