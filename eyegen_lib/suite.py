@@ -123,3 +123,96 @@ def openeds_protocol(profile: Profile, *, seed: int = 0) -> dict:
     test = idx["test"][: profile.eval_images]
     return {"source": source, "test_indices": test, "train_indices": idx["train"],
             "test": render_all(source, test, progress=False), "train": render_all(source, idx["train"], progress=False)}
+
+
+# -- Seg2Eye §4.1–4.2: the segmenter, the unlabelled pool and its ranking -------------------------
+def _segmenter_path(profile: Profile) -> Path:
+    return Path(checkpoint_dir(profile.name)) / "deeplab_segmenter.pt"
+
+
+def segmenter(profile: Profile, *, seed: int = 0, progress: bool = True, retrain: bool = False):
+    """The DeepLab v3+ segmenter of Seg2Eye §4.1 for OpenEDS-like NIR images: loaded from its
+    checkpoint if present, else trained on the labelled split (the training persons' images and
+    masks) and saved. Returns the model and its metadata, whose ``metrics`` hold the mIoU and
+    per-class IoU on the held-out test persons."""
+    from .data.datasets import render_all
+    from .metrics import iou_per_class
+    from .models.deeplab import DeepLabV3Plus, SegmenterConfig, segment, train_segmenter
+
+    config = SegmenterConfig.for_profile(profile)
+    model = DeepLabV3Plus(config.net)
+    source = nir_source(profile, seed=seed)
+    idx = split_indices(source, person_split(profile, seed=seed))
+
+    def train():
+        tr = render_all(source, idx["train"], progress=progress)
+        te = render_all(source, idx["test"], progress=progress)
+        trained, history = train_segmenter(tr["image"], tr["mask"], config, seed=seed, progress=progress)
+        model.load_state_dict(trained.state_dict())
+        iou = iou_per_class(segment(model, te["image"]), te["mask"])
+        return {"step": config.steps, "miou": float(torch.nanmean(iou)),
+                **{f"iou_{name}": float(v) for name, v in zip(("skin", "sclera", "iris", "pupil"), iou)},
+                "train_images": len(tr["image"]), "test_images": len(te["image"]), "final_loss": history[-1]["loss"]}
+
+    info = load_or_train(_segmenter_path(profile), kind="deeplab_segmenter", model=model, config=config,
+                         train=train, retrain=retrain)
+    return model.eval(), info
+
+
+def trained_segmenter(profile: Profile):
+    """The trained segmenter as a function ``images (B, 1, H, W) in [-1, 1] (any size) → masks
+    (B, H, W)``, or None when ``02_ranking`` has not saved its checkpoint yet (content preservation
+    in ``07_evaluation``)."""
+    from .checkpoint import load_checkpoint
+    from .models.deeplab import DeepLabV3Plus, SegmenterConfig, segment
+
+    path = _segmenter_path(profile)
+    if not path.is_file():
+        return None
+    config = SegmenterConfig.for_profile(profile)
+    model = DeepLabV3Plus(config.net)
+    load_checkpoint(path, kind="deeplab_segmenter", model=model, config=config)
+    model.eval()
+    return lambda images: segment(model, images)
+
+
+def ranking_setup(profile: Profile, model=None, *, seed: int = 0, progress: bool = True) -> dict:
+    """Seg2Eye's data on the synthetic renderer, shared by ``02_ranking`` and ``03_refiner``.
+
+    * **labelled** — the training persons' images WITH masks (the segmenter and the refiner's
+      training targets);
+    * **unlabelled pool** — every image of the protocol's source (all persons), whose masks are
+      NOT used: only pseudo-labels. As in OpenEDS, the pool holds other images of a target's own
+      person; a target's own image is never a candidate for it. (``pool["mask"]`` holds the true
+      masks for *measuring* the ranking only.)
+    * **targets** — the test persons' masks of :func:`openeds_protocol` (in its order), and the
+      training persons' masks for the refiner.
+    * **modes** — k-means (k = 2) on the pool's images, without eye-side labels; a target takes
+      the mode of its capture (its image's cluster, one bit: which camera), since the masks carry
+      little side information (:func:`eyegen_lib.ranking.mask_modes` measures how little).
+
+    ``model`` is a segmenter (default: :func:`segmenter`)."""
+    from .data.datasets import render_all
+    from .models.deeplab import segment
+    from .ranking import mask_modes, split_modes
+
+    if model is None:
+        model, _ = segmenter(profile, seed=seed, progress=progress)
+    task = openeds_protocol(profile, seed=seed)
+    source = task["source"]
+    pool = render_all(source, None, progress=progress)
+    pool["pseudo"] = segment(model, pool["image"], progress=progress)
+    pool["mode"] = split_modes(pool["image"], seed=seed)
+    row = {int(i): r for r, i in enumerate(pool["index"].tolist())}
+    out = {"task": task, "pool": pool}
+    for name, indices in (("test", task["test_indices"]), ("train", task["train_indices"])):
+        rows = torch.tensor([row[int(i)] for i in indices], dtype=torch.int64)
+        data = task[name]
+        out[name] = {"mask": data["mask"], "image": data["image"], "side": data["side"], "person": data["person"],
+                     "index": torch.as_tensor(indices, dtype=torch.int64), "pool_row": rows,
+                     "mode": pool["mode"][rows],  # the cluster of the target's own capture
+                     "mode_from_mask": mask_modes(data["mask"], pool["pseudo"], pool["mode"])}
+    return out
+
+
+__all__ += ["segmenter", "trained_segmenter", "ranking_setup"]

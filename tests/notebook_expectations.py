@@ -55,3 +55,24 @@ EXPECTATIONS = {
     "01_dataset": check_01_dataset,
     "07_evaluation": check_07_evaluation,
 }
+
+
+def check_02_ranking(data: dict) -> None:
+    assert 0.3 < metric(data, "segmenter_miou") <= 1.0, "the smoke segmenter must at least find skin vs eye"
+    assert set(metric(data, "segmenter_iou_per_class")) == {"skin", "sclera", "iris", "pupil"}
+    assert metric(data, "mode_split_accuracy") >= 0.9, "k-means on antisymmetric features must find left/right eyes"
+    assert metric(data, "ranking_oracle")["mask MSE, top-1"] <= metric(data, "ranking_random_same_mode")["mask MSE, top-1"]
+    for name in ("ranking_beats_random", "same_mode_references_score_better", "colouring_helps"):
+        assert isinstance(claim(data, name)["holds"], bool)
+
+
+def check_03_refiner(data: dict) -> None:
+    scores = {k: metric(data, f"score_{k}")["challenge score"] for k in ("refiner", "copy_top1_reference", "mean_image_of_mode")}
+    assert all(0 < v < 1 for v in scores.values()), scores
+    assert scores["mean_image_of_mode"] > scores["copy_top1_reference"], "a real same-mode reference must beat the mean image"
+    assert metric(data, "real_blurriness") > 0
+    for name in ("refiner_beats_copy_beats_mean", "refiner_outputs_blurry"):
+        assert isinstance(claim(data, name)["holds"], bool)
+
+
+EXPECTATIONS.update({"02_ranking": check_02_ranking, "03_refiner": check_03_refiner})

@@ -1,0 +1,23 @@
+"""Losses shared by the models (one place, so notebooks and tests agree on conventions)."""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["challenge_loss"]
+
+
+def challenge_loss(pred: torch.Tensor, target: torch.Tensor, *, value_range: tuple[float, float] = (-1.0, 1.0),
+                   eps: float = 1e-6) -> torch.Tensor:
+    """The OpenEDS challenge score as a differentiable loss at the working resolution: per image
+    ``sqrt(Σ (p − t)²) / (H·W)`` on 0..255 grey values, averaged over the batch.
+
+    At 400×640 it equals :func:`eyegen_lib.metrics.challenge_score`; at a smaller size it is the
+    same quantity up to a constant factor (``sqrt(400·640 / (H·W))`` for smooth images), so
+    minimising it minimises the score. ``eps`` keeps the square root's gradient finite at 0.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have one shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    lo, hi = value_range
+    d = (pred - target) * (255.0 / (hi - lo))
+    h, w = pred.shape[-2:]
+    return ((d.pow(2).flatten(1).sum(1) + eps).sqrt() / (h * w)).mean()

@@ -1,0 +1,140 @@
+"""Seg2Eye's refiner (§4.2): the network that won the OpenEDS Synthetic Eye Generation Challenge.
+
+Given a target mask, the refiner takes the most similar unlabelled image of the target's mode
+(the similarity ranking, :mod:`eyegen_lib.ranking`) and corrects it: a DeepLab v3+ network sees
+3 channels — the target mask coloured by class mean intensities, the reference image, and the
+reference's coloured pseudo-label — and predicts a residual map that is added to the reference::
+
+    output = clamp(reference + DeepLab(colour(target mask), reference, colour(pseudo-label)))
+
+It is trained end-to-end on the challenge score itself (:func:`eyegen_lib.losses.challenge_loss`).
+Training references are drawn at random from the target's top N; at test time the top-1 is used.
+The residual head starts at zero, so an untrained refiner *is* the copy-the-reference baseline.
+(The official training script does not run as committed; this one is written from the paper.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from ..distributed import make_loader
+from ..losses import challenge_loss
+from ..profiles import Profile
+from ..runtime import tqdm
+from ..similarity import colour_mask
+from ..training import Trainer
+from .deeplab import DeepLabConfig, DeepLabV3Plus, check_masks
+
+__all__ = ["RefinerConfig", "Refiner", "train_refiner", "refine"]
+
+
+@dataclass
+class RefinerConfig:
+    net: DeepLabConfig
+    top_n: int = 50  # training references: random among the target's top N (Seg2Eye's style images: top 40–200)
+    steps: int = 30_000
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+
+    @classmethod
+    def for_profile(cls, profile: Profile) -> "RefinerConfig":
+        steps = {"smoke": 100, "cpu": 1000}.get(profile.name, 30_000)
+        batch = {"smoke": 8, "cpu": 16}.get(profile.name, profile.batch_size)
+        top_n = {"smoke": 4, "cpu": 10}.get(profile.name, 50)
+        return cls(net=DeepLabConfig.for_profile(profile, in_channels=3, out_channels=1), top_n=top_n,
+                   steps=steps, batch_size=batch, lr=1e-3 if profile.name == "paper" else 2e-3)
+
+
+def _coloured(mask: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) labels → (B, 1, H, W) class-mean intensities scaled to [−1, 1]."""
+    return colour_mask(check_masks(mask))[:, None] / 127.5 - 1
+
+
+class Refiner(nn.Module):
+    """``forward(target_mask, reference, reference_mask) → (output, residual)``; images in [−1, 1]."""
+
+    def __init__(self, config: RefinerConfig):
+        super().__init__()
+        if config.net.in_channels != 3 or config.net.out_channels != 1:
+            raise ValueError("the refiner's DeepLab takes 3 input channels and predicts 1 residual channel")
+        self.config = config
+        self.net = DeepLabV3Plus(config.net)
+        nn.init.zeros_(self.net.head.weight)  # start as the copy-the-reference baseline
+        nn.init.zeros_(self.net.head.bias)
+
+    def forward(self, target_mask: torch.Tensor, reference: torch.Tensor, reference_mask: torch.Tensor):
+        if reference.ndim != 4 or reference.shape[1] != 1:
+            raise ValueError(f"reference must be grey (B, 1, H, W) in [-1, 1], got shape {tuple(reference.shape)}")
+        if target_mask.shape[-2:] != reference.shape[-2:] or reference_mask.shape[-2:] != reference.shape[-2:]:
+            raise ValueError("target mask, reference and its pseudo-label must have one size, got "
+                             f"{tuple(target_mask.shape)}, {tuple(reference.shape)}, {tuple(reference_mask.shape)}")
+        x = torch.cat([_coloured(target_mask).to(reference), reference, _coloured(reference_mask).to(reference)], 1)
+        residual = self.net(x)
+        return (reference + residual).clamp(-1, 1), residual
+
+
+class RefinerTrainer(Trainer):
+    """Batches are (target mask, target image, ranked pool indices (top N)); the reference is a
+    random one of the N, drawn per sample, with its image and pseudo-label from the pool."""
+
+    def __init__(self, model: Refiner, optimizer, pool_images: torch.Tensor, pool_masks: torch.Tensor, *,
+                 seed: int = 0, **kwargs):
+        super().__init__({"refiner": model}, {"refiner": optimizer}, **kwargs)
+        self.pool_images, self.pool_masks = pool_images.to(self.device), pool_masks.to(self.device)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def train_step(self, batch):
+        mask, target, ranked = batch
+        pick = torch.randint(ranked.shape[1], (len(ranked),), generator=self.generator).to(ranked.device)
+        ref_idx = ranked.gather(1, pick[:, None])[:, 0]
+        out, _ = self.models["refiner"](mask, self.pool_images[ref_idx], self.pool_masks[ref_idx])
+        loss = challenge_loss(out, target)
+        opt = self.optimizers["refiner"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"challenge_loss": loss.detach().item()}
+
+
+def _signed(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
+
+
+def train_refiner(target_masks: torch.Tensor, target_images: torch.Tensor, ranked: torch.Tensor,
+                  pool_images: torch.Tensor, pool_masks: torch.Tensor, config: RefinerConfig, *, seed: int = 0,
+                  device=None, progress: bool = True):
+    """Train on targets (masks (T, H, W), images (T, 1, H, W)) with their ranked references
+    ``ranked`` (T, ≥ top_n) into the pool (images (N, 1, H, W), pseudo-labels (N, H, W)).
+    Images are uint8 or float in [−1, 1]. Returns (refiner, history)."""
+    check_masks(target_masks), check_masks(pool_masks)
+    if ranked.shape[0] != len(target_masks) or len(target_images) != len(target_masks):
+        raise ValueError(f"{len(target_masks)} target masks, {len(target_images)} images, {ranked.shape[0]} ranked lists")
+    torch.manual_seed(seed)
+    model = Refiner(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
+    trainer = RefinerTrainer(model, opt, _signed(pool_images), pool_masks.long(), seed=seed, device=device,
+                             schedulers={"lr": sched})
+    data = TensorDataset(target_masks.long(), _signed(target_images), ranked[:, : config.top_n].long())
+    loader = make_loader(data, min(config.batch_size, len(data)), seed=seed)
+    history = trainer.fit(loader, config.steps, log_every=max(1, config.steps // 100), desc="refiner", progress=progress)
+    return trainer.module("refiner").eval(), history
+
+
+@torch.no_grad()
+def refine(model: Refiner, target_masks: torch.Tensor, references: torch.Tensor, reference_masks: torch.Tensor,
+           *, batch_size: int = 64, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(outputs uint8 (T, 1, H, W), residuals float on the 0..255 scale) for each target with its reference."""
+    model.eval()
+    device = next(model.parameters()).device
+    outs, res = [], []
+    for i in tqdm(range(0, len(target_masks), batch_size), desc="refining", disable=not progress, leave=False):
+        o, r = model(target_masks[i:i + batch_size].to(device), _signed(references[i:i + batch_size]).to(device),
+                     reference_masks[i:i + batch_size].to(device))
+        outs.append(((o + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu())
+        res.append((r * 127.5).cpu())
+    return torch.cat(outs), torch.cat(res)
