@@ -53,6 +53,19 @@ def _kernel_environment(profile: str, out: Path) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def _ipc_kernel_manager():
+    """Kernels talk over local unix sockets instead of TCP ports: no open ports, and no
+    "running over TCP without encryption" warning from every kernel."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(*args, **kwargs)
+
+    return IPCKernelManager
+
+
 def run_notebook(notebook: Path, profile: str, out: Path, *, parameters: dict | None = None,
                  timeout: int | None = None) -> Path:
     """Execute one notebook with papermill; returns the executed copy's path. Raises on a failed cell."""
@@ -63,7 +76,7 @@ def run_notebook(notebook: Path, profile: str, out: Path, *, parameters: dict | 
     with _kernel_environment(profile, out):
         pm.execute_notebook(str(notebook), str(target), parameters={"PROFILE": profile, **(parameters or {})},
                             cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
-                            execution_timeout=timeout)
+                            execution_timeout=timeout, kernel_manager_class=_ipc_kernel_manager())
     return target
 
 

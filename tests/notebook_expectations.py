@@ -76,3 +76,22 @@ def check_03_refiner(data: dict) -> None:
 
 
 EXPECTATIONS.update({"02_ranking": check_02_ranking, "03_refiner": check_03_refiner})
+
+
+def check_04_seg2eye(data: dict) -> None:
+    import math
+
+    for name in ("seg2eye", "gaugan", "no_style_consistency", "mean_aggregation", "real_images"):
+        row = metric(data, f"scores_{name}")
+        assert all(math.isfinite(row[k]) for k in ("challenge_score", "lpips", "blurriness", "content_miou", "style_accuracy")), row
+        assert 0 <= row["content_miou"] <= 1 and 0 <= row["style_accuracy"] <= 1
+    assert metric(data, "scores_real_images")["challenge_score"] == 0.0
+    assert 0 < metric(data, "challenge_score") < 1 and 0 < metric(data, "lpips") < 1 and metric(data, "blurriness") > 0
+    lo, hi = metric(data, "output_range")
+    assert 0 <= lo < hi <= 255, "generated images must be uint8 and not constant"
+    assert all(math.isfinite(v) and v >= 1 for v in metric(data, "interpolation_smoothness").values())
+    for name in ("style_branch_preserves_style", "style_consistency_smooths_interpolation", "content_follows_mask"):
+        assert isinstance(claim(data, name)["holds"], bool)  # recorded as measured; holds or not
+
+
+EXPECTATIONS.update({"04_seg2eye": check_04_seg2eye})

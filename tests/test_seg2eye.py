@@ -1,0 +1,162 @@
+"""Seg2Eye (§4.3): block math, shapes, aggregation, losses, a few training steps, checkpoints."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from eyegen_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from eyegen_lib.models.seg2eye import (SPADE, MultiScaleDiscriminator, Seg2Eye, Seg2EyeConfig, Seg2EyeTrainer,
+                                       SpadeStyleBlock, StyleBatches, StyleEncoder, StyleModulation, aggregate,
+                                       generate, gram_matrix)
+from eyegen_lib.models.seg2eye.loss import hinge_d_loss
+from eyegen_lib.profiles import get_profile
+
+
+def tiny_config(**kw) -> Seg2EyeConfig:
+    base = dict(image_size=(16, 24), ngf=2, ndf=4, spade_hidden=8, n_up=2, enc_channels=(4, 8, 8), style_dim=4,
+                k_style=2, steps=5, batch_size=2)
+    base.update(kw)
+    return Seg2EyeConfig(**base)
+
+
+def test_paper_config_has_the_official_widths():
+    c = Seg2EyeConfig.for_profile(get_profile("paper"))
+    assert (c.ngf, c.ndf, c.spade_hidden, c.style_dim, c.n_scales, c.d_layers) == (64, 64, 128, 16, 2, 4)
+    assert [b for _, b in c.gen_channels] == [1024, 1024, 1024, 512, 256, 128, 64]
+    assert c.gen_channels[0][0] == 1024 and c.n_up == 5 and c.start_size == (13, 20)
+    assert c.enc_channels == (64, 128, 256, 512, 512, 512)
+    assert (c.lambda_fm, c.lambda_l2, c.lambda_style, c.lambda_gram) == (10, 15, 0.5, 1e5)
+    assert (c.lr_g, c.lr_d, c.beta1, c.beta2) == (1e-4, 4e-4, 0.0, 0.9)
+    for name in ("smoke", "cpu"):
+        s = Seg2EyeConfig.for_profile(get_profile(name))
+        assert min(s.start_size) >= 4 and s.ngf < 64
+
+
+def test_paper_width_blocks_build_and_run_at_a_small_size():
+    c = Seg2EyeConfig(image_size=(32, 64), n_up=3, enc_channels=(64, 128, 256, 512))
+    m = Seg2Eye(c)
+    with torch.no_grad():
+        out = m(torch.randint(0, 4, (1, 32, 64)), torch.rand(1, 2, 1, 32, 64) * 2 - 1)
+    assert out.shape == (1, 1, 32, 64) and out.abs().max() <= 1
+    assert m.generator.blocks[0].conv_0.weight.shape[:2] == (1024, 1024)
+    assert m.generator.blocks[-1].conv_1.weight.shape[0] == 64
+
+
+@pytest.mark.parametrize("size,n_up", [((40, 64), 3), ((50, 80), 4), ((400, 640), 5)])
+def test_generator_sizes_land_exactly(size, n_up):
+    c = tiny_config(image_size=size, n_up=n_up, enc_channels=(4, 4))
+    m = Seg2Eye(c)
+    assert m.generator.sizes[-1] == size and m.generator.sizes[0] == c.start_size
+
+
+def test_block_is_the_average_of_spade_and_style():
+    torch.manual_seed(0)
+    block = SpadeStyleBlock(6, 4, 8, style_dim=5)
+    x, seg, w = torch.randn(2, 6, 8, 12), torch.rand(2, 4, 16, 24), torch.randn(2, 5)
+    expected = (block.spade(x, seg) + block.style(x, w)) / 2
+    torch.testing.assert_close(block(x, seg, w), expected)
+    # the style modulation is norm(x)·(1+s)+b with (s, b) from an FC layer
+    s, b = block.style.fc(w).chunk(2, 1)
+    normed = torch.nn.functional.instance_norm(x)
+    torch.testing.assert_close(block.style(x, w), normed * (1 + s[:, :, None, None]) + b[:, :, None, None])
+    # SPADE: parameter-free norm modulated by γ, β computed from the resized mask
+    spade = SPADE(6, 4, 8)
+    seg_small = torch.nn.functional.interpolate(seg, size=(8, 12), mode="nearest")
+    h = spade.shared(seg_small)
+    torch.testing.assert_close(spade(x, seg), normed * (1 + spade.gamma(h)) + spade.beta(h))
+    assert isinstance(block.style, StyleModulation)
+    assert SpadeStyleBlock(6, 4, 8, style_dim=None).style is None  # the GauGAN baseline
+
+
+def test_max_aggregation_is_elementwise_max_and_permutation_invariant():
+    torch.manual_seed(0)
+    enc = StyleEncoder((4, 8), style_dim=3).eval()
+    style = torch.randn(2, 5, 1, 16, 16)
+    w, feats = enc(style)
+    codes = torch.stack([enc.encode(style[:, k])[0] for k in range(5)], 1)
+    torch.testing.assert_close(w, codes.amax(1))
+    perm = torch.randperm(5)
+    w2, feats2 = enc(style[:, perm])
+    torch.testing.assert_close(w, w2)
+    for f, f2 in zip(feats, feats2):
+        torch.testing.assert_close(f, f2)
+    assert torch.equal(aggregate(codes, "mean"), codes.mean(1))
+    with pytest.raises(ValueError):
+        aggregate(codes, "median")
+
+
+def test_gram_matrix_normalised_by_abcd():
+    x = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    f = x.reshape(6, 4)
+    by_hand = torch.tensor([[float((f[i] * f[j]).sum()) for j in range(6)] for i in range(6)]) / (2 * 3 * 2 * 2)
+    torch.testing.assert_close(gram_matrix(x), by_hand)
+
+
+def test_discriminator_is_multiscale_and_hinge():
+    d = MultiScaleDiscriminator(5, ndf=4, n_layers=4, n_scales=2)
+    outs = d(torch.randn(2, 5, 32, 48))
+    assert len(outs) == 2 and all(len(o) == 5 for o in outs)
+    assert outs[1][-1].shape[-1] < outs[0][-1].shape[-1]
+    real = [[torch.full((1, 1, 2, 2), 2.0)]]
+    fake = [[torch.full((1, 1, 2, 2), -2.0)]]
+    assert hinge_d_loss(real, fake).item() == 0.0
+
+
+def _tiny_data(n_groups=3, per=4, size=(16, 24)):
+    g = torch.Generator().manual_seed(0)
+    masks = torch.zeros(n_groups * per, *size, dtype=torch.long)
+    masks[:, 4:12, 6:18] = 1
+    masks[:, 6:10, 9:15] = 2
+    masks[:, 7:9, 11:13] = 3
+    levels = torch.tensor([200.0, 150.0, 80.0, 20.0])
+    images = levels[masks][:, None] + torch.randn(n_groups * per, 1, *size, generator=g) * 5
+    images = images + torch.arange(n_groups).repeat_interleave(per)[:, None, None, None] * 10
+    return images.clamp(0, 255).round().to(torch.uint8), masks, torch.arange(n_groups).repeat_interleave(per)
+
+
+def test_training_steps_lower_the_pixel_loss():
+    torch.manual_seed(0)
+    images, masks, groups = _tiny_data()
+    c = tiny_config(lr_g=2e-3, lr_d=2e-3)
+    trainer = Seg2EyeTrainer(Seg2Eye(c), MultiScaleDiscriminator(5, c.ndf, c.d_layers, c.n_scales), c, device="cpu")
+    batches = StyleBatches(images, masks, groups, k_style=2, batch_size=4, seed=0)
+    hist = trainer.fit(batches, 20, progress=False)
+    assert {"d_hinge", "g_hinge", "g_fm", "g_l2", "g_style", "g_gram"} <= set(hist[0])
+    first, last = sum(h["g_l2"] for h in hist[:3]) / 3, sum(h["g_l2"] for h in hist[-3:]) / 3
+    assert last < 0.7 * first, (first, last)
+    out = generate(trainer.module("seg2eye"), masks[:3], images[batches.style_for([0, 1, 2])])
+    assert out.dtype == torch.uint8 and out.shape == (3, 1, 16, 24)
+
+
+def test_gaugan_baseline_has_no_style_branch_and_trains():
+    c = tiny_config(use_style=False)
+    m = Seg2Eye(c)
+    assert m.encoder is None
+    images, masks, groups = _tiny_data()
+    trainer = Seg2EyeTrainer(m, MultiScaleDiscriminator(5, c.ndf), c, device="cpu")
+    hist = trainer.fit(StyleBatches(images, masks, groups, k_style=2, batch_size=2), 2, progress=False)
+    assert "g_style" not in hist[-1] and "g_l2" in hist[-1]
+
+
+def test_style_batches_never_use_the_target_and_stay_in_group():
+    images, masks, groups = _tiny_data()
+    b = StyleBatches(images, masks, groups, k_style=3, batch_size=4, seed=1)
+    picks = b.style_for(list(range(len(groups))))
+    for t, row in enumerate(picks.tolist()):
+        assert t not in row and len(set(row)) == 3 and all(groups[r] == groups[t] for r in row)
+    with pytest.raises(ValueError):
+        StyleBatches(images, masks, groups, k_style=4, batch_size=2)
+
+
+def test_checkpoint_roundtrip_and_other_model_refused(tmp_path):
+    c = tiny_config()
+    m = Seg2Eye(c)
+    path = save_checkpoint(tmp_path / "s.pt", kind="seg2eye", model=m, config=c)
+    m2 = Seg2Eye(c)
+    load_checkpoint(path, kind="seg2eye", model=m2, config=c)
+    for (k, v), v2 in zip(m.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(v, v2), k
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path, kind="refiner", model=m2, config=c)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path, kind="seg2eye", model=Seg2Eye(tiny_config(ngf=4)), config=None)
