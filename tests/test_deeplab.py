@@ -8,15 +8,6 @@ from eyegen_lib.models.deeplab import (DeepLabConfig, DeepLabV3Plus, SegmenterCo
 from eyegen_lib.profiles import get_profile
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny convolutions on a shared 2-core CPU run far faster without OpenMP contention
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_config(**kw):
     base = dict(block="basic", layers=(1, 1, 1, 1), widths=(8, 8, 16, 16), stem=8, atrous_rates=(1, 2, 3),
                 aspp_channels=16, low_level_channels=8, decoder_channels=16, input_size=(24, 40))

@@ -11,14 +11,6 @@ from eyegen_lib.ranking import (candidates_ok, kmeans, mode_accuracy, rank_pool,
                                 split_modes)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def net(**kw):
     return DeepLabConfig(in_channels=3, out_channels=1, block="basic", layers=(1, 1, 1, 1), widths=(8, 8, 16, 16),
                          stem=8, atrous_rates=(1, 2, 3), aspp_channels=16, low_level_channels=8, decoder_channels=16,

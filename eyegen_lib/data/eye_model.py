@@ -31,7 +31,7 @@ import torch
 from eyegen_lib.gaze import pitchyaw_to_vector
 
 __all__ = [
-    "GEOMETRY_RANGES", "STATE_KEYS", "LANDMARK_NAMES", "N_EYELID_POINTS",
+    "GEOMETRY_RANGES", "STATE_KEYS", "LANDMARK_NAMES", "N_EYELID_POINTS", "render_in_chunks",
     "rng_for", "sample_geometry", "bump", "tail", "eye_boxes", "stack_params", "canonical_gaze", "gaze_axes", "pupil_ratio",
     "lid_curves", "eye_landmarks", "eye_fields", "mirror_points", "polar_noise_texture",
     "fractal_noise", "iris_structure_texture", "lash_texture", "mip_levels", "sample_texture",
@@ -530,4 +530,26 @@ def sample_texture(levels_per_item: list[list[torch.Tensor]], grid: torch.Tensor
         sel = torch.tensor(idx)
         res = sample(tex, grid.index_select(0, sel).reshape(1, len(idx) * H, W, 2))
         out.index_copy_(0, sel, res.view(tex.shape[0], len(idx), H, W).transpose(0, 1))
+    return out
+
+
+def render_in_chunks(render_slice, image: torch.Tensor, mask: torch.Tensor, chunk: int, *, quantize: bool,
+                     landmarks: torch.Tensor, eyelid: torch.Tensor, mirror: torch.Tensor, return_layers: bool) -> dict:
+    """Fill ``image``/``mask`` (B, …) chunk by chunk — ``render_slice(sl)`` returns (image, mask,
+    layers) of the images in ``sl`` — so memory stays bounded, then mirror the labels of left eyes
+    and assemble the renderers' common output dict."""
+    width = image.shape[-1]
+    layers = []
+    for a in range(0, image.shape[0], chunk):
+        sl = slice(a, min(a + chunk, image.shape[0]))
+        img, msk, lay = render_slice(sl)
+        image[sl] = img.clamp_(0, 255).round_() if quantize else img
+        mask[sl] = msk
+        if return_layers:
+            layers.append(lay)
+    out = {"image": image, "mask": mask,
+           "landmarks": mirror_points(landmarks, mirror, width, True),
+           "eyelid": mirror_points(eyelid, mirror, width, False)}
+    if return_layers:
+        out["layers"] = layers
     return out

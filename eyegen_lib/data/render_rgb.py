@@ -278,22 +278,13 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
     image = torch.empty(B, 3, H, W, dtype=torch.uint8 if quantize else torch.float32)
     mask = torch.empty(B, H, W, dtype=torch.uint8)
     chunk = max(1, CHUNK_PIXELS // (H * W))
-    layers = []
-    for a in range(0, B, chunk):
-        sl = slice(a, min(a + chunk, B))
+    def render_slice(sl):
         pick = lambda d: {k: v[sl] for k, v in d.items()}
-        img, msk, f = _render_chunk(pick(geom), pick(look), pick(state), size, textures[sl],
-                                    None if noise is None else noise[sl], set(stages), cx[sl], cy[sl], ppu[sl])
-        image[sl] = img.clamp_(0, 255).round_() if quantize else img
-        mask[sl] = msk
-        if return_layers:
-            layers.append(f)
-    out = {"image": image, "mask": mask,
-           "landmarks": em.mirror_points(landmarks, state["mirror"], W, True),
-           "eyelid": em.mirror_points(eyelid, state["mirror"], W, False)}
-    if return_layers:
-        out["layers"] = layers
-    return out
+        return _render_chunk(pick(geom), pick(look), pick(state), size, textures[sl],
+                             None if noise is None else noise[sl], set(stages), cx[sl], cy[sl], ppu[sl])
+
+    return em.render_in_chunks(render_slice, image, mask, chunk, quantize=quantize, landmarks=landmarks,
+                               eyelid=eyelid, mirror=state["mirror"], return_layers=return_layers)
 
 
 def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu):
