@@ -17,7 +17,9 @@ os.environ["EYEGEN_PROFILE"] = "smoke"
 os.environ.setdefault("EYEGEN_WEIGHTS_DIR", str(ROOT.parent / "shared" / "weights"))
 os.environ.setdefault("EYEGEN_OUTPUT_DIR", tempfile.mkdtemp(prefix="eyegen-test-outputs-"))
 os.environ.setdefault("EYEGEN_OFFLINE", "1")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Two threads at most (CI has two cores); an explicit OMP_NUM_THREADS (e.g. 1 while other jobs share
+# the cores, where spinning OpenMP barriers slow everything down) wins.
+torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1))))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,4 @@
-"""Figures the notebooks share: image grids and metric-vs-angle plots."""
+"""Figures the notebooks share: image grids, metric-vs-angle plots, live loss curves, flow fields."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["to_display", "image_grid", "metric_vs_angle"]
+__all__ = ["to_display", "image_grid", "metric_vs_angle", "LiveLossPlot", "flow_arrows"]
 
 
 def to_display(image: torch.Tensor) -> np.ndarray:
@@ -60,3 +60,43 @@ def metric_vs_angle(binned, metrics: Sequence[str], *, title: str = ""):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+class LiveLossPlot:
+    """A loss plot redrawn in place while a model trains: pass ``on_log`` to a trainer's ``fit``.
+
+    Redraws every ``every`` logged steps (drawing is slow next to a small training step); call
+    :meth:`close` when done so the notebook keeps one final static figure of its own."""
+
+    def __init__(self, title: str, *, every: int = 10, logy: bool = True):
+        from IPython.display import display
+
+        self.fig, self.ax = plt.subplots(figsize=(6, 3))
+        self.title, self.every, self.logy, self.logs = title, every, logy, []
+        self.handle = display(self.fig, display_id=True)
+
+    def on_log(self, step: int, losses: dict) -> None:
+        self.logs.append({"step": step, **losses})
+        if len(self.logs) % self.every == 0:
+            import pandas as pd
+
+            self.ax.clear()
+            pd.DataFrame(self.logs).set_index("step").plot(ax=self.ax, logy=self.logy, title=self.title)
+            self.handle.update(self.fig)
+
+    def close(self) -> None:
+        plt.close(self.fig)
+
+
+def flow_arrows(ax, image: torch.Tensor, flow: torch.Tensor, *, step: int = 3, title: str = "", color: str = "yellow"):
+    """An image with its flow field as arrows, every ``step`` px. ``flow`` (2, H, W) in pixels is the
+    backward map of a warp (output (x, y) reads input (x + Dx, y + Dy)), so each arrow points from
+    an output pixel to where its colour comes from."""
+    ax.imshow(to_display(image), cmap="gray" if image.shape[0] == 1 else None)
+    h, w = flow.shape[-2:]
+    ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
+    f = flow.detach().cpu().numpy()
+    ax.quiver(xs, ys, f[0][ys, xs], f[1][ys, xs], color=color, angles="xy", scale_units="xy", scale=1, width=0.006)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return ax

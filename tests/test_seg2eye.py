@@ -1,13 +1,17 @@
 """Seg2Eye (§4.3): block math, shapes, aggregation, losses, a few training steps, checkpoints."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from eyegen_lib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from eyegen_lib.models.seg2eye import (SPADE, MultiScaleDiscriminator, Seg2Eye, Seg2EyeConfig, Seg2EyeTrainer,
                                        SpadeStyleBlock, StyleBatches, StyleEncoder, StyleModulation, aggregate,
-                                       generate, gram_matrix)
+                                       generate, gram_matrix, group_style_codes, interpolate_style,
+                                       load_or_train_seg2eye, style_palette, style_preservation, train_seg2eye,
+                                       transition_evenness)
 from eyegen_lib.models.seg2eye.loss import hinge_d_loss
 from eyegen_lib.profiles import get_profile
 
@@ -160,3 +164,61 @@ def test_checkpoint_roundtrip_and_other_model_refused(tmp_path):
         load_checkpoint(path, kind="refiner", model=m2, config=c)
     with pytest.raises(CheckpointError):
         load_checkpoint(path, kind="seg2eye", model=Seg2Eye(tiny_config(ngf=4)), config=None)
+
+
+def test_snapshot_equals_a_run_of_that_length_and_loads_as_one(tmp_path):
+    """The ablations' reference is Seg2Eye's snapshot at ablation_steps: it must be the same model
+    as a run of that many steps, saved under that run's config."""
+    images, masks, groups = _tiny_data()
+    c = tiny_config(steps=4, ablation_steps=2)
+    model, info = load_or_train_seg2eye(tmp_path / "full.pt", c, images, masks, groups, progress=False,
+                                        snapshot_path=tmp_path / "ref.pt")
+    assert info["trained_now"] and info["step"] == 4 and info["metrics"]["loss_steps"][-1] == 4
+    short = replace(c, steps=2)
+    ref, ref_info = load_or_train_seg2eye(tmp_path / "ref.pt", short, images, masks, groups, progress=False)
+    assert not ref_info["trained_now"]  # loaded from the snapshot, not retrained
+    rerun, _, _ = train_seg2eye(images, masks, groups, short, progress=False)
+    for (k, v), v2 in zip(ref.state_dict().items(), rerun.state_dict().values()):
+        assert torch.allclose(v, v2, atol=1e-5), k
+    assert any(not torch.equal(v, v2) for v, v2 in zip(ref.state_dict().values(), model.state_dict().values()))
+    with pytest.raises(CheckpointError):  # the snapshot is not the full-length model
+        load_or_train_seg2eye(tmp_path / "ref.pt", c, images, masks, groups, progress=False)
+
+
+def test_style_preservation_tells_groups_apart():
+    enc = StyleEncoder((4, 8), style_dim=4)
+    images, _, groups = _tiny_data()  # groups differ by a brightness offset
+    keys, codes = group_style_codes(enc, images, groups)
+    assert keys.tolist() == sorted(set(groups.tolist())) and codes.shape == (len(keys), 4)
+    real = style_preservation(enc, images, groups, keys, codes)
+    shuffled = style_preservation(enc, images, groups[torch.randperm(len(groups), generator=torch.Generator().manual_seed(0))],
+                                  keys, codes)
+    assert real["chance"] == 1 / len(keys)
+    assert real["margin"] > shuffled["margin"]
+    with pytest.raises(ValueError):
+        style_preservation(enc, images, torch.zeros_like(groups), keys[:1], codes[:1])
+
+
+def test_interpolation_ends_at_both_styles_and_evenness():
+    c = tiny_config()
+    m = Seg2Eye(c)
+    _, masks, _ = _tiny_data()
+    w_a, w_b = torch.zeros(c.style_dim), torch.ones(c.style_dim) * 2
+    strip = interpolate_style(m, masks[0], w_a, w_b, n=5)
+    assert strip.shape == (5, 1, 16, 24) and strip.dtype == torch.uint8
+    assert torch.equal(strip[0], generate(m, masks[:1], w=w_a[None])[0])
+    assert torch.equal(strip[-1], generate(m, masks[:1], w=w_b[None])[0])
+    ramp = torch.arange(6.0)[:, None, None, None].expand(6, 1, 2, 2)
+    assert transition_evenness(ramp) == pytest.approx(1.0)
+    jump = torch.tensor([0.0, 0, 0, 10, 10])[:, None, None, None].expand(5, 1, 2, 2)
+    assert transition_evenness(jump) == pytest.approx(4.0)
+
+
+def test_style_palette_finds_the_clusters():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    codes = torch.cat([c + 0.1 * torch.randn(20, 2, generator=g) for c in centres])
+    palette = style_palette(codes, 3, seed=0)
+    assert torch.cdist(palette, centres).min(0).values.max() < 0.5
+    with pytest.raises(ValueError):
+        style_palette(codes[:2], 3)

@@ -3,7 +3,9 @@
 3×3 conv from the downsampled one-hot mask to 16·ngf channels at 1/2**n_up of the image size;
 SPADE+Style ResBlocks 16→16→16→16→8→4→2→1 ·ngf with nearest ×2 upsampling between;
 LeakyReLU(0.2), 3×3 conv to 1 channel, tanh. ``use_style=False`` gives the plain GauGAN
-baseline: no style branch, the (first) style image joins the mask as one more SPADE input channel.
+baseline of Seg2Eye §5.2, which "starts from just a single downsampled style image": no style
+branch, SPADE on the mask only, and the first conv reads the (first) style image downsampled to
+the starting size instead of the mask.
 """
 from __future__ import annotations
 
@@ -53,10 +55,9 @@ class Seg2EyeGenerator(nn.Module):
     def __init__(self, config: Seg2EyeConfig):
         super().__init__()
         self.config = c = config
-        label = c.n_classes + (0 if c.use_style else 1)
         style_dim = c.style_dim if c.use_style else None
-        self.fc = nn.Conv2d(label, c.gen_channels[0][0], 3, padding=1)
-        self.blocks = nn.ModuleList(SpadeStyleResBlock(a, b, label, c.spade_hidden, style_dim) for a, b in c.gen_channels)
+        self.fc = nn.Conv2d(c.n_classes if c.use_style else 1, c.gen_channels[0][0], 3, padding=1)
+        self.blocks = nn.ModuleList(SpadeStyleResBlock(a, b, c.n_classes, c.spade_hidden, style_dim) for a, b in c.gen_channels)
         self.conv_img = nn.Conv2d(c.gen_channels[-1][1], 1, 3, padding=1)
         # exact sizes after each upsampling (image sizes not divisible by 2**n_up round up, then land exactly)
         h, w = c.image_size
@@ -68,12 +69,14 @@ class Seg2EyeGenerator(nn.Module):
         if not self.config.use_style:
             if style_image is None:
                 raise ValueError("the GauGAN baseline needs a style image")
-            segmap = torch.cat([segmap, F.interpolate(style_image, size=segmap.shape[-2:], mode="bilinear",
-                                                      align_corners=False)], 1)
+            # antialiased: the start is a small thumbnail of the style image (5×8 px at cpu, 13×20 at paper)
+            start = F.interpolate(style_image, size=self.sizes[0], mode="bilinear", align_corners=False, antialias=True)
         elif w is None:
             raise ValueError("Seg2Eye's generator needs a style code w")
+        else:
+            start = F.interpolate(segmap, size=self.sizes[0], mode="nearest")
         level = 0
-        x = self.fc(F.interpolate(segmap, size=self.sizes[0], mode="nearest"))
+        x = self.fc(start)
         for i, block in enumerate(self.blocks):
             x = block(x, segmap, w)
             if i in self.config.up_after:

@@ -8,10 +8,13 @@ without re-rendering per item).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...checkpoint import load_or_train, save_checkpoint
 from ...runtime import tqdm
 from ...training import Trainer
 from .config import Seg2EyeConfig
@@ -19,7 +22,7 @@ from .discriminator import MultiScaleDiscriminator
 from .generator import Seg2Eye, one_hot
 from .loss import feature_matching_loss, gram_loss, hinge_d_loss, hinge_g_loss
 
-__all__ = ["StyleBatches", "Seg2EyeTrainer", "train_seg2eye", "generate"]
+__all__ = ["StyleBatches", "Seg2EyeTrainer", "train_seg2eye", "load_or_train_seg2eye", "history_metrics", "generate"]
 
 
 def _signed(images: torch.Tensor) -> torch.Tensor:
@@ -120,18 +123,57 @@ class Seg2EyeTrainer(Trainer):
 
 
 def train_seg2eye(images, masks, groups, config: Seg2EyeConfig, *, seed: int = 0, device=None, progress: bool = True,
-                  on_log=None, log_every: int | None = None):
+                  on_log=None, log_every: int | None = None, snapshot_at: int | None = None, on_snapshot=None):
     """Train on images (N, 1, H, W) uint8 or [−1, 1], masks (N, H, W), groups (N,) (person × side ids).
-    Returns (Seg2Eye model in eval mode, discriminator, history)."""
+    Returns (Seg2Eye model in eval mode, discriminator, history).
+
+    ``on_snapshot(model, history)`` is called once ``snapshot_at`` steps are done (the learning rates
+    are constant, so that snapshot equals a run of ``snapshot_at`` steps: the ablations' reference)."""
     torch.manual_seed(seed)
     model = Seg2Eye(config)
     disc = MultiScaleDiscriminator(config.n_classes + 1, config.ndf, config.d_layers, config.n_scales)
     trainer = Seg2EyeTrainer(model, disc, config, device=device)
     batches = StyleBatches(images, masks, groups, k_style=config.k_style, batch_size=min(config.batch_size, len(images)),
                            seed=seed)
-    history = trainer.fit(batches, config.steps, log_every=log_every or max(1, config.steps // 100),
-                          desc="seg2eye", on_log=on_log, progress=progress)
-    return trainer.module("seg2eye").eval(), trainer.module("discriminator").eval(), history
+    log_every = log_every or max(1, config.steps // 100)
+    first = snapshot_at if snapshot_at and 0 < snapshot_at < config.steps else config.steps
+    for part in (first, config.steps - first):
+        if part:
+            trainer.fit(batches, part, log_every=log_every, desc="seg2eye", on_log=on_log, progress=progress)
+        if part and trainer.step == snapshot_at and on_snapshot is not None:
+            on_snapshot(trainer.module("seg2eye").eval(), list(trainer.history))
+    return trainer.module("seg2eye").eval(), trainer.module("discriminator").eval(), trainer.history
+
+
+def history_metrics(history: list[dict]) -> dict:
+    """A training history as checkpoint metrics: ``loss_steps`` and one list per named loss."""
+    keys = sorted({k for h in history for k in h} - {"step"})
+    return {"loss_steps": [h["step"] for h in history], **{k: [h.get(k, float("nan")) for h in history] for k in keys}}
+
+
+def load_or_train_seg2eye(path, config: Seg2EyeConfig, images, masks, groups, *, seed: int = 0, retrain: bool = False,
+                          on_log=None, progress: bool = True, snapshot_path=None):
+    """Load the Seg2Eye checkpoint at ``path`` if present, else train and save it.
+
+    With ``snapshot_path``, training also saves the model at ``config.ablation_steps`` there, as a
+    checkpoint of a ``steps = ablation_steps`` run: the reference the ablations are compared with.
+    Returns (model in eval mode, checkpoint info with ``metrics`` holding the loss history)."""
+    model = Seg2Eye(config)
+    short = replace(config, steps=config.ablation_steps)
+
+    def save_snapshot(snap, history):
+        save_checkpoint(snapshot_path, kind="seg2eye", model=snap, config=short, step=short.steps,
+                        metrics=history_metrics(history))
+
+    def train():
+        trained, _, history = train_seg2eye(images, masks, groups, config, seed=seed, on_log=on_log, progress=progress,
+                                            snapshot_at=config.ablation_steps if snapshot_path else None,
+                                            on_snapshot=save_snapshot if snapshot_path else None)
+        model.load_state_dict(trained.state_dict())
+        return {"step": config.steps, **history_metrics(history)}
+
+    info = load_or_train(path, kind="seg2eye", model=model, config=config, train=train, retrain=retrain)
+    return model.eval(), info
 
 
 @torch.no_grad()
