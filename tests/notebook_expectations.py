@@ -81,7 +81,7 @@ EXPECTATIONS.update({"02_ranking": check_02_ranking, "03_refiner": check_03_refi
 def check_04_seg2eye(data: dict) -> None:
     import math
 
-    for name in ("seg2eye", "gaugan", "no_style_consistency", "mean_aggregation", "real_images"):
+    for name in ("seg2eye", "reference", "gaugan", "no_style_consistency", "mean_aggregation", "real_images"):
         row = metric(data, f"scores_{name}")
         assert all(math.isfinite(row[k]) for k in ("challenge_score", "lpips", "blurriness", "content_miou", "style_accuracy")), row
         assert 0 <= row["content_miou"] <= 1 and 0 <= row["style_accuracy"] <= 1
@@ -89,9 +89,33 @@ def check_04_seg2eye(data: dict) -> None:
     assert 0 < metric(data, "challenge_score") < 1 and 0 < metric(data, "lpips") < 1 and metric(data, "blurriness") > 0
     lo, hi = metric(data, "output_range")
     assert 0 <= lo < hi <= 255, "generated images must be uint8 and not constant"
-    assert all(math.isfinite(v) and v >= 1 for v in metric(data, "interpolation_smoothness").values())
+    assert all(math.isfinite(v) and v >= 1 for v in metric(data, "interpolation_evenness").values())
+    k_sweep = metric(data, "k_sweep_style_accuracy")
+    assert "1" in k_sweep and len(k_sweep) >= 2 and all(0 <= v <= 1 for v in k_sweep.values())
     for name in ("style_branch_preserves_style", "style_consistency_smooths_interpolation", "content_follows_mask"):
         assert isinstance(claim(data, name)["holds"], bool)  # recorded as measured; holds or not
 
 
 EXPECTATIONS.update({"04_seg2eye": check_04_seg2eye})
+
+
+def check_05_deepwarp(data: dict) -> None:
+    import math
+
+    mse = metric(data, "test_mse")
+    variants = ("ss", "ms", "cfw", "cfw_lcm", "cfw_lcm_palette")
+    assert set(variants) <= set(mse) and "unchanged input" in mse
+    assert all(math.isfinite(v) and v >= 0 for v in mse.values())
+    # even a smoke-trained warp must not be much worse than copying the input (it starts as the identity)
+    assert mse["cfw_lcm"] < 1.5 * mse["unchanged input"], mse
+    assert set(metric(data, "vertical_mse")) == {"unchanged input", "2-D model", "vertical-only model"}
+    reg = metric(data, "registration_aware")
+    assert {"L2", "registration-aware", "real (target)"} <= set(reg)
+    proto = metric(data, "protocol_deepwarp")
+    assert 0 <= proto["lpips"] < 1 and proto["blurriness"] > 0 and 0 <= proto["gaze_error_deg"] < 90
+    for name in ("variant_order_at_large_angles", "cfw_lcm_beats_input_at_every_angle",
+                 "lcm_helps_most_where_eye_white_disoccluded", "registration_aware_loss_sharpens"):
+        assert isinstance(claim(data, name)["holds"], bool)
+
+
+EXPECTATIONS.update({"05_deepwarp": check_05_deepwarp})
