@@ -1,0 +1,286 @@
+"""He et al. 2019 gaze-redirection GAN: paper shapes, WGAN-GP, gaze head, losses, n_critic, checkpoints."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from eyegen_lib.backbones import BackboneWeightsNotFound, backbone_features_state_dict
+from eyegen_lib.checkpoint import CheckpointError, save_checkpoint
+from eyegen_lib.data.synthetic import SyntheticEyes, SyntheticEyeSpec
+from eyegen_lib.evaluation import build_redirection_set
+from eyegen_lib.models.deepwarp import render_redirection_pairs
+from eyegen_lib.models.gaze_gan import (D_LOSS_KEYS, G_LOSS_KEYS, GazeGAN, GazeGANConfig, GazeGANTrainer,
+                                        IterationBatches, ResidualBlock, VGG16Perceptual, code_to_gaze,
+                                        estimate_gaze, gaze_to_code, gradient_penalty, gram_matrix,
+                                        load_or_train_gaze_gan, random_interpolates, redirect, redirect_set,
+                                        style_loss, train_gaze_gan)
+from eyegen_lib.profiles import get_profile
+
+SIZE = 64
+
+
+def tiny_config(**kw) -> GazeGANConfig:
+    """The smoke profile's widths (1/8 of the paper's), all layers and blocks, batch 2."""
+    base = dict(generator_widths=(8, 16, 32), discriminator_widths=(8, 16, 32, 64, 128), batch_size=2, steps=2)
+    base.update(kw)
+    return GazeGANConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def eyes():
+    return SyntheticEyes(SyntheticEyeSpec("rgb", size=(SIZE, SIZE), n_persons=2, images_per_person=16, noise=False,
+                                          blink_probability=0.0, gaze_range_deg=(15.0, 20.0)))
+
+
+@pytest.fixture(scope="module")
+def pairs(eyes):
+    return render_redirection_pairs(eyes, range(16), progress=False)
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    try:
+        return VGG16Perceptual()
+    except BackboneWeightsNotFound as exc:
+        pytest.skip(f"the offline VGG-16 weights are not available ({exc})")
+
+
+def one_iteration(pairs, config: GazeGANConfig, seed: int = 0) -> dict:
+    return next(iter(IterationBatches(pairs, batch_size=config.batch_size, n_minibatches=config.n_critic + 1,
+                                      seed=seed)))
+
+
+# -- configuration and shapes ----------------------------------------------------------------------
+def test_paper_config_has_the_papers_widths_weights_and_optimiser():
+    c = GazeGANConfig.for_profile(get_profile("paper"))
+    assert c.image_size == (64, 64) and c.generator_widths == (64, 128, 256) and c.n_res_blocks == 6
+    assert c.discriminator_widths == (64, 128, 256, 512, 1024) and c.discriminator_map_size == (2, 2)
+    assert (c.lambda_gp, c.lambda_gaze, c.lambda_cycle, c.lambda_perceptual) == (10, 5, 50, 100)
+    assert (c.lr, c.beta1, c.beta2, c.batch_size, c.n_critic, c.decay_start) == (2e-4, 0.5, 0.999, 32, 5, 0.5)
+    for name, divisor in (("smoke", 8), ("cpu", 4)):
+        s = GazeGANConfig.for_profile(get_profile(name))
+        assert s.generator_widths == tuple(w // divisor for w in (64, 128, 256))
+        assert s.discriminator_widths == tuple(w // divisor for w in (64, 128, 256, 512, 1024))
+        assert s.n_res_blocks == 6 and s.steps < c.steps
+    assert GazeGANConfig.for_profile(get_profile("smoke"), lambda_cycle=0).lambda_cycle == 0
+
+
+def test_paper_width_networks_build_and_run_at_64_by_64():
+    torch.manual_seed(0)
+    model = GazeGAN(GazeGANConfig())
+    image, gaze = torch.rand(1, 3, SIZE, SIZE) * 2 - 1, torch.tensor([[0.1, -0.2]])
+    g = model.generator
+    with torch.no_grad():
+        tiled = gaze_to_code(gaze, (10, 15))[:, :, None, None].expand(-1, -1, SIZE, SIZE)
+        encoded = g.encoder(torch.cat([image, tiled], 1))
+        out = model(image, gaze)
+        scores, gaze_code = model.discriminator(image)
+        trunk = model.discriminator.trunk(image)
+    assert g.encoder[0][0].weight.shape == (64, 5, 7, 7)  # RGB ⊕ 2 tiled gaze maps
+    assert encoded.shape == (1, 256, 16, 16)
+    assert len(g.blocks) == 6 and all(isinstance(b, ResidualBlock) for b in g.blocks)
+    assert out.shape == (1, 3, SIZE, SIZE) and out.abs().max() <= 1
+    assert trunk.shape == (1, 1024, 2, 2)
+    assert scores.shape == (1, 1, 3, 3) and gaze_code.shape == (1, 2)
+    # instance norm in G, no normalisation at all in the WGAN-GP critic, no conv biases in G
+    assert any(isinstance(m, nn.InstanceNorm2d) for m in g.modules())
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) for m in model.discriminator.modules())
+    assert all(m.bias is None for m in g.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    assert g.encoder[0][0].weight.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+def test_gaze_codes_normalise_the_columbia_grid_to_plus_minus_one():
+    gaze = torch.deg2rad(torch.tensor([[10.0, -15.0], [-5.0, 7.5]]))
+    torch.testing.assert_close(gaze_to_code(gaze, (10, 15)), torch.tensor([[1.0, -1.0], [-0.5, 0.5]]))
+    torch.testing.assert_close(code_to_gaze(gaze_to_code(gaze, (10, 15)), (10, 15)), gaze)
+
+
+# -- WGAN-GP ---------------------------------------------------------------------------------------
+def test_gradient_penalty_is_zero_for_a_unit_gradient_linear_critic_and_positive_otherwise():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.rand(4, 3, 8, 8, generator=g), torch.rand(4, 3, 8, 8, generator=g)
+    direction = torch.randn(3, 8, 8, generator=g)
+    for norm, expected in ((1.0, 0.0), (2.0, 1.0), (0.5, 0.25)):
+        w = direction / direction.norm() * norm
+        mixed = random_interpolates(real, fake)
+        scores = (mixed * w).flatten(1).sum(1)  # a linear critic: its gradient is w everywhere
+        assert gradient_penalty(scores, mixed).item() == pytest.approx(expected, abs=1e-5)
+    # a non-linear critic is penalised where its gradient norm differs from 1, and the penalty trains it
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.Tanh(), nn.Linear(16, 1))
+    mixed = random_interpolates(real, fake)
+    gp = gradient_penalty(critic(mixed), mixed)
+    assert gp.item() > 0.01
+    gp.backward()
+    assert critic[1].weight.grad is not None and critic[1].weight.grad.abs().sum() > 0
+
+
+def test_interpolates_lie_between_real_and_fake_per_sample():
+    real, fake = torch.zeros(5, 3, 4, 4), torch.ones(5, 3, 4, 4)
+    mixed = random_interpolates(real, fake)
+    assert mixed.requires_grad and mixed.min() >= 0 and mixed.max() <= 1
+    per_sample = mixed.flatten(1)
+    assert torch.allclose(per_sample, per_sample[:, :1].expand_as(per_sample))  # one ε per sample
+
+
+# -- losses ----------------------------------------------------------------------------------------
+def test_style_loss_is_the_official_normalised_gram_difference():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 4, 3, 5, generator=g), torch.rand(2, 4, 3, 5, generator=g)
+    gram = gram_matrix(a)
+    assert gram.shape == (2, 4, 4)
+    torch.testing.assert_close(gram[1], a[1].reshape(4, 15) @ a[1].reshape(4, 15).T / (3 * 5 * 4))
+    expected = ((gram_matrix(a) - gram_matrix(b)) ** 2).sum() / a.numel()
+    torch.testing.assert_close(style_loss([a], [b]), expected)
+    assert style_loss([a], [a]).item() == 0
+
+
+def test_vgg_perceptual_loss_uses_the_offline_imagenet_weights(vgg):
+    state, where = backbone_features_state_dict("vgg16")
+    assert "http" not in where and "download" not in where
+    torch.testing.assert_close(vgg.features[0].weight, state["0.weight"])
+    assert not any(p.requires_grad for p in vgg.parameters())
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, SIZE, SIZE, generator=g) * 2 - 1
+    fake = (target + 0.3 * torch.randn(2, 3, SIZE, SIZE, generator=g)).clamp(-1, 1).requires_grad_(True)
+    feats = vgg(target)
+    assert [tuple(feats[n].shape[1:]) for n in ("conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3")] == [
+        (64, 64, 64), (128, 32, 32), (256, 16, 16), (512, 8, 8), (512, 4, 4)]
+    zero_content, zero_style = vgg.losses(target, target)
+    assert zero_content.item() == 0 and zero_style.item() == 0
+    content, style = vgg.losses(fake, target)
+    assert content.item() > 0 and style.item() > 0
+    (content + style).backward()
+    assert fake.grad.abs().sum() > 0
+
+
+# -- training --------------------------------------------------------------------------------------
+def test_the_discriminators_gaze_head_learns_on_rendered_eyes(eyes):
+    rendered = eyes.render(list(range(8)))
+    images, gaze = rendered["image"].float() / 127.5 - 1, rendered["gaze"].float()
+    # critic steps only (no generator update); the fakes are the untrained generator's
+    config = tiny_config(lambda_perceptual=0, lr=5e-4)
+    torch.manual_seed(0)
+    model = GazeGAN(config)
+    trainer = GazeGANTrainer(model, config, device="cpu")
+    batch = {"source": images, "target": images, "source_gaze": gaze, "target_gaze": gaze}
+
+    def gaze_mse() -> float:
+        with torch.no_grad():
+            return torch.nn.functional.mse_loss(model.discriminator(images)[1], gaze_to_code(gaze, (10, 15))).item()
+
+    before = gaze_mse()
+    for _ in range(60):
+        trainer.discriminator_step(batch)
+    after = gaze_mse()
+    assert after < 0.5 * before, (before, after)
+
+
+def test_a_tiny_gan_trains_with_finite_named_losses(pairs, vgg):
+    config = tiny_config(steps=3)
+    model, history = train_gaze_gan(pairs, config, progress=False, log_every=1, perceptual=vgg)
+    assert [h["step"] for h in history] == [1, 2, 3]
+    for record in history:
+        assert set(record) == {"step", *D_LOSS_KEYS, *G_LOSS_KEYS}
+        assert all(math.isfinite(v) for v in record.values())
+    assert not model.training
+    out = redirect(model, pairs["source"][:3], pairs["target_gaze"][:3])
+    assert out.dtype == torch.uint8 and out.shape == (3, 3, SIZE, SIZE)
+
+
+@pytest.mark.parametrize("switch,removed", [("lambda_gaze", {"d_gaze", "g_gaze"}), ("lambda_cycle", {"g_cycle"}),
+                                            ("lambda_perceptual", {"g_content", "g_style"})])
+def test_ablation_switches_remove_their_loss_terms(pairs, vgg, switch, removed):
+    config = tiny_config(**{switch: 0.0})
+    torch.manual_seed(0)
+    trainer = GazeGANTrainer(GazeGAN(config), config, perceptual=vgg, device="cpu")
+    logs = trainer.train_step(one_iteration(pairs, config))
+    assert set(logs) == set(D_LOSS_KEYS + G_LOSS_KEYS) - removed
+    assert (trainer.perceptual is None) == (switch == "lambda_perceptual")
+
+
+def test_n_critic_critic_updates_per_generator_update(pairs):
+    for n_critic in (5, 2):
+        config = tiny_config(lambda_perceptual=0, n_critic=n_critic)
+        trainer = GazeGANTrainer(GazeGAN(config), config, device="cpu")
+        batches = IterationBatches(pairs, batch_size=2, n_minibatches=n_critic + 1)
+        trainer.fit(batches, 2, progress=False)
+        d_param = next(trainer.module("discriminator").parameters())
+        g_param = next(trainer.module("generator").parameters())
+        # Adam counts its own updates per parameter
+        assert int(trainer.optimizers["discriminator"].state[d_param]["step"]) == 2 * n_critic
+        assert int(trainer.optimizers["generator"].state[g_param]["step"]) == 2
+
+
+def test_the_learning_rate_is_constant_then_decays_linearly_to_zero(pairs):
+    config = tiny_config(lambda_perceptual=0, lambda_cycle=0, n_critic=1, steps=4)
+    trainer = GazeGANTrainer(GazeGAN(config), config, device="cpu")
+    batches = IterationBatches(pairs, batch_size=2, n_minibatches=2)
+    rates = []
+    for _ in range(4):
+        rates.append([o.param_groups[0]["lr"] for o in trainer.optimizers.values()])
+        trainer.fit(batches, 1, progress=False)
+    rates.append([o.param_groups[0]["lr"] for o in trainer.optimizers.values()])
+    assert [r[0] for r in rates] == pytest.approx([2e-4, 2e-4, 2e-4, 1e-4, 0.0])
+    assert all(r[0] == r[1] for r in rates)
+
+
+def test_iteration_batches_stack_one_minibatch_per_update(pairs):
+    batch = one_iteration(pairs, tiny_config(batch_size=3))
+    assert batch["source"].shape == (6, 3, 3, SIZE, SIZE) and batch["target_gaze"].shape == (6, 3, 2)
+    assert batch["source"].dtype == torch.float32 and batch["source"].min() >= -1 and batch["source"].max() <= 1
+
+
+# -- checkpoints and inference ---------------------------------------------------------------------
+def test_checkpoints_round_trip_and_another_models_checkpoint_is_refused(tmp_path, pairs):
+    config = tiny_config()
+    torch.manual_seed(1)
+    saved = GazeGAN(config)
+    path = save_checkpoint(tmp_path / "gan.pt", kind="gaze_gan", model=saved, config=config, step=7)
+    loaded, info = load_or_train_gaze_gan(path, pairs, config)
+    assert info["trained_now"] is False and info["step"] == 7
+    for a, b in zip(saved.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    other = save_checkpoint(tmp_path / "deepwarp.pt", kind="deepwarp", model=GazeGAN(config), config=config)
+    with pytest.raises(CheckpointError, match="deepwarp"):
+        load_or_train_gaze_gan(other, pairs, config)
+    with pytest.raises(CheckpointError, match="config"):
+        load_or_train_gaze_gan(path, pairs, tiny_config(lambda_cycle=0))
+
+
+def test_redirect_set_and_the_gaze_head_return_one_answer_per_pair(eyes):
+    grid = torch.deg2rad(torch.tensor([[0.0, -10.0], [0.0, 10.0], [10.0, 0.0]]))
+    rset = build_redirection_set(eyes, [0], grid)
+    model = GazeGAN(tiny_config())
+    out = redirect_set(model, rset, batch_size=4)
+    assert out.shape == rset.target.shape and out.dtype == torch.uint8
+    assert estimate_gaze(model, rset.source).shape == (len(rset), 2)
+
+
+def test_bad_inputs_raise_clear_errors(pairs):
+    model = GazeGAN(tiny_config())
+    good_images, good_gaze = torch.zeros(2, 3, SIZE, SIZE, dtype=torch.uint8), torch.zeros(2, 2)
+    with pytest.raises(ValueError, match=r"image must be \(B, 3, 64, 64\)"):
+        redirect(model, torch.zeros(2, 3, 32, 32, dtype=torch.uint8), good_gaze)
+    with pytest.raises(ValueError, match=r"image must be"):
+        redirect(model, torch.zeros(2, 1, SIZE, SIZE, dtype=torch.uint8), good_gaze)
+    with pytest.raises(ValueError, match=r"gaze must be \(B, 2\)"):
+        redirect(model, good_images, torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"gaze must be \(B, 2\)"):
+        redirect(model, good_images, torch.zeros(2))
+    with pytest.raises(ValueError, match="divisible"):
+        GazeGANConfig(image_size=(48, 48))
+    with pytest.raises(ValueError, match="lambda_cycle"):
+        GazeGANConfig(lambda_cycle=-1)
+    small = {k: (v[:, :, :32, :32] if k in ("source", "target") else v) for k, v in pairs.items()}
+    with pytest.raises(ValueError, match=r"\(N, 3, 64, 64\)"):
+        train_gaze_gan(small, tiny_config(), progress=False)
+    with pytest.raises(ValueError, match="lack"):
+        train_gaze_gan({"source": pairs["source"]}, tiny_config(), progress=False)
+    config = tiny_config(lambda_perceptual=0)
+    trainer = GazeGANTrainer(GazeGAN(config), config, device="cpu")
+    unstacked = {k: v[0] for k, v in one_iteration(pairs, config).items()}
+    with pytest.raises(ValueError, match="n_critic"):
+        trainer.train_step(unstacked)
