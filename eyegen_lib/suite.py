@@ -216,3 +216,35 @@ def ranking_setup(profile: Profile, model=None, *, seed: int = 0, progress: bool
 
 
 __all__ += ["segmenter", "trained_segmenter", "ranking_setup"]
+
+
+# -- Redirection (DeepWarp at 64×64, He et al.'s GAN, augmentation) ---------------------------------
+def redirection_training_pairs(profile: Profile, *, seed: int = 0, progress: bool = True) -> dict:
+    """Pairs (same eye, two gazes) of the training persons at the protocol's patch size: what the
+    64×64 DeepWarp, the gaze GAN and its ablations all train on, so their comparison is alike.
+    Each training image gives 1 pair at ``smoke`` and 3 otherwise (targets drawn uniformly in the
+    source range)."""
+    from .models.deepwarp import render_redirection_pairs
+
+    source = rgb_source(profile, seed=seed)
+    train = split_indices(source, person_split(profile, seed=seed))["train"]
+    return render_redirection_pairs(source, train, pairs_per_image=1 if profile.name == "smoke" else 3, seed=seed,
+                                    progress=progress)
+
+
+def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs: dict | None = None,
+             retrain: bool = False, progress: bool = True, on_log=None):
+    """He et al.'s GAN (or one of its ablations, :data:`~eyegen_lib.models.gaze_gan.ABLATIONS`) for
+    this profile: loaded from ``gaze_gan_<ablation>.pt`` if present, else trained on
+    :func:`redirection_training_pairs` (pass ``pairs`` to skip re-rendering them) and saved.
+    Returns (model, checkpoint info) — shared by ``06_gaze_gan`` and ``08_augmentation``."""
+    from .models.gaze_gan import ABLATIONS, GazeGANConfig, load_or_train_gaze_gan
+
+    if ablation not in ABLATIONS:
+        raise ValueError(f"unknown gaze GAN ablation {ablation!r}; choose one of {sorted(ABLATIONS)}")
+    config = GazeGANConfig.for_profile(profile, **ABLATIONS[ablation])
+    path = Path(checkpoint_dir(profile.name)) / f"gaze_gan_{ablation}.pt"
+    if pairs is None and (retrain or not path.exists()):
+        pairs = redirection_training_pairs(profile, seed=seed, progress=progress)
+    return load_or_train_gaze_gan(path, pairs, config, seed=seed, retrain=retrain, progress=progress, on_log=on_log)
+__all__ += ["redirection_protocol", "redirection_training_pairs", "gaze_gan"]

@@ -119,3 +119,35 @@ def check_05_deepwarp(data: dict) -> None:
 
 
 EXPECTATIONS.update({"05_deepwarp": check_05_deepwarp})
+
+
+def check_06_gaze_gan(data: dict) -> None:
+    import math
+
+    for method in ("GAN", "GAN_no_perceptual", "GAN_no_cycle", "GAN_no_gaze", "DeepWarp", "unchanged_input", "real"):
+        row = metric(data, f"protocol_{method}")
+        assert 0 <= row["lpips"] < 1 and row["blurriness"] > 0 and 0 <= row["gaze_error_deg"] < 90, (method, row)
+    assert metric(data, "protocol_real")["lpips"] < 1e-6, "LPIPS of the target to itself must be 0"
+    by_angle = metric(data, "by_angle")
+    assert all(math.isfinite(v) for m in by_angle.values() for d in m.values() for v in d.values())
+    for name in ("gan_beats_deepwarp_lpips", "gan_beats_deepwarp_gaze_error_deg", "no_gaze_loss_gaze_does_not_move",
+                 "no_cycle_raises_lpips", "no_perceptual_raises_lpips"):
+        assert isinstance(claim(data, name)["holds"], bool)
+
+
+def check_08_augmentation(data: dict) -> None:
+    import math
+
+    errors = metric(data, "error_deg")
+    assert set(errors) == {"raw", "augmented", "oracle"}
+    for per_test in errors.values():
+        assert set(per_test) == {"held_out_pitch", "other_persons"}
+        assert all(math.isfinite(v) and 0 <= v < 90 for v in per_test.values())
+    sizes = metric(data, "set_sizes")
+    assert min(sizes["raw"], sizes["donors"], sizes["held_out_pitch"], sizes["other_persons"]) > 0, sizes
+    assert sizes["redirected"] == 2 * sizes["donors"], "each donor image is redirected TARGETS_PER_IMAGE = 2 times"
+    for test in ("held_out_pitch", "other_persons"):
+        assert isinstance(claim(data, f"augmentation_lowers_error_{test}")["holds"], bool)
+
+
+EXPECTATIONS.update({"06_gaze_gan": check_06_gaze_gan, "08_augmentation": check_08_augmentation})

@@ -65,7 +65,7 @@ __all__ = ["GazeGANConfig", "GazeGAN", "Generator", "Discriminator", "ResidualBl
            "gaze_to_code", "code_to_gaze", "random_interpolates", "gradient_penalty", "wgan_critic_loss",
            "gram_matrix", "content_loss", "style_loss", "pairs_to_tensors", "IterationBatches", "GazeGANTrainer",
            "train_gaze_gan", "load_or_train_gaze_gan", "redirect", "redirect_set", "estimate_gaze",
-           "linear_decay", "D_LOSS_KEYS", "G_LOSS_KEYS", "PAPER_GENERATOR_STEPS"]
+           "linear_decay", "D_LOSS_KEYS", "G_LOSS_KEYS", "PAPER_GENERATOR_STEPS", "ABLATIONS"]
 
 GENERATOR_WIDTHS = (64, 128, 256)  # conv7×7, then the two stride-2 convs (the residual blocks keep the last)
 DISCRIMINATOR_WIDTHS = (64, 128, 256, 512, 1024)  # one stride-2 conv4×4 each: 64 px → 2 px
@@ -76,6 +76,9 @@ PAPER_GENERATOR_STEPS = 300 * 44_100 // (32 * 5)
 # its objective. A term whose λ is 0 is absent.
 D_LOSS_KEYS = ("d_adv", "d_gp", "d_gaze")
 G_LOSS_KEYS = ("g_adv", "g_gaze", "g_cycle", "g_content", "g_style")
+# §5.5's ablations: one model per removed loss term (config overrides of the full model).
+ABLATIONS = {"full": {}, "no_perceptual": {"lambda_perceptual": 0.0}, "no_cycle": {"lambda_cycle": 0.0},
+             "no_gaze": {"lambda_gaze": 0.0}}
 
 
 # ----------------------------------------------------------------------------------------------
