@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import load_or_train
 from .data.datasets import render_all
-from .evaluation import to_signed
+from .images import to_signed
 from .gaze import angular_error_deg
 from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, predict_gaze, train_gaze_estimator
 from .profiles import Profile
@@ -57,7 +57,10 @@ def pitch_split_sets(profile: Profile, *, seed: int = 0, progress: bool = True) 
     idx = split_indices(source, split)
     data = render_all(source, sorted(i for ids in idx.values() for i in ids), progress=progress)
     up = data["gaze"][:, 0] > 0
-    of = lambda persons: torch.isin(data["person"], torch.as_tensor(persons))  # noqa: E731
+
+    def of(persons):
+        return torch.isin(data["person"], torch.as_tensor(persons))
+
     other_seed = seed + OTHER_POPULATION_SEED_OFFSET
     other_source = rgb_source(profile, seed=other_seed)
     other_test = split_indices(other_source, person_split(profile, seed=other_seed))["test"]

@@ -17,6 +17,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from .gaze import angular_error_deg
+from .images import to_signed  # noqa: F401  (re-exported: notebooks import it from here)
 from .metrics import blurriness, challenge_score, lpips_distance, mean_iou, mse
 
 __all__ = ["GRID_YAW_DEG", "GRID_PITCH_DEG", "gaze_grid", "RedirectionSet", "build_redirection_set",
@@ -31,11 +32,6 @@ ANGLE_BINS_DEG = (0, 10, 15, 20, 25, 40)  # correction-angle bins; the grid's ra
 def gaze_grid() -> torch.Tensor:
     """The 21 grid directions as (pitch, yaw) radians, pitch-major."""
     return torch.tensor([[np.radians(p), np.radians(y)] for p in GRID_PITCH_DEG for y in GRID_YAW_DEG], dtype=torch.float32)
-
-
-def to_signed(images: torch.Tensor) -> torch.Tensor:
-    """uint8 0..255 → float [-1, 1] (floats pass through)."""
-    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
 
 
 @dataclass

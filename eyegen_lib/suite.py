@@ -247,4 +247,6 @@ def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs: 
     if pairs is None and (retrain or not path.exists()):
         pairs = redirection_training_pairs(profile, seed=seed, progress=progress)
     return load_or_train_gaze_gan(path, pairs, config, seed=seed, retrain=retrain, progress=progress, on_log=on_log)
+
+
 __all__ += ["redirection_protocol", "redirection_training_pairs", "gaze_gan"]

@@ -33,6 +33,7 @@ from ..distributed import make_loader
 from ..profiles import Profile
 from ..runtime import tqdm
 from ..training import SupervisedTrainer
+from ..images import to_signed
 
 __all__ = ["DeepLabConfig", "DeepLabV3Plus", "ResNetEncoder", "ASPP", "segmentation_loss", "check_masks",
            "SegmenterConfig", "train_segmenter", "segment"]
@@ -236,7 +237,7 @@ def _as_signed(images: torch.Tensor) -> torch.Tensor:
         images = images[:, None]
     if images.ndim != 4:
         raise ValueError(f"expected images (B, 1, H, W) or (B, H, W), got shape {tuple(images.shape)}")
-    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
+    return to_signed(images)
 
 
 class _FlipTrainer(SupervisedTrainer):

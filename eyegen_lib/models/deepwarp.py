@@ -51,6 +51,7 @@ from ..distributed import init_distributed
 from ..profiles import Profile
 from ..runtime import tqdm
 from ..training import Trainer
+from ..images import to_signed, to_uint8
 
 __all__ = ["VARIANTS", "DeepWarpConfig", "DeepWarp", "warp", "anchor_maps", "centre_crop", "shift_distances",
            "registration_aware_loss", "best_shifts", "render_redirection_pairs", "pairs_to_tensors",
@@ -558,7 +559,7 @@ class PairBatches:
     tensors, drawn with :func:`pair_sampling_weights` (with replacement, seeded)."""
 
     def __init__(self, data: dict, config: DeepWarpConfig, *, batch_size: int, seed: int = 0):
-        self.source, self.target = _signed(data["source"]), _signed(data["target"])
+        self.source, self.target = to_signed(data["source"]), to_signed(data["target"])
         self.landmarks = data["landmarks"].float()
         self.angle = (data["target_gaze"] - data["source_gaze"]).float()
         if config.angle_dims == 1:
@@ -576,10 +577,6 @@ class PairBatches:
             pick = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
             yield {"source": self.source[pick], "target": self.target[pick], "landmarks": self.landmarks[pick],
                    "angle": self.angle[pick]}
-
-
-def _signed(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -671,9 +668,9 @@ def redirect(model: DeepWarp, images: torch.Tensor, landmarks: torch.Tensor, ang
     device = next(model.parameters()).device
     outs, parts = [], {}
     for i in tqdm(range(0, len(images), batch_size), desc="redirecting", disable=not progress, leave=False):
-        p = model.parts(_signed(images[i:i + batch_size]).to(device), landmarks[i:i + batch_size].float().to(device),
+        p = model.parts(to_signed(images[i:i + batch_size]).to(device), landmarks[i:i + batch_size].float().to(device),
                         angle[i:i + batch_size].float().to(device))
-        outs.append(((p["output"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu())
+        outs.append(to_uint8(p["output"]))
         if return_parts:
             for k, v in p.items():
                 if v is not None:

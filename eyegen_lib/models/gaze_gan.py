@@ -60,6 +60,7 @@ from ..distributed import init_distributed
 from ..profiles import Profile
 from ..runtime import tqdm
 from ..training import Trainer
+from ..images import to_signed, to_uint8
 
 __all__ = ["GazeGANConfig", "GazeGAN", "Generator", "Discriminator", "ResidualBlock", "VGG16Perceptual",
            "gaze_to_code", "code_to_gaze", "random_interpolates", "gradient_penalty", "wgan_critic_loss",
@@ -379,10 +380,6 @@ def pairs_to_tensors(pairs) -> dict:
     return {k: torch.stack([it[k] for it in items]) for k in PAIR_KEYS}
 
 
-def _signed(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
-
-
 def _check_pairs(data: dict, config: GazeGANConfig) -> None:
     missing = [k for k in PAIR_KEYS if k not in data]
     if missing:
@@ -418,7 +415,7 @@ class IterationBatches:
         for _ in range(self.batches_per_epoch):
             picks = torch.stack([torch.randperm(self.n_pairs, generator=self.generator)[: self.batch_size]
                                  for _ in range(self.n_minibatches)])
-            yield {"source": _signed(self.data["source"][picks]), "target": _signed(self.data["target"][picks]),
+            yield {"source": to_signed(self.data["source"][picks]), "target": to_signed(self.data["target"][picks]),
                    "source_gaze": self.data["source_gaze"][picks].float(),
                    "target_gaze": self.data["target_gaze"][picks].float()}
 
@@ -572,10 +569,6 @@ def load_or_train_gaze_gan(path, pairs, config: GazeGANConfig, *, seed: int = 0,
 # ----------------------------------------------------------------------------------------------
 # Inference
 # ----------------------------------------------------------------------------------------------
-def _to_uint8(images: torch.Tensor) -> torch.Tensor:
-    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu()
-
-
 @torch.no_grad()
 def redirect(model: GazeGAN, images: torch.Tensor, target_gaze: torch.Tensor, *, batch_size: int = 256,
              progress: bool = False) -> torch.Tensor:
@@ -586,8 +579,8 @@ def redirect(model: GazeGAN, images: torch.Tensor, target_gaze: torch.Tensor, *,
     device = next(model.parameters()).device
     outs = []
     for i in tqdm(range(0, len(images), batch_size), desc="redirecting", disable=not progress, leave=False):
-        chunk = _signed(images[i:i + batch_size]).to(device)
-        outs.append(_to_uint8(model(chunk, target_gaze[i:i + batch_size].float().to(device))))
+        chunk = to_signed(images[i:i + batch_size]).to(device)
+        outs.append(to_uint8(model(chunk, target_gaze[i:i + batch_size].float().to(device))))
     return torch.cat(outs) if outs else torch.empty(0, 3, *model.config.image_size, dtype=torch.uint8)
 
 
@@ -603,6 +596,6 @@ def estimate_gaze(model: GazeGAN, images: torch.Tensor, *, batch_size: int = 256
     model.eval()
     model.check_inputs(images)
     device = next(model.parameters()).device
-    outs = [model.estimate_gaze(_signed(images[i:i + batch_size]).to(device)).cpu()
+    outs = [model.estimate_gaze(to_signed(images[i:i + batch_size]).to(device)).cpu()
             for i in range(0, len(images), batch_size)]
     return torch.cat(outs) if outs else torch.empty(0, 2)

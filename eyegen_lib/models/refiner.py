@@ -27,6 +27,7 @@ from ..runtime import tqdm
 from ..similarity import colour_mask
 from ..training import Trainer
 from .deeplab import DeepLabConfig, DeepLabV3Plus, check_masks
+from ..images import to_signed, to_uint8
 
 __all__ = ["RefinerConfig", "Refiner", "train_refiner", "refine"]
 
@@ -100,10 +101,6 @@ class RefinerTrainer(Trainer):
         return {"challenge_loss": loss.detach().item()}
 
 
-def _signed(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
-
-
 def train_refiner(target_masks: torch.Tensor, target_images: torch.Tensor, ranked: torch.Tensor,
                   pool_images: torch.Tensor, pool_masks: torch.Tensor, config: RefinerConfig, *, seed: int = 0,
                   device=None, progress: bool = True):
@@ -117,9 +114,9 @@ def train_refiner(target_masks: torch.Tensor, target_images: torch.Tensor, ranke
     model = Refiner(config)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
-    trainer = RefinerTrainer(model, opt, _signed(pool_images), pool_masks.long(), seed=seed, device=device,
+    trainer = RefinerTrainer(model, opt, to_signed(pool_images), pool_masks.long(), seed=seed, device=device,
                              schedulers={"lr": sched})
-    data = TensorDataset(target_masks.long(), _signed(target_images), ranked[:, : config.top_n].long())
+    data = TensorDataset(target_masks.long(), to_signed(target_images), ranked[:, : config.top_n].long())
     loader = make_loader(data, min(config.batch_size, len(data)), seed=seed)
     history = trainer.fit(loader, config.steps, log_every=max(1, config.steps // 100), desc="refiner", progress=progress)
     return trainer.module("refiner").eval(), history
@@ -133,8 +130,8 @@ def refine(model: Refiner, target_masks: torch.Tensor, references: torch.Tensor,
     device = next(model.parameters()).device
     outs, res = [], []
     for i in tqdm(range(0, len(target_masks), batch_size), desc="refining", disable=not progress, leave=False):
-        o, r = model(target_masks[i:i + batch_size].to(device), _signed(references[i:i + batch_size]).to(device),
+        o, r = model(target_masks[i:i + batch_size].to(device), to_signed(references[i:i + batch_size]).to(device),
                      reference_masks[i:i + batch_size].to(device))
-        outs.append(((o + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu())
+        outs.append(to_uint8(o))
         res.append((r * 127.5).cpu())
     return torch.cat(outs), torch.cat(res)

@@ -16,19 +16,16 @@ from scipy.cluster.vq import kmeans2
 
 from .encoder import StyleEncoder, aggregate
 from .generator import Seg2Eye
+from ...images import to_signed
 
 __all__ = ["group_style_codes", "style_preservation", "interpolate_style", "transition_evenness", "style_palette"]
-
-
-def _signed(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
 
 
 @torch.no_grad()
 def image_codes(encoder: StyleEncoder, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """One style code per image (N, D); images (N, 1, H, W) uint8 or [−1, 1]."""
     encoder.eval()
-    return torch.cat([encoder.encode(_signed(images[i:i + batch_size]))[0] for i in range(0, len(images), batch_size)])
+    return torch.cat([encoder.encode(to_signed(images[i:i + batch_size]))[0] for i in range(0, len(images), batch_size)])
 
 
 @torch.no_grad()

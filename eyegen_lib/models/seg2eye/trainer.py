@@ -21,12 +21,9 @@ from .config import Seg2EyeConfig
 from .discriminator import MultiScaleDiscriminator
 from .generator import Seg2Eye, one_hot
 from .loss import feature_matching_loss, gram_loss, hinge_d_loss, hinge_g_loss
+from ...images import to_signed, to_uint8
 
 __all__ = ["StyleBatches", "Seg2EyeTrainer", "train_seg2eye", "load_or_train_seg2eye", "history_metrics", "generate"]
-
-
-def _signed(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
 
 
 class StyleBatches:
@@ -36,7 +33,7 @@ class StyleBatches:
     others of its group (never itself), drawn with ``seed``."""
 
     def __init__(self, images, masks, groups, *, k_style: int, batch_size: int, seed: int = 0, batches_per_epoch=None):
-        self.images, self.masks = _signed(images), masks.long()
+        self.images, self.masks = to_signed(images), masks.long()
         self.groups = torch.as_tensor(groups)
         self.k, self.batch_size = k_style, batch_size
         self.members = {}
@@ -188,6 +185,6 @@ def generate(model: Seg2Eye, masks: torch.Tensor, style: torch.Tensor | None = N
         if w is not None:
             o = model(m, w=w[i:i + batch_size].to(device))
         else:
-            o = model(m, _signed(style[i:i + batch_size]).to(device))
-        outs.append(((o + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu())
+            o = model(m, to_signed(style[i:i + batch_size]).to(device))
+        outs.append(to_uint8(o))
     return torch.cat(outs)
