@@ -237,16 +237,45 @@ def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs: 
     """He et al.'s GAN (or one of its ablations, :data:`~eyegen_lib.models.gaze_gan.ABLATIONS`) for
     this profile: loaded from ``gaze_gan_<ablation>.pt`` if present, else trained on
     :func:`redirection_training_pairs` (pass ``pairs`` to skip re-rendering them) and saved.
-    Returns (model, checkpoint info) — shared by ``06_gaze_gan`` and ``08_augmentation``."""
-    from .models.gaze_gan import ABLATIONS, GazeGANConfig, load_or_train_gaze_gan
+    Returns (model, checkpoint info) — shared by ``06_gaze_gan`` and ``08_augmentation``.
 
-    if ablation not in ABLATIONS:
-        raise ValueError(f"unknown gaze GAN ablation {ablation!r}; choose one of {sorted(ABLATIONS)}")
-    config = GazeGANConfig.for_profile(profile, **ABLATIONS[ablation])
-    path = Path(checkpoint_dir(profile.name)) / f"gaze_gan_{ablation}.pt"
+    Where the ablations are shorter than the full model (the small profiles), training the full
+    model also saves its snapshot at the ablations' length, :func:`gaze_gan_reference`."""
+    from .models.gaze_gan import GazeGANConfig, load_or_train_gaze_gan
+
+    full = GazeGANConfig.for_profile(profile)
+    config = full if ablation == "full" else full.for_ablation(ablation)
+    folder = Path(checkpoint_dir(profile.name))
+    path = folder / f"gaze_gan_{ablation}.pt"
     if pairs is None and (retrain or not path.exists()):
         pairs = redirection_training_pairs(profile, seed=seed, progress=progress)
-    return load_or_train_gaze_gan(path, pairs, config, seed=seed, retrain=retrain, progress=progress, on_log=on_log)
+    snapshot = _gaze_gan_reference_path(profile, full) if ablation == "full" else None
+    return load_or_train_gaze_gan(path, pairs, config, seed=seed, retrain=retrain, progress=progress, on_log=on_log,
+                                  snapshot_path=snapshot)
 
 
-__all__ += ["redirection_protocol", "redirection_training_pairs", "gaze_gan"]
+def _gaze_gan_reference_path(profile: Profile, full) -> Path | None:
+    reference = full.for_ablation("full")
+    if reference == full:
+        return None
+    return Path(checkpoint_dir(profile.name)) / f"gaze_gan_full_at_{reference.steps}.pt"
+
+
+def gaze_gan_reference(profile: Profile, *, seed: int = 0, pairs: dict | None = None, retrain: bool = False,
+                       progress: bool = True):
+    """What the ablations are compared with: the full model as long as they are. Where they are
+    shorter than the full model this is its snapshot at their length (saved while it trained;
+    trained on its own — the identical run — if the snapshot is missing), else the full model."""
+    from .models.gaze_gan import GazeGANConfig, load_or_train_gaze_gan
+
+    full = GazeGANConfig.for_profile(profile)
+    path = _gaze_gan_reference_path(profile, full)
+    if path is None:
+        return gaze_gan(profile, "full", seed=seed, pairs=pairs, retrain=retrain, progress=progress)
+    if pairs is None and (retrain or not path.exists()):
+        pairs = redirection_training_pairs(profile, seed=seed, progress=progress)
+    return load_or_train_gaze_gan(path, pairs, full.for_ablation("full"), seed=seed, retrain=retrain,
+                                  progress=progress)
+
+
+__all__ += ["redirection_protocol", "redirection_training_pairs", "gaze_gan", "gaze_gan_reference"]

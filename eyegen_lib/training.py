@@ -19,7 +19,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import DistInfo, all_reduce_mean, init_distributed, wrap_ddp
 from .runtime import choose_device, tqdm
 
-__all__ = ["Trainer", "SupervisedTrainer", "move_to"]
+__all__ = ["Trainer", "SupervisedTrainer", "move_to", "history_metrics"]
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -31,6 +31,12 @@ def move_to(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_to(v, device) for v in batch)
     return batch
+
+
+def history_metrics(history: list[dict]) -> dict:
+    """A training history as checkpoint metrics: ``loss_steps`` and one list per named loss."""
+    keys = sorted({k for h in history for k in h} - {"step"})
+    return {"loss_steps": [h["step"] for h in history], **{k: [h.get(k, float("nan")) for h in history] for k in keys}}
 
 
 class Trainer:
@@ -97,6 +103,20 @@ class Trainer:
         bar.close()
         for m in self.models.values():
             m.eval()
+        return self.history
+
+    def fit_with_snapshot(self, batches: Iterable, steps: int, *, snapshot_at: int | None = None,
+                          on_snapshot: Callable[[list[dict[str, float]]], None] | None = None,
+                          **fit_kwargs) -> list[dict[str, float]]:
+        """:meth:`fit` for ``steps`` steps, pausing once ``snapshot_at`` of them are done to call
+        ``on_snapshot(history so far)`` — where an ablation's reference is saved: with a constant
+        learning rate up to that step, the models then are exactly a run of ``snapshot_at`` steps."""
+        first = snapshot_at if snapshot_at and 0 < snapshot_at < steps else steps
+        self.fit(batches, first, **fit_kwargs)
+        if first == snapshot_at and on_snapshot is not None:
+            on_snapshot(list(self.history))
+        if steps > first:
+            self.fit(batches, steps - first, **fit_kwargs)
         return self.history
 
     def save(self, path: str | Path, *, kind: str, config: Any, metrics: Mapping | None = None) -> Path | None:

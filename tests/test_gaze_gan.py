@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -156,6 +157,23 @@ def test_vgg_perceptual_loss_uses_the_offline_imagenet_weights(vgg):
     assert fake.grad.abs().sum() > 0
 
 
+def test_official_vgg_input_is_the_tf_codes_faint_image_and_shrinks_the_perceptual_losses(vgg):
+    """He et al.'s code fed [−1, 1] to a VGG expecting mean-subtracted 0..255 pixels; "official" must
+    reproduce that input (value / (255·std) in torchvision's convention) and its far smaller losses."""
+    g = torch.Generator().manual_seed(1)
+    target = torch.rand(2, 3, SIZE, SIZE, generator=g) * 2 - 1
+    fake = (target + 0.3 * torch.randn(2, 3, SIZE, SIZE, generator=g)).clamp(-1, 1)
+    as_tf_fed_it = vgg.features[: VGG16Perceptual.RELU_INDEX["conv1_2"] + 1](target / (255 * vgg.std))
+    torch.testing.assert_close(vgg(target, "official")["conv1_2"], as_tf_fed_it)
+    official, imagenet = vgg.losses(fake, target, "official"), vgg.losses(fake, target, "imagenet")
+    assert official[0] < imagenet[0] / 10 and official[1] < imagenet[1] / 10, (official, imagenet)
+    assert GazeGANConfig().vgg_input == "official"
+    with pytest.raises(ValueError, match="vgg_input"):
+        GazeGANConfig(vgg_input="caffe")
+    with pytest.raises(ValueError, match="vgg_input"):
+        vgg(target, "caffe")
+
+
 # -- training --------------------------------------------------------------------------------------
 def test_the_discriminators_gaze_head_learns_on_rendered_eyes(eyes):
     rendered = eyes.render(list(range(8)))
@@ -248,6 +266,38 @@ def test_checkpoints_round_trip_and_another_models_checkpoint_is_refused(tmp_pat
         load_or_train_gaze_gan(other, pairs, config)
     with pytest.raises(CheckpointError, match="config"):
         load_or_train_gaze_gan(path, pairs, tiny_config(lambda_cycle=0))
+
+
+def test_short_ablations_run_at_the_full_models_constant_learning_rate():
+    paper = GazeGANConfig.for_profile(get_profile("paper"))
+    assert paper.for_ablation("no_cycle").steps == paper.steps  # at paper every ablation is a full run
+    assert paper.for_ablation("full") == paper
+    for name in ("smoke", "cpu"):
+        full = GazeGANConfig.for_profile(get_profile(name))
+        ablation = full.for_ablation("no_gaze")
+        assert ablation.lambda_gaze == 0 and ablation.steps == full.ablation_steps < full.steps
+        assert ablation.decay_start == 1.0 and full.ablation_steps <= full.decay_start * full.steps
+        assert replace(full.for_ablation("full"), lambda_gaze=0.0) == ablation
+    with pytest.raises(ValueError, match="constant-learning-rate"):
+        tiny_config(steps=10, ablation_steps=8)  # the decay starts at 5
+    with pytest.raises(ValueError, match="ablation"):
+        tiny_config().for_ablation("no_adversarial")
+
+
+def test_the_ablations_reference_snapshot_equals_a_run_of_that_length(tmp_path, pairs):
+    config = tiny_config(steps=4, ablation_steps=2, lambda_perceptual=0, n_critic=1)
+    model, info = load_or_train_gaze_gan(tmp_path / "full.pt", pairs, config, progress=False,
+                                         snapshot_path=tmp_path / "ref.pt")
+    assert info["trained_now"] and info["step"] == 4
+    short = config.for_ablation("full")
+    ref, ref_info = load_or_train_gaze_gan(tmp_path / "ref.pt", pairs, short, progress=False)
+    assert not ref_info["trained_now"] and ref_info["step"] == 2  # loaded from the snapshot
+    rerun, _ = train_gaze_gan(pairs, short, progress=False)
+    for (k, v), v2 in zip(ref.state_dict().items(), rerun.state_dict().values()):
+        torch.testing.assert_close(v, v2, msg=k)
+    assert any(not torch.equal(v, v2) for v, v2 in zip(ref.state_dict().values(), model.state_dict().values()))
+    with pytest.raises(CheckpointError):  # the snapshot is not the full-length model
+        load_or_train_gaze_gan(tmp_path / "ref.pt", pairs, config, progress=False)
 
 
 def test_redirect_set_and_the_gaze_head_return_one_answer_per_pair(eyes):

@@ -34,8 +34,18 @@ Losses (eq. 1–9 with the official code's weights), on paired data (x_s at gaze
   content = MSE of conv5_3 activations; style = Σ over conv1_2, conv2_2, conv3_3, conv4_3 of
   ``‖Gram(φ(fake)) − Gram(φ(x_t))‖² / |φ|`` with ``Gram = φᵀφ / (H·W·C)`` per image and |φ| the
   number of activations (the official ``tf.nn.l2_loss · 2 / size``). VGG-16 comes from the
-  project's offline weights (:mod:`eyegen_lib.backbones`); it sees ImageNet-normalised RGB
-  (torchvision's convention for these weights — the official code fed [−1, 1] to its TF VGG).
+  project's offline weights (:mod:`eyegen_lib.backbones`).
+
+  *What VGG sees* (``vgg_input``). The official code passes the generator's [−1, 1] images straight
+  to slim's ``vgg_16``, whose weights expect mean-subtracted 0..255 pixels: the network sees a faint,
+  almost black image, its activations — and so the perceptual losses — are about two orders of
+  magnitude smaller than on a properly scaled image, and λ_perceptual = 100 was chosen at that scale.
+  ``vgg_input="official"`` (the default) reproduces it with our torchvision weights by feeding the
+  [−1, 1] values as if they were mean-subtracted 0..255 pixels (``images / (255·std)``);
+  ``"imagenet"`` feeds properly normalised images. Measured at the ``cpu`` profile: with
+  ``"imagenet"`` the content term (≈ 30–60 after λ) dominates the generator's objective, the cycle
+  L1 stays at ≈ 0.3 for 400 updates and the output is colour noise; with ``"official"`` the
+  perceptual terms fall to ≈ 0.03, the cycle loss falls and skin colour is right within 200 updates.
 
 Setting λ_gaze, λ_cycle or λ_perceptual to 0 removes that term (and its cost) — the paper's
 ablations (§5.5: one model per removed term). λ_gaze weighs both gaze terms, the critic's and the
@@ -48,25 +58,25 @@ generator update, and ``steps`` counts generator updates.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import load_backbone_features
-from ..checkpoint import load_or_train
+from ..checkpoint import load_or_train, save_checkpoint
 from ..distributed import init_distributed
 from ..profiles import Profile
 from ..runtime import tqdm
-from ..training import Trainer
+from ..training import Trainer, history_metrics
 from ..images import to_signed, to_uint8
 
 __all__ = ["GazeGANConfig", "GazeGAN", "Generator", "Discriminator", "ResidualBlock", "VGG16Perceptual",
            "gaze_to_code", "code_to_gaze", "random_interpolates", "gradient_penalty", "wgan_critic_loss",
            "gram_matrix", "content_loss", "style_loss", "pairs_to_tensors", "IterationBatches", "GazeGANTrainer",
            "train_gaze_gan", "load_or_train_gaze_gan", "redirect", "redirect_set", "estimate_gaze",
-           "linear_decay", "D_LOSS_KEYS", "G_LOSS_KEYS", "PAPER_GENERATOR_STEPS", "ABLATIONS"]
+           "linear_decay", "VGG_INPUTS", "D_LOSS_KEYS", "G_LOSS_KEYS", "PAPER_GENERATOR_STEPS", "ABLATIONS"]
 
 GENERATOR_WIDTHS = (64, 128, 256)  # conv7×7, then the two stride-2 convs (the residual blocks keep the last)
 DISCRIMINATOR_WIDTHS = (64, 128, 256, 512, 1024)  # one stride-2 conv4×4 each: 64 px → 2 px
@@ -78,6 +88,7 @@ PAPER_GENERATOR_STEPS = 300 * 44_100 // (32 * 5)
 D_LOSS_KEYS = ("d_adv", "d_gp", "d_gaze")
 G_LOSS_KEYS = ("g_adv", "g_gaze", "g_cycle", "g_content", "g_style")
 # §5.5's ablations: one model per removed loss term (config overrides of the full model).
+VGG_INPUTS = ("official", "imagenet")  # how the perceptual loss's VGG-16 sees the images (module doc)
 ABLATIONS = {"full": {}, "no_perceptual": {"lambda_perceptual": 0.0}, "no_cycle": {"lambda_cycle": 0.0},
              "no_gaze": {"lambda_gaze": 0.0}}
 
@@ -96,6 +107,7 @@ class GazeGANConfig:
     lambda_gaze: float = 5.0  # 0: ablation "no gaze loss" (neither head training nor generator term)
     lambda_cycle: float = 50.0  # 0: ablation "no cycle-consistency loss"
     lambda_perceptual: float = 100.0  # × (content + style); 0: ablation "no perceptual loss" (VGG not loaded)
+    vgg_input: str = "official"  # "official": [−1, 1] as the TF code fed it; "imagenet": normalised (see module doc)
     n_critic: int = 5
     lr: float = 2e-4
     beta1: float = 0.5
@@ -103,6 +115,9 @@ class GazeGANConfig:
     batch_size: int = 32
     steps: int = PAPER_GENERATOR_STEPS  # generator updates (each after n_critic critic updates)
     decay_start: float = 0.5  # fraction of ``steps`` after which the learning rate decays linearly to 0
+    # each ablation's length (None: as long as the full model). Shorter ablations run at the full model's
+    # constant learning rate and are compared with its snapshot at that step (see for_ablation)
+    ablation_steps: int | None = None
 
     def __post_init__(self):
         self.image_size = tuple(int(s) for s in self.image_size)
@@ -119,10 +134,29 @@ class GazeGANConfig:
         for name in ("lambda_gp", "lambda_gaze", "lambda_cycle", "lambda_perceptual"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if self.vgg_input not in VGG_INPUTS:
+            raise ValueError(f"vgg_input must be one of {VGG_INPUTS}, got {self.vgg_input!r}")
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be ≥ 1, got {self.n_critic}")
         if not 0 <= self.decay_start <= 1:
             raise ValueError(f"decay_start is a fraction of the steps, got {self.decay_start}")
+        if self.ablation_steps is not None and self.ablation_steps < self.steps and \
+                not 0 < self.ablation_steps <= self.decay_start * self.steps:
+            raise ValueError(f"ablation_steps ({self.ablation_steps}) shorter than the full run must lie in its constant-"
+                             f"learning-rate part (≤ decay_start · steps = {self.decay_start * self.steps:g}), or the "
+                             "full model's snapshot there is not a run of that length")
+
+    def for_ablation(self, ablation: str) -> "GazeGANConfig":
+        """The config of one of §5.5's ablations (:data:`ABLATIONS`): its loss term removed. When the
+        ablations are shorter than the full model (``ablation_steps`` < ``steps``, the small profiles)
+        they run ``ablation_steps`` iterations at a constant learning rate, which is exactly the full
+        model's first ``ablation_steps`` iterations: ``for_ablation("full")`` is then the config of the
+        full model's snapshot at that step, the reference each ablation is compared with."""
+        if ablation not in ABLATIONS:
+            raise ValueError(f"unknown gaze GAN ablation {ablation!r}; choose one of {sorted(ABLATIONS)}")
+        short = self.ablation_steps is not None and self.ablation_steps < self.steps
+        length = dict(steps=self.ablation_steps, decay_start=1.0, ablation_steps=None) if short else {}
+        return replace(self, **ABLATIONS[ablation], **length)
 
     @property
     def discriminator_map_size(self) -> tuple[int, int]:
@@ -135,11 +169,13 @@ class GazeGANConfig:
         every width is scaled by ``profile.width`` (smoke 1/8, cpu 1/4) with the same layers and
         blocks, batches are small and training is short.
 
-        Cost, measured single-threaded on a shared 2-core machine: one ``cpu`` iteration (5 critic +
-        1 generator step, batch 8) takes 2.3–2.8 s, ≈ 1.4 s of it the generator step's VGG-16
-        perceptual loss (1.5 s per iteration without it); a ``smoke`` iteration (batch 4) 1.1 s
-        (0.35 s without VGG). ``cpu``'s 150 iterations therefore take ≈ 6–7 minutes on one core and,
-        estimated, 3.5–4 minutes on two; ``smoke``'s 6 take a few seconds.
+        Cost, measured on the 2-core CPU machine: one ``cpu`` iteration (5 critic + 1 generator step,
+        batch 8) takes ≈ 1.35 s on two threads (critic steps 0.6 s, generator 0.27 s, VGG-16 0.67 s), so
+        ``cpu``'s 1000 iterations take ≈ 23 minutes and its three 500-iteration ablations ≈ 25 more.
+        Fewer do not make eyes: in probes on the cpu pairs the full recipe paints colour blobs at 200
+        iterations (LPIPS 0.42), a dark iris between two light blobs at 400 (0.26) and a crude eye
+        with the iris where the target has it at 600 (0.23, gaze error 3.7° on two test eyes).
+        ``smoke``'s 6 iterations take a few seconds.
 
         The small profiles use lr 5e−4 rather than 2e−4: narrow layers under the official N(0, 0.02)
         initialisation leave the critic's outputs near zero at first. In probes at smoke widths on
@@ -150,7 +186,8 @@ class GazeGANConfig:
                   generator_widths=tuple(profile.width(c) for c in GENERATOR_WIDTHS),
                   discriminator_widths=tuple(profile.width(c) for c in DISCRIMINATOR_WIDTHS),
                   batch_size={"smoke": 4, "cpu": 8}.get(profile.name, 32),
-                  steps={"smoke": 6, "cpu": 150}.get(profile.name, PAPER_GENERATOR_STEPS),
+                  steps={"smoke": 6, "cpu": 1000}.get(profile.name, PAPER_GENERATOR_STEPS),
+                  ablation_steps={"smoke": 3, "cpu": 500}.get(profile.name),
                   lr=5e-4 if small else 2e-4)
         kw.update(overrides)
         return cls(**kw)
@@ -341,9 +378,16 @@ class VGG16Perceptual(nn.Module):
     def train(self, mode: bool = True):
         return super().train(False)  # a frozen feature extractor: always in eval mode
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Images in [−1, 1] → {layer name: activation}."""
-        x = ((images + 1) / 2 - self.mean) / self.std
+    def forward(self, images: torch.Tensor, vgg_input: str = "imagenet") -> dict[str, torch.Tensor]:
+        """Images in [−1, 1] → {layer name: activation}. ``vgg_input="imagenet"`` normalises them as
+        the weights expect; ``"official"`` feeds them as He et al.'s code did, read as mean-subtracted
+        0..255 pixels (torchvision's input for such a pixel is ``value / (255·std)``)."""
+        if vgg_input == "imagenet":
+            x = ((images + 1) / 2 - self.mean) / self.std
+        elif vgg_input == "official":
+            x = images / (255 * self.std)
+        else:
+            raise ValueError(f"vgg_input must be one of {VGG_INPUTS}, got {vgg_input!r}")
         wanted = {i: name for name, i in self.RELU_INDEX.items()}
         out = {}
         for i, layer in enumerate(self.features):
@@ -352,11 +396,12 @@ class VGG16Perceptual(nn.Module):
                 out[wanted[i]] = x
         return out
 
-    def losses(self, fake: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def losses(self, fake: torch.Tensor, target: torch.Tensor,
+               vgg_input: str = "imagenet") -> tuple[torch.Tensor, torch.Tensor]:
         """(content, style) losses of ``fake`` against the ground truth ``target`` (no gradient to it)."""
-        fake_f = self(fake)
+        fake_f = self(fake, vgg_input)
         with torch.no_grad():
-            target_f = self(target)
+            target_f = self(target, vgg_input)
         content = content_loss(fake_f[self.CONTENT_LAYER], target_f[self.CONTENT_LAYER])
         style = style_loss([fake_f[n] for n in self.STYLE_LAYERS], [target_f[n] for n in self.STYLE_LAYERS])
         return content, style
@@ -507,7 +552,7 @@ class GazeGANTrainer(Trainer):
         if c.lambda_cycle > 0:
             losses["g_cycle"] = c.lambda_cycle * F.l1_loss(g(fake, self._code(batch["source_gaze"])), source)
         if c.lambda_perceptual > 0:
-            content, style = self.perceptual.losses(fake, target)
+            content, style = self.perceptual.losses(fake, target, c.vgg_input)
             losses["g_content"] = c.lambda_perceptual * content
             losses["g_style"] = c.lambda_perceptual * style
         opt.zero_grad(set_to_none=True)
@@ -528,9 +573,11 @@ class GazeGANTrainer(Trainer):
 
 
 def train_gaze_gan(pairs, config: GazeGANConfig, *, seed: int = 0, device=None, progress: bool = True, on_log=None,
-                   log_every: int | None = None, perceptual: VGG16Perceptual | None = None):
+                   log_every: int | None = None, perceptual: VGG16Perceptual | None = None,
+                   snapshot_at: int | None = None, on_snapshot=None):
     """Train a GazeGAN on redirection ``pairs`` (see :func:`pairs_to_tensors`) for ``config.steps``
-    iterations. Returns (model in eval mode, history of {step, d_*, g_*})."""
+    iterations. Returns (model in eval mode, history of {step, d_*, g_*}). ``on_snapshot(model,
+    history)`` is called once ``snapshot_at`` iterations are done."""
     data = pairs_to_tensors(pairs)
     _check_pairs(data, config)
     torch.manual_seed(seed)
@@ -539,28 +586,40 @@ def train_gaze_gan(pairs, config: GazeGANConfig, *, seed: int = 0, device=None, 
     trainer = GazeGANTrainer(model, config, perceptual=perceptual, device=device, dist_info=dist_info)
     batches = IterationBatches(data, batch_size=config.batch_size, n_minibatches=config.n_critic + 1,
                                seed=seed + 1000 * dist_info.rank)
-    history = trainer.fit(batches, config.steps, log_every=log_every or max(1, config.steps // 100),
-                          desc="gaze GAN", on_log=on_log, progress=progress)
+
+    def snapshot(history):
+        if on_snapshot is not None:
+            on_snapshot(model.eval(), history)
+
+    history = trainer.fit_with_snapshot(batches, config.steps, snapshot_at=snapshot_at, on_snapshot=snapshot,
+                                        log_every=log_every or max(1, config.steps // 100), desc="gaze GAN",
+                                        on_log=on_log, progress=progress)
     return model.eval(), history
 
 
-def _history_metrics(history: list[dict]) -> dict:
-    keys = sorted({k for h in history for k in h} - {"step"})
-    return {"loss_steps": [h["step"] for h in history], **{k: [h.get(k, float("nan")) for h in history] for k in keys}}
-
-
 def load_or_train_gaze_gan(path, pairs, config: GazeGANConfig, *, seed: int = 0, retrain: bool = False,
-                           progress: bool = True, on_log=None):
+                           progress: bool = True, on_log=None, snapshot_path=None):
     """The notebooks' step: load the ``gaze_gan`` checkpoint at ``path`` (generator and
     discriminator) if present, else train on ``pairs`` and save it with the loss history
     (``loss_steps`` and one list per named loss). A checkpoint of another kind or config raises
-    :class:`~eyegen_lib.checkpoint.CheckpointError`. Returns (model in eval mode, checkpoint info)."""
+    :class:`~eyegen_lib.checkpoint.CheckpointError`. Returns (model in eval mode, checkpoint info).
+
+    With ``snapshot_path`` and ablations shorter than the run, training also saves the model after
+    ``config.ablation_steps`` iterations there, as a checkpoint of ``config.for_ablation("full")``
+    (which it exactly is): the reference of the ablations."""
     model = GazeGAN(config)
+    reference = config.for_ablation("full")
+    snapshot_at = reference.steps if snapshot_path is not None and reference.steps < config.steps else None
+
+    def save_snapshot(snap, history):
+        save_checkpoint(snapshot_path, kind="gaze_gan", model=snap, config=reference, step=reference.steps,
+                        metrics=history_metrics(history))
 
     def train():
-        trained, history = train_gaze_gan(pairs, config, seed=seed, progress=progress, on_log=on_log)
+        trained, history = train_gaze_gan(pairs, config, seed=seed, progress=progress, on_log=on_log,
+                                          snapshot_at=snapshot_at, on_snapshot=save_snapshot)
         model.load_state_dict(trained.state_dict())
-        return {"step": config.steps, **_history_metrics(history)}
+        return {"step": config.steps, **history_metrics(history)}
 
     info = load_or_train(path, kind="gaze_gan", model=model, config=config, train=train, retrain=retrain)
     return model.eval(), info

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ...checkpoint import load_or_train, save_checkpoint
 from ...runtime import tqdm
-from ...training import Trainer
+from ...training import Trainer, history_metrics
 from .config import Seg2EyeConfig
 from .discriminator import MultiScaleDiscriminator
 from .generator import Seg2Eye, one_hot
@@ -132,20 +132,15 @@ def train_seg2eye(images, masks, groups, config: Seg2EyeConfig, *, seed: int = 0
     trainer = Seg2EyeTrainer(model, disc, config, device=device)
     batches = StyleBatches(images, masks, groups, k_style=config.k_style, batch_size=min(config.batch_size, len(images)),
                            seed=seed)
-    log_every = log_every or max(1, config.steps // 100)
-    first = snapshot_at if snapshot_at and 0 < snapshot_at < config.steps else config.steps
-    for part in (first, config.steps - first):
-        if part:
-            trainer.fit(batches, part, log_every=log_every, desc="seg2eye", on_log=on_log, progress=progress)
-        if part and trainer.step == snapshot_at and on_snapshot is not None:
-            on_snapshot(trainer.module("seg2eye").eval(), list(trainer.history))
+
+    def snapshot(history):
+        if on_snapshot is not None:
+            on_snapshot(trainer.module("seg2eye").eval(), history)
+
+    trainer.fit_with_snapshot(batches, config.steps, snapshot_at=snapshot_at, on_snapshot=snapshot,
+                              log_every=log_every or max(1, config.steps // 100), desc="seg2eye", on_log=on_log,
+                              progress=progress)
     return trainer.module("seg2eye").eval(), trainer.module("discriminator").eval(), trainer.history
-
-
-def history_metrics(history: list[dict]) -> dict:
-    """A training history as checkpoint metrics: ``loss_steps`` and one list per named loss."""
-    keys = sorted({k for h in history for k in h} - {"step"})
-    return {"loss_steps": [h["step"] for h in history], **{k: [h.get(k, float("nan")) for h in history] for k in keys}}
 
 
 def load_or_train_seg2eye(path, config: Seg2EyeConfig, images, masks, groups, *, seed: int = 0, retrain: bool = False,
