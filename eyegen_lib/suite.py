@@ -245,8 +245,7 @@ def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs: 
 
     full = GazeGANConfig.for_profile(profile)
     config = full if ablation == "full" else full.for_ablation(ablation)
-    folder = Path(checkpoint_dir(profile.name))
-    path = folder / f"gaze_gan_{ablation}.pt"
+    path = Path(checkpoint_dir(profile.name)) / f"gaze_gan_{ablation}.pt"
     if pairs is None and (retrain or not path.exists()):
         pairs = redirection_training_pairs(profile, seed=seed, progress=progress)
     snapshot = _gaze_gan_reference_path(profile, full) if ablation == "full" else None
