@@ -241,16 +241,25 @@ def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs: 
 
     Where the ablations are shorter than the full model (the small profiles), training the full
     model also saves its snapshot at the ablations' length, :func:`gaze_gan_reference`."""
-    from .models.gaze_gan import GazeGANConfig, load_or_train_gaze_gan
+    from .models.gaze_gan import GazeGANConfig
 
     full = GazeGANConfig.for_profile(profile)
     config = full if ablation == "full" else full.for_ablation(ablation)
     path = Path(checkpoint_dir(profile.name)) / f"gaze_gan_{ablation}.pt"
+    snapshot = _gaze_gan_reference_path(profile, full) if ablation == "full" else None
+    return _load_or_train_gaze_gan(profile, path, config, seed=seed, pairs=pairs, retrain=retrain, progress=progress,
+                                   on_log=on_log, snapshot_path=snapshot)
+
+
+def _load_or_train_gaze_gan(profile: Profile, path: Path, config, *, seed: int, pairs: dict | None, retrain: bool,
+                            progress: bool, on_log=None, snapshot_path: Path | None = None):
+    """Load ``path``, or train ``config`` on the profile's pairs (rendered only when training needs them)."""
+    from .models.gaze_gan import load_or_train_gaze_gan
+
     if pairs is None and (retrain or not path.exists()):
         pairs = redirection_training_pairs(profile, seed=seed, progress=progress)
-    snapshot = _gaze_gan_reference_path(profile, full) if ablation == "full" else None
     return load_or_train_gaze_gan(path, pairs, config, seed=seed, retrain=retrain, progress=progress, on_log=on_log,
-                                  snapshot_path=snapshot)
+                                  snapshot_path=snapshot_path)
 
 
 def _gaze_gan_reference_path(profile: Profile, full) -> Path | None:
@@ -265,16 +274,14 @@ def gaze_gan_reference(profile: Profile, *, seed: int = 0, pairs: dict | None = 
     """What the ablations are compared with: the full model as long as they are. Where they are
     shorter than the full model this is its snapshot at their length (saved while it trained;
     trained on its own — the identical run — if the snapshot is missing), else the full model."""
-    from .models.gaze_gan import GazeGANConfig, load_or_train_gaze_gan
+    from .models.gaze_gan import GazeGANConfig
 
     full = GazeGANConfig.for_profile(profile)
     path = _gaze_gan_reference_path(profile, full)
     if path is None:
         return gaze_gan(profile, "full", seed=seed, pairs=pairs, retrain=retrain, progress=progress)
-    if pairs is None and (retrain or not path.exists()):
-        pairs = redirection_training_pairs(profile, seed=seed, progress=progress)
-    return load_or_train_gaze_gan(path, pairs, full.for_ablation("full"), seed=seed, retrain=retrain,
-                                  progress=progress)
+    return _load_or_train_gaze_gan(profile, path, full.for_ablation("full"), seed=seed, pairs=pairs, retrain=retrain,
+                                   progress=progress)
 
 
 __all__ += ["redirection_protocol", "redirection_training_pairs", "gaze_gan", "gaze_gan_reference"]

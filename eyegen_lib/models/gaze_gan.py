@@ -609,7 +609,7 @@ def load_or_train_gaze_gan(path, pairs, config: GazeGANConfig, *, seed: int = 0,
     (which it exactly is): the reference of the ablations."""
     model = GazeGAN(config)
     reference = config.for_ablation("full")
-    snapshot_at = reference.steps if snapshot_path is not None and reference.steps < config.steps else None
+    snapshot_at = reference.steps if snapshot_path is not None else None  # = steps: the full model itself
 
     def save_snapshot(snap, history):
         save_checkpoint(snapshot_path, kind="gaze_gan", model=snap, config=reference, step=reference.steps,

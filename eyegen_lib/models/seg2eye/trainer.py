@@ -23,7 +23,7 @@ from .generator import Seg2Eye, one_hot
 from .loss import feature_matching_loss, gram_loss, hinge_d_loss, hinge_g_loss
 from ...images import to_signed, to_uint8
 
-__all__ = ["StyleBatches", "Seg2EyeTrainer", "train_seg2eye", "load_or_train_seg2eye", "history_metrics", "generate"]
+__all__ = ["StyleBatches", "Seg2EyeTrainer", "train_seg2eye", "load_or_train_seg2eye", "generate"]
 
 
 class StyleBatches:
