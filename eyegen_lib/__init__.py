@@ -5,9 +5,11 @@ Notebooks start with::
     import eyegen_lib as eg
     profile = eg.resolve_profile(PROFILE)
     eg.seed_everything(SEED)
-    rec = eg.Recorder("01_dataset", profile)
+    rec = eg.Recorder("01_dataset", profile, seed=SEED)
+
+and ask :mod:`eyegen_lib.registry` for every model or prediction file they share.
 """
-from .checkpoint import CheckpointError, load_checkpoint, load_or_train, save_checkpoint
+from .checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, load_or_train, save_checkpoint
 from .paths import checkpoint_dir, output_dir
 from .profiles import PROFILES, Profile, get_profile, resolve_profile
 from .record import Recorder, read_metrics
@@ -16,7 +18,7 @@ from .runtime import choose_device, seed_everything, tqdm
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "load_checkpoint", "load_or_train", "save_checkpoint",
+    "ArtifactMismatch", "CheckpointError", "load_checkpoint", "load_or_train", "save_checkpoint",
     "checkpoint_dir", "output_dir",
     "PROFILES", "Profile", "get_profile", "resolve_profile",
     "Recorder", "read_metrics",

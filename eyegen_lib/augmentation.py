@@ -20,10 +20,11 @@ from .images import to_signed
 from .gaze import angular_error_deg
 from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, predict_gaze, train_gaze_estimator
 from .profiles import Profile
-from .suite import REDIRECTION_GAZE_RANGE_DEG, person_split, rgb_source, split_indices
+from .protocols import REDIRECTION_GAZE_RANGE_DEG, person_split, rgb_source, split_indices
+from .provenance import data_recipe, identity
 
-__all__ = ["subset", "pitch_split_sets", "lower_pitch_targets", "train_estimator", "score_estimator",
-           "OTHER_POPULATION_SEED_OFFSET"]
+__all__ = ["subset", "pitch_split_sets", "lower_pitch_targets", "training_set_recipe", "train_estimator",
+           "score_estimator", "OTHER_POPULATION_SEED_OFFSET"]
 
 OTHER_POPULATION_SEED_OFFSET = 1000  # another seed: other identities, skin, light — another "dataset"
 
@@ -83,11 +84,29 @@ def lower_pitch_targets(gaze: torch.Tensor, *, per_image: int, seed: int = 0,
     return rows, torch.stack([pitch, gaze[rows, 1].float()], dim=1)
 
 
+def training_set_recipe(sets: dict, name: str, *, targets_per_image: int, seed: int, gan_info: dict | None = None) -> dict:
+    """The data recipe of one estimator's training set (``raw``, ``augmented`` or ``oracle``): the
+    raw set of :func:`pitch_split_sets`, plus — for the others — the donors' targets of
+    :func:`lower_pitch_targets` redirected by the GAN (cited by its provenance) or rendered for real."""
+    if name not in ("raw", "augmented", "oracle"):
+        raise ValueError(f"training set must be 'raw', 'augmented' or 'oracle', got {name!r}")
+    recipe = data_recipe(sets["source"], split=sets["split"], training_set=name, raw="every person, pitch > 0")
+    if name == "raw":
+        return recipe
+    if name == "augmented" and gan_info is None:
+        raise ValueError("the augmented set's recipe needs the GAN's info (it cites the GAN that redirected the donors)")
+    return {**recipe, "added": {"donors": "test persons, pitch > 0", "targets_per_image": int(targets_per_image),
+                                "target_seed": int(seed), "target_pitch_deg": [-REDIRECTION_GAZE_RANGE_DEG[0], 0.0],
+                                "images": identity(gan_info["provenance"]) if name == "augmented" else "rendered at the targets"}}
+
+
 def train_estimator(path, images: torch.Tensor, gaze: torch.Tensor, config: GazeEstimatorConfig, *, seed: int = 0,
-                    retrain: bool = False, progress: bool = True) -> tuple[GazeEstimator, dict]:
+                    retrain: bool = False, progress: bool = True, **load_options) -> tuple[GazeEstimator, dict]:
     """A gaze estimator on uint8 ``images`` with (pitch, yaw) ``gaze``: loaded from ``path`` if present,
     else trained (``config.steps`` steps whatever the set's size: the same budget for every set,
-    as the paper trains its larger augmented set for fewer epochs) and saved."""
+    as the paper trains its larger augmented set for fewer epochs) and saved. ``load_options``
+    (``provenance``, ``allow_training``, ``how_to_make``) go to
+    :func:`~eyegen_lib.checkpoint.load_or_train`."""
     model = GazeEstimator(config)
 
     def train():
@@ -95,7 +114,8 @@ def train_estimator(path, images: torch.Tensor, gaze: torch.Tensor, config: Gaze
         model.load_state_dict(trained.state_dict())
         return {"step": config.steps, "train_images": len(images), "final_loss": history[-1]["loss"]}
 
-    info = load_or_train(Path(path), kind="gaze_estimator", model=model, config=config, train=train, retrain=retrain)
+    info = load_or_train(Path(path), kind="gaze_estimator", model=model, config=config, train=train, retrain=retrain,
+                         **load_options)
     return model.eval(), info
 
 

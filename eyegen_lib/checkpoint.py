@@ -8,8 +8,10 @@ model kind and config the caller expects, and says what differs when it is not.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "config_to_dict", "load_or_train"]
+__all__ = ["CheckpointError", "ArtifactMismatch", "save_checkpoint", "load_checkpoint", "config_to_dict", "load_or_train",
+           "file_sha256", "set_aside"]
 
 FORMAT = "eyegen-checkpoint"
 FORMAT_VERSION = 1
@@ -25,6 +28,38 @@ FORMAT_VERSION = 1
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used as asked: corrupt, another model, another config."""
+
+
+class ArtifactMismatch(CheckpointError):
+    """A sound checkpoint made for another run: another config, profile, seed or data.
+    ``differences`` lists what differs, one line each."""
+
+    def __init__(self, message: str, differences: list[str]):
+        super().__init__(message)
+        self.differences = list(differences)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (what a record cites an artifact by)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def set_aside(path: str | os.PathLike) -> Path:
+    """Move a file that is about to be replaced to ``<stem>.replaced-<UTC time>.<suffix>`` beside it
+    (nothing a run replaces is lost); returns the new path."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = path.with_name(f"{path.stem}.replaced-{stamp}{path.suffix}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.stem}.replaced-{stamp}-{n}{path.suffix}")
+    os.replace(path, target)
+    return target
 
 
 def config_to_dict(config: Any) -> dict:
@@ -62,11 +97,12 @@ def _unwrap(module: nn.Module) -> nn.Module:
 
 def save_checkpoint(path: str | os.PathLike, *, kind: str, model: nn.Module | Mapping[str, nn.Module],
                     config: Any = None, optimizer=None, step: int = 0, metrics: Mapping | None = None,
-                    extra: Mapping | None = None) -> Path:
+                    extra: Mapping | None = None, provenance: Mapping | None = None) -> Path:
     """Write a checkpoint atomically and return its path.
 
     ``kind`` names the model family (``"gaze_estimator"``, ``"seg2eye"`` …); ``model`` and
-    ``optimizer`` are one object or a dict of them (a GAN's generator and discriminator).
+    ``optimizer`` are one object or a dict of them (a GAN's generator and discriminator);
+    ``provenance`` is what made it (:func:`eyegen_lib.provenance.make_provenance`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +118,7 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model: nn.Module | Ma
         "models": {k: _unwrap(m).state_dict() for k, m in models.items()},
         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
         "extra": dict(extra or {}),
+        "provenance": dict(provenance or {}),
         "torch_version": str(torch.__version__),
     }
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -105,12 +142,15 @@ def _config_differences(saved: dict, wanted: dict) -> list[str]:
 
 def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
                     model: nn.Module | Mapping[str, nn.Module] | None = None, config: Any = None,
-                    optimizer=None, map_location: str | torch.device = "cpu") -> dict:
+                    optimizer=None, map_location: str | torch.device = "cpu",
+                    provenance: Mapping | None = None) -> dict:
     """Read a checkpoint, check it, and (optionally) load it into ``model`` / ``optimizer``.
 
     Raises :class:`CheckpointError` — never silently loads — when the file is missing, corrupt,
-    not an eyegen checkpoint, of another ``kind``, of another ``config``, or when its weights do
-    not fit ``model``. The file itself is never modified. Returns the checkpoint dict.
+    not an eyegen checkpoint, of another ``kind``, or when its weights do not fit ``model``; and
+    :class:`ArtifactMismatch` when it was made with another ``config`` or, given ``provenance``,
+    for another run (profile, seed, config or data fingerprint). The file itself is never
+    modified. Returns the checkpoint dict.
     """
     path = Path(path)
     if not path.is_file():
@@ -133,8 +173,14 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
     if config is not None:
         diffs = _config_differences(ckpt.get("config", {}), config_to_dict(config))
         if diffs:
-            raise CheckpointError(f"{path} was trained with another {ckpt.get('kind')} config:\n  " + "\n  ".join(diffs)
-                                  + "\nUse a matching profile/config, or move the file away to retrain.")
+            raise ArtifactMismatch(f"{path} was trained with another {ckpt.get('kind')} config:\n  " + "\n  ".join(diffs)
+                                   + "\nUse a matching profile/config, or move the file away to retrain.", diffs)
+    if provenance is not None:
+        from .provenance import provenance_differences
+
+        diffs = provenance_differences(ckpt.get("provenance"), provenance)
+        if diffs:
+            raise ArtifactMismatch(f"{path} was made for another run:\n  " + "\n  ".join(diffs), diffs)
     models = _as_dict(model, "model")
     missing = sorted(set(models) - set(ckpt["models"]))
     if missing:
@@ -153,18 +199,43 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
 
 
 def load_or_train(path: str | os.PathLike, *, kind: str, model, config: Any,
-                  train: Callable[[], Mapping | None], optimizer=None, retrain: bool = False) -> dict:
+                  train: Callable[[], Mapping | None], optimizer=None, retrain: bool = False,
+                  provenance: Mapping | None = None, allow_training: bool = True, how_to_make: str = "") -> dict:
     """The notebooks' "load the checkpoint if present, else train" step.
 
-    ``train()`` trains ``model`` in place and returns its metrics; the result is saved to ``path``.
-    A present but unusable checkpoint raises :class:`CheckpointError` (nothing is overwritten).
-    Returns the checkpoint's metadata (``step``, ``metrics``, ``trained_now``).
+    ``train()`` trains ``model`` in place and returns its metrics; the result is saved to ``path``
+    with ``provenance``. A checkpoint made for another run (config, or with ``provenance`` also
+    profile, seed and data) is never loaded: it is set aside (:func:`set_aside`, nothing is lost)
+    and the model retrained, or — with ``allow_training=False`` — refused with an
+    :class:`ArtifactMismatch` that says what differs and ``how_to_make`` it. A corrupt file or one
+    of another model kind raises :class:`CheckpointError` and is left untouched.
+
+    Returns the checkpoint's metadata: ``step``, ``metrics``, ``trained_now``, ``path``, ``sha256``,
+    ``provenance`` and ``train_seconds`` (None when loaded).
     """
     path = Path(path)
+    hint = f" ({how_to_make})" if how_to_make else ""
     if path.exists() and not retrain:
-        ckpt = load_checkpoint(path, kind=kind, model=model, config=config, optimizer=optimizer)
-        return {"step": ckpt["step"], "metrics": ckpt["metrics"], "trained_now": False, "path": str(path)}
+        try:
+            ckpt = load_checkpoint(path, kind=kind, model=model, config=config, optimizer=optimizer,
+                                   provenance=provenance)
+            return {"step": ckpt["step"], "metrics": ckpt["metrics"], "trained_now": False, "path": str(path),
+                    "sha256": file_sha256(path), "provenance": ckpt.get("provenance") or {}, "train_seconds": None}
+        except ArtifactMismatch as exc:
+            if not allow_training:
+                raise ArtifactMismatch(f"{exc}\nTraining was not allowed here; make a matching {kind}{hint}.",
+                                       exc.differences) from None
+            aside = set_aside(path)
+            print(f"note: {path.name} was made for another run ({'; '.join(exc.differences[:3])}"
+                  f"{' …' if len(exc.differences) > 3 else ''}); kept as {aside.name}, training a new one")
+    elif not allow_training:
+        raise CheckpointError(f"retraining {kind} was asked for but training is not allowed here{hint}" if retrain
+                              else f"no {kind} checkpoint at {path}{hint}")
+    started = time.perf_counter()
     metrics = dict(train() or {})
+    seconds = time.perf_counter() - started
     step = int(metrics.pop("step", 0))
-    save_checkpoint(path, kind=kind, model=model, config=config, optimizer=optimizer, step=step, metrics=metrics)
-    return {"step": step, "metrics": metrics, "trained_now": True, "path": str(path)}
+    save_checkpoint(path, kind=kind, model=model, config=config, optimizer=optimizer, step=step, metrics=metrics,
+                    provenance=provenance)
+    return {"step": step, "metrics": metrics, "trained_now": True, "path": str(path), "sha256": file_sha256(path),
+            "provenance": dict(provenance or {}), "train_seconds": seconds}

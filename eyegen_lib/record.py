@@ -41,7 +41,10 @@ def _plain(value: Any, what: str) -> Any:
 
 
 class Recorder:
-    """Collects one notebook's metrics, claims and figures.
+    """Collects one notebook's metrics, claims, figures and the artifacts it used.
+
+    The last Recorder made in a process is :meth:`current`: the artifact registry notes there
+    every model and prediction file a notebook loads or trains (:meth:`artifact`).
 
     >>> rec = Recorder("03_refiner", profile)
     >>> rec.metric("refiner_score", 0.012, unit="challenge L2", lower_is_better=True)
@@ -49,7 +52,10 @@ class Recorder:
     ...           measured={"refiner": 0.012, "copy": 0.015}, holds=True)
     """
 
-    def __init__(self, notebook: str, profile: Profile | str | None = None, out: str | os.PathLike | None = None):
+    _current: "Recorder | None" = None
+
+    def __init__(self, notebook: str, profile: Profile | str | None = None, out: str | os.PathLike | None = None,
+                 *, seed: int | None = None):
         self.notebook = notebook
         self.root = Path(out) if out is not None else output_dir()
         self.path = self.root / "metrics" / f"{notebook}.json"
@@ -58,12 +64,36 @@ class Recorder:
         self.data: dict[str, Any] = {
             "notebook": notebook,
             "profile": name,
+            "seed": seed,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "python": platform.python_version(),
             "metrics": {},
             "claims": [],
             "figures": [],
+            "artifacts": [],
         }
+        self._write()
+        Recorder._current = self
+
+    @classmethod
+    def current(cls) -> "Recorder | None":
+        """The notebook's recorder (the last one made in this process), or None."""
+        return cls._current
+
+    def artifact(self, name: str, *, file: str, sha256: str, seed: int | None, profile: str | None,
+                 fingerprint: str | None, trained_now: bool, train_seconds: float | None = None,
+                 step: int | None = None) -> None:
+        """Note an artifact this notebook used: which file (and its sha256), for which seed and data,
+        and whether it was trained in this run (with its training time) or loaded."""
+        entry = {"name": name, "file": str(file), "sha256": sha256, "seed": seed, "profile": profile,
+                 "data_fingerprint": fingerprint, "trained_now": bool(trained_now),
+                 "train_seconds": None if train_seconds is None else round(float(train_seconds), 2),
+                 "step": None if step is None else int(step)}
+        # one entry per file: its first use (trained here, or loaded) stands unless the file changed since
+        same = [a for a in self.data["artifacts"] if a["file"] == entry["file"]]
+        if same and same[0]["sha256"] == entry["sha256"]:
+            return
+        self.data["artifacts"] = [a for a in self.data["artifacts"] if a["file"] != entry["file"]] + [entry]
         self._write()
 
     def metric(self, name: str, value: Any, *, unit: str = "", description: str = "",

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from eyegen_lib import suite
+from eyegen_lib import registry
 from eyegen_lib.augmentation import lower_pitch_targets, pitch_split_sets, score_estimator, subset, train_estimator
 from eyegen_lib.models.gaze_estimator import GazeEstimatorConfig
 from eyegen_lib.models.gaze_gan import ABLATIONS, GazeGANConfig
@@ -74,4 +74,4 @@ def test_gan_ablations_remove_one_loss_each():
         others = [k for k in ("lambda_perceptual", "lambda_cycle", "lambda_gaze") if k != removed]
         assert all(getattr(cfg, k) == getattr(full, k) for k in others)
     with pytest.raises(ValueError, match="no_gaze"):
-        suite.gaze_gan(smoke, "no_gan")
+        registry.gaze_gan(smoke, "no_gan")

@@ -20,7 +20,11 @@ import torch
 from . import eye_model as em
 from . import render_nir, render_rgb
 
-__all__ = ["SyntheticEyeSpec", "SyntheticEyes", "DEFAULT_SIZES", "sample_state"]
+__all__ = ["SyntheticEyeSpec", "SyntheticEyes", "DEFAULT_SIZES", "sample_state", "RENDERER_VERSION"]
+
+# Part of every artifact's data fingerprint: bump it whenever a change to the renderers changes
+# the images or labels a spec produces, so that models trained on the old images are retrained.
+RENDERER_VERSION = "2026.11-1"
 
 DEFAULT_SIZES = {"nir": (400, 640), "rgb": (64, 64)}
 

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoint import load_or_train
+from ..provenance import data_recipe
 from ..distributed import init_distributed
 from ..profiles import Profile
 from ..runtime import tqdm
@@ -461,7 +462,8 @@ def render_redirection_pairs(source, indices, *, pairs_per_image: int = 1, verti
 
     Returns uint8 ``source`` (N, 3, H, W) and ``target`` (N, 3, H + 2k, W + 2k), float ``landmarks``
     (N, 7, 2) of the source, ``source_gaze``/``target_gaze`` (N, 2) radians, ``index``, ``person``,
-    ``tilt_deg`` (N,), ``shift`` (N, 2) the misalignment applied, and ``border`` (k). Rendering is
+    ``tilt_deg`` (N,), ``shift`` (N, 2) the misalignment applied, ``border`` (k), and ``recipe`` (how
+    they were made: source spec and renderer version, indices, the arguments above). Rendering is
     fast (≈ 250 pairs/s on one core at 41 × 51), so pairs are made once and kept as tensors."""
     if border < 0 or misalign_px < 0:
         raise ValueError(f"border and misalign_px must be ≥ 0, got {border}, {misalign_px}")
@@ -501,6 +503,10 @@ def render_redirection_pairs(source, indices, *, pairs_per_image: int = 1, verti
     out["person"] = torch.tensor([source.person_of(i) for i in idx], dtype=torch.int64)
     out["tilt_deg"] = eye_tilt_deg(out["landmarks"])
     out["border"] = int(border)
+    out["recipe"] = data_recipe(source, indices=unique, pairs_per_image=int(pairs_per_image),
+                                vertical_only=bool(vertical_only),
+                                gaze_range_deg=list(gaze_range_deg) if gaze_range_deg is not None else None,
+                                border=int(border), misalign_px=int(misalign_px), pair_seed=int(seed))
     return out
 
 
@@ -642,19 +648,22 @@ def train_deepwarp(pairs, config: DeepWarpConfig, *, seed: int = 0, device=None,
 
 
 def load_or_train_deepwarp(path, pairs, config: DeepWarpConfig, *, seed: int = 0, retrain: bool = False,
-                           progress: bool = True, on_log=None):
+                           progress: bool = True, on_log=None, **load_options):
     """The notebooks' step: load the DeepWarp checkpoint at ``path`` if present, else train on
-    ``pairs`` and save it (with the loss history as ``loss_steps`` / ``loss`` / ``mse``).
-    Returns (model in eval mode, checkpoint info)."""
+    ``pairs`` (a dict, or a callable that renders them, called only when training) and save it
+    (with the loss history as ``loss_steps`` / ``loss`` / ``mse``); ``load_options``
+    (``provenance``, ``allow_training``, ``how_to_make``) go to
+    :func:`~eyegen_lib.checkpoint.load_or_train`. Returns (model in eval mode, checkpoint info)."""
     model = DeepWarp(config)
 
     def train():
-        trained, history = train_deepwarp(pairs, config, seed=seed, progress=progress, on_log=on_log)
+        trained, history = train_deepwarp(pairs() if callable(pairs) else pairs, config, seed=seed, progress=progress,
+                                          on_log=on_log)
         model.load_state_dict(trained.state_dict())
         return {"step": config.steps, "loss_steps": [h["step"] for h in history],
                 "loss": [h["loss"] for h in history], "mse": [h["mse"] for h in history]}
 
-    info = load_or_train(path, kind="deepwarp", model=model, config=config, train=train, retrain=retrain)
+    info = load_or_train(path, kind="deepwarp", model=model, config=config, train=train, retrain=retrain, **load_options)
     return model.eval(), info
 
 

@@ -66,6 +66,7 @@ from torch import nn
 
 from ..backbones import load_backbone_features
 from ..checkpoint import load_or_train, save_checkpoint
+from ..provenance import with_config
 from ..distributed import init_distributed
 from ..profiles import Profile
 from ..runtime import tqdm
@@ -598,7 +599,7 @@ def train_gaze_gan(pairs, config: GazeGANConfig, *, seed: int = 0, device=None, 
 
 
 def load_or_train_gaze_gan(path, pairs, config: GazeGANConfig, *, seed: int = 0, retrain: bool = False,
-                           progress: bool = True, on_log=None, snapshot_path=None):
+                           progress: bool = True, on_log=None, snapshot_path=None, **load_options):
     """The notebooks' step: load the ``gaze_gan`` checkpoint at ``path`` (generator and
     discriminator) if present, else train on ``pairs`` and save it with the loss history
     (``loss_steps`` and one list per named loss). A checkpoint of another kind or config raises
@@ -606,22 +607,26 @@ def load_or_train_gaze_gan(path, pairs, config: GazeGANConfig, *, seed: int = 0,
 
     With ``snapshot_path`` and ablations shorter than the run, training also saves the model after
     ``config.ablation_steps`` iterations there, as a checkpoint of ``config.for_ablation("full")``
-    (which it exactly is): the reference of the ablations."""
+    (which it exactly is): the reference of the ablations. ``load_options`` (``provenance``,
+    ``allow_training``, ``how_to_make``) go to :func:`~eyegen_lib.checkpoint.load_or_train`; the
+    snapshot gets the same provenance.
+
+    ``pairs`` may be a callable that renders them: it is called only when training."""
     model = GazeGAN(config)
     reference = config.for_ablation("full")
     snapshot_at = reference.steps if snapshot_path is not None else None  # = steps: the full model itself
 
     def save_snapshot(snap, history):
         save_checkpoint(snapshot_path, kind="gaze_gan", model=snap, config=reference, step=reference.steps,
-                        metrics=history_metrics(history))
+                        metrics=history_metrics(history), provenance=with_config(load_options.get("provenance"), reference))
 
     def train():
-        trained, history = train_gaze_gan(pairs, config, seed=seed, progress=progress, on_log=on_log,
+        trained, history = train_gaze_gan(pairs() if callable(pairs) else pairs, config, seed=seed, progress=progress, on_log=on_log,
                                           snapshot_at=snapshot_at, on_snapshot=save_snapshot)
         model.load_state_dict(trained.state_dict())
         return {"step": config.steps, **history_metrics(history)}
 
-    info = load_or_train(path, kind="gaze_gan", model=model, config=config, train=train, retrain=retrain)
+    info = load_or_train(path, kind="gaze_gan", model=model, config=config, train=train, retrain=retrain, **load_options)
     return model.eval(), info
 
 

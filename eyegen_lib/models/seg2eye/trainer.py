@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ...checkpoint import load_or_train, save_checkpoint
+from ...provenance import with_config
 from ...runtime import tqdm
 from ...training import Trainer, history_metrics
 from .config import Seg2EyeConfig
@@ -144,8 +145,10 @@ def train_seg2eye(images, masks, groups, config: Seg2EyeConfig, *, seed: int = 0
 
 
 def load_or_train_seg2eye(path, config: Seg2EyeConfig, images, masks, groups, *, seed: int = 0, retrain: bool = False,
-                          on_log=None, progress: bool = True, snapshot_path=None):
-    """Load the Seg2Eye checkpoint at ``path`` if present, else train and save it.
+                          on_log=None, progress: bool = True, snapshot_path=None, **load_options):
+    """Load the Seg2Eye checkpoint at ``path`` if present, else train and save it
+    (``load_options``: ``provenance``, ``allow_training``, ``how_to_make`` of
+    :func:`~eyegen_lib.checkpoint.load_or_train`; the snapshot gets the same provenance).
 
     With ``snapshot_path``, training also saves the model at ``config.ablation_steps`` there, as a
     checkpoint of a ``steps = ablation_steps`` run: the reference the ablations are compared with.
@@ -155,7 +158,7 @@ def load_or_train_seg2eye(path, config: Seg2EyeConfig, images, masks, groups, *,
 
     def save_snapshot(snap, history):
         save_checkpoint(snapshot_path, kind="seg2eye", model=snap, config=short, step=short.steps,
-                        metrics=history_metrics(history))
+                        metrics=history_metrics(history), provenance=with_config(load_options.get("provenance"), short))
 
     def train():
         trained, _, history = train_seg2eye(images, masks, groups, config, seed=seed, on_log=on_log, progress=progress,
@@ -164,7 +167,7 @@ def load_or_train_seg2eye(path, config: Seg2EyeConfig, images, masks, groups, *,
         model.load_state_dict(trained.state_dict())
         return {"step": config.steps, **history_metrics(history)}
 
-    info = load_or_train(path, kind="seg2eye", model=model, config=config, train=train, retrain=retrain)
+    info = load_or_train(path, kind="seg2eye", model=model, config=config, train=train, retrain=retrain, **load_options)
     return model.eval(), info
 
 

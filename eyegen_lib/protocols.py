@@ -1,0 +1,191 @@
+"""The suite's data sources and evaluation protocols: one definition of "the synthetic dataset of
+a profile", its person split, and the two shared test protocols (OpenEDS generation, He et al.'s
+redirection grid), so every notebook trains and evaluates alike.
+
+Each protocol also has a *recipe* (:func:`protocol_recipe`): a description of exactly which data
+it is, from which saved predictions are checked before ``07_evaluation`` compares them.
+"""
+from __future__ import annotations
+
+import torch
+
+from .data.datasets import indices_of_persons, split_persons
+from .data.synthetic import SyntheticEyes, SyntheticEyeSpec
+from .profiles import Profile
+from .provenance import data_recipe, fingerprint
+
+__all__ = ["REDIRECTION_GAZE_RANGE_DEG", "nir_source", "rgb_source", "person_split", "split_indices",
+           "openeds_protocol", "redirection_protocol", "redirection_eyes", "protocol_recipe", "protocol_fingerprint",
+           "redirection_training_pairs", "person_side_groups", "ranking_setup", "rank_targets",
+           "gaze_estimator_source"]
+
+# He et al.'s Columbia grid spans ±10° pitch and ±15° yaw; sources for redirection and the gaze
+# estimator cover a little more so that no target direction is an extrapolation.
+REDIRECTION_GAZE_RANGE_DEG = (15.0, 20.0)
+
+# Test eyes of the redirection protocol at the small profiles (all test eyes at ``paper``).
+_REDIRECTION_EYES = {"smoke": 2, "cpu": 12}
+
+
+def nir_source(profile: Profile, *, seed: int = 0, images_per_person: int | None = None) -> SyntheticEyes:
+    """OpenEDS-like NIR frames at the profile's working size."""
+    return SyntheticEyes(SyntheticEyeSpec("nir", size=profile.nir_size, n_persons=profile.n_persons,
+                                          images_per_person=images_per_person or profile.images_per_person, seed=seed))
+
+
+def rgb_source(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None,
+               images_per_person: int | None = None) -> SyntheticEyes:
+    """Columbia-like RGB patches (64×64 by default; DeepWarp uses 41×51)."""
+    return SyntheticEyes(SyntheticEyeSpec("rgb", size=size or profile.patch_size, n_persons=profile.n_persons,
+                                          images_per_person=images_per_person or profile.images_per_person, seed=seed,
+                                          gaze_range_deg=REDIRECTION_GAZE_RANGE_DEG))
+
+
+def person_split(profile: Profile, *, seed: int = 0) -> dict[str, list[int]]:
+    """train / val / test persons (no person in two splits); the same for every notebook."""
+    return split_persons(range(profile.n_persons), seed=seed)
+
+
+def split_indices(source: SyntheticEyes, split: dict[str, list[int]]) -> dict[str, list[int]]:
+    return {name: indices_of_persons(source, persons) for name, persons in split.items()}
+
+
+def person_side_groups(data: dict) -> torch.Tensor:
+    """One id per (person, eye side) of a :func:`render_all` dict: Seg2Eye's "mode" of a person."""
+    return data["person"] * 2 + torch.tensor([s == "R" for s in data["side"]], dtype=torch.int64)
+
+
+def gaze_estimator_source(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None) -> SyntheticEyes:
+    """The independent gaze estimator's data: RGB patches, 4× the profile's images per person
+    (200 at ``paper``), so that its floor is low."""
+    per_person = max(profile.images_per_person, 4 * profile.images_per_person if profile.name != "paper" else 200)
+    return rgb_source(profile, seed=seed, size=size, images_per_person=per_person)
+
+
+# -- the two test protocols --------------------------------------------------------------------------
+def _openeds_parts(profile: Profile, seed: int):
+    source = nir_source(profile, seed=seed)
+    split = person_split(profile, seed=seed)
+    idx = split_indices(source, split)
+    return source, split, idx, idx["test"][: profile.eval_images]
+
+
+def openeds_protocol(profile: Profile, *, seed: int = 0) -> dict:
+    """The OpenEDS generation task on synthetic NIR data: target masks (and their true images)
+    from test persons, and the labelled training pool a method may draw references from."""
+    from .data.datasets import render_all
+
+    source, split, idx, test = _openeds_parts(profile, seed)
+    return {"source": source, "split": split, "test_indices": test, "train_indices": idx["train"],
+            "test": render_all(source, test, progress=False), "train": render_all(source, idx["train"], progress=False),
+            "recipe": protocol_recipe(profile, "openeds", seed=seed)}
+
+
+def redirection_eyes(source: SyntheticEyes, test_indices) -> list[int]:
+    """The first image of each (person, side) among ``test_indices``: the protocol's source eyes."""
+    eyes, seen = [], set()
+    for i in test_indices:
+        key = (source.person_of(i), source.side_of(i))
+        if key not in seen:
+            seen.add(key)
+            eyes.append(int(i))
+    return eyes
+
+
+def _redirection_parts(profile: Profile, seed: int, size):
+    source = rgb_source(profile, seed=seed, size=size)
+    split = person_split(profile, seed=seed)
+    eyes = redirection_eyes(source, split_indices(source, split)["test"])
+    return source, split, eyes[: _REDIRECTION_EYES.get(profile.name, len(eyes))]
+
+
+def redirection_protocol(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None):
+    """He et al.'s protocol on the test persons: one eye per (person, side) at all 21 grid
+    directions, each redirected to the 20 others. Returns (source, RedirectionSet, eye indices).
+
+    Every method notebook predicts on exactly this set so that ``07_evaluation`` compares alike."""
+    from .evaluation import build_redirection_set
+
+    source, _, eyes = _redirection_parts(profile, seed, size)
+    return source, build_redirection_set(source, eyes), eyes
+
+
+def protocol_recipe(profile: Profile, task: str, *, seed: int = 0, size: tuple[int, int] | None = None) -> dict:
+    """Which data a protocol is (renderer spec and version, person split, the test samples and
+    the grid), computed without rendering anything."""
+    from .evaluation import GRID_PITCH_DEG, GRID_YAW_DEG
+
+    if task == "openeds":
+        source, split, _, test = _openeds_parts(profile, seed)
+        return data_recipe(source, split=split, indices=test, protocol="openeds", order="as given")
+    if task == "redirection":
+        source, split, eyes = _redirection_parts(profile, seed, size)
+        return data_recipe(source, split=split, indices=eyes, protocol="redirection",
+                           grid={"pitch_deg": list(GRID_PITCH_DEG), "yaw_deg": list(GRID_YAW_DEG)},
+                           pairs="every grid direction to the 20 others, per eye")
+    raise ValueError(f"unknown protocol {task!r}: choose 'openeds' or 'redirection'")
+
+
+def protocol_fingerprint(profile: Profile, task: str, *, seed: int = 0) -> str:
+    return fingerprint(protocol_recipe(profile, task, seed=seed))
+
+
+# -- training data shared by several notebooks -------------------------------------------------------
+def redirection_training_pairs(profile: Profile, *, seed: int = 0, progress: bool = True) -> dict:
+    """Pairs (same eye, two gazes) of the training persons at the protocol's patch size: what the
+    64×64 DeepWarp, the gaze GAN and its ablations all train on, so their comparison is alike.
+    Each training image gives 1 pair at ``smoke`` and 3 otherwise (targets drawn uniformly in the
+    source range). The result's ``recipe`` describes it (for the models' provenance)."""
+    from .models.deepwarp import render_redirection_pairs
+
+    source = rgb_source(profile, seed=seed)
+    train = split_indices(source, person_split(profile, seed=seed))["train"]
+    return render_redirection_pairs(source, train, pairs_per_image=1 if profile.name == "smoke" else 3, seed=seed,
+                                    progress=progress)
+
+
+def ranking_setup(profile: Profile, model, *, seed: int = 0, progress: bool = True) -> dict:
+    """Seg2Eye's data on the synthetic renderer, shared by ``02_ranking`` and ``03_refiner``.
+
+    * **labelled** — the training persons' images WITH masks (the segmenter and the refiner's
+      training targets);
+    * **unlabelled pool** — every image of the protocol's source (all persons), whose masks are
+      NOT used: only pseudo-labels. As in OpenEDS, the pool holds other images of a target's own
+      person; a target's own image is never a candidate for it. (``pool["mask"]`` holds the true
+      masks for *measuring* the ranking only.)
+    * **targets** — the test persons' masks of :func:`openeds_protocol` (in its order), and the
+      training persons' masks for the refiner.
+    * **modes** — k-means (k = 2) on the pool's images, without eye-side labels; a target takes
+      the mode of its capture (its image's cluster, one bit: which camera), since the masks carry
+      little side information (:func:`eyegen_lib.ranking.mask_modes` measures how little).
+
+    ``model`` is the segmenter (``registry.segmenter``) whose pseudo-labels the pool gets."""
+    from .data.datasets import render_all
+    from .models.deeplab import segment
+    from .ranking import mask_modes, split_modes
+
+    task = openeds_protocol(profile, seed=seed)
+    source = task["source"]
+    pool = render_all(source, None, progress=progress)
+    pool["pseudo"] = segment(model, pool["image"], progress=progress)
+    pool["mode"] = split_modes(pool["image"], seed=seed)
+    row = {int(i): r for r, i in enumerate(pool["index"].tolist())}
+    out = {"task": task, "pool": pool}
+    for name, indices in (("test", task["test_indices"]), ("train", task["train_indices"])):
+        rows = torch.tensor([row[int(i)] for i in indices], dtype=torch.int64)
+        data = task[name]
+        out[name] = {"mask": data["mask"], "image": data["image"], "side": data["side"], "person": data["person"],
+                     "index": torch.as_tensor(indices, dtype=torch.int64), "pool_row": rows,
+                     "mode": pool["mode"][rows],  # the cluster of the target's own capture
+                     "mode_from_mask": mask_modes(data["mask"], pool["pseudo"], pool["mode"])}
+    return out
+
+
+def rank_targets(setup: dict, targets: dict, n: int) -> torch.Tensor:
+    """The top-``n`` pool rows for each target of :func:`ranking_setup` (same mode, never the
+    target's own image), best first: (T, n)."""
+    from .ranking import candidates_ok, rank_pool
+
+    pool = setup["pool"]
+    ok = candidates_ok(targets["mode"], pool["mode"], target_index=targets["index"], pool_index=pool["index"])
+    return rank_pool(targets["mask"], pool["pseudo"], n, ok=ok)[0]

@@ -1,0 +1,462 @@
+"""The registry of artifacts: every model and saved prediction the notebooks exchange, by name.
+
+Notebooks and the library ask for an artifact here — ``registry.segmenter(profile, seed=SEED)``,
+``registry.gaze_gan(profile, "no_cycle", seed=SEED)``, ``registry.load_predictions("openeds",
+profile, seed=SEED)`` — and never build a file name. Each request:
+
+1. names the file: ``<outputs>/checkpoints/<profile>/seed<seed>/<name>[_<variant>].pt`` (predictions:
+   ``<outputs>/predictions/<profile>/seed<seed>/<task>/<method>.pt``), so runs with another seed or
+   profile never share files;
+2. states the provenance the run needs (profile, seed, model config, data recipe; see
+   :mod:`eyegen_lib.provenance`) and loads the file only when it matches — otherwise it is set aside
+   and retrained, or, with ``train=False``, refused with what differs and which notebook makes it;
+3. tells the notebook's :class:`~eyegen_lib.record.Recorder` which artifact it used (file, sha256,
+   seed, data fingerprint, trained now or loaded, training time), so the record and the report
+   show it.
+
+:data:`ARTIFACTS` declares them all (name, kind, producing notebook, variants, builder).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from .checkpoint import file_sha256
+from .paths import output_dir
+from .profiles import Profile
+from .provenance import data_recipe, identity, make_provenance, provenance_differences
+from .record import Recorder
+
+__all__ = ["Artifact", "ARTIFACTS", "artifact_path", "prediction_path", "get", "segmenter", "refiner", "seg2eye",
+           "seg2eye_config", "deepwarp", "protocol_deepwarp", "gaze_gan", "gaze_estimator", "augmentation_estimator",
+           "save_predictions", "load_predictions", "PREDICTION_TASKS", "SEG2EYE_VARIANTS", "GAZE_GAN_VARIANTS",
+           "DEEPWARP_VARIANTS"]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    kind: str  # the checkpoint kind ("predictions" for saved outputs)
+    producer: str  # the notebook that makes it
+    description: str
+    variants: tuple[str, ...] = ()  # the declared variants ("" = none; others may be free-form, e.g. panel settings)
+    build: Callable | None = None  # the function below that loads or makes it
+
+    def how_to_make(self, profile: Profile, seed: int, variant: str = "") -> str:
+        what = f"{self.name}" + (f" ({variant})" if variant else "")
+        return (f"{what} is made by {self.producer}: run it with PROFILE={profile.name!r}, SEED={seed} "
+                f"(eyegen run --profile {profile.name} --only {self.producer[:2]}), or let this call train it")
+
+
+SEG2EYE_VARIANTS = ("full", "reference", "gaugan", "no_style_consistency", "mean_aggregation")
+DEEPWARP_VARIANTS = ("ss", "ms", "cfw", "cfw_lcm", "cfw_lcm_palette", "cfw_lcm_vertical", "ss_shifted_k0",
+                     "ss_shifted_k3", "protocol")
+GAZE_GAN_VARIANTS = ("full", "no_perceptual", "no_cycle", "no_gaze", "reference")
+PREDICTION_TASKS = {"openeds": ("refiner", "seg2eye"), "redirection": ("deepwarp", "gaze_gan")}
+
+ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
+    Artifact("segmenter", "deeplab_segmenter", "02_ranking", "DeepLab v3+ segmenter of OpenEDS-like NIR eyes (Seg2Eye §4.1)"),
+    Artifact("refiner", "refiner", "03_refiner", "the residual refiner of the top-1 reference (Seg2Eye §4.2)"),
+    Artifact("seg2eye", "seg2eye", "04_seg2eye", "SPADE + style generator, its ablation-length snapshot and ablations",
+             SEG2EYE_VARIANTS),
+    Artifact("deepwarp", "deepwarp", "05_deepwarp", "DeepWarp variants at 41×51, and CFW+LCM at the protocol's patch size",
+             DEEPWARP_VARIANTS),
+    Artifact("gaze_gan", "gaze_gan", "06_gaze_gan", "He et al.'s gaze-redirection GAN, its ablations and their reference",
+             GAZE_GAN_VARIANTS),
+    Artifact("gaze_estimator", "gaze_estimator", "07_evaluation", "the independent gaze estimator of the redirection metrics"),
+    Artifact("augmentation_estimator", "gaze_estimator", "08_augmentation",
+             "gaze estimators trained on raw, GAN-augmented and oracle sets (He et al. §5.6)", ("raw", "augmented", "oracle")),
+    Artifact("predictions", "predictions", "03_refiner, 04_seg2eye, 05_deepwarp, 06_gaze_gan",
+             "method outputs on the shared protocols, read by 07_evaluation",
+             tuple(f"{t}/{m}" for t, ms in PREDICTION_TASKS.items() for m in ms)),
+)}
+
+
+def _declare(name: str):
+    def attach(fn):
+        ARTIFACTS[name] = replace(ARTIFACTS[name], build=fn)
+        return fn
+    return attach
+
+
+def _check_variant(name: str, variant: str, *, free_form_prefix: str | None = None) -> None:
+    spec = ARTIFACTS[name]
+    if variant in spec.variants or (free_form_prefix and variant.startswith(free_form_prefix)):
+        return
+    raise ValueError(f"{name} has no variant {variant!r}: choose one of {list(spec.variants)}"
+                     + (f" or a name starting with {free_form_prefix!r}" if free_form_prefix else ""))
+
+
+def _seed_dir(kind: str, profile: Profile, seed: int) -> Path:
+    return output_dir() / kind / profile.name / f"seed{int(seed)}"
+
+
+def artifact_path(name: str, profile: Profile, *, seed: int = 0, variant: str = "") -> Path:
+    """Where a registry artifact lives (the only place file names are made)."""
+    if name not in ARTIFACTS or name == "predictions":
+        raise ValueError(f"unknown artifact {name!r}: choose one of {sorted(set(ARTIFACTS) - {'predictions'})}")
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in variant)
+    return _seed_dir("checkpoints", profile, seed) / (f"{name}_{safe}.pt" if variant else f"{name}.pt")
+
+
+def get(name: str, profile: Profile, *, seed: int = 0, **kwargs):
+    """Any artifact by name: ``get("gaze_gan", profile, seed=0, ablation="no_cycle")``."""
+    if name not in ARTIFACTS:
+        raise ValueError(f"unknown artifact {name!r}: choose one of {sorted(ARTIFACTS)}")
+    return ARTIFACTS[name].build(profile, seed=seed, **kwargs)
+
+
+def _record(name: str, variant: str, info: dict) -> None:
+    rec = Recorder.current()
+    if rec is None:
+        return
+    prov = info.get("provenance") or {}
+    rec.artifact(name + (f"/{variant}" if variant else ""), file=info["path"], sha256=info["sha256"],
+                 seed=prov.get("seed"), profile=prov.get("profile"),
+                 fingerprint=(prov.get("data") or {}).get("fingerprint"), trained_now=bool(info["trained_now"]),
+                 train_seconds=info.get("train_seconds"), step=info.get("step"))
+
+
+def _provenance(profile, seed, config, recipe) -> dict:
+    return make_provenance(profile=profile, seed=seed, config=config, data=recipe)
+
+
+def _options(name: str, profile: Profile, seed: int, variant: str, config, recipe, train: bool) -> dict:
+    return {"provenance": _provenance(profile, seed, config, recipe), "allow_training": train,
+            "how_to_make": ARTIFACTS[name].how_to_make(profile, seed, variant)}
+
+
+# -- Seg2Eye §4.1–4.2 ----------------------------------------------------------------------------------
+@_declare("segmenter")
+def segmenter(profile: Profile, *, seed: int = 0, retrain: bool = False, train: bool = True, progress: bool = True):
+    """The DeepLab v3+ segmenter for OpenEDS-like NIR images, trained on the training persons'
+    images and masks. Returns (model in eval mode, info); ``info["metrics"]`` hold the mIoU and
+    per-class IoU on the held-out test persons."""
+    from .checkpoint import load_or_train
+    from .data.datasets import render_all
+    from .metrics import iou_per_class
+    from .models.deeplab import DeepLabV3Plus, SegmenterConfig, segment, train_segmenter
+    from .protocols import nir_source, person_split, split_indices
+
+    config = SegmenterConfig.for_profile(profile)
+    model = DeepLabV3Plus(config.net)
+    source = nir_source(profile, seed=seed)
+    split = person_split(profile, seed=seed)
+    idx = split_indices(source, split)
+
+    def fit():
+        tr = render_all(source, idx["train"], progress=progress)
+        te = render_all(source, idx["test"], progress=progress)
+        trained, history = train_segmenter(tr["image"], tr["mask"], config, seed=seed, progress=progress)
+        model.load_state_dict(trained.state_dict())
+        iou = iou_per_class(segment(model, te["image"]), te["mask"])
+        return {"step": config.steps, "miou": float(torch.nanmean(iou)),
+                **{f"iou_{name}": float(v) for name, v in zip(("skin", "sclera", "iris", "pupil"), iou)},
+                "train_images": len(tr["image"]), "test_images": len(te["image"]), "final_loss": history[-1]["loss"]}
+
+    recipe = data_recipe(source, split=split, trained_on="train persons' images and masks")
+    info = load_or_train(artifact_path("segmenter", profile, seed=seed), kind="deeplab_segmenter", model=model,
+                         config=config, train=fit, retrain=retrain,
+                         **_options("segmenter", profile, seed, "", config, recipe, train))
+    _record("segmenter", "", info)
+    return model.eval(), info
+
+
+@_declare("refiner")
+def refiner(profile: Profile, *, seed: int = 0, setup: dict | None = None, retrain: bool = False, train: bool = True,
+            progress: bool = True):
+    """The refiner of Seg2Eye §4.2, trained on the training targets with references from
+    ``setup`` (:func:`~eyegen_lib.protocols.ranking_setup`; built from :func:`segmenter` if not
+    given). Its data fingerprint cites the segmenter whose pseudo-labels it learned from. Returns
+    (model in eval mode, info with the loss history ``loss_steps`` / ``loss``)."""
+    from .checkpoint import load_or_train
+    from .models.refiner import Refiner, RefinerConfig, train_refiner
+    from .protocols import nir_source, person_split, rank_targets, ranking_setup
+
+    config = RefinerConfig.for_profile(profile)
+    seg, seg_info = segmenter(profile, seed=seed, progress=progress, train=train)
+    model = Refiner(config)
+
+    def fit():
+        s = setup if setup is not None else ranking_setup(profile, seg, seed=seed, progress=progress)
+        ranked = rank_targets(s, s["train"], config.top_n)
+        trained, history = train_refiner(s["train"]["mask"], s["train"]["image"], ranked, s["pool"]["image"],
+                                         s["pool"]["pseudo"], config, seed=seed)
+        model.load_state_dict(trained.state_dict())
+        return {"step": config.steps, "loss_steps": [h["step"] for h in history],
+                "loss": [h["challenge_loss"] for h in history]}
+
+    recipe = data_recipe(nir_source(profile, seed=seed), split=person_split(profile, seed=seed),
+                         upstream={"segmenter": identity(seg_info["provenance"])},
+                         trained_on="train persons' masks and images; references: top-N of the pseudo-labelled pool")
+    info = load_or_train(artifact_path("refiner", profile, seed=seed), kind="refiner", model=model, config=config,
+                         train=fit, retrain=retrain, **_options("refiner", profile, seed, "", config, recipe, train))
+    _record("refiner", "", info)
+    return model.eval(), info
+
+
+# -- Seg2Eye §4.3 --------------------------------------------------------------------------------------
+def seg2eye_config(profile: Profile, variant: str = "full"):
+    """Seg2Eye's config for a declared variant: the full run, or one of the ablations (each as
+    long as ``ablation_steps``, like ``reference``, the full recipe's snapshot at that length)."""
+    from .models.seg2eye import Seg2EyeConfig
+
+    _check_variant("seg2eye", variant)
+    config = Seg2EyeConfig.for_profile(profile)
+    if variant == "full":
+        return config
+    short = replace(config, steps=config.ablation_steps)
+    return {"reference": short, "gaugan": replace(short, use_style=False),
+            "no_style_consistency": replace(short, lambda_style=0.0, lambda_gram=0.0),
+            "mean_aggregation": replace(short, aggregation="mean")}[variant]
+
+
+@_declare("seg2eye")
+def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=None, retrain: bool = False,
+            train: bool = True, on_log=None, progress: bool = True):
+    """Seg2Eye (``full``), the full recipe's snapshot at the ablations' length (``reference``;
+    saved while ``full`` trains), an ablation, or a free-form ``panel_*`` setting with its own
+    ``config``; trained on the OpenEDS protocol's training persons. Returns (model, info)."""
+    from .models.seg2eye import load_or_train_seg2eye
+    from .protocols import openeds_protocol, person_side_groups
+
+    _check_variant("seg2eye", variant, free_form_prefix="panel_")
+    if config is None:
+        if variant.startswith("panel_"):
+            raise ValueError("a panel_* Seg2Eye variant needs its config")
+        config = seg2eye_config(profile, variant)
+    task = openeds_protocol(profile, seed=seed)
+    data = task["train"]
+    recipe = data_recipe(task["source"], split=task["split"], trained_on="train persons; K style images of the same person and side")
+    snapshot = None
+    if variant == "full" and config.ablation_steps < config.steps:
+        snapshot = artifact_path("seg2eye", profile, seed=seed, variant="reference")
+    model, info = load_or_train_seg2eye(artifact_path("seg2eye", profile, seed=seed, variant=variant), config,
+                                        data["image"], data["mask"], person_side_groups(data), seed=seed,
+                                        retrain=retrain, on_log=on_log, progress=progress, snapshot_path=snapshot,
+                                        **_options("seg2eye", profile, seed, variant, config, recipe, train))
+    _record("seg2eye", variant, info)
+    return model, info
+
+
+# -- DeepWarp --------------------------------------------------------------------------------------------
+@_declare("deepwarp")
+def deepwarp(profile: Profile, variant: str, *, seed: int = 0, config=None, pairs=None, retrain: bool = False,
+             train: bool = True, on_log=None, progress: bool = True):
+    """A DeepWarp model: ``variant`` names it (one of :data:`DEEPWARP_VARIANTS`), ``config`` is its
+    config (default: the variant's at this profile) and ``pairs`` its training pairs — a dict from
+    :func:`~eyegen_lib.models.deepwarp.render_redirection_pairs` (its ``recipe`` is the data
+    fingerprint). ``protocol`` is :func:`protocol_deepwarp`. Returns (model, info)."""
+    from .models.deepwarp import DeepWarpConfig, load_or_train_deepwarp
+
+    _check_variant("deepwarp", variant)
+    if variant == "protocol":
+        return protocol_deepwarp(profile, seed=seed, pairs=pairs, retrain=retrain, train=train, on_log=on_log,
+                                 progress=progress)
+    if pairs is None or "recipe" not in pairs:
+        raise ValueError(f"deepwarp {variant!r} needs its training pairs from render_redirection_pairs (with their recipe)")
+    config = config or DeepWarpConfig.for_profile(profile, variant=variant)
+    model, info = load_or_train_deepwarp(artifact_path("deepwarp", profile, seed=seed, variant=variant), pairs, config,
+                                         seed=seed, retrain=retrain, progress=progress, on_log=on_log,
+                                         **_options("deepwarp", profile, seed, variant, config, pairs["recipe"], train))
+    _record("deepwarp", variant, info)
+    return model, info
+
+
+def _redirection_pairs_recipe(profile: Profile, seed: int) -> dict:
+    """The recipe of :func:`~eyegen_lib.protocols.redirection_training_pairs` without rendering them."""
+    from .protocols import person_split, rgb_source, split_indices
+
+    source = rgb_source(profile, seed=seed)
+    train = split_indices(source, person_split(profile, seed=seed))["train"]
+    return data_recipe(source, indices=train, pairs_per_image=1 if profile.name == "smoke" else 3, vertical_only=False,
+                       gaze_range_deg=None, border=0, misalign_px=0, pair_seed=int(seed))
+
+
+def _lazy_pairs(profile: Profile, seed: int, pairs, progress: bool):
+    """The shared 64×64 training pairs, or a function that renders them (only when training needs them)."""
+    from .protocols import redirection_training_pairs
+
+    if pairs is not None:
+        if pairs.get("recipe") != _redirection_pairs_recipe(profile, seed):
+            raise ValueError("these pairs are not the profile's redirection training pairs (another recipe); "
+                             "use protocols.redirection_training_pairs(profile, seed=SEED)")
+        return pairs
+    return lambda: redirection_training_pairs(profile, seed=seed, progress=progress)
+
+
+def protocol_deepwarp(profile: Profile, *, seed: int = 0, pairs=None, retrain: bool = False, train: bool = True,
+                      on_log=None, progress: bool = True):
+    """DeepWarp CFW+LCM at the redirection protocol's patch size, trained on the same pairs as the
+    gaze GAN (:func:`~eyegen_lib.protocols.redirection_training_pairs`): what 05 scores on the
+    protocol and 06 compares with. Returns (model, info)."""
+    from .models.deepwarp import DeepWarpConfig, load_or_train_deepwarp
+
+    config = replace(DeepWarpConfig.for_profile(profile, variant="cfw_lcm"), image_size=tuple(profile.patch_size))
+    recipe = _redirection_pairs_recipe(profile, seed)
+    model, info = load_or_train_deepwarp(artifact_path("deepwarp", profile, seed=seed, variant="protocol"),
+                                         _lazy_pairs(profile, seed, pairs, progress), config, seed=seed,
+                                         retrain=retrain, progress=progress, on_log=on_log,
+                                         **_options("deepwarp", profile, seed, "protocol", config, recipe, train))
+    _record("deepwarp", "protocol", info)
+    return model, info
+
+
+# -- He et al.'s gaze GAN ----------------------------------------------------------------------------------
+@_declare("gaze_gan")
+def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs=None, retrain: bool = False,
+             train: bool = True, progress: bool = True, on_log=None):
+    """He et al.'s GAN, one of its ablations, or ``reference`` — what the ablations are compared
+    with: the full recipe as long as they are (its snapshot, saved while ``full`` trains, where the
+    ablations are shorter; the full model itself otherwise). Trained on
+    :func:`~eyegen_lib.protocols.redirection_training_pairs` (pass ``pairs`` to skip re-rendering
+    them; they are rendered only when training). Returns (model, info)."""
+    from .models.gaze_gan import GazeGANConfig, load_or_train_gaze_gan
+
+    _check_variant("gaze_gan", ablation)
+    full = GazeGANConfig.for_profile(profile)
+    reference = full.for_ablation("full")
+    if ablation == "reference" and reference == full:
+        return gaze_gan(profile, "full", seed=seed, pairs=pairs, retrain=retrain, train=train, progress=progress,
+                        on_log=on_log)
+    config = {"full": full, "reference": reference}.get(ablation) or full.for_ablation(ablation)
+    snapshot = (artifact_path("gaze_gan", profile, seed=seed, variant="reference")
+                if ablation == "full" and reference != full else None)
+    recipe = _redirection_pairs_recipe(profile, seed)
+    model, info = load_or_train_gaze_gan(artifact_path("gaze_gan", profile, seed=seed, variant=ablation),
+                                         _lazy_pairs(profile, seed, pairs, progress), config, seed=seed,
+                                         retrain=retrain, progress=progress, on_log=on_log, snapshot_path=snapshot,
+                                         **_options("gaze_gan", profile, seed, ablation, config, recipe, train))
+    _record("gaze_gan", ablation, info)
+    return model, info
+
+
+# -- gaze estimators ----------------------------------------------------------------------------------------
+@_declare("gaze_estimator")
+def gaze_estimator(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None, retrain: bool = False,
+                   train: bool = True, progress: bool = True):
+    """The independent gaze estimator for RGB eye images of ``size`` (default: the patch size),
+    trained on the training persons (never the test persons). ``info["metrics"]`` hold the test
+    error on held-out persons (the floor of the gaze-error metric) and the error of always
+    predicting the training mean gaze."""
+    from .checkpoint import load_or_train
+    from .data.datasets import render_all
+    from .gaze import angular_error_deg
+    from .images import to_signed
+    from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, predict_gaze, train_gaze_estimator
+    from .protocols import gaze_estimator_source, person_split, split_indices
+
+    size = tuple(size or profile.patch_size)
+    config = GazeEstimatorConfig.for_profile(profile)
+    model = GazeEstimator(config)
+    source = gaze_estimator_source(profile, seed=seed, size=size)
+    split = person_split(profile, seed=seed)
+    idx = split_indices(source, split)
+
+    def fit():
+        tr = render_all(source, idx["train"], progress=progress)
+        te = render_all(source, idx["test"], progress=progress)
+        trained, history = train_gaze_estimator(to_signed(tr["image"]), tr["gaze"], config, seed=seed, progress=progress)
+        model.load_state_dict(trained.state_dict())
+        pred = predict_gaze(model, to_signed(te["image"]))
+        mean_pred = tr["gaze"].mean(0, keepdim=True).expand_as(te["gaze"])
+        return {"step": config.steps,
+                "test_error_deg": float(angular_error_deg(pred.double(), te["gaze"].double()).mean()),
+                "mean_predictor_error_deg": float(angular_error_deg(mean_pred.double(), te["gaze"].double()).mean()),
+                "train_images": len(tr["image"]), "test_images": len(te["image"]), "final_loss": history[-1]["loss"]}
+
+    variant = f"{size[0]}x{size[1]}"
+    recipe = data_recipe(source, split=split, trained_on="train persons", tested_on="test persons")
+    info = load_or_train(artifact_path("gaze_estimator", profile, seed=seed, variant=variant), kind="gaze_estimator",
+                         model=model, config=config, train=fit, retrain=retrain,
+                         **_options("gaze_estimator", profile, seed, variant, config, recipe, train))
+    _record("gaze_estimator", variant, info)
+    return model.eval(), info
+
+
+@_declare("augmentation_estimator")
+def augmentation_estimator(profile: Profile, variant: str, images: torch.Tensor, gaze: torch.Tensor, *,
+                           recipe: dict, seed: int = 0, config=None, retrain: bool = False, train: bool = True,
+                           progress: bool = True):
+    """One of §5.6's estimators (``raw``, ``augmented`` or ``oracle``) on its training set
+    (``images``, ``gaze``) described by ``recipe`` (which GAN redirected what, to which targets).
+    Returns (model, info)."""
+    from .augmentation import train_estimator
+    from .models.gaze_estimator import GazeEstimatorConfig
+
+    _check_variant("augmentation_estimator", variant)
+    config = config or GazeEstimatorConfig.for_profile(profile)
+    model, info = train_estimator(artifact_path("augmentation_estimator", profile, seed=seed, variant=variant), images,
+                                  gaze, config, seed=seed, retrain=retrain, progress=progress,
+                                  **_options("augmentation_estimator", profile, seed, variant, config, recipe, train))
+    _record("augmentation_estimator", variant, info)
+    return model, info
+
+
+# -- saved predictions on the shared protocols ----------------------------------------------------------------
+def prediction_path(task: str, method: str, profile: Profile, *, seed: int = 0) -> Path:
+    if task not in PREDICTION_TASKS:
+        raise ValueError(f"task must be one of {sorted(PREDICTION_TASKS)}, got {task!r}")
+    if method not in PREDICTION_TASKS[task]:
+        raise ValueError(f"no method {method!r} saves {task} predictions: choose one of {list(PREDICTION_TASKS[task])}")
+    return _seed_dir("predictions", profile, seed) / task / f"{method}.pt"
+
+
+def _prediction_provenance(task: str, method: str, profile: Profile, seed: int, made_by: list[dict]) -> dict:
+    from .protocols import protocol_recipe
+
+    prov = make_provenance(profile=profile, seed=seed, config={"task": task, "method": method},
+                           data=protocol_recipe(profile, task, seed=seed))
+    prov["made_by"] = [{"file": Path(i["path"]).name, "sha256": i["sha256"], "identity": identity(i["provenance"])}
+                       for i in made_by]
+    return prov
+
+
+def save_predictions(task: str, method: str, images: torch.Tensor, profile: Profile, *, seed: int = 0,
+                     made_by: list[dict] = ()) -> Path:
+    """Store a method's outputs (uint8 images in protocol order) for ``07_evaluation``, with their
+    provenance: profile, seed, the protocol's data fingerprint, and the models (``made_by``: their
+    registry infos) that made them."""
+    import os
+
+    path = prediction_path(task, method, profile, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"images": images.cpu(), "provenance": _prediction_provenance(task, method, profile, seed, list(made_by))}
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_predictions(task: str, profile: Profile, *, seed: int = 0) -> dict[str, dict]:
+    """Every method's saved outputs on ``task`` for this run: {method: {"images", "provenance"}}.
+    A file made for another profile, seed or protocol (or with no provenance) is skipped with a
+    printed note, never compared; each one used is noted in the notebook's record."""
+    from .protocols import protocol_recipe
+
+    folder = prediction_path(task, PREDICTION_TASKS[task][0], profile, seed=seed).parent
+    out = {}
+    for path in sorted(folder.glob("*.pt")):
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated or foreign: say so, keep the file
+            print(f"note: skipping {path.name}: not a readable prediction file ({type(exc).__name__}); re-run its notebook")
+            continue
+        prov = data.get("provenance") if isinstance(data, dict) else None
+        method = path.stem
+        wanted = make_provenance(profile=profile, seed=seed, config={"task": task, "method": method},
+                                 data=protocol_recipe(profile, task, seed=seed))
+        diffs = provenance_differences(prov, wanted)
+        if diffs:
+            print(f"note: skipping {method} predictions ({path}): made for another run — " + "; ".join(diffs))
+            continue
+        out[method] = data
+        rec = Recorder.current()
+        if rec is not None:
+            rec.artifact(f"predictions/{task}/{method}", file=str(path), sha256=file_sha256(path), seed=prov["seed"],
+                         profile=prov["profile"], fingerprint=prov["data"]["fingerprint"], trained_now=False,
+                         train_seconds=None, step=None)
+    return out

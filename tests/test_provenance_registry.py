@@ -1,0 +1,181 @@
+"""Provenance on every artifact, and the registry that names, checks and records them."""
+import shutil
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from eyegen_lib import ArtifactMismatch, CheckpointError, Recorder, get_profile, load_checkpoint, load_or_train, registry
+from eyegen_lib.protocols import protocol_fingerprint, protocol_recipe
+from eyegen_lib.provenance import (data_recipe, fingerprint, identity, make_provenance, provenance_differences,
+                                   source_recipe)
+from eyegen_lib.protocols import nir_source, person_split
+
+smoke = get_profile("smoke")
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    width: int = 4
+
+
+def tiny(width=4):
+    return nn.Linear(3, width)
+
+
+def prov(seed=0, width=4, data_seed=0, profile="smoke"):
+    source = nir_source(get_profile(profile), seed=data_seed)
+    return make_provenance(profile=profile, seed=seed, config=TinyConfig(width),
+                           data=data_recipe(source, split=person_split(get_profile(profile), seed=data_seed)))
+
+
+def trainer(calls):
+    def train():
+        calls.append(1)
+        return {"step": 3, "loss": 0.5}
+    return train
+
+
+# -- fingerprints --------------------------------------------------------------------------------------
+def test_fingerprints_describe_the_data_not_the_order_of_keys():
+    assert fingerprint({"a": 1, "b": (2, 3)}) == fingerprint({"b": [2, 3], "a": 1})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 2})
+    s0, s1 = nir_source(smoke, seed=0), nir_source(smoke, seed=1)
+    assert source_recipe(s0)["renderer_version"] and source_recipe(s0)["spec"]["seed"] == 0
+    assert fingerprint(source_recipe(s0)) != fingerprint(source_recipe(s1))
+    assert prov()["data"]["fingerprint"] == prov()["data"]["fingerprint"]  # deterministic
+    assert prov()["data"]["fingerprint"] != prov(data_seed=1)["data"]["fingerprint"]
+    p = prov()
+    assert {"profile", "seed", "config", "data", "library_version", "code_version"} <= set(p)
+    assert identity(p) == identity(prov()) != identity(prov(seed=1))
+
+
+def test_protocol_recipes_differ_by_seed_profile_and_task():
+    fps = {protocol_fingerprint(get_profile(p), t, seed=s) for p in ("smoke", "cpu") for t in ("openeds", "redirection")
+           for s in (0, 1)}
+    assert len(fps) == 8
+    with pytest.raises(ValueError, match="unknown protocol"):
+        protocol_recipe(smoke, "columbia")
+
+
+def test_differences_name_each_field():
+    assert provenance_differences(prov(), prov()) == []
+    diffs = provenance_differences(prov(seed=0, width=4), prov(seed=1, width=8))
+    assert any(d.startswith("seed: artifact has 0, this run 1") for d in diffs)
+    assert any(d.startswith("config.width") for d in diffs)
+    diffs = provenance_differences(prov(), prov(data_seed=1))
+    assert len(diffs) == 1 and diffs[0].startswith("data fingerprint") and "source" in diffs[0]
+    assert "no provenance" in provenance_differences({}, prov())[0]
+
+
+# -- load_or_train with provenance ---------------------------------------------------------------------
+def test_a_checkpoint_for_another_run_is_never_loaded_and_nothing_is_lost(tmp_path, capsys):
+    path, calls = tmp_path / "m.pt", []
+    first = load_or_train(path, kind="tiny", model=tiny(), config=TinyConfig(), train=trainer(calls), provenance=prov())
+    assert first["trained_now"] and first["train_seconds"] is not None and len(first["sha256"]) == 64
+    again = load_or_train(path, kind="tiny", model=tiny(), config=TinyConfig(), train=trainer(calls), provenance=prov())
+    assert not again["trained_now"] and again["sha256"] == first["sha256"] and again["provenance"]["seed"] == 0
+    assert len(calls) == 1
+
+    # another seed, another data fingerprint: refused when training is not allowed ...
+    for other, what in ((prov(seed=1), "seed: artifact has 0, this run 1"), (prov(data_seed=1), "data fingerprint")):
+        with pytest.raises(ArtifactMismatch, match=what) as err:
+            load_or_train(path, kind="tiny", model=tiny(), config=TinyConfig(), train=trainer(calls), provenance=other,
+                          allow_training=False, how_to_make="run 02_ranking with SEED=1")
+        assert "run 02_ranking with SEED=1" in str(err.value)
+    assert len(calls) == 1 and load_checkpoint(path)["provenance"]["seed"] == 0  # untouched
+
+    # ... and retrained when it is, the old file kept beside the new one
+    new = load_or_train(path, kind="tiny", model=tiny(), config=TinyConfig(), train=trainer(calls), provenance=prov(seed=1))
+    assert new["trained_now"] and len(calls) == 2 and "made for another run" in capsys.readouterr().out
+    kept = list(tmp_path.glob("m.replaced-*.pt"))
+    assert len(kept) == 1 and load_checkpoint(kept[0])["provenance"]["seed"] == 0
+    assert load_checkpoint(path)["provenance"]["seed"] == 1
+
+
+def test_a_checkpoint_without_provenance_or_of_another_model_is_not_used(tmp_path):
+    from eyegen_lib import save_checkpoint
+
+    old = save_checkpoint(tmp_path / "old.pt", kind="tiny", model=tiny(), config=TinyConfig())
+    with pytest.raises(ArtifactMismatch, match="no provenance"):
+        load_or_train(old, kind="tiny", model=tiny(), config=TinyConfig(), train=trainer([]), provenance=prov(),
+                      allow_training=False)
+    with pytest.raises(CheckpointError, match="not a 'other'"):  # another model: an error, never retrained over
+        load_or_train(old, kind="other", model=tiny(), config=TinyConfig(), train=trainer([]), provenance=prov())
+    with pytest.raises(CheckpointError, match="no tiny checkpoint"):
+        load_or_train(tmp_path / "absent.pt", kind="tiny", model=tiny(), config=TinyConfig(), train=trainer([]),
+                      provenance=prov(), allow_training=False)
+
+
+# -- the registry ----------------------------------------------------------------------------------------
+def test_the_registry_declares_every_artifact_with_its_producer_and_builder():
+    for name in ("segmenter", "refiner", "seg2eye", "deepwarp", "gaze_gan", "gaze_estimator", "augmentation_estimator"):
+        spec = registry.ARTIFACTS[name]
+        assert spec.producer[:2].isdigit() and spec.build is not None and spec.kind
+    assert registry.artifact_path("gaze_gan", smoke, seed=0, variant="no_cycle") != \
+        registry.artifact_path("gaze_gan", smoke, seed=1, variant="no_cycle")
+    assert registry.artifact_path("segmenter", smoke).parent.name == "seed0"
+    with pytest.raises(ValueError, match="unknown artifact"):
+        registry.artifact_path("segmentor", smoke)
+    with pytest.raises(ValueError, match="no variant 'cfw_lcm_64x64'"):
+        registry.deepwarp(smoke, "cfw_lcm_64x64")
+    with pytest.raises(ValueError, match="no method 'gan'"):
+        registry.prediction_path("redirection", "gan", smoke)
+
+
+def test_a_missing_prerequisite_says_which_notebook_makes_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path))
+    with pytest.raises(CheckpointError, match="02_ranking.*SEED=3"):
+        registry.segmenter(smoke, seed=3, train=False)
+    with pytest.raises(CheckpointError, match="06_gaze_gan"):
+        registry.gaze_gan(smoke, "no_cycle", seed=3, train=False)
+
+
+def test_predictions_from_another_seed_profile_or_protocol_are_skipped_with_a_note(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path))
+    images = torch.zeros(2, 1, 4, 4, dtype=torch.uint8)
+    made_by = [{"path": str(tmp_path / "m.pt"), "sha256": "0" * 64, "provenance": prov()}]
+    path = registry.save_predictions("openeds", "refiner", images, smoke, seed=0, made_by=made_by)
+    rec = Recorder("99_test", smoke, out=tmp_path, seed=0)
+    loaded = registry.load_predictions("openeds", smoke, seed=0)
+    assert list(loaded) == ["refiner"] and torch.equal(loaded["refiner"]["images"], images)
+    assert loaded["refiner"]["provenance"]["made_by"][0]["identity"] == identity(prov())
+    assert [a["name"] for a in rec.data["artifacts"]] == ["predictions/openeds/refiner"]
+
+    # a file copied into another seed's (or profile's) folder is not that run's
+    for seed, profile in ((1, smoke), (0, get_profile("cpu"))):
+        target = registry.prediction_path("openeds", "refiner", profile, seed=seed)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+        assert registry.load_predictions("openeds", profile, seed=seed) == {}
+        assert "skipping refiner predictions" in capsys.readouterr().out
+    # a file made on another protocol (here: the other task's data)
+    data = torch.load(path, weights_only=True)
+    data["provenance"]["data"]["fingerprint"] = protocol_fingerprint(smoke, "redirection")
+    torch.save(data, path)
+    assert registry.load_predictions("openeds", smoke, seed=0) == {}
+    assert "data fingerprint" in capsys.readouterr().out
+    # an old file without provenance, and a corrupt one
+    torch.save({"images": images}, path)
+    path.with_name("seg2eye.pt").write_bytes(b"not a torch file")
+    assert registry.load_predictions("openeds", smoke, seed=0) == {}
+    out = capsys.readouterr().out
+    assert "no provenance" in out and "not a readable prediction file" in out
+
+
+@pytest.mark.slow
+def test_the_registry_trains_per_seed_and_records_what_it_used(tmp_path, monkeypatch):
+    """Seed 1 in the output folder of a seed-0 run trains its own model; the record says so."""
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path))
+    rec = Recorder("99_test", smoke, out=tmp_path, seed=1)
+    _, first = registry.segmenter(smoke, seed=0, progress=False)
+    _, again = registry.segmenter(smoke, seed=0, progress=False)
+    _, other = registry.segmenter(smoke, seed=1, progress=False)
+    assert first["trained_now"] and not again["trained_now"] and other["trained_now"]
+    assert first["path"] != other["path"] and other["provenance"]["seed"] == 1
+    assert first["provenance"]["data"]["fingerprint"] != other["provenance"]["data"]["fingerprint"]
+    used = {a["file"]: a for a in rec.data["artifacts"]}
+    assert used[first["path"]]["trained_now"] and used[first["path"]]["seed"] == 0  # its first use: trained here
+    assert used[other["path"]]["seed"] == 1 and used[other["path"]]["train_seconds"] > 0
+    assert used[other["path"]]["sha256"] == other["sha256"]
