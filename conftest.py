@@ -29,3 +29,43 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# -- numerics-sensitive tests ----------------------------------------------------------------------
+# Tests whose outcome depends on a short training or on float details are marked ``numerics``. They
+# draw their seed from $EYEGEN_TEST_SEED (default 0) and state each threshold through ``margin``,
+# which asserts it and, when $EYEGEN_NUMERICS_LOG names a file, appends the measured ratio to it:
+# benchmarks/numerics_spread.py runs the subset over seeds and CPU kernel choices (oneDNN ISA,
+# ATen capability) and prints the spread each threshold has to hold across.
+@pytest.fixture
+def numerics_seed() -> int:
+    return int(os.environ.get("EYEGEN_TEST_SEED", "0"))
+
+
+class Margin:
+    def __init__(self, test_id: str):
+        self.test_id = test_id
+
+    def below(self, name: str, value: float, limit: float) -> None:
+        """Assert ``value < limit``; log value / limit (the margin: below 1 passes)."""
+        value, limit = float(value), float(limit)
+        log = os.environ.get("EYEGEN_NUMERICS_LOG")
+        if log:
+            import json
+
+            with open(log, "a") as f:
+                f.write(json.dumps({"test": self.test_id, "check": name, "value": value, "limit": limit,
+                                    "ratio": value / limit if limit else float("inf"),
+                                    "seed": int(os.environ.get("EYEGEN_TEST_SEED", "0")),
+                                    "isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
+                                    "aten": os.environ.get("ATEN_CPU_CAPABILITY", "default")}) + "\n")
+        assert value < limit, f"{name}: {value:.4g} is not below {limit:.4g}"
+
+    def above(self, name: str, value: float, limit: float) -> None:
+        """Assert ``value > limit`` (logged as limit / value, below 1 passes)."""
+        self.below(name + " (inverted)", float(limit), float(value))
+
+
+@pytest.fixture
+def margin(request) -> Margin:
+    return Margin(request.node.nodeid)

@@ -10,7 +10,7 @@ Notebooks start with::
 and ask :mod:`eyegen_lib.registry` for every model or prediction file they share.
 """
 from .checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, load_or_train, save_checkpoint
-from .paths import checkpoint_dir, output_dir
+from .paths import output_dir
 from .profiles import PROFILES, Profile, get_profile, resolve_profile
 from .record import Recorder, read_metrics
 from .runtime import choose_device, seed_everything, tqdm
@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArtifactMismatch", "CheckpointError", "load_checkpoint", "load_or_train", "save_checkpoint",
-    "checkpoint_dir", "output_dir",
+    "output_dir",
     "PROFILES", "Profile", "get_profile", "resolve_profile",
     "Recorder", "read_metrics",
     "choose_device", "seed_everything", "tqdm",

@@ -1,4 +1,4 @@
-"""Where things live: the project root, the outputs folder, checkpoints, the notebooks."""
+"""Where things live: the project root, the outputs folder, the notebooks (artifact files: :mod:`eyegen_lib.registry`)."""
 from __future__ import annotations
 
 import os
@@ -27,8 +27,3 @@ def notebooks_dir() -> Path:
     if root is None:
         raise FileNotFoundError("the notebooks live in the eyegen checkout; install it with `pip install -e .` from a clone")
     return root / "notebooks"
-
-
-def checkpoint_dir(profile_name: str) -> Path:
-    """Checkpoints are kept per profile so a smoke model never stands in for a paper one."""
-    return output_dir() / "checkpoints" / profile_name

@@ -45,6 +45,27 @@ def _fmt(value) -> str:
     return escape(str(value))
 
 
+def _artifact_table(artifacts: list[dict]) -> list[str]:
+    """Which models and prediction files a notebook used: trained in this run (and how long) or loaded."""
+    if not artifacts:
+        return []
+    rows = ["<table><tr><th>artifact used</th><th>file</th><th>sha256</th><th>seed</th><th>data fingerprint</th>"
+            "<th>origin</th></tr>"]
+    for a in artifacts:
+        if a.get("trained_now"):
+            secs = a.get("train_seconds")
+            origin = f"trained in this run ({secs:.0f} s)" if isinstance(secs, (int, float)) else "trained in this run"
+        else:
+            origin = "loaded"
+        if a.get("step"):
+            origin += f", {a['step']} steps"
+        rows.append(f"<tr><td>{escape(str(a.get('name')))}</td><td><code>{escape(Path(str(a.get('file'))).name)}</code></td>"
+                    f"<td><code>{escape(str(a.get('sha256', ''))[:12])}</code></td><td>{escape(str(a.get('seed')))}</td>"
+                    f"<td><code>{escape(str(a.get('data_fingerprint')))}</code></td><td>{escape(origin)}</td></tr>")
+    rows.append("</table>")
+    return rows
+
+
 def _img(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -85,9 +106,11 @@ def build_report(out: Path | None = None, *, title: str = "eyegen report") -> Pa
 
     html.append("<h2>Metrics</h2>")
     for res in results:
-        html.append(f"<h3>{escape(res['notebook'])} <small>(profile {escape(str(res.get('profile')))}, updated {escape(str(res.get('updated', '')))})</small></h3>")
+        html.append(f"<h3>{escape(res['notebook'])} <small>(profile {escape(str(res.get('profile')))}, seed "
+                    f"{escape(str(res.get('seed', '—')))}, updated {escape(str(res.get('updated', '')))})</small></h3>")
         if res.get("error"):
             html.append(f"<p class='no'>{escape(res['error'])}</p>")
+        html.extend(_artifact_table(res.get("artifacts", [])))
         if res.get("metrics"):
             html.append("<table><tr><th>metric</th><th>value</th><th>unit</th><th>better</th><th>what it is</th></tr>")
             for name, m in res["metrics"].items():

@@ -6,6 +6,13 @@ when you add a notebook, so its numbers are checked, not only its execution.
 """
 from __future__ import annotations
 
+# Thresholds that rest on a short training: tests/test_smoke_numerics.py checks each one over seeds
+# and CPU kernels (benchmarks/numerics_spread.py); the notebooks' runs use seed 0 on this machine's kernels.
+# The smoke gaze estimator's held-out error relative to the mean predictor's: 0.40-0.86 over seeds
+# 0-4, ISAs default/AVX2/SSE41, 1 or 2 threads and 120-400 steps (the single smoke test person
+# decides most of it); it was 0.7 here, tuned to one machine, and failed at 0.75 on another.
+GAZE_FLOOR_OVER_MEAN_PREDICTOR = 1.0
+
 
 def metric(data: dict, name: str):
     assert name in data["metrics"], f"{data['notebook']} did not record {name!r} (it recorded {sorted(data['metrics'])})"
@@ -38,7 +45,7 @@ def check_01_dataset(data: dict) -> None:
 def check_07_evaluation(data: dict) -> None:
     assert claim(data, "table1_shift_highest_mse_lowest_lpips")["holds"], "He et al. Table 1 must reproduce"
     floor, mean_pred = metric(data, "gaze_estimator_test_error_deg"), metric(data, "gaze_mean_predictor_error_deg")
-    assert floor < 0.7 * mean_pred, f"gaze estimator ({floor:.1f}°) must clearly beat the mean predictor ({mean_pred:.1f}°)"
+    assert floor < GAZE_FLOOR_OVER_MEAN_PREDICTOR * mean_pred, f"gaze estimator ({floor:.1f}°) must beat the mean predictor ({mean_pred:.1f}°) on held-out persons"
     copy, nearest = metric(data, "redirection_copy_input"), metric(data, "redirection_nearest_same_person")
     real = metric(data, "redirection_real_target")
     assert real["lpips"] == 0.0

@@ -50,17 +50,18 @@ def test_lower_pitch_targets_keep_yaw_and_fill_the_missing_pitches():
         lower_pitch_targets(gaze, per_image=0)
 
 
-def test_an_estimator_trained_looking_up_fails_looking_down(sets, tmp_path):
+@pytest.mark.numerics
+def test_an_estimator_trained_looking_up_fails_looking_down(sets, tmp_path, numerics_seed, margin):
     """The experiment's premise: without the lower pitches, the estimator errs most there."""
     config = GazeEstimatorConfig.for_profile(get_profile("smoke"))
     model, info = train_estimator(tmp_path / "raw.pt", sets["raw"]["image"], sets["raw"]["gaze"], config,
-                                  progress=False)
+                                  seed=numerics_seed, progress=False)
     assert info["trained_now"] and (tmp_path / "raw.pt").exists()
     other = sets["other_persons"]
     down, up = other["gaze"][:, 0] < -np.radians(5), other["gaze"][:, 0] > np.radians(5)
     err_down = score_estimator(model, subset(other, down))["pitch_error_deg"]
     err_up = score_estimator(model, subset(other, up))["pitch_error_deg"]
-    assert err_down > err_up, (err_down, err_up)
+    margin.below("pitch error looking up / looking down", err_up / err_down, 1.0)
     again, info = train_estimator(tmp_path / "raw.pt", sets["raw"]["image"][:2], sets["raw"]["gaze"][:2], config)
     assert not info["trained_now"], "a present checkpoint is loaded, not retrained"
 

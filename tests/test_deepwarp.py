@@ -264,20 +264,21 @@ def test_pair_batches_sample_with_the_weights(eyes):
 
 # -- training and inference ------------------------------------------------------------------------
 @pytest.mark.slow  # ≈ 10 s on one core: 40 CFW + LCM steps at batch 16
-def test_training_lowers_the_loss_and_beats_the_unchanged_input(eyes):
-    torch.manual_seed(0)
+@pytest.mark.numerics
+def test_training_lowers_the_loss_and_beats_the_unchanged_input(eyes, numerics_seed, margin):
+    torch.manual_seed(numerics_seed)
     data = render_redirection_pairs(eyes, range(16), vertical_only=True, seed=1, progress=False)
     config = DeepWarpConfig(variant="cfw_lcm", angle_dims=1, steps=40, batch_size=16, lr=3e-3)
-    model, history = train_deepwarp(data, config, seed=0, progress=False, log_every=1)
+    model, history = train_deepwarp(data, config, seed=numerics_seed, progress=False, log_every=1)
     first, last = history[0]["loss"], sum(h["loss"] for h in history[-5:]) / 5
-    assert last < 0.7 * first
+    margin.below("loss last 5 / first", last / first, 0.7)
     angle = data["target_gaze"] - data["source_gaze"]
     pred = redirect(model, data["source"], data["landmarks"], angle, batch_size=8)
     assert pred.dtype == torch.uint8 and pred.shape == data["source"].shape
 
     def mse(images):
         return F.mse_loss(images.float() / 127.5 - 1, data["target"].float() / 127.5 - 1).item()
-    assert mse(pred) < 0.8 * mse(data["source"])
+    margin.below("MSE / MSE of the unchanged input", mse(pred) / mse(data["source"]), 0.8)
 
 
 def test_the_projects_redirection_pairs_train_directly(eyes):

@@ -175,12 +175,13 @@ def test_official_vgg_input_is_the_tf_codes_faint_image_and_shrinks_the_perceptu
 
 
 # -- training --------------------------------------------------------------------------------------
-def test_the_discriminators_gaze_head_learns_on_rendered_eyes(eyes):
+@pytest.mark.numerics
+def test_the_discriminators_gaze_head_learns_on_rendered_eyes(eyes, numerics_seed, margin):
     rendered = eyes.render(list(range(8)))
     images, gaze = rendered["image"].float() / 127.5 - 1, rendered["gaze"].float()
     # critic steps only (no generator update); the fakes are the untrained generator's
     config = tiny_config(lambda_perceptual=0, lr=5e-4)
-    torch.manual_seed(0)
+    torch.manual_seed(numerics_seed)
     model = GazeGAN(config)
     trainer = GazeGANTrainer(model, config, device="cpu")
     batch = {"source": images, "target": images, "source_gaze": gaze, "target_gaze": gaze}
@@ -190,10 +191,12 @@ def test_the_discriminators_gaze_head_learns_on_rendered_eyes(eyes):
             return torch.nn.functional.mse_loss(model.discriminator(images)[1], gaze_to_code(gaze, (10, 15))).item()
 
     before = gaze_mse()
-    for _ in range(60):
+    # 60 steps ended anywhere from 0.19 to 0.67 of the start over seeds and kernels (machine-tuned);
+    # after 200 every seed and kernel choice measured is below 0.04 (benchmarks/numerics_spread.py)
+    for _ in range(200):
         trainer.discriminator_step(batch)
     after = gaze_mse()
-    assert after < 0.5 * before, (before, after)
+    margin.below("gaze-head MSE after / before", after / before, 0.25)
 
 
 def test_a_tiny_gan_trains_with_finite_named_losses(pairs, vgg):

@@ -43,6 +43,50 @@ def test_every_notebook_has_a_tagged_parameters_cell():
         assert not any("sys.path" in c.source for c in code), f"{nb_path.name}: import the installed eyegen_lib, no sys.path edits"
 
 
+def test_notebooks_ask_the_registry_for_artifacts_and_never_build_their_file_names():
+    import nbformat
+
+    for nb_path in NOTEBOOKS:
+        code = "\n".join(c.source for c in nbformat.read(nb_path, as_version=4).cells if c.cell_type == "code")
+        for banned in (".pt\"", ".pt'", "checkpoint_dir", "torch.load", "torch.save", "load_or_train", "/ \"checkpoints"):
+            assert banned not in code, f"{nb_path.name} uses {banned!r}: ask eyegen_lib.registry for the artifact instead"
+        assert "seed=SEED" in code.split("eg.Recorder(", 1)[-1].split(")", 1)[0] + ")" or "Recorder" not in code, \
+            f"{nb_path.name}: give the Recorder the run's seed (eg.Recorder(name, profile, seed=SEED))"
+
+
 def test_every_notebook_has_expectations():
     missing = [p.stem for p in NOTEBOOKS if p.stem not in EXPECTATIONS]
     assert not missing, f"add checks for {missing} to tests/notebook_expectations.py"
+
+
+@pytest.mark.slow
+def test_a_seed_1_run_in_the_folder_of_a_seed_0_run_trains_and_records_its_own_models():
+    """Nothing made for seed 0 serves seed 1: 07 trains its own models, skips a seed-0 prediction
+    file put where it looks, records seed 1 on every artifact, and leaves seed 0's files alone."""
+    import shutil
+
+    from eyegen_lib import get_profile, registry
+    from eyegen_lib.checkpoint import file_sha256
+
+    out = Path(os.environ["EYEGEN_OUTPUT_DIR"])
+    notebook = next(p for p in NOTEBOOKS if p.stem == "07_evaluation")
+    if not (out / "metrics" / "07_evaluation.json").is_file() or read_metrics("07_evaluation", out=out).get("seed") != 0:
+        run_notebook(notebook, "smoke", out)
+    seed0 = read_metrics("07_evaluation", out=out)
+    assert seed0["artifacts"] and all(a["seed"] == 0 for a in seed0["artifacts"])
+    before = {a["file"]: file_sha256(a["file"]) for a in seed0["artifacts"]}
+
+    smoke = get_profile("smoke")
+    planted = registry.prediction_path("redirection", "deepwarp", smoke, seed=1)
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(registry.prediction_path("redirection", "deepwarp", smoke, seed=0), planted)
+
+    executed = run_notebook(notebook, "smoke", out, parameters={"SEED": 1})
+    data = read_metrics("07_evaluation", out=out)
+    assert data["seed"] == 1 and data["artifacts"]
+    for a in data["artifacts"]:
+        assert a["seed"] == 1 and "seed1" in Path(a["file"]).parts, a
+        assert a["trained_now"] and a["train_seconds"] > 0, f"{a['name']} must be trained for seed 1, not loaded"
+    assert not any(a["name"].startswith("predictions/") for a in data["artifacts"])
+    assert "skipping deepwarp predictions" in executed.read_text()
+    assert {f: file_sha256(f) for f in before} == before, "seed 0's artifacts must be left as they were"

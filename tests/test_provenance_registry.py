@@ -79,9 +79,11 @@ def test_a_checkpoint_for_another_run_is_never_loaded_and_nothing_is_lost(tmp_pa
     assert len(calls) == 1
 
     # another seed, another data fingerprint: refused when training is not allowed ...
-    for other, what in ((prov(seed=1), "seed: artifact has 0, this run 1"), (prov(data_seed=1), "data fingerprint")):
+    for other, what in ((prov(seed=1), "seed: artifact has 0, this run 1"), (prov(data_seed=1), "data fingerprint"),
+                        (prov(width=8), "width: checkpoint has 4, you asked for 8")):
         with pytest.raises(ArtifactMismatch, match=what) as err:
-            load_or_train(path, kind="tiny", model=tiny(), config=TinyConfig(), train=trainer(calls), provenance=other,
+            cfg = TinyConfig(other["config"]["width"])
+            load_or_train(path, kind="tiny", model=tiny(cfg.width), config=cfg, train=trainer(calls), provenance=other,
                           allow_training=False, how_to_make="run 02_ranking with SEED=1")
         assert "run 02_ranking with SEED=1" in str(err.value)
     assert len(calls) == 1 and load_checkpoint(path)["provenance"]["seed"] == 0  # untouched

@@ -71,8 +71,9 @@ def test_ranking_with_true_masks_puts_near_duplicates_first():
     assert ranked_quality < random_quality
 
 
-def test_refiner_starts_as_copy_and_learns():
-    torch.manual_seed(0)
+@pytest.mark.numerics
+def test_refiner_starts_as_copy_and_learns(numerics_seed, margin):
+    torch.manual_seed(numerics_seed)
     masks = disc_masks(16)
     images = (torch.tensor([200.0, 150.0, 90.0, 20.0])[masks][:, None]).round().byte()
     pool_images = (images.float() * 0.7 + 20).round().byte()  # the "unlabelled" images: another exposure
@@ -81,11 +82,12 @@ def test_refiner_starts_as_copy_and_learns():
     fresh = Refiner(config).eval()
     out, res = refine(fresh, masks, pool_images, masks)
     assert torch.equal(out, pool_images) and res.abs().max() == 0, "a fresh refiner copies its reference"
-    model, history = train_refiner(masks, images, ranked, pool_images, masks, config, progress=False)
-    assert history[-1]["challenge_loss"] < 0.7 * history[0]["challenge_loss"]
+    model, history = train_refiner(masks, images, ranked, pool_images, masks, config, seed=numerics_seed, progress=False)
+    margin.below("challenge loss last / first", history[-1]["challenge_loss"] / history[0]["challenge_loss"], 0.7)
     out, _ = refine(model, masks, pool_images, masks)
     assert out.shape == images.shape and out.dtype == torch.uint8
-    assert challenge_score(out.float(), images.float()).mean() < challenge_score(pool_images.float(), images.float()).mean()
+    margin.below("score / score of the copied reference", challenge_score(out.float(), images.float()).mean()
+                 / challenge_score(pool_images.float(), images.float()).mean(), 1.0)
     with pytest.raises(ValueError, match="one size"):
         model(masks[:1, :10], images[:1].float(), masks[:1])
     with pytest.raises(ValueError, match="0..3"):

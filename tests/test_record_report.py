@@ -50,3 +50,21 @@ def test_rerecording_replaces_and_bad_values_are_refused(tmp_path):
 def test_missing_metrics_say_how_to_get_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="eyegen run --only 42"):
         read_metrics("42_nothing", out=tmp_path)
+
+
+def test_the_record_and_report_list_the_artifacts_a_notebook_used(tmp_path):
+    rec = Recorder("97_demo", "smoke", out=tmp_path, seed=1)
+    assert Recorder.current() is rec
+    common = dict(seed=1, profile="smoke", fingerprint="ab12cd34ef56ab78")
+    rec.artifact("segmenter", file=str(tmp_path / "segmenter.pt"), sha256="1" * 64, trained_now=True,
+                 train_seconds=12.5, step=30, **common)
+    rec.artifact("segmenter", file=str(tmp_path / "segmenter.pt"), sha256="1" * 64, trained_now=False, **common)
+    rec.artifact("gaze_gan/full", file=str(tmp_path / "gaze_gan_full.pt"), sha256="2" * 64, trained_now=False, **common)
+    data = read_metrics("97_demo", out=tmp_path)
+    assert data["seed"] == 1
+    used = {a["name"]: a for a in data["artifacts"]}
+    assert set(used) == {"segmenter", "gaze_gan/full"}
+    assert used["segmenter"]["trained_now"] and used["segmenter"]["train_seconds"] == 12.5  # first use stands
+    assert not used["gaze_gan/full"]["trained_now"] and used["gaze_gan/full"]["sha256"] == "2" * 64
+    html = build_report(tmp_path).read_text()
+    assert "trained in this run (12 s), 30 steps" in html and "gaze_gan_full.pt" in html and "ab12cd34ef56ab78" in html

@@ -118,16 +118,17 @@ def _tiny_data(n_groups=3, per=4, size=(16, 24)):
     return images.clamp(0, 255).round().to(torch.uint8), masks, torch.arange(n_groups).repeat_interleave(per)
 
 
-def test_training_steps_lower_the_pixel_loss():
-    torch.manual_seed(0)
+@pytest.mark.numerics
+def test_training_steps_lower_the_pixel_loss(numerics_seed, margin):
+    torch.manual_seed(numerics_seed)
     images, masks, groups = _tiny_data()
     c = tiny_config(lr_g=2e-3, lr_d=2e-3)
     trainer = Seg2EyeTrainer(Seg2Eye(c), MultiScaleDiscriminator(5, c.ndf, c.d_layers, c.n_scales), c, device="cpu")
-    batches = StyleBatches(images, masks, groups, k_style=2, batch_size=4, seed=0)
+    batches = StyleBatches(images, masks, groups, k_style=2, batch_size=4, seed=numerics_seed)
     hist = trainer.fit(batches, 20, progress=False)
     assert {"d_hinge", "g_hinge", "g_fm", "g_l2", "g_style", "g_gram"} <= set(hist[0])
     first, last = sum(h["g_l2"] for h in hist[:3]) / 3, sum(h["g_l2"] for h in hist[-3:]) / 3
-    assert last < 0.7 * first, (first, last)
+    margin.below("pixel L2 last 3 / first 3", last / first, 0.7)
     out = generate(trainer.module("seg2eye"), masks[:3], images[batches.style_for([0, 1, 2])])
     assert out.dtype == torch.uint8 and out.shape == (3, 1, 16, 24)
 

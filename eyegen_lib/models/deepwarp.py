@@ -442,7 +442,7 @@ def render_redirection_pairs(source, indices, *, pairs_per_image: int = 1, verti
                              gaze_range_deg=None, border: int = 0, misalign_px: int = 0, seed: int = 0,
                              batch_size: int = 64, progress: bool = True) -> dict:
     """Pre-rendered DeepWarp training pairs from a ``SyntheticEyes`` RGB source (e.g.
-    ``suite.rgb_source(profile, size=(41, 51))``): each index ``pairs_per_image`` times, re-rendered
+    ``protocols.rgb_source(profile, size=(41, 51))``): each index ``pairs_per_image`` times, re-rendered
     at a target gaze with everything else identical (identity, lighting, lids, sensor noise).
 
     * Target gaze: uniform in ±``gaze_range_deg`` (default: the source's range). ``vertical_only``
