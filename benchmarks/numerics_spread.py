@@ -42,7 +42,8 @@ def main(argv=None) -> int:
             if args.k:
                 cmd += ["-k", args.k]
             rc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-            status = "ok" if rc.returncode == 0 else f"FAILED (rc {rc.returncode})"
+            lines = [ln for ln in rc.stdout.splitlines() if ln.strip()]
+            status = lines[-1].strip("= ") if lines else f"no output (rc {rc.returncode})"
             print(f"kernels {isa:8s} seed {seed}: {status}", flush=True)
             if rc.returncode:
                 failed.append((isa, seed))

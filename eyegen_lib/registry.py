@@ -252,7 +252,7 @@ def deepwarp(profile: Profile, variant: str, *, seed: int = 0, config=None, pair
     fingerprint). ``protocol`` is :func:`protocol_deepwarp`. Returns (model, info)."""
     from .models.deepwarp import DeepWarpConfig, load_or_train_deepwarp
 
-    _check_variant("deepwarp", variant)
+    _check_variant("deepwarp", variant, free_form_prefix="ss_shifted_k")  # any registration-loss k
     if variant == "protocol":
         return protocol_deepwarp(profile, seed=seed, pairs=pairs, retrain=retrain, train=train, on_log=on_log,
                                  progress=progress)
