@@ -13,10 +13,20 @@ import sys
 from pathlib import Path
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed takes a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--seed takes a non-negative integer, got {value}")
+    return value
+
+
 def _cmd_run(args) -> int:
     from .runner import run_notebooks
 
-    summary = run_notebooks(args.profile, only=args.only, out=args.out, timeout=args.timeout)
+    summary = run_notebooks(args.profile, only=args.only, out=args.out, timeout=args.timeout, seed=args.seed)
     failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
     for n in summary["notebooks"]:
         print(f"{n['status']:>7}  {n['seconds']:7.1f}s  {n['notebook']}" + (f"  — {n['error']}" if n.get("error") else ""))
@@ -54,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="auto", choices=["auto", "smoke", "cpu", "paper"],
                      help="run size; auto = paper with CUDA, else cpu (default: auto)")
     run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    run.add_argument("--seed", type=_seed, default=None,
+                     help="every notebook's SEED (default: 0); a run with another seed trains its own models")
     run.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/ in the checkout)")
     run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: none)")
     run.set_defaults(func=_cmd_run)

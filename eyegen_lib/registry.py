@@ -48,7 +48,8 @@ class Artifact:
     def how_to_make(self, profile: Profile, seed: int, variant: str = "") -> str:
         what = f"{self.name}" + (f" ({variant})" if variant else "")
         return (f"{what} is made by {self.producer}: run it with PROFILE={profile.name!r}, SEED={seed} "
-                f"(eyegen run --profile {profile.name} --only {self.producer[:2]}), or let this call train it")
+                f"(eyegen run --profile {profile.name} --seed {seed} --only {self.producer[:2]}), "
+                f"or let this call train it")
 
 
 SEG2EYE_VARIANTS = ("full", "reference", "gaugan", "no_style_consistency", "mean_aggregation")

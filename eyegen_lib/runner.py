@@ -81,21 +81,25 @@ def run_notebook(notebook: Path, profile: str, out: Path, *, parameters: dict | 
 
 
 def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, out: Path | None = None,
-                  timeout: int | None = None) -> dict:
+                  timeout: int | None = None, seed: int | None = None) -> dict:
     """Run the suite, then write ``run_summary.json`` and ``report.html``. Returns the summary.
 
+    ``seed`` sets every notebook's ``SEED`` (default: the notebooks' own, 0); a run with another
+    seed trains and saves its own models beside the others (see :mod:`eyegen_lib.registry`).
     A failing notebook does not stop the others; its error is in the summary and the report.
     """
+    if seed is not None and (not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     profile_name = resolve_profile(profile).name
     out = Path(out) if out is not None else output_dir()
     out.mkdir(parents=True, exist_ok=True)
     books = list_notebooks(only)
-    summary = {"profile": profile_name, "notebooks": []}
+    summary = {"profile": profile_name, "seed": seed if seed is not None else 0, "notebooks": []}
     for nb in tqdm(books, desc=f"notebooks ({profile_name})", unit="nb"):
         start = time.perf_counter()
         entry = {"notebook": nb.stem, "output": str(Path("notebooks") / nb.name)}
         try:
-            run_notebook(nb, profile_name, out, timeout=timeout)
+            run_notebook(nb, profile_name, out, timeout=timeout, parameters=None if seed is None else {"SEED": seed})
             entry["status"] = "ok"
         except Exception as exc:  # papermill raises PapermillExecutionError with the failing cell
             entry["status"] = "failed"

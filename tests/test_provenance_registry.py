@@ -181,3 +181,15 @@ def test_the_registry_trains_per_seed_and_records_what_it_used(tmp_path, monkeyp
     assert used[first["path"]]["trained_now"] and used[first["path"]]["seed"] == 0  # its first use: trained here
     assert used[other["path"]]["seed"] == 1 and used[other["path"]]["train_seconds"] > 0
     assert used[other["path"]]["sha256"] == other["sha256"]
+
+
+def test_eyegen_run_takes_a_seed_and_refuses_a_bad_one(capsys):
+    from eyegen_lib.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "--seed", "3", "--profile", "smoke"]).seed == 3
+    assert parser.parse_args(["run"]).seed is None
+    for bad in ("-1", "one"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["run", "--seed", bad])
+        assert "--seed takes a non-negative integer" in capsys.readouterr().err
