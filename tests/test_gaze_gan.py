@@ -191,12 +191,17 @@ def test_the_discriminators_gaze_head_learns_on_rendered_eyes(eyes, numerics_see
             return torch.nn.functional.mse_loss(model.discriminator(images)[1], gaze_to_code(gaze, (10, 15))).item()
 
     before = gaze_mse()
-    # 60 steps ended anywhere from 0.19 to 0.67 of the start over seeds and kernels (machine-tuned);
-    # after 200 every seed and kernel choice measured is below 0.04 (benchmarks/numerics_spread.py)
-    for _ in range(200):
+    # The head learns, but the critic's adversarial and gradient-penalty terms make its error spike
+    # now and then (to 1.8x the start at one step, AVX2 seed 1): one final value is a coin flip
+    # (60 steps: 0.19-1.3 of the start over seeds and kernels; 200 steps: 0.006-0.26). The median of
+    # the last 40 of 200 steps is at most 0.09 over seeds 0-4 and kernels default/AVX2/SSE41.
+    tail = []
+    for step in range(200):
         trainer.discriminator_step(batch)
-    after = gaze_mse()
-    margin.below("gaze-head MSE after / before", after / before, 0.25)
+        if step >= 160:
+            tail.append(gaze_mse())
+    after = sorted(tail)[len(tail) // 2]
+    margin.below("gaze-head MSE, median of steps 161-200 / before", after / before, 0.25)
 
 
 def test_a_tiny_gan_trains_with_finite_named_losses(pairs, vgg):
