@@ -12,6 +12,9 @@ from __future__ import annotations
 # 0-4, ISAs default/AVX2/SSE41, 1 or 2 threads and 120-400 steps (the single smoke test person
 # decides most of it); it was 0.7 here, tuned to one machine, and failed at 0.75 on another.
 GAZE_FLOOR_OVER_MEAN_PREDICTOR = 1.0
+# The smoke CFW+LCM warp's held-out MSE relative to the unchanged input's: 0.59-1.25 over the same
+# seeds and kernels (30 steps from the identity); 1.5 left 17 % margin, 2.0 still fails a broken warp.
+DEEPWARP_OVER_UNCHANGED_INPUT = 2.0
 
 
 def metric(data: dict, name: str):
@@ -114,7 +117,7 @@ def check_05_deepwarp(data: dict) -> None:
     assert set(variants) <= set(mse) and "unchanged input" in mse
     assert all(math.isfinite(v) and v >= 0 for v in mse.values())
     # even a smoke-trained warp must not be much worse than copying the input (it starts as the identity)
-    assert mse["cfw_lcm"] < 1.5 * mse["unchanged input"], mse
+    assert mse["cfw_lcm"] < DEEPWARP_OVER_UNCHANGED_INPUT * mse["unchanged input"], mse
     assert set(metric(data, "vertical_mse")) == {"unchanged input", "2-D model", "vertical-only model"}
     reg = metric(data, "registration_aware")
     assert {"L2", "registration-aware", "real (target)"} <= set(reg)

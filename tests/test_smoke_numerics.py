@@ -62,9 +62,11 @@ def test_the_smoke_gaze_estimator_tells_a_copied_input_from_the_target_gaze(outp
 @pytest.mark.numerics
 def test_the_smoke_deepwarp_is_not_much_worse_than_copying_the_input(numerics_seed, margin):
     """05_deepwarp (check_05): a smoke-trained CFW+LCM warp, which starts as the identity, stays
-    below 1.5 × the unchanged input's MSE on held-out persons."""
+    below 2 × the unchanged input's MSE on held-out persons."""
     from eyegen_lib.models.deepwarp import DeepWarpConfig, redirect, render_redirection_pairs, train_deepwarp
     from eyegen_lib.protocols import person_split, rgb_source, split_indices
+
+    from .notebook_expectations import DEEPWARP_OVER_UNCHANGED_INPUT
 
     config = DeepWarpConfig.for_profile(smoke, variant="cfw_lcm")
     source = rgb_source(smoke, size=config.image_size, seed=numerics_seed)
@@ -77,4 +79,4 @@ def test_the_smoke_deepwarp_is_not_much_worse_than_copying_the_input(numerics_se
     def mse(images):
         return float((images.float() - test["target"].float()).pow(2).mean())
 
-    margin.below("MSE / MSE of the unchanged input", mse(pred) / mse(test["source"]), 1.5)
+    margin.below("MSE / MSE of the unchanged input", mse(pred) / mse(test["source"]), DEEPWARP_OVER_UNCHANGED_INPUT)
