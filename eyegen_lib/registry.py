@@ -382,13 +382,13 @@ def gaze_estimator(profile: Profile, *, seed: int = 0, size: tuple[int, int] | N
 def augmentation_estimator(profile: Profile, variant: str, images: torch.Tensor, gaze: torch.Tensor, *,
                            recipe: dict, seed: int = 0, config=None, retrain: bool = False, train: bool = True,
                            progress: bool = True):
-    """One of §5.6's estimators (``raw``, ``augmented`` or ``oracle``) on its training set
-    (``images``, ``gaze``) described by ``recipe`` (which GAN redirected what, to which targets).
-    Returns (model, info)."""
+    """One of §5.6's estimators (``raw``, ``augmented`` or ``oracle``; ``augmented_<ablation>`` keeps
+    one per redirecting GAN) on its training set (``images``, ``gaze``) described by ``recipe``
+    (which GAN redirected what, to which targets). Returns (model, info)."""
     from .augmentation import train_estimator
     from .models.gaze_estimator import GazeEstimatorConfig
 
-    _check_variant("augmentation_estimator", variant)
+    _check_variant("augmentation_estimator", variant, free_form_prefix="augmented_")
     config = config or GazeEstimatorConfig.for_profile(profile)
     model, info = train_estimator(artifact_path("augmentation_estimator", profile, seed=seed, variant=variant), images,
                                   gaze, config, seed=seed, retrain=retrain, progress=progress,
