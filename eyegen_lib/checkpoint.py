@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
 import tempfile
 import time
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 __all__ = ["CheckpointError", "ArtifactMismatch", "save_checkpoint", "load_checkpoint", "config_to_dict", "load_or_train",
-           "file_sha256", "set_aside"]
+           "config_differences", "file_sha256", "set_aside"]
 
 FORMAT = "eyegen-checkpoint"
 FORMAT_VERSION = 1
@@ -134,9 +135,14 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model: nn.Module | Ma
     return path
 
 
-def _config_differences(saved: dict, wanted: dict) -> list[str]:
+def config_differences(saved: Mapping, wanted: Mapping, prefix: str = "") -> list[str]:
+    """One line per config field that differs between a saved config and the one asked for."""
+    def short(value) -> str:
+        text = repr(value)
+        return text if len(text) <= 80 else text[:79] + "…"
+
     keys = sorted(set(saved) | set(wanted))
-    return [f"{k}: checkpoint has {saved.get(k, '<absent>')!r}, you asked for {wanted.get(k, '<absent>')!r}"
+    return [f"{prefix}{k}: checkpoint has {short(saved.get(k, '<absent>'))}, you asked for {short(wanted.get(k, '<absent>'))}"
             for k in keys if saved.get(k, "<absent>") != wanted.get(k, "<absent>")]
 
 
@@ -150,13 +156,14 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
     not an eyegen checkpoint, of another ``kind``, or when its weights do not fit ``model``; and
     :class:`ArtifactMismatch` when it was made with another ``config`` or, given ``provenance``,
     for another run (profile, seed, config or data fingerprint). The file itself is never
-    modified. Returns the checkpoint dict.
+    modified. Returns the checkpoint dict, with the file's sha256 as ``file_sha256``.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: train the model first (the notebook trains it when the file is absent)")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        raw = path.read_bytes()  # read once: loaded and hashed from the same bytes
+        ckpt = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, random bytes, a pickle with code in it …
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [""]
         reason = next((ln for ln in lines if "error:" in ln.lower()), lines[0])[:240]
@@ -171,7 +178,7 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
         raise CheckpointError(f"{path} holds a {ckpt.get('kind')!r} model, not a {kind!r} one; point to the right file "
                               f"or delete this one to retrain")
     if config is not None:
-        diffs = _config_differences(ckpt.get("config", {}), config_to_dict(config))
+        diffs = config_differences(ckpt.get("config", {}), config_to_dict(config))
         if diffs:
             raise ArtifactMismatch(f"{path} was trained with another {ckpt.get('kind')} config:\n  " + "\n  ".join(diffs)
                                    + "\nUse a matching profile/config, or move the file away to retrain.", diffs)
@@ -181,6 +188,7 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
         diffs = provenance_differences(ckpt.get("provenance"), provenance)
         if diffs:
             raise ArtifactMismatch(f"{path} was made for another run:\n  " + "\n  ".join(diffs), diffs)
+    ckpt["file_sha256"] = hashlib.sha256(raw).hexdigest()
     models = _as_dict(model, "model")
     missing = sorted(set(models) - set(ckpt["models"]))
     if missing:
@@ -220,7 +228,7 @@ def load_or_train(path: str | os.PathLike, *, kind: str, model, config: Any,
             ckpt = load_checkpoint(path, kind=kind, model=model, config=config, optimizer=optimizer,
                                    provenance=provenance)
             return {"step": ckpt["step"], "metrics": ckpt["metrics"], "trained_now": False, "path": str(path),
-                    "sha256": file_sha256(path), "provenance": ckpt.get("provenance") or {}, "train_seconds": None}
+                    "sha256": ckpt["file_sha256"], "provenance": ckpt.get("provenance") or {}, "train_seconds": None}
         except ArtifactMismatch as exc:
             if not allow_training:
                 raise ArtifactMismatch(f"{exc}\nTraining was not allowed here; make a matching {kind}{hint}.",

@@ -16,7 +16,7 @@ from .provenance import data_recipe, fingerprint
 
 __all__ = ["REDIRECTION_GAZE_RANGE_DEG", "nir_source", "rgb_source", "person_split", "split_indices",
            "openeds_protocol", "redirection_protocol", "redirection_eyes", "protocol_recipe", "protocol_fingerprint",
-           "redirection_training_pairs", "person_side_groups", "ranking_setup", "rank_targets",
+           "redirection_training_pairs", "redirection_training_pairs_recipe", "person_side_groups", "ranking_setup", "rank_targets",
            "gaze_estimator_source"]
 
 # He et al.'s Columbia grid spans ±10° pitch and ±15° yaw; sources for redirection and the gaze
@@ -131,6 +131,12 @@ def protocol_fingerprint(profile: Profile, task: str, *, seed: int = 0) -> str:
 
 
 # -- training data shared by several notebooks -------------------------------------------------------
+def _training_pairs_arguments(profile: Profile, seed: int):
+    source = rgb_source(profile, seed=seed)
+    train = split_indices(source, person_split(profile, seed=seed))["train"]
+    return source, train, {"pairs_per_image": 1 if profile.name == "smoke" else 3, "seed": seed}
+
+
 def redirection_training_pairs(profile: Profile, *, seed: int = 0, progress: bool = True) -> dict:
     """Pairs (same eye, two gazes) of the training persons at the protocol's patch size: what the
     64×64 DeepWarp, the gaze GAN and its ablations all train on, so their comparison is alike.
@@ -138,10 +144,16 @@ def redirection_training_pairs(profile: Profile, *, seed: int = 0, progress: boo
     source range). The result's ``recipe`` describes it (for the models' provenance)."""
     from .models.deepwarp import render_redirection_pairs
 
-    source = rgb_source(profile, seed=seed)
-    train = split_indices(source, person_split(profile, seed=seed))["train"]
-    return render_redirection_pairs(source, train, pairs_per_image=1 if profile.name == "smoke" else 3, seed=seed,
-                                    progress=progress)
+    source, train, arguments = _training_pairs_arguments(profile, seed)
+    return render_redirection_pairs(source, train, progress=progress, **arguments)
+
+
+def redirection_training_pairs_recipe(profile: Profile, *, seed: int = 0) -> dict:
+    """The ``recipe`` of :func:`redirection_training_pairs`, without rendering them."""
+    from .models.deepwarp import redirection_pairs_recipe
+
+    source, train, arguments = _training_pairs_arguments(profile, seed)
+    return redirection_pairs_recipe(source, train, **arguments)
 
 
 def ranking_setup(profile: Profile, model, *, seed: int = 0, progress: bool = True) -> dict:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .checkpoint import config_to_dict
+from .checkpoint import config_differences, config_to_dict
 from .paths import PACKAGE_DIR
 
 __all__ = ["fingerprint", "source_recipe", "indices_recipe", "data_recipe", "make_provenance",
@@ -139,11 +139,6 @@ def identity(provenance: Mapping) -> str:
                         "config": provenance.get("config"), "data": (provenance.get("data") or {}).get("fingerprint")})
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def provenance_differences(saved: Mapping | None, wanted: Mapping) -> list[str]:
     """What keeps an artifact made with ``saved`` from serving a run that wants ``wanted``
     (empty when they match). Config and data differences are listed field by field."""
@@ -153,10 +148,7 @@ def provenance_differences(saved: Mapping | None, wanted: Mapping) -> list[str]:
     for key in ("profile", "seed"):
         if saved.get(key) != wanted.get(key):
             out.append(f"{key}: artifact has {saved.get(key)!r}, this run {wanted.get(key)!r}")
-    s_cfg, w_cfg = saved.get("config") or {}, wanted.get("config") or {}
-    for k in sorted(set(s_cfg) | set(w_cfg)):
-        if s_cfg.get(k, "<absent>") != w_cfg.get(k, "<absent>"):
-            out.append(f"config.{k}: artifact has {_short(s_cfg.get(k, '<absent>'))}, this run {_short(w_cfg.get(k, '<absent>'))}")
+    out += config_differences(saved.get("config") or {}, wanted.get("config") or {}, prefix="config.")
     s_data, w_data = saved.get("data") or {}, wanted.get("data") or {}
     if s_data.get("fingerprint") != w_data.get("fingerprint"):
         s_rec, w_rec = s_data.get("recipe") or {}, w_data.get("recipe") or {}

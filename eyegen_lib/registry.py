@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import file_sha256
 from .paths import output_dir
 from .profiles import Profile
+from .protocols import redirection_training_pairs_recipe
 from .provenance import data_recipe, identity, make_provenance, provenance_differences
 from .record import Recorder
 
@@ -121,12 +121,8 @@ def _record(name: str, variant: str, info: dict) -> None:
                  train_seconds=info.get("train_seconds"), step=info.get("step"))
 
 
-def _provenance(profile, seed, config, recipe) -> dict:
-    return make_provenance(profile=profile, seed=seed, config=config, data=recipe)
-
-
 def _options(name: str, profile: Profile, seed: int, variant: str, config, recipe, train: bool) -> dict:
-    return {"provenance": _provenance(profile, seed, config, recipe), "allow_training": train,
+    return {"provenance": make_provenance(profile=profile, seed=seed, config=config, data=recipe), "allow_training": train,
             "how_to_make": ARTIFACTS[name].how_to_make(profile, seed, variant)}
 
 
@@ -267,22 +263,13 @@ def deepwarp(profile: Profile, variant: str, *, seed: int = 0, config=None, pair
     return model, info
 
 
-def _redirection_pairs_recipe(profile: Profile, seed: int) -> dict:
-    """The recipe of :func:`~eyegen_lib.protocols.redirection_training_pairs` without rendering them."""
-    from .protocols import person_split, rgb_source, split_indices
-
-    source = rgb_source(profile, seed=seed)
-    train = split_indices(source, person_split(profile, seed=seed))["train"]
-    return data_recipe(source, indices=train, pairs_per_image=1 if profile.name == "smoke" else 3, vertical_only=False,
-                       gaze_range_deg=None, border=0, misalign_px=0, pair_seed=int(seed))
-
-
-def _lazy_pairs(profile: Profile, seed: int, pairs, progress: bool):
-    """The shared 64×64 training pairs, or a function that renders them (only when training needs them)."""
+def _lazy_pairs(profile: Profile, seed: int, pairs, recipe: dict, progress: bool):
+    """The shared 64×64 training pairs (checked against their ``recipe``), or a function that
+    renders them (only when training needs them)."""
     from .protocols import redirection_training_pairs
 
     if pairs is not None:
-        if pairs.get("recipe") != _redirection_pairs_recipe(profile, seed):
+        if pairs.get("recipe") != recipe:
             raise ValueError("these pairs are not the profile's redirection training pairs (another recipe); "
                              "use protocols.redirection_training_pairs(profile, seed=SEED)")
         return pairs
@@ -297,9 +284,9 @@ def protocol_deepwarp(profile: Profile, *, seed: int = 0, pairs=None, retrain: b
     from .models.deepwarp import DeepWarpConfig, load_or_train_deepwarp
 
     config = replace(DeepWarpConfig.for_profile(profile, variant="cfw_lcm"), image_size=tuple(profile.patch_size))
-    recipe = _redirection_pairs_recipe(profile, seed)
+    recipe = redirection_training_pairs_recipe(profile, seed=seed)
     model, info = load_or_train_deepwarp(artifact_path("deepwarp", profile, seed=seed, variant="protocol"),
-                                         _lazy_pairs(profile, seed, pairs, progress), config, seed=seed,
+                                         _lazy_pairs(profile, seed, pairs, recipe, progress), config, seed=seed,
                                          retrain=retrain, progress=progress, on_log=on_log,
                                          **_options("deepwarp", profile, seed, "protocol", config, recipe, train))
     _record("deepwarp", "protocol", info)
@@ -326,9 +313,9 @@ def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs=N
     config = {"full": full, "reference": reference}.get(ablation) or full.for_ablation(ablation)
     snapshot = (artifact_path("gaze_gan", profile, seed=seed, variant="reference")
                 if ablation == "full" and reference != full else None)
-    recipe = _redirection_pairs_recipe(profile, seed)
+    recipe = redirection_training_pairs_recipe(profile, seed=seed)
     model, info = load_or_train_gaze_gan(artifact_path("gaze_gan", profile, seed=seed, variant=ablation),
-                                         _lazy_pairs(profile, seed, pairs, progress), config, seed=seed,
+                                         _lazy_pairs(profile, seed, pairs, recipe, progress), config, seed=seed,
                                          retrain=retrain, progress=progress, on_log=on_log, snapshot_path=snapshot,
                                          **_options("gaze_gan", profile, seed, ablation, config, recipe, train))
     _record("gaze_gan", ablation, info)
@@ -398,22 +385,22 @@ def augmentation_estimator(profile: Profile, variant: str, images: torch.Tensor,
 
 
 # -- saved predictions on the shared protocols ----------------------------------------------------------------
-def prediction_path(task: str, method: str, profile: Profile, *, seed: int = 0) -> Path:
+def _prediction_folder(task: str, profile: Profile, seed: int) -> Path:
     if task not in PREDICTION_TASKS:
         raise ValueError(f"task must be one of {sorted(PREDICTION_TASKS)}, got {task!r}")
+    return _seed_dir("predictions", profile, seed) / task
+
+
+def prediction_path(task: str, method: str, profile: Profile, *, seed: int = 0) -> Path:
+    folder = _prediction_folder(task, profile, seed)
     if method not in PREDICTION_TASKS[task]:
         raise ValueError(f"no method {method!r} saves {task} predictions: choose one of {list(PREDICTION_TASKS[task])}")
-    return _seed_dir("predictions", profile, seed) / task / f"{method}.pt"
+    return folder / f"{method}.pt"
 
 
-def _prediction_provenance(task: str, method: str, profile: Profile, seed: int, made_by: list[dict]) -> dict:
-    from .protocols import protocol_recipe
-
-    prov = make_provenance(profile=profile, seed=seed, config={"task": task, "method": method},
-                           data=protocol_recipe(profile, task, seed=seed))
-    prov["made_by"] = [{"file": Path(i["path"]).name, "sha256": i["sha256"], "identity": identity(i["provenance"])}
-                       for i in made_by]
-    return prov
+def _prediction_provenance(task: str, method: str, profile: Profile, seed: int, recipe: dict) -> dict:
+    """What a prediction file of this run must record: the run, the task and method, the protocol's recipe."""
+    return make_provenance(profile=profile, seed=seed, config={"task": task, "method": method}, data=recipe)
 
 
 def save_predictions(task: str, method: str, images: torch.Tensor, profile: Profile, *, seed: int = 0,
@@ -423,11 +410,15 @@ def save_predictions(task: str, method: str, images: torch.Tensor, profile: Prof
     registry infos) that made them."""
     import os
 
+    from .protocols import protocol_recipe
+
     path = prediction_path(task, method, profile, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"images": images.cpu(), "provenance": _prediction_provenance(task, method, profile, seed, list(made_by))}
+    prov = _prediction_provenance(task, method, profile, seed, protocol_recipe(profile, task, seed=seed))
+    prov["made_by"] = [{"file": Path(i["path"]).name, "sha256": i["sha256"], "identity": identity(i["provenance"])}
+                       for i in made_by]
     tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
+    torch.save({"images": images.cpu(), "provenance": prov}, tmp)
     os.replace(tmp, path)
     return path
 
@@ -436,28 +427,27 @@ def load_predictions(task: str, profile: Profile, *, seed: int = 0) -> dict[str,
     """Every method's saved outputs on ``task`` for this run: {method: {"images", "provenance"}}.
     A file made for another profile, seed or protocol (or with no provenance) is skipped with a
     printed note, never compared; each one used is noted in the notebook's record."""
+    import hashlib
+    import io
+
     from .protocols import protocol_recipe
 
-    folder = prediction_path(task, PREDICTION_TASKS[task][0], profile, seed=seed).parent
+    recipe = protocol_recipe(profile, task, seed=seed)
     out = {}
-    for path in sorted(folder.glob("*.pt")):
+    for path in sorted(_prediction_folder(task, profile, seed).glob("*.pt")):
+        raw = path.read_bytes()  # read once: loaded and hashed from the same bytes
         try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated or foreign: say so, keep the file
             print(f"note: skipping {path.name}: not a readable prediction file ({type(exc).__name__}); re-run its notebook")
             continue
         prov = data.get("provenance") if isinstance(data, dict) else None
         method = path.stem
-        wanted = make_provenance(profile=profile, seed=seed, config={"task": task, "method": method},
-                                 data=protocol_recipe(profile, task, seed=seed))
-        diffs = provenance_differences(prov, wanted)
+        diffs = provenance_differences(prov, _prediction_provenance(task, method, profile, seed, recipe))
         if diffs:
             print(f"note: skipping {method} predictions ({path}): made for another run — " + "; ".join(diffs))
             continue
         out[method] = data
-        rec = Recorder.current()
-        if rec is not None:
-            rec.artifact(f"predictions/{task}/{method}", file=str(path), sha256=file_sha256(path), seed=prov["seed"],
-                         profile=prov["profile"], fingerprint=prov["data"]["fingerprint"], trained_now=False,
-                         train_seconds=None, step=None)
+        _record("predictions", f"{task}/{method}", {"path": str(path), "sha256": hashlib.sha256(raw).hexdigest(),
+                                                    "provenance": prov, "trained_now": False})
     return out

@@ -57,7 +57,7 @@ from ..images import to_signed, to_uint8
 __all__ = ["VARIANTS", "DeepWarpConfig", "DeepWarp", "warp", "anchor_maps", "centre_crop", "shift_distances",
            "registration_aware_loss", "best_shifts", "render_redirection_pairs", "pairs_to_tensors",
            "eye_tilt_deg", "angle_bin_ids", "pair_sampling_weights", "PairBatches", "DeepWarpTrainer",
-           "train_deepwarp", "load_or_train_deepwarp", "redirect", "redirect_set"]
+           "train_deepwarp", "load_or_train_deepwarp", "redirection_pairs_recipe", "redirect", "redirect_set"]
 
 VARIANTS = ("ss", "ms", "cfw", "cfw_lcm", "cfw_lcm_palette")
 N_LANDMARKS = 7
@@ -503,11 +503,20 @@ def render_redirection_pairs(source, indices, *, pairs_per_image: int = 1, verti
     out["person"] = torch.tensor([source.person_of(i) for i in idx], dtype=torch.int64)
     out["tilt_deg"] = eye_tilt_deg(out["landmarks"])
     out["border"] = int(border)
-    out["recipe"] = data_recipe(source, indices=unique, pairs_per_image=int(pairs_per_image),
-                                vertical_only=bool(vertical_only),
-                                gaze_range_deg=list(gaze_range_deg) if gaze_range_deg is not None else None,
-                                border=int(border), misalign_px=int(misalign_px), pair_seed=int(seed))
+    out["recipe"] = redirection_pairs_recipe(source, unique, pairs_per_image=pairs_per_image, vertical_only=vertical_only,
+                                             gaze_range_deg=gaze_range_deg, border=border, misalign_px=misalign_px,
+                                             seed=seed)
     return out
+
+
+def redirection_pairs_recipe(source, indices, *, pairs_per_image: int = 1, vertical_only: bool = False,
+                             gaze_range_deg=None, border: int = 0, misalign_px: int = 0, seed: int = 0) -> dict:
+    """The data recipe of :func:`render_redirection_pairs` with these arguments, without rendering:
+    what a model trained on them cites as its data."""
+    return data_recipe(source, indices=sorted({int(i) for i in indices}), pairs_per_image=int(pairs_per_image),
+                       vertical_only=bool(vertical_only),
+                       gaze_range_deg=list(gaze_range_deg) if gaze_range_deg is not None else None,
+                       border=int(border), misalign_px=int(misalign_px), pair_seed=int(seed))
 
 
 def pairs_to_tensors(pairs) -> dict:
