@@ -9,7 +9,7 @@ Notebooks start with::
 
 and ask :mod:`eyegen_lib.registry` for every model or prediction file they share.
 """
-from .checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, load_or_train, save_checkpoint
+from .checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, save_checkpoint
 from .paths import output_dir
 from .profiles import PROFILES, Profile, get_profile, resolve_profile
 from .record import Recorder, read_metrics
@@ -18,7 +18,7 @@ from .runtime import choose_device, seed_everything, tqdm
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArtifactMismatch", "CheckpointError", "load_checkpoint", "load_or_train", "save_checkpoint",
+    "ArtifactMismatch", "CheckpointError", "load_checkpoint", "save_checkpoint",
     "output_dir",
     "PROFILES", "Profile", "get_profile", "resolve_profile",
     "Recorder", "read_metrics",

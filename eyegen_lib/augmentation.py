@@ -9,24 +9,22 @@ different synthetic population: the paper's cross-dataset test on MPIIGaze).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from .checkpoint import load_or_train
 from .data.datasets import render_all
 from .images import to_signed
 from .gaze import angular_error_deg
-from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, predict_gaze, train_gaze_estimator
+from .models.gaze_estimator import GazeEstimator, predict_gaze
 from .profiles import Profile
 from .protocols import REDIRECTION_GAZE_RANGE_DEG, person_split, rgb_source, split_indices
 from .provenance import data_recipe, identity
 
-__all__ = ["subset", "pitch_split_sets", "lower_pitch_targets", "training_set_recipe", "train_estimator",
-           "score_estimator", "OTHER_POPULATION_SEED_OFFSET"]
+__all__ = ["subset", "pitch_split_sets", "lower_pitch_targets", "training_set_recipe", "training_sets",
+           "split_description", "score_estimator", "OTHER_POPULATION_SEED_OFFSET", "TARGETS_PER_IMAGE"]
 
 OTHER_POPULATION_SEED_OFFSET = 1000  # another seed: other identities, skin, light — another "dataset"
+TARGETS_PER_IMAGE = 2  # redirected copies of each donor image
 
 
 def subset(data: dict, keep: torch.Tensor) -> dict:
@@ -100,23 +98,29 @@ def training_set_recipe(sets: dict, name: str, *, targets_per_image: int, seed: 
                                 "images": identity(gan_info["provenance"]) if name == "augmented" else "rendered at the targets"}}
 
 
-def train_estimator(path, images: torch.Tensor, gaze: torch.Tensor, config: GazeEstimatorConfig, *, seed: int = 0,
-                    retrain: bool = False, progress: bool = True, **load_options) -> tuple[GazeEstimator, dict]:
-    """A gaze estimator on uint8 ``images`` with (pitch, yaw) ``gaze``: loaded from ``path`` if present,
-    else trained (``config.steps`` steps whatever the set's size: the same budget for every set,
-    as the paper trains its larger augmented set for fewer epochs) and saved. ``load_options``
-    (``provenance``, ``allow_training``, ``how_to_make``) go to
-    :func:`~eyegen_lib.checkpoint.load_or_train`."""
-    model = GazeEstimator(config)
+def training_sets(sets: dict, *, gan=None, targets_per_image: int = TARGETS_PER_IMAGE, seed: int = 0,
+                  progress: bool = True) -> dict:
+    """The estimators' training sets from :func:`pitch_split_sets`: ``raw``, ``oracle`` (raw + the
+    donors rendered at :func:`lower_pitch_targets`) and, given the ``gan``, ``augmented`` (raw +
+    the donors redirected there by it), each (uint8 images, gaze); plus what was drawn: ``rows``
+    (donor of each target), ``target_gaze``, ``real_at_target`` and ``redirected``."""
+    from .models.gaze_gan import redirect
 
-    def train():
-        trained, history = train_gaze_estimator(to_signed(images), gaze.float(), config, seed=seed, progress=progress)
-        model.load_state_dict(trained.state_dict())
-        return {"step": config.steps, "train_images": len(images), "final_loss": history[-1]["loss"]}
+    raw, donors = sets["raw"], sets["donors"]
+    rows, target_gaze = lower_pitch_targets(donors["gaze"], per_image=targets_per_image, seed=seed)
+    real_at_target = sets["source"].render(donors["index"][rows].tolist(), gaze=target_gaze)["image"]
+    out = {"rows": rows, "target_gaze": target_gaze, "real_at_target": real_at_target,
+           "raw": (raw["image"], raw["gaze"]),
+           "oracle": (torch.cat([raw["image"], real_at_target]), torch.cat([raw["gaze"], target_gaze]))}
+    if gan is not None:
+        out["redirected"] = redirect(gan, donors["image"][rows], target_gaze, progress=progress)
+        out["augmented"] = (torch.cat([raw["image"], out["redirected"]]), torch.cat([raw["gaze"], target_gaze]))
+    return out
 
-    info = load_or_train(Path(path), kind="gaze_estimator", model=model, config=config, train=train, retrain=retrain,
-                         **load_options)
-    return model.eval(), info
+
+def split_description(profile: Profile, *, seed: int = 0) -> dict:
+    """The ``source`` and ``split`` of :func:`pitch_split_sets` without rendering (for recipes)."""
+    return {"source": rgb_source(profile, seed=seed), "split": person_split(profile, seed=seed)}
 
 
 def score_estimator(model: GazeEstimator, data: dict) -> dict:

@@ -13,15 +13,15 @@ import io
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "ArtifactMismatch", "save_checkpoint", "load_checkpoint", "config_to_dict", "load_or_train",
-           "config_differences", "file_sha256", "set_aside"]
+__all__ = ["CheckpointError", "ArtifactMismatch", "save_checkpoint", "load_checkpoint", "config_to_dict",
+           "config_differences", "file_sha256", "set_aside", "atomic_save"]
 
 FORMAT = "eyegen-checkpoint"
 FORMAT_VERSION = 1
@@ -122,6 +122,14 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model: nn.Module | Ma
         "provenance": dict(provenance or {}),
         "torch_version": str(torch.__version__),
     }
+    return atomic_save(payload, path)
+
+
+def atomic_save(payload: Mapping, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it: a
+    kill at any moment leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -204,46 +212,3 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
             raise CheckpointError(f"{path} has no optimizer state for {name!r}")
         opt.load_state_dict(ckpt["optimizers"][name])
     return ckpt
-
-
-def load_or_train(path: str | os.PathLike, *, kind: str, model, config: Any,
-                  train: Callable[[], Mapping | None], optimizer=None, retrain: bool = False,
-                  provenance: Mapping | None = None, allow_training: bool = True, how_to_make: str = "") -> dict:
-    """The notebooks' "load the checkpoint if present, else train" step.
-
-    ``train()`` trains ``model`` in place and returns its metrics; the result is saved to ``path``
-    with ``provenance``. A checkpoint made for another run (config, or with ``provenance`` also
-    profile, seed and data) is never loaded: it is set aside (:func:`set_aside`, nothing is lost)
-    and the model retrained, or — with ``allow_training=False`` — refused with an
-    :class:`ArtifactMismatch` that says what differs and ``how_to_make`` it. A corrupt file or one
-    of another model kind raises :class:`CheckpointError` and is left untouched.
-
-    Returns the checkpoint's metadata: ``step``, ``metrics``, ``trained_now``, ``path``, ``sha256``,
-    ``provenance`` and ``train_seconds`` (None when loaded).
-    """
-    path = Path(path)
-    hint = f" ({how_to_make})" if how_to_make else ""
-    if path.exists() and not retrain:
-        try:
-            ckpt = load_checkpoint(path, kind=kind, model=model, config=config, optimizer=optimizer,
-                                   provenance=provenance)
-            return {"step": ckpt["step"], "metrics": ckpt["metrics"], "trained_now": False, "path": str(path),
-                    "sha256": ckpt["file_sha256"], "provenance": ckpt.get("provenance") or {}, "train_seconds": None}
-        except ArtifactMismatch as exc:
-            if not allow_training:
-                raise ArtifactMismatch(f"{exc}\nTraining was not allowed here; make a matching {kind}{hint}.",
-                                       exc.differences) from None
-            aside = set_aside(path)
-            print(f"note: {path.name} was made for another run ({'; '.join(exc.differences[:3])}"
-                  f"{' …' if len(exc.differences) > 3 else ''}); kept as {aside.name}, training a new one")
-    elif not allow_training:
-        raise CheckpointError(f"retraining {kind} was asked for but training is not allowed here{hint}" if retrain
-                              else f"no {kind} checkpoint at {path}{hint}")
-    started = time.perf_counter()
-    metrics = dict(train() or {})
-    seconds = time.perf_counter() - started
-    step = int(metrics.pop("step", 0))
-    save_checkpoint(path, kind=kind, model=model, config=config, optimizer=optimizer, step=step, metrics=metrics,
-                    provenance=provenance)
-    return {"step": step, "metrics": metrics, "trained_now": True, "path": str(path), "sha256": file_sha256(path),
-            "provenance": dict(provenance or {}), "train_seconds": seconds}

@@ -2,6 +2,7 @@
 
     eyegen run [--profile auto|smoke|cpu|paper] [--only 01 03] [--out outputs]   # the main job
     eyegen report [--out outputs]                                                 # rebuild report.html
+    eyegen train MODEL [--profile P] [--seed S] [--steps N] [--variant V] [--out DIR]  # one model, resumable
     eyegen env                                                                    # versions, device, weights, datasets
     eyegen notebooks refresh [--only …]                                           # maintainers: re-record checked outputs
 """
@@ -32,6 +33,12 @@ def _cmd_run(args) -> int:
         print(f"{n['status']:>7}  {n['seconds']:7.1f}s  {n['notebook']}" + (f"  — {n['error']}" if n.get("error") else ""))
     print(f"report: {summary['report']}")
     return 1 if failed else 0
+
+
+def _cmd_train(args) -> int:
+    from .train_cli import run_train
+
+    return run_train(args)
 
 
 def _cmd_report(args) -> int:
@@ -70,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: none)")
     run.set_defaults(func=_cmd_run)
 
+    from .train_cli import add_train_parser
+
+    add_train_parser(sub)
+
     rep = sub.add_parser("report", help="rebuild outputs/report.html from the recorded metrics")
     rep.add_argument("--out", type=Path, default=None)
     rep.set_defaults(func=_cmd_report)
@@ -93,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return _cmd_train(args)
     return args.func(args)
 
 

@@ -1,8 +1,8 @@
 """DDP plumbing so that one training script runs unchanged alone or under ``torchrun``.
 
 ``torchrun --nproc_per_node N script.py`` sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; we then join
-the process group (NCCL on CUDA, gloo on CPU), wrap models in DistributedDataParallel and shard
-data with a DistributedSampler. Without those variables everything is a plain single process.
+the process group (NCCL on CUDA, gloo on CPU) and wrap models in DistributedDataParallel; each
+rank's share of the data comes from :mod:`eyegen_lib.batches`. Without those variables everything is a plain single process.
 """
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-__all__ = ["DistInfo", "init_distributed", "wrap_ddp", "make_loader", "all_reduce_mean", "shutdown_distributed"]
+__all__ = ["DistInfo", "init_distributed", "wrap_ddp", "all_reduce_mean", "shutdown_distributed"]
 
 
 @dataclass(frozen=True)
@@ -52,19 +51,6 @@ def wrap_ddp(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Modu
         return module
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
-
-
-def make_loader(dataset: Dataset, batch_size: int, info: DistInfo | None = None, *, shuffle: bool = True,
-                seed: int = 0, drop_last: bool = True, num_workers: int = 0) -> DataLoader:
-    """A DataLoader that gives each rank its own shard (DistributedSampler) under DDP."""
-    info = info or DistInfo()
-    if info.enabled:
-        sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle,
-                                     seed=seed, drop_last=drop_last)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, num_workers=num_workers)
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      generator=generator, num_workers=num_workers)
 
 
 def all_reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float]:

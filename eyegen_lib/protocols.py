@@ -16,7 +16,8 @@ from .provenance import data_recipe, fingerprint
 
 __all__ = ["REDIRECTION_GAZE_RANGE_DEG", "nir_source", "rgb_source", "person_split", "split_indices",
            "openeds_protocol", "redirection_protocol", "redirection_eyes", "protocol_recipe", "protocol_fingerprint",
-           "redirection_training_pairs", "redirection_training_pairs_recipe", "person_side_groups", "ranking_setup", "rank_targets",
+           "redirection_training_pairs", "redirection_training_pairs_recipe", "deepwarp_training_pairs",
+           "deepwarp_training_pairs_recipe", "DEEPWARP_CROP", "SHIFTED_PAIRS", "person_side_groups", "ranking_setup", "rank_targets",
            "gaze_estimator_source"]
 
 # He et al.'s Columbia grid spans ±10° pitch and ±15° yaw; sources for redirection and the gaze
@@ -131,8 +132,12 @@ def protocol_fingerprint(profile: Profile, task: str, *, seed: int = 0) -> str:
 
 
 # -- training data shared by several notebooks -------------------------------------------------------
-def _training_pairs_arguments(profile: Profile, seed: int):
-    source = rgb_source(profile, seed=seed)
+DEEPWARP_CROP = (41, 51)  # (rows, cols): DeepWarp's eye crops, W × H = 51 × 41
+SHIFTED_PAIRS = {"border": 3, "misalign_px": 2}  # §4.5: targets 3 px larger each side, misaligned by up to ±2 px
+
+
+def _training_pairs_arguments(profile: Profile, seed: int, size=None):
+    source = rgb_source(profile, seed=seed, size=size)
     train = split_indices(source, person_split(profile, seed=seed))["train"]
     return source, train, {"pairs_per_image": 1 if profile.name == "smoke" else 3, "seed": seed}
 
@@ -142,17 +147,40 @@ def redirection_training_pairs(profile: Profile, *, seed: int = 0, progress: boo
     64×64 DeepWarp, the gaze GAN and its ablations all train on, so their comparison is alike.
     Each training image gives 1 pair at ``smoke`` and 3 otherwise (targets drawn uniformly in the
     source range). The result's ``recipe`` describes it (for the models' provenance)."""
-    from .models.deepwarp import render_redirection_pairs
-
-    source, train, arguments = _training_pairs_arguments(profile, seed)
-    return render_redirection_pairs(source, train, progress=progress, **arguments)
+    return deepwarp_training_pairs(profile, "protocol", seed=seed, progress=progress)
 
 
 def redirection_training_pairs_recipe(profile: Profile, *, seed: int = 0) -> dict:
     """The ``recipe`` of :func:`redirection_training_pairs`, without rendering them."""
+    return deepwarp_training_pairs_recipe(profile, "protocol", seed=seed)
+
+
+def _deepwarp_pairs_arguments(profile: Profile, variant: str, seed: int):
+    if variant == "protocol":
+        return _training_pairs_arguments(profile, seed)
+    source, train, arguments = _training_pairs_arguments(profile, seed, size=DEEPWARP_CROP)
+    if variant == "cfw_lcm_vertical":
+        arguments["vertical_only"] = True
+    elif variant.startswith("ss_shifted_k"):
+        arguments.update(SHIFTED_PAIRS)
+    return source, train, arguments
+
+
+def deepwarp_training_pairs(profile: Profile, variant: str, *, seed: int = 0, progress: bool = True) -> dict:
+    """The training pairs of a DeepWarp variant (05_deepwarp): 41×51 crops of the training persons
+    — vertical-only pairs for ``cfw_lcm_vertical``, misregistered pairs (:data:`SHIFTED_PAIRS`) for
+    ``ss_shifted_k*`` — or, for ``protocol``, :func:`redirection_training_pairs`."""
+    from .models.deepwarp import render_redirection_pairs
+
+    source, train, arguments = _deepwarp_pairs_arguments(profile, variant, seed)
+    return render_redirection_pairs(source, train, progress=progress, **arguments)
+
+
+def deepwarp_training_pairs_recipe(profile: Profile, variant: str, *, seed: int = 0) -> dict:
+    """The ``recipe`` of :func:`deepwarp_training_pairs`, without rendering them."""
     from .models.deepwarp import redirection_pairs_recipe
 
-    source, train, arguments = _training_pairs_arguments(profile, seed)
+    source, train, arguments = _deepwarp_pairs_arguments(profile, variant, seed)
     return redirection_pairs_recipe(source, train, **arguments)
 
 

@@ -27,11 +27,12 @@ import torch
 from .paths import output_dir
 from .profiles import Profile
 from .protocols import redirection_training_pairs_recipe
+from .engine import Checkpointing, Snapshot, TrainingJob, obtain, with_steps
 from .provenance import data_recipe, identity, make_provenance, provenance_differences
 from .record import Recorder
 
 __all__ = ["Artifact", "ARTIFACTS", "artifact_path", "prediction_path", "get", "segmenter", "refiner", "seg2eye",
-           "seg2eye_config", "deepwarp", "protocol_deepwarp", "gaze_gan", "gaze_estimator", "augmentation_estimator",
+           "seg2eye_config", "deepwarp", "deepwarp_config", "protocol_deepwarp", "gaze_gan", "gaze_gan_config", "gaze_estimator", "augmentation_estimator",
            "save_predictions", "load_predictions", "PREDICTION_TASKS", "SEG2EYE_VARIANTS", "GAZE_GAN_VARIANTS",
            "DEEPWARP_VARIANTS"]
 
@@ -47,9 +48,10 @@ class Artifact:
 
     def how_to_make(self, profile: Profile, seed: int, variant: str = "") -> str:
         what = f"{self.name}" + (f" ({variant})" if variant else "")
+        flag = f" --variant {variant}" if variant else ""
         return (f"{what} is made by {self.producer}: run it with PROFILE={profile.name!r}, SEED={seed} "
-                f"(eyegen run --profile {profile.name} --seed {seed} --only {self.producer[:2]}), "
-                f"or let this call train it")
+                f"(eyegen run --profile {profile.name} --seed {seed} --only {self.producer[:2]}), or train it alone "
+                f"(eyegen train {self.name} --profile {profile.name} --seed {seed}{flag}), or let this call train it")
 
 
 SEG2EYE_VARIANTS = ("full", "reference", "gaugan", "no_style_consistency", "mean_aggregation")
@@ -121,78 +123,86 @@ def _record(name: str, variant: str, info: dict) -> None:
                  train_seconds=info.get("train_seconds"), step=info.get("step"))
 
 
-def _options(name: str, profile: Profile, seed: int, variant: str, config, recipe, train: bool) -> dict:
-    return {"provenance": make_provenance(profile=profile, seed=seed, config=config, data=recipe), "allow_training": train,
-            "how_to_make": ARTIFACTS[name].how_to_make(profile, seed, variant)}
+ONE_CYCLE = "a one-cycle learning rate over all steps"
+
+
+def _job(name: str, variant: str, profile: Profile, seed: int, config, recipe: dict, *, make_model, make_run,
+         snapshots=(), fixed_schedule: str | None = None) -> TrainingJob:
+    """The training job of one artifact: its file, provenance and how to build or train it."""
+    return TrainingJob(name=name + (f"/{variant}" if variant else ""), kind=ARTIFACTS[name].kind, config=config,
+                       path=artifact_path(name, profile, seed=seed, variant=variant),
+                       provenance=make_provenance(profile=profile, seed=seed, config=config, data=recipe), seed=seed,
+                       make_model=make_model, make_run=make_run, snapshots=tuple(snapshots),
+                       fixed_schedule=fixed_schedule, how_to_make=ARTIFACTS[name].how_to_make(profile, seed, variant))
+
+
+def _obtain(job: TrainingJob, name: str, variant: str, *, retrain: bool, train: bool, progress: bool, on_log=None,
+            checkpointing: Checkpointing | None = None):
+    """Load or train (resuming) through :func:`eyegen_lib.engine.obtain`, and note it in the record."""
+    model, info = obtain(job, retrain=retrain, allow_training=train, progress=progress, on_log=on_log,
+                         checkpointing=checkpointing)
+    _record(name, variant, info)
+    return model, info
 
 
 # -- Seg2Eye §4.1–4.2 ----------------------------------------------------------------------------------
 @_declare("segmenter")
-def segmenter(profile: Profile, *, seed: int = 0, retrain: bool = False, train: bool = True, progress: bool = True):
+def segmenter(profile: Profile, *, seed: int = 0, steps: int | None = None, retrain: bool = False, train: bool = True,
+              progress: bool = True, checkpointing: Checkpointing | None = None):
     """The DeepLab v3+ segmenter for OpenEDS-like NIR images, trained on the training persons'
     images and masks. Returns (model in eval mode, info); ``info["metrics"]`` hold the mIoU and
     per-class IoU on the held-out test persons."""
-    from .checkpoint import load_or_train
     from .data.datasets import render_all
     from .metrics import iou_per_class
-    from .models.deeplab import DeepLabV3Plus, SegmenterConfig, segment, train_segmenter
+    from .models.deeplab import DeepLabV3Plus, SegmenterConfig, segment, segmenter_run
     from .protocols import nir_source, person_split, split_indices
 
-    config = SegmenterConfig.for_profile(profile)
-    model = DeepLabV3Plus(config.net)
+    config = with_steps(SegmenterConfig.for_profile(profile), steps)
     source = nir_source(profile, seed=seed)
     split = person_split(profile, seed=seed)
     idx = split_indices(source, split)
 
-    def fit():
-        tr = render_all(source, idx["train"], progress=progress)
+    def evaluate(model):
         te = render_all(source, idx["test"], progress=progress)
-        trained, history = train_segmenter(tr["image"], tr["mask"], config, seed=seed, progress=progress)
-        model.load_state_dict(trained.state_dict())
         iou = iou_per_class(segment(model, te["image"]), te["mask"])
-        return {"step": config.steps, "miou": float(torch.nanmean(iou)),
-                **{f"iou_{name}": float(v) for name, v in zip(("skin", "sclera", "iris", "pupil"), iou)},
-                "train_images": len(tr["image"]), "test_images": len(te["image"]), "final_loss": history[-1]["loss"]}
+        return {"miou": float(torch.nanmean(iou)), "train_images": len(idx["train"]), "test_images": len(te["image"]),
+                **{f"iou_{name}": float(v) for name, v in zip(("skin", "sclera", "iris", "pupil"), iou)}}
+
+    def make_run(dist):
+        tr = render_all(source, idx["train"], progress=progress)
+        return segmenter_run(tr["image"], tr["mask"], config, seed=seed, dist=dist, evaluate=evaluate)
 
     recipe = data_recipe(source, split=split, trained_on="train persons' images and masks")
-    info = load_or_train(artifact_path("segmenter", profile, seed=seed), kind="deeplab_segmenter", model=model,
-                         config=config, train=fit, retrain=retrain,
-                         **_options("segmenter", profile, seed, "", config, recipe, train))
-    _record("segmenter", "", info)
-    return model.eval(), info
+    job = _job("segmenter", "", profile, seed, config, recipe, make_model=lambda: DeepLabV3Plus(config.net),
+               make_run=make_run, fixed_schedule=ONE_CYCLE)
+    return _obtain(job, "segmenter", "", retrain=retrain, train=train, progress=progress, checkpointing=checkpointing)
 
 
 @_declare("refiner")
-def refiner(profile: Profile, *, seed: int = 0, setup: dict | None = None, retrain: bool = False, train: bool = True,
-            progress: bool = True):
+def refiner(profile: Profile, *, seed: int = 0, setup: dict | None = None, steps: int | None = None,
+            retrain: bool = False, train: bool = True, progress: bool = True, checkpointing: Checkpointing | None = None):
     """The refiner of Seg2Eye §4.2, trained on the training targets with references from
     ``setup`` (:func:`~eyegen_lib.protocols.ranking_setup`; built from :func:`segmenter` if not
     given). Its data fingerprint cites the segmenter whose pseudo-labels it learned from. Returns
-    (model in eval mode, info with the loss history ``loss_steps`` / ``loss``)."""
-    from .checkpoint import load_or_train
-    from .models.refiner import Refiner, RefinerConfig, train_refiner
+    (model in eval mode, info with the loss history ``history["challenge_loss"]``)."""
+    from .models.refiner import Refiner, RefinerConfig, refiner_run
     from .protocols import nir_source, person_split, rank_targets, ranking_setup
 
-    config = RefinerConfig.for_profile(profile)
+    config = with_steps(RefinerConfig.for_profile(profile), steps)
     seg, seg_info = segmenter(profile, seed=seed, progress=progress, train=train)
-    model = Refiner(config)
 
-    def fit():
+    def make_run(dist):
         s = setup if setup is not None else ranking_setup(profile, seg, seed=seed, progress=progress)
         ranked = rank_targets(s, s["train"], config.top_n)
-        trained, history = train_refiner(s["train"]["mask"], s["train"]["image"], ranked, s["pool"]["image"],
-                                         s["pool"]["pseudo"], config, seed=seed)
-        model.load_state_dict(trained.state_dict())
-        return {"step": config.steps, "loss_steps": [h["step"] for h in history],
-                "loss": [h["challenge_loss"] for h in history]}
+        return refiner_run(s["train"]["mask"], s["train"]["image"], ranked, s["pool"]["image"], s["pool"]["pseudo"],
+                           config, seed=seed, dist=dist)
 
     recipe = data_recipe(nir_source(profile, seed=seed), split=person_split(profile, seed=seed),
                          upstream={"segmenter": identity(seg_info["provenance"])},
                          trained_on="train persons' masks and images; references: top-N of the pseudo-labelled pool")
-    info = load_or_train(artifact_path("refiner", profile, seed=seed), kind="refiner", model=model, config=config,
-                         train=fit, retrain=retrain, **_options("refiner", profile, seed, "", config, recipe, train))
-    _record("refiner", "", info)
-    return model.eval(), info
+    job = _job("refiner", "", profile, seed, config, recipe, make_model=lambda: Refiner(config), make_run=make_run,
+               fixed_schedule=ONE_CYCLE)
+    return _obtain(job, "refiner", "", retrain=retrain, train=train, progress=progress, checkpointing=checkpointing)
 
 
 # -- Seg2Eye §4.3 --------------------------------------------------------------------------------------
@@ -212,12 +222,13 @@ def seg2eye_config(profile: Profile, variant: str = "full"):
 
 
 @_declare("seg2eye")
-def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=None, retrain: bool = False,
-            train: bool = True, on_log=None, progress: bool = True):
+def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=None, steps: int | None = None,
+            retrain: bool = False, train: bool = True, on_log=None, progress: bool = True,
+            checkpointing: Checkpointing | None = None):
     """Seg2Eye (``full``), the full recipe's snapshot at the ablations' length (``reference``;
     saved while ``full`` trains), an ablation, or a free-form ``panel_*`` setting with its own
     ``config``; trained on the OpenEDS protocol's training persons. Returns (model, info)."""
-    from .models.seg2eye import load_or_train_seg2eye
+    from .models.seg2eye import Seg2Eye, seg2eye_run
     from .protocols import openeds_protocol, person_side_groups
 
     _check_variant("seg2eye", variant, free_form_prefix="panel_")
@@ -225,163 +236,208 @@ def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=No
         if variant.startswith("panel_"):
             raise ValueError("a panel_* Seg2Eye variant needs its config")
         config = seg2eye_config(profile, variant)
+    config = with_steps(config, steps)
     task = openeds_protocol(profile, seed=seed)
     data = task["train"]
     recipe = data_recipe(task["source"], split=task["split"], trained_on="train persons; K style images of the same person and side")
-    snapshot = None
+    snapshots = ()
     if variant == "full" and config.ablation_steps < config.steps:
-        snapshot = artifact_path("seg2eye", profile, seed=seed, variant="reference")
-    model, info = load_or_train_seg2eye(artifact_path("seg2eye", profile, seed=seed, variant=variant), config,
-                                        data["image"], data["mask"], person_side_groups(data), seed=seed,
-                                        retrain=retrain, on_log=on_log, progress=progress, snapshot_path=snapshot,
-                                        **_options("seg2eye", profile, seed, variant, config, recipe, train))
-    _record("seg2eye", variant, info)
-    return model, info
+        short = replace(config, steps=config.ablation_steps)
+        snapshots = (Snapshot(config.ablation_steps, artifact_path("seg2eye", profile, seed=seed, variant="reference"), short),)
+    job = _job("seg2eye", variant, profile, seed, config, recipe, make_model=lambda: Seg2Eye(config), snapshots=snapshots,
+               make_run=lambda dist: seg2eye_run(data["image"], data["mask"], person_side_groups(data), config,
+                                                 seed=seed, dist=dist))
+    return _obtain(job, "seg2eye", variant, retrain=retrain, train=train, progress=progress, on_log=on_log,
+                   checkpointing=checkpointing)
 
 
 # -- DeepWarp --------------------------------------------------------------------------------------------
-@_declare("deepwarp")
-def deepwarp(profile: Profile, variant: str, *, seed: int = 0, config=None, pairs=None, retrain: bool = False,
-             train: bool = True, on_log=None, progress: bool = True):
-    """A DeepWarp model: ``variant`` names it (one of :data:`DEEPWARP_VARIANTS`), ``config`` is its
-    config (default: the variant's at this profile) and ``pairs`` its training pairs — a dict from
-    :func:`~eyegen_lib.models.deepwarp.render_redirection_pairs` (its ``recipe`` is the data
-    fingerprint). ``protocol`` is :func:`protocol_deepwarp`. Returns (model, info)."""
-    from .models.deepwarp import DeepWarpConfig, load_or_train_deepwarp
+def deepwarp_config(profile: Profile, variant: str):
+    """A DeepWarp variant's config: the five architectures of 05, ``cfw_lcm_vertical`` (pitch only),
+    ``ss_shifted_k<K>`` (SS with the registration-aware loss of window K on misregistered pairs)
+    and ``protocol`` (CFW+LCM at the redirection protocol's patch size)."""
+    from .models.deepwarp import VARIANTS, DeepWarpConfig
 
-    _check_variant("deepwarp", variant, free_form_prefix="ss_shifted_k")  # any registration-loss k
+    _check_variant("deepwarp", variant, free_form_prefix="ss_shifted_k")
+    if variant in VARIANTS:
+        return DeepWarpConfig.for_profile(profile, variant=variant)
+    if variant == "cfw_lcm_vertical":
+        return DeepWarpConfig.for_profile(profile, variant="cfw_lcm", angle_dims=1)
     if variant == "protocol":
-        return protocol_deepwarp(profile, seed=seed, pairs=pairs, retrain=retrain, train=train, on_log=on_log,
-                                 progress=progress)
-    if pairs is None or "recipe" not in pairs:
-        raise ValueError(f"deepwarp {variant!r} needs its training pairs from render_redirection_pairs (with their recipe)")
-    config = config or DeepWarpConfig.for_profile(profile, variant=variant)
-    model, info = load_or_train_deepwarp(artifact_path("deepwarp", profile, seed=seed, variant=variant), pairs, config,
-                                         seed=seed, retrain=retrain, progress=progress, on_log=on_log,
-                                         **_options("deepwarp", profile, seed, variant, config, pairs["recipe"], train))
-    _record("deepwarp", variant, info)
-    return model, info
+        return DeepWarpConfig.for_profile(profile, variant="cfw_lcm", image_size=tuple(profile.patch_size))
+    k = variant[len("ss_shifted_k"):]
+    if not k.isdigit():
+        raise ValueError(f"deepwarp variant {variant!r}: ss_shifted_k takes a window size, e.g. ss_shifted_k3")
+    return DeepWarpConfig.for_profile(profile, variant="ss", registration_k=int(k))
 
 
-def _lazy_pairs(profile: Profile, seed: int, pairs, recipe: dict, progress: bool):
-    """The shared 64×64 training pairs (checked against their ``recipe``), or a function that
-    renders them (only when training needs them)."""
-    from .protocols import redirection_training_pairs
+@_declare("deepwarp")
+def deepwarp(profile: Profile, variant: str, *, seed: int = 0, config=None, pairs=None, steps: int | None = None,
+             retrain: bool = False, train: bool = True, on_log=None, progress: bool = True,
+             checkpointing: Checkpointing | None = None):
+    """A DeepWarp model: ``variant`` names it (one of :data:`DEEPWARP_VARIANTS`), ``config`` is its
+    config (default :func:`deepwarp_config`) and ``pairs`` its training pairs
+    (:func:`~eyegen_lib.protocols.deepwarp_training_pairs` of the variant; rendered here, only when
+    training, if not given). ``protocol`` is :func:`protocol_deepwarp`. Returns (model, info)."""
+    from .models.deepwarp import DeepWarp, deepwarp_run
+    from .protocols import deepwarp_training_pairs, deepwarp_training_pairs_recipe
 
-    if pairs is not None:
-        if pairs.get("recipe") != recipe:
-            raise ValueError("these pairs are not the profile's redirection training pairs (another recipe); "
-                             "use protocols.redirection_training_pairs(profile, seed=SEED)")
-        return pairs
-    return lambda: redirection_training_pairs(profile, seed=seed, progress=progress)
+    config = with_steps(config or deepwarp_config(profile, variant), steps)
+    recipe = deepwarp_training_pairs_recipe(profile, variant, seed=seed)
+    if pairs is not None and pairs.get("recipe") != recipe:
+        raise ValueError(f"these pairs are not deepwarp {variant!r}'s training pairs (another recipe); use "
+                         f"protocols.deepwarp_training_pairs(profile, {variant!r}, seed=SEED)")
+
+    def make_run(dist):
+        data = pairs if pairs is not None else deepwarp_training_pairs(profile, variant, seed=seed, progress=progress)
+        return deepwarp_run(data, config, seed=seed, dist=dist)
+
+    job = _job("deepwarp", variant, profile, seed, config, recipe, make_model=lambda: DeepWarp(config), make_run=make_run)
+    return _obtain(job, "deepwarp", variant, retrain=retrain, train=train, progress=progress, on_log=on_log,
+                   checkpointing=checkpointing)
 
 
-def protocol_deepwarp(profile: Profile, *, seed: int = 0, pairs=None, retrain: bool = False, train: bool = True,
-                      on_log=None, progress: bool = True):
+def protocol_deepwarp(profile: Profile, *, seed: int = 0, pairs=None, **kwargs):
     """DeepWarp CFW+LCM at the redirection protocol's patch size, trained on the same pairs as the
     gaze GAN (:func:`~eyegen_lib.protocols.redirection_training_pairs`): what 05 scores on the
     protocol and 06 compares with. Returns (model, info)."""
-    from .models.deepwarp import DeepWarpConfig, load_or_train_deepwarp
-
-    config = replace(DeepWarpConfig.for_profile(profile, variant="cfw_lcm"), image_size=tuple(profile.patch_size))
-    recipe = redirection_training_pairs_recipe(profile, seed=seed)
-    model, info = load_or_train_deepwarp(artifact_path("deepwarp", profile, seed=seed, variant="protocol"),
-                                         _lazy_pairs(profile, seed, pairs, recipe, progress), config, seed=seed,
-                                         retrain=retrain, progress=progress, on_log=on_log,
-                                         **_options("deepwarp", profile, seed, "protocol", config, recipe, train))
-    _record("deepwarp", "protocol", info)
-    return model, info
+    return deepwarp(profile, "protocol", seed=seed, pairs=pairs, **kwargs)
 
 
 # -- He et al.'s gaze GAN ----------------------------------------------------------------------------------
+def gaze_gan_config(profile: Profile, ablation: str = "full"):
+    """The GAN's config: the full recipe, an ablation, or ``reference`` (the full recipe as long as
+    the ablations; the full config itself where they are as long)."""
+    from .models.gaze_gan import GazeGANConfig
+
+    _check_variant("gaze_gan", ablation)
+    full = GazeGANConfig.for_profile(profile)
+    return full if ablation == "full" else full.for_ablation("full" if ablation == "reference" else ablation)
+
+
 @_declare("gaze_gan")
-def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs=None, retrain: bool = False,
-             train: bool = True, progress: bool = True, on_log=None):
+def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs=None, steps: int | None = None,
+             retrain: bool = False, train: bool = True, progress: bool = True, on_log=None,
+             checkpointing: Checkpointing | None = None):
     """He et al.'s GAN, one of its ablations, or ``reference`` — what the ablations are compared
     with: the full recipe as long as they are (its snapshot, saved while ``full`` trains, where the
     ablations are shorter; the full model itself otherwise). Trained on
     :func:`~eyegen_lib.protocols.redirection_training_pairs` (pass ``pairs`` to skip re-rendering
     them; they are rendered only when training). Returns (model, info)."""
-    from .models.gaze_gan import GazeGANConfig, load_or_train_gaze_gan
+    from .models.gaze_gan import GazeGAN, gaze_gan_run
+    from .protocols import redirection_training_pairs
 
-    _check_variant("gaze_gan", ablation)
-    full = GazeGANConfig.for_profile(profile)
-    reference = full.for_ablation("full")
-    if ablation == "reference" and reference == full:
+    config = gaze_gan_config(profile, ablation)
+    if ablation == "reference" and config == gaze_gan_config(profile, "full") and steps is None:
         return gaze_gan(profile, "full", seed=seed, pairs=pairs, retrain=retrain, train=train, progress=progress,
-                        on_log=on_log)
-    config = {"full": full, "reference": reference}.get(ablation) or full.for_ablation(ablation)
-    snapshot = (artifact_path("gaze_gan", profile, seed=seed, variant="reference")
-                if ablation == "full" and reference != full else None)
+                        on_log=on_log, checkpointing=checkpointing)
+    config = with_steps(config, steps)
+    reference = config.for_ablation("full")
+    snapshots = ()
+    if ablation == "full" and reference != config:
+        snapshots = (Snapshot(reference.steps, artifact_path("gaze_gan", profile, seed=seed, variant="reference"), reference),)
     recipe = redirection_training_pairs_recipe(profile, seed=seed)
-    model, info = load_or_train_gaze_gan(artifact_path("gaze_gan", profile, seed=seed, variant=ablation),
-                                         _lazy_pairs(profile, seed, pairs, recipe, progress), config, seed=seed,
-                                         retrain=retrain, progress=progress, on_log=on_log, snapshot_path=snapshot,
-                                         **_options("gaze_gan", profile, seed, ablation, config, recipe, train))
-    _record("gaze_gan", ablation, info)
-    return model, info
+    if pairs is not None and pairs.get("recipe") != recipe:
+        raise ValueError("these pairs are not the profile's redirection training pairs (another recipe); "
+                         "use protocols.redirection_training_pairs(profile, seed=SEED)")
+
+    def make_run(dist):
+        data = pairs if pairs is not None else redirection_training_pairs(profile, seed=seed, progress=progress)
+        return gaze_gan_run(data, config, seed=seed, dist=dist)
+
+    decay = (f"a linear decay of the learning rate to 0 from {config.decay_start:g} of the steps"
+             if config.decay_start < 1 else None)
+    job = _job("gaze_gan", ablation, profile, seed, config, recipe, make_model=lambda: GazeGAN(config),
+               make_run=make_run, snapshots=snapshots, fixed_schedule=decay)
+    return _obtain(job, "gaze_gan", ablation, retrain=retrain, train=train, progress=progress, on_log=on_log,
+                   checkpointing=checkpointing)
 
 
 # -- gaze estimators ----------------------------------------------------------------------------------------
 @_declare("gaze_estimator")
-def gaze_estimator(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None, retrain: bool = False,
-                   train: bool = True, progress: bool = True):
+def gaze_estimator(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None, steps: int | None = None,
+                   retrain: bool = False, train: bool = True, progress: bool = True,
+                   checkpointing: Checkpointing | None = None):
     """The independent gaze estimator for RGB eye images of ``size`` (default: the patch size),
     trained on the training persons (never the test persons). ``info["metrics"]`` hold the test
     error on held-out persons (the floor of the gaze-error metric) and the error of always
     predicting the training mean gaze."""
-    from .checkpoint import load_or_train
     from .data.datasets import render_all
     from .gaze import angular_error_deg
     from .images import to_signed
-    from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, predict_gaze, train_gaze_estimator
+    from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, gaze_estimator_run, predict_gaze
     from .protocols import gaze_estimator_source, person_split, split_indices
 
     size = tuple(size or profile.patch_size)
-    config = GazeEstimatorConfig.for_profile(profile)
-    model = GazeEstimator(config)
+    config = with_steps(GazeEstimatorConfig.for_profile(profile), steps)
     source = gaze_estimator_source(profile, seed=seed, size=size)
     split = person_split(profile, seed=seed)
     idx = split_indices(source, split)
 
-    def fit():
+    def make_run(dist):
         tr = render_all(source, idx["train"], progress=progress)
-        te = render_all(source, idx["test"], progress=progress)
-        trained, history = train_gaze_estimator(to_signed(tr["image"]), tr["gaze"], config, seed=seed, progress=progress)
-        model.load_state_dict(trained.state_dict())
-        pred = predict_gaze(model, to_signed(te["image"]))
-        mean_pred = tr["gaze"].mean(0, keepdim=True).expand_as(te["gaze"])
-        return {"step": config.steps,
-                "test_error_deg": float(angular_error_deg(pred.double(), te["gaze"].double()).mean()),
-                "mean_predictor_error_deg": float(angular_error_deg(mean_pred.double(), te["gaze"].double()).mean()),
-                "train_images": len(tr["image"]), "test_images": len(te["image"]), "final_loss": history[-1]["loss"]}
+
+        def evaluate(model):
+            te = render_all(source, idx["test"], progress=progress)
+            pred = predict_gaze(model, to_signed(te["image"]))
+            mean_pred = tr["gaze"].mean(0, keepdim=True).expand_as(te["gaze"])
+            return {"test_error_deg": float(angular_error_deg(pred.double(), te["gaze"].double()).mean()),
+                    "mean_predictor_error_deg": float(angular_error_deg(mean_pred.double(), te["gaze"].double()).mean()),
+                    "train_images": len(tr["image"]), "test_images": len(te["image"])}
+
+        return gaze_estimator_run(tr["image"], tr["gaze"], config, seed=seed, dist=dist, evaluate=evaluate)
 
     variant = f"{size[0]}x{size[1]}"
     recipe = data_recipe(source, split=split, trained_on="train persons", tested_on="test persons")
-    info = load_or_train(artifact_path("gaze_estimator", profile, seed=seed, variant=variant), kind="gaze_estimator",
-                         model=model, config=config, train=fit, retrain=retrain,
-                         **_options("gaze_estimator", profile, seed, variant, config, recipe, train))
-    _record("gaze_estimator", variant, info)
-    return model.eval(), info
+    job = _job("gaze_estimator", variant, profile, seed, config, recipe, make_model=lambda: GazeEstimator(config),
+               make_run=make_run, fixed_schedule=ONE_CYCLE)
+    return _obtain(job, "gaze_estimator", variant, retrain=retrain, train=train, progress=progress,
+                   checkpointing=checkpointing)
 
 
 @_declare("augmentation_estimator")
-def augmentation_estimator(profile: Profile, variant: str, images: torch.Tensor, gaze: torch.Tensor, *,
-                           recipe: dict, seed: int = 0, config=None, retrain: bool = False, train: bool = True,
-                           progress: bool = True):
-    """One of §5.6's estimators (``raw``, ``augmented`` or ``oracle``; ``augmented_<ablation>`` keeps
-    one per redirecting GAN) on its training set (``images``, ``gaze``) described by ``recipe``
-    (which GAN redirected what, to which targets). Returns (model, info)."""
-    from .augmentation import train_estimator
-    from .models.gaze_estimator import GazeEstimatorConfig
+def augmentation_estimator(profile: Profile, variant: str, images: torch.Tensor | None = None,
+                           gaze: torch.Tensor | None = None, *, recipe: dict | None = None, seed: int = 0, config=None,
+                           steps: int | None = None, targets_per_image: int | None = None, retrain: bool = False,
+                           train: bool = True, progress: bool = True, checkpointing: Checkpointing | None = None):
+    """One of §5.6's estimators (``raw``, ``oracle``, or ``augmented_<ablation>``: one per
+    redirecting GAN; ``augmented`` = ``augmented_full``) on its training set: ``images``, ``gaze``
+    described by ``recipe`` (which GAN redirected what, to which targets) — or, when not given,
+    the set :func:`~eyegen_lib.augmentation.training_sets` makes (rendered only when training).
+    Returns (model, info)."""
+    from .augmentation import TARGETS_PER_IMAGE, pitch_split_sets, split_description, training_set_recipe, training_sets
+    from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, gaze_estimator_run
 
     _check_variant("augmentation_estimator", variant, free_form_prefix="augmented_")
-    config = config or GazeEstimatorConfig.for_profile(profile)
-    model, info = train_estimator(artifact_path("augmentation_estimator", profile, seed=seed, variant=variant), images,
-                                  gaze, config, seed=seed, retrain=retrain, progress=progress,
-                                  **_options("augmentation_estimator", profile, seed, variant, config, recipe, train))
-    _record("augmentation_estimator", variant, info)
-    return model, info
+    if variant == "augmented":
+        variant = "augmented_full"
+    name = "augmented" if variant.startswith("augmented_") else variant
+    config = with_steps(config or GazeEstimatorConfig.for_profile(profile), steps)
+    if (images is None) != (recipe is None) or (images is None) != (gaze is None):
+        raise ValueError("give images, gaze and their recipe together, or none of them (the set is then made here)")
+    if images is None:
+        per_image = targets_per_image or TARGETS_PER_IMAGE
+        gan, gan_info = (None, None)
+        if name == "augmented":
+            gan, gan_info = gaze_gan(profile, variant[len("augmented_"):], seed=seed, train=train, progress=progress)
+        recipe = training_set_recipe(split_description(profile, seed=seed), name, targets_per_image=per_image, seed=seed,
+                                     gan_info=gan_info)
+
+        def training_set():
+            sets = pitch_split_sets(profile, seed=seed, progress=progress)
+            return training_sets(sets, gan=gan, targets_per_image=per_image, seed=seed, progress=progress)[name]
+    else:
+        def training_set():
+            return images, gaze
+
+    def make_run(dist):
+        x, g = training_set()
+        return gaze_estimator_run(x, g, config, seed=seed, dist=dist)
+
+    job = _job("augmentation_estimator", variant, profile, seed, config, recipe,
+               make_model=lambda: GazeEstimator(config), make_run=make_run, fixed_schedule=ONE_CYCLE)
+    return _obtain(job, "augmentation_estimator", variant, retrain=retrain, train=train, progress=progress,
+                   checkpointing=checkpointing)
 
 
 # -- saved predictions on the shared protocols ----------------------------------------------------------------

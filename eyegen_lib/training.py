@@ -3,23 +3,23 @@
 A model-specific trainer subclasses :class:`Trainer` and implements ``train_step(batch)``, which
 does its own forward/backward/optimizer steps and returns a dict of named losses (a GAN trainer
 calls its ``discriminator_step`` and ``generator_step`` there, SPADE style). :meth:`Trainer.fit`
-streams batches, keeps the history, shows a progress bar, and runs unchanged under ``torchrun``:
-models are DDP-wrapped and logged values are averaged over ranks.
+draws batch i from a :mod:`~eyegen_lib.batches` source, keeps the history, shows a progress bar,
+and runs unchanged under ``torchrun``: models are DDP-wrapped and logged values are averaged over
+ranks. Its :meth:`~Trainer.state_dict` is everything a resumed run needs besides the process's RNGs;
+:mod:`eyegen_lib.engine` saves both and resumes.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import DistInfo, all_reduce_mean, init_distributed, wrap_ddp
 from .runtime import choose_device, tqdm
 
-__all__ = ["Trainer", "SupervisedTrainer", "move_to", "history_metrics"]
+__all__ = ["Trainer", "SupervisedTrainer", "move_to", "history_columns", "TrainingStopped"]
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -33,23 +33,32 @@ def move_to(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def history_metrics(history: list[dict]) -> dict:
-    """A training history as checkpoint metrics: ``loss_steps`` and one list per named loss."""
+def history_columns(history: list[dict]) -> dict[str, list]:
+    """The one history format of every artifact: ``{"step": [...], "<loss>": [...], ...}``, one
+    column per named loss (NaN where a step did not log it)."""
     keys = sorted({k for h in history for k in h} - {"step"})
-    return {"loss_steps": [h["step"] for h in history], **{k: [h.get(k, float("nan")) for h in history] for k in keys}}
+    return {"step": [int(h["step"]) for h in history], **{k: [float(h.get(k, float("nan"))) for h in history] for k in keys}}
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """Raised by :meth:`Trainer.fit` when ``on_step`` asks to stop (Ctrl-C after the state was saved)."""
 
 
 class Trainer:
-    """Base class: holds named models and optimizers, runs :meth:`train_step` over batches."""
+    """Base class: holds named models, optimizers and schedulers, runs :meth:`train_step` over batches.
+
+    ``generators`` are the torch generators a subclass draws augmentations from; their states are
+    part of the training state (:meth:`rng_state`), so a resumed run draws what it would have."""
 
     def __init__(self, models: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer], *,
                  device: torch.device | str | None = None, schedulers: Mapping[str, Any] | None = None,
-                 dist_info: DistInfo | None = None):
+                 dist_info: DistInfo | None = None, generators: Mapping[str, torch.Generator] | None = None):
         self.dist = dist_info or init_distributed()
         self.device = torch.device(device) if device is not None else choose_device(local_rank=self.dist.local_rank)
         self.models = {k: wrap_ddp(m.to(self.device), self.dist, self.device) for k, m in models.items()}
         self.optimizers = dict(optimizers)
         self.schedulers = dict(schedulers or {})
+        self.generators = dict(generators or {})
         self.step = 0
         self.history: list[dict[str, float]] = []
 
@@ -61,77 +70,64 @@ class Trainer:
     def train_step(self, batch) -> dict[str, float]:
         raise NotImplementedError("subclasses implement train_step(batch) -> dict of named losses")
 
-    def fit(self, batches: Iterable, steps: int, *, log_every: int = 1, desc: str = "training",
-            on_log: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True) -> list[dict[str, float]]:
-        """Run ``steps`` optimisation steps, cycling through ``batches`` (re-iterated each epoch).
+    # -- the training state (what a resumed run needs; the RNGs are per process: see engine) ---------------
+    def state_dict(self) -> dict:
+        return {"step": self.step, "history": list(self.history),
+                "models": {k: self.module(k).state_dict() for k in self.models},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()}}
 
-        Every ``log_every`` steps the losses (averaged over ranks) are appended to ``history``
-        with their ``step`` and passed to ``on_log`` (live plots). Returns the history.
+    def load_state_dict(self, state: Mapping) -> None:
+        for k in self.models:
+            self.module(k).load_state_dict(state["models"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        self.step = int(state["step"])
+        self.history = [dict(h) for h in state["history"]]
+
+    def generator_states(self) -> dict[str, torch.Tensor]:
+        return {k: g.get_state() for k, g in self.generators.items()}
+
+    def set_generator_states(self, states: Mapping[str, torch.Tensor]) -> None:
+        for k, g in self.generators.items():
+            g.set_state(states[k])
+
+    def fit(self, batches, steps: int, *, log_every: int = 1, desc: str = "training",
+            on_log: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True,
+            on_step: Callable[[int], bool | None] | None = None) -> list[dict[str, float]]:
+        """Train until ``self.step`` reaches ``steps`` (a resumed trainer continues where it stopped).
+
+        Step i trains on ``batches.batch(i)`` (:mod:`eyegen_lib.batches`). Every ``log_every``
+        steps the losses (averaged over ranks) are appended to ``history`` and passed to ``on_log``
+        (live plots). ``on_step(step)`` runs after each step (saving, snapshots); when it returns
+        True training stops with :class:`TrainingStopped`. The bar shows the loss, the step rate
+        and the time left. Returns the history.
         """
         for m in self.models.values():
             m.train()
-        epoch = 0
-        iterator = iter(batches)
-        bar = tqdm(total=steps, desc=desc, disable=not (progress and self.dist.is_main), leave=False)
-        done = 0
-        while done < steps:
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                epoch += 1
-                sampler = getattr(batches, "sampler", None)
-                if hasattr(sampler, "set_epoch"):
-                    sampler.set_epoch(epoch)  # a new shuffle per epoch under DDP
-                iterator = iter(batches)
-                try:
-                    batch = next(iterator)
-                except StopIteration:
-                    raise ValueError("the training data yielded no batch: is the dataset smaller than one batch with drop_last?") from None
-            losses = self.train_step(move_to(batch, self.device))
-            for s in self.schedulers.values():
-                s.step()
-            self.step += 1
-            done += 1
-            bar.update(1)
-            if self.step % log_every == 0 or done == steps:
-                losses = all_reduce_mean({k: float(v) for k, v in losses.items()}, self.dist)
-                record = {"step": self.step, **losses}
-                self.history.append(record)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
-                if on_log is not None and self.dist.is_main:
-                    on_log(self.step, losses)
-        bar.close()
-        for m in self.models.values():
-            m.eval()
+        bar = tqdm(total=steps, initial=self.step, desc=desc, disable=not (progress and self.dist.is_main), leave=False)
+        try:
+            while self.step < steps:
+                losses = self.train_step(move_to(batches.batch(self.step), self.device))
+                for s in self.schedulers.values():
+                    s.step()
+                self.step += 1
+                bar.update(1)
+                if self.step % log_every == 0 or self.step == steps:
+                    losses = all_reduce_mean({k: float(v) for k, v in losses.items()}, self.dist)
+                    self.history.append({"step": self.step, **losses})
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+                    if on_log is not None and self.dist.is_main:
+                        on_log(self.step, losses)
+                if on_step is not None and on_step(self.step):
+                    raise TrainingStopped(f"training stopped at step {self.step}")
+        finally:
+            bar.close()
+            for m in self.models.values():
+                m.eval()
         return self.history
-
-    def fit_with_snapshot(self, batches: Iterable, steps: int, *, snapshot_at: int | None = None,
-                          on_snapshot: Callable[[list[dict[str, float]]], None] | None = None,
-                          **fit_kwargs) -> list[dict[str, float]]:
-        """:meth:`fit` for ``steps`` steps, pausing once ``snapshot_at`` of them are done to call
-        ``on_snapshot(history so far)`` — where an ablation's reference is saved: with a constant
-        learning rate up to that step, the models then are exactly a run of ``snapshot_at`` steps."""
-        first = snapshot_at if snapshot_at and 0 < snapshot_at < steps else steps
-        self.fit(batches, first, **fit_kwargs)
-        if first == snapshot_at and on_snapshot is not None:
-            on_snapshot(list(self.history))
-        if steps > first:
-            self.fit(batches, steps - first, **fit_kwargs)
-        return self.history
-
-    def save(self, path: str | Path, *, kind: str, config: Any, metrics: Mapping | None = None) -> Path | None:
-        """Checkpoint all models and optimizers (rank 0 writes; the others skip)."""
-        if not self.dist.is_main:
-            return None
-        return save_checkpoint(path, kind=kind, model=self.models, optimizer=self.optimizers, config=config,
-                               step=self.step, metrics=metrics, extra={"history": self.history[-1000:]})
-
-    def load(self, path: str | Path, *, kind: str, config: Any) -> dict:
-        ckpt = load_checkpoint(path, kind=kind, model=self.models, optimizer=self.optimizers, config=config,
-                               map_location=self.device)
-        self.step = ckpt["step"]
-        self.history = list(ckpt.get("extra", {}).get("history", []))
-        return ckpt
 
 
 class SupervisedTrainer(Trainer):

@@ -1,15 +1,27 @@
 """Launched by tests/test_training_ddp.py: ``torchrun --nproc_per_node 2 ddp_worker.py OUT``, or
-plainly with WORLD_SIZE unset for the single-process reference. Trains a small CNN with the
-library's SupervisedTrainer and saves the final weights of this rank."""
+plainly with WORLD_SIZE unset for the single-process reference, which trains on both ranks' batches
+of each step in one batch. Trains a small CNN with the library's SupervisedTrainer and saves the
+final weights of this rank."""
 import sys
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
 
-from eyegen_lib.distributed import init_distributed, make_loader, shutdown_distributed
+from eyegen_lib.batches import EpochBatches
+from eyegen_lib.distributed import DistInfo, init_distributed, shutdown_distributed
 from eyegen_lib.training import SupervisedTrainer
+
+
+class BothRanks:
+    """Step i's batches of ranks 0 and 1 of a 2-process run, as one batch."""
+
+    def __init__(self, data, batch):
+        self.parts = [EpochBatches(data, batch, dist=DistInfo(r, 2)) for r in (0, 1)]
+
+    def batch(self, step):
+        a, b = (p.batch(step) for p in self.parts)
+        return tuple(torch.cat([x, y]) for x, y in zip(a, b))
 
 
 def main(out: Path, per_rank_batch: int) -> None:
@@ -22,9 +34,8 @@ def main(out: Path, per_rank_batch: int) -> None:
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 144, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     trainer = SupervisedTrainer(model, opt, nn.functional.mse_loss, device="cpu", dist_info=info)
-    batch = per_rank_batch if info.enabled else per_rank_batch * 2
-    loader = make_loader(TensorDataset(x, y), batch, info, shuffle=False)
-    history = trainer.fit(loader, steps=6, progress=False)
+    batches = EpochBatches((x, y), per_rank_batch, dist=info) if info.enabled else BothRanks((x, y), per_rank_batch)
+    history = trainer.fit(batches, steps=6, progress=False)
     torch.save({"state": trainer.module("model").state_dict(), "history": history},
                out / f"rank{info.rank}_of{info.world_size}.pt")
     shutdown_distributed()

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 import torch
+from pathlib import Path
 
 from eyegen_lib import registry
-from eyegen_lib.augmentation import lower_pitch_targets, pitch_split_sets, score_estimator, subset, train_estimator
-from eyegen_lib.models.gaze_estimator import GazeEstimatorConfig
+from eyegen_lib.augmentation import lower_pitch_targets, pitch_split_sets, score_estimator, subset, training_set_recipe
 from eyegen_lib.models.gaze_gan import ABLATIONS, GazeGANConfig
 from eyegen_lib.profiles import get_profile
 
@@ -51,18 +51,21 @@ def test_lower_pitch_targets_keep_yaw_and_fill_the_missing_pitches():
 
 
 @pytest.mark.numerics
-def test_an_estimator_trained_looking_up_fails_looking_down(sets, tmp_path, numerics_seed, margin):
+def test_an_estimator_trained_looking_up_fails_looking_down(sets, tmp_path, monkeypatch, numerics_seed, margin):
     """The experiment's premise: without the lower pitches, the estimator errs most there."""
-    config = GazeEstimatorConfig.for_profile(get_profile("smoke"))
-    model, info = train_estimator(tmp_path / "raw.pt", sets["raw"]["image"], sets["raw"]["gaze"], config,
-                                  seed=numerics_seed, progress=False)
-    assert info["trained_now"] and (tmp_path / "raw.pt").exists()
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path))
+    smoke = get_profile("smoke")
+    recipe = training_set_recipe(sets, "raw", targets_per_image=2, seed=numerics_seed)
+    model, info = registry.augmentation_estimator(smoke, "raw", sets["raw"]["image"], sets["raw"]["gaze"], recipe=recipe,
+                                                  seed=numerics_seed, progress=False)
+    assert info["trained_now"] and Path(info["path"]).exists()
     other = sets["other_persons"]
     down, up = other["gaze"][:, 0] < -np.radians(5), other["gaze"][:, 0] > np.radians(5)
     err_down = score_estimator(model, subset(other, down))["pitch_error_deg"]
     err_up = score_estimator(model, subset(other, up))["pitch_error_deg"]
     margin.below("pitch error looking up / looking down", err_up / err_down, 1.0)
-    again, info = train_estimator(tmp_path / "raw.pt", sets["raw"]["image"][:2], sets["raw"]["gaze"][:2], config)
+    again, info = registry.augmentation_estimator(smoke, "raw", sets["raw"]["image"][:2], sets["raw"]["gaze"][:2],
+                                                  recipe=recipe, seed=numerics_seed)
     assert not info["trained_now"], "a present checkpoint is loaded, not retrained"
 
 

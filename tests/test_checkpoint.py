@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from eyegen_lib import CheckpointError, load_checkpoint, load_or_train, save_checkpoint
+from eyegen_lib import CheckpointError, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -82,17 +82,3 @@ def test_pickled_code_is_never_executed(tmp_path):
         pickle.dump({"format": "eyegen-checkpoint", "x": Evil()}, f)
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(evil)
-
-
-def test_load_or_train_trains_once(tmp_path):
-    calls = []
-
-    def train():
-        calls.append(1)
-        return {"loss": 0.25, "step": 10}
-
-    path = tmp_path / "m.pt"
-    first = load_or_train(path, kind="tiny", model=tiny(), config=TinyConfig(), train=train)
-    second = load_or_train(path, kind="tiny", model=tiny(), config=TinyConfig(), train=train)
-    assert first["trained_now"] and not second["trained_now"]
-    assert len(calls) == 1 and second["step"] == 10 and second["metrics"]["loss"] == 0.25

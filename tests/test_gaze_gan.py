@@ -16,9 +16,12 @@ from eyegen_lib.models.deepwarp import render_redirection_pairs
 from eyegen_lib.models.gaze_gan import (D_LOSS_KEYS, G_LOSS_KEYS, GazeGAN, GazeGANConfig, GazeGANTrainer,
                                         IterationBatches, ResidualBlock, VGG16Perceptual, code_to_gaze,
                                         estimate_gaze, gaze_to_code, gradient_penalty, gram_matrix,
-                                        load_or_train_gaze_gan, random_interpolates, redirect, redirect_set,
+                                        gaze_gan_run, random_interpolates, redirect, redirect_set,
                                         style_loss, train_gaze_gan)
+from eyegen_lib.engine import obtain
 from eyegen_lib.profiles import get_profile
+
+from .engine_helpers import job
 
 SIZE = 64
 
@@ -49,9 +52,17 @@ def vgg():
         pytest.skip(f"the offline VGG-16 weights are not available ({exc})")
 
 
+def gan_job(path, pairs, config, *, snapshot=None, provenance="default"):
+    """A gaze-GAN training job (``provenance=None``: a checkpoint saved without one is loadable)."""
+    made = job(path, "gaze_gan", config, lambda: GazeGAN(config), lambda dist: gaze_gan_run(pairs, config, dist=dist),
+               snapshot=snapshot)
+    if provenance is None:
+        made.provenance = None
+    return made
+
+
 def one_iteration(pairs, config: GazeGANConfig, seed: int = 0) -> dict:
-    return next(iter(IterationBatches(pairs, batch_size=config.batch_size, n_minibatches=config.n_critic + 1,
-                                      seed=seed)))
+    return IterationBatches(pairs, batch_size=config.batch_size, n_minibatches=config.n_critic + 1, seed=seed).batch(0)
 
 
 # -- configuration and shapes ----------------------------------------------------------------------
@@ -245,9 +256,9 @@ def test_the_learning_rate_is_constant_then_decays_linearly_to_zero(pairs):
     trainer = GazeGANTrainer(GazeGAN(config), config, device="cpu")
     batches = IterationBatches(pairs, batch_size=2, n_minibatches=2)
     rates = []
-    for _ in range(4):
+    for step in range(1, 5):
         rates.append([o.param_groups[0]["lr"] for o in trainer.optimizers.values()])
-        trainer.fit(batches, 1, progress=False)
+        trainer.fit(batches, step, progress=False)  # up to that many steps in all
     rates.append([o.param_groups[0]["lr"] for o in trainer.optimizers.values()])
     assert [r[0] for r in rates] == pytest.approx([2e-4, 2e-4, 2e-4, 1e-4, 0.0])
     assert all(r[0] == r[1] for r in rates)
@@ -265,15 +276,15 @@ def test_checkpoints_round_trip_and_another_models_checkpoint_is_refused(tmp_pat
     torch.manual_seed(1)
     saved = GazeGAN(config)
     path = save_checkpoint(tmp_path / "gan.pt", kind="gaze_gan", model=saved, config=config, step=7)
-    loaded, info = load_or_train_gaze_gan(path, pairs, config)
+    loaded, info = obtain(gan_job(path, pairs, config, provenance=None))
     assert info["trained_now"] is False and info["step"] == 7
     for a, b in zip(saved.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
     other = save_checkpoint(tmp_path / "deepwarp.pt", kind="deepwarp", model=GazeGAN(config), config=config)
     with pytest.raises(CheckpointError, match="deepwarp"):
-        load_or_train_gaze_gan(other, pairs, config)
+        obtain(gan_job(other, pairs, config, provenance=None))
     with pytest.raises(ArtifactMismatch, match="lambda_cycle"):  # another config: never loaded
-        load_or_train_gaze_gan(path, pairs, tiny_config(lambda_cycle=0), allow_training=False)
+        obtain(gan_job(path, pairs, tiny_config(lambda_cycle=0), provenance=None), allow_training=False)
 
 
 def test_short_ablations_run_at_the_full_models_constant_learning_rate():
@@ -294,18 +305,18 @@ def test_short_ablations_run_at_the_full_models_constant_learning_rate():
 
 def test_the_ablations_reference_snapshot_equals_a_run_of_that_length(tmp_path, pairs):
     config = tiny_config(steps=4, ablation_steps=2, lambda_perceptual=0, n_critic=1)
-    model, info = load_or_train_gaze_gan(tmp_path / "full.pt", pairs, config, progress=False,
-                                         snapshot_path=tmp_path / "ref.pt")
-    assert info["trained_now"] and info["step"] == 4
     short = config.for_ablation("full")
-    ref, ref_info = load_or_train_gaze_gan(tmp_path / "ref.pt", pairs, short, progress=False)
+    model, info = obtain(gan_job(tmp_path / "full.pt", pairs, config, snapshot=(2, tmp_path / "ref.pt", short)),
+                         progress=False)
+    assert info["trained_now"] and info["step"] == 4 and info["history"]["step"][-1] == 4
+    ref, ref_info = obtain(gan_job(tmp_path / "ref.pt", pairs, short), progress=False)
     assert not ref_info["trained_now"] and ref_info["step"] == 2  # loaded from the snapshot
     rerun, _ = train_gaze_gan(pairs, short, progress=False)
     for (k, v), v2 in zip(ref.state_dict().items(), rerun.state_dict().values()):
         torch.testing.assert_close(v, v2, msg=k)
     assert any(not torch.equal(v, v2) for v, v2 in zip(ref.state_dict().values(), model.state_dict().values()))
     with pytest.raises(ArtifactMismatch, match="steps"):  # the snapshot is not the full-length model
-        load_or_train_gaze_gan(tmp_path / "ref.pt", pairs, config, progress=False, allow_training=False)
+        obtain(gan_job(tmp_path / "ref.pt", pairs, config), progress=False, allow_training=False)
 
 
 def test_redirect_set_and_the_gaze_head_return_one_answer_per_pair(eyes):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from eyegen_lib import ArtifactMismatch, CheckpointError, Recorder, get_profile, load_checkpoint, load_or_train, registry
+from eyegen_lib import CheckpointError, Recorder, get_profile, registry
 from eyegen_lib.protocols import protocol_fingerprint, protocol_recipe
 from eyegen_lib.provenance import (data_recipe, fingerprint, identity, make_provenance, provenance_differences,
                                    source_recipe)
@@ -30,14 +30,6 @@ def prov(seed=0, width=4, data_seed=0, profile="smoke"):
                            data=data_recipe(source, split=person_split(get_profile(profile), seed=data_seed)))
 
 
-def trainer(calls):
-    def train():
-        calls.append(1)
-        return {"step": 3, "loss": 0.5}
-    return train
-
-
-# -- fingerprints --------------------------------------------------------------------------------------
 def test_fingerprints_describe_the_data_not_the_order_of_keys():
     assert fingerprint({"a": 1, "b": (2, 3)}) == fingerprint({"b": [2, 3], "a": 1})
     assert fingerprint({"a": 1}) != fingerprint({"a": 2})
@@ -67,47 +59,6 @@ def test_differences_name_each_field():
     diffs = provenance_differences(prov(), prov(data_seed=1))
     assert len(diffs) == 1 and diffs[0].startswith("data fingerprint") and "source" in diffs[0]
     assert "no provenance" in provenance_differences({}, prov())[0]
-
-
-# -- load_or_train with provenance ---------------------------------------------------------------------
-def test_a_checkpoint_for_another_run_is_never_loaded_and_nothing_is_lost(tmp_path, capsys):
-    path, calls = tmp_path / "m.pt", []
-    first = load_or_train(path, kind="tiny", model=tiny(), config=TinyConfig(), train=trainer(calls), provenance=prov())
-    assert first["trained_now"] and first["train_seconds"] is not None and len(first["sha256"]) == 64
-    again = load_or_train(path, kind="tiny", model=tiny(), config=TinyConfig(), train=trainer(calls), provenance=prov())
-    assert not again["trained_now"] and again["sha256"] == first["sha256"] and again["provenance"]["seed"] == 0
-    assert len(calls) == 1
-
-    # another seed, another data fingerprint: refused when training is not allowed ...
-    for other, what in ((prov(seed=1), "seed: artifact has 0, this run 1"), (prov(data_seed=1), "data fingerprint"),
-                        (prov(width=8), "width: checkpoint has 4, you asked for 8")):
-        with pytest.raises(ArtifactMismatch, match=what) as err:
-            cfg = TinyConfig(other["config"]["width"])
-            load_or_train(path, kind="tiny", model=tiny(cfg.width), config=cfg, train=trainer(calls), provenance=other,
-                          allow_training=False, how_to_make="run 02_ranking with SEED=1")
-        assert "run 02_ranking with SEED=1" in str(err.value)
-    assert len(calls) == 1 and load_checkpoint(path)["provenance"]["seed"] == 0  # untouched
-
-    # ... and retrained when it is, the old file kept beside the new one
-    new = load_or_train(path, kind="tiny", model=tiny(), config=TinyConfig(), train=trainer(calls), provenance=prov(seed=1))
-    assert new["trained_now"] and len(calls) == 2 and "made for another run" in capsys.readouterr().out
-    kept = list(tmp_path.glob("m.replaced-*.pt"))
-    assert len(kept) == 1 and load_checkpoint(kept[0])["provenance"]["seed"] == 0
-    assert load_checkpoint(path)["provenance"]["seed"] == 1
-
-
-def test_a_checkpoint_without_provenance_or_of_another_model_is_not_used(tmp_path):
-    from eyegen_lib import save_checkpoint
-
-    old = save_checkpoint(tmp_path / "old.pt", kind="tiny", model=tiny(), config=TinyConfig())
-    with pytest.raises(ArtifactMismatch, match="no provenance"):
-        load_or_train(old, kind="tiny", model=tiny(), config=TinyConfig(), train=trainer([]), provenance=prov(),
-                      allow_training=False)
-    with pytest.raises(CheckpointError, match="not a 'other'"):  # another model: an error, never retrained over
-        load_or_train(old, kind="other", model=tiny(), config=TinyConfig(), train=trainer([]), provenance=prov())
-    with pytest.raises(CheckpointError, match="no tiny checkpoint"):
-        load_or_train(tmp_path / "absent.pt", kind="tiny", model=tiny(), config=TinyConfig(), train=trainer([]),
-                      provenance=prov(), allow_training=False)
 
 
 # -- the registry ----------------------------------------------------------------------------------------

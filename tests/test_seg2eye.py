@@ -10,10 +10,13 @@ from eyegen_lib.checkpoint import ArtifactMismatch, CheckpointError, load_checkp
 from eyegen_lib.models.seg2eye import (SPADE, MultiScaleDiscriminator, Seg2Eye, Seg2EyeConfig, Seg2EyeTrainer,
                                        SpadeStyleBlock, StyleBatches, StyleEncoder, StyleModulation, aggregate,
                                        generate, gram_matrix, group_style_codes, interpolate_style,
-                                       load_or_train_seg2eye, style_palette, style_preservation, train_seg2eye,
+                                       seg2eye_run, style_palette, style_preservation, train_seg2eye,
                                        transition_evenness)
 from eyegen_lib.models.seg2eye.loss import hinge_d_loss
+from eyegen_lib.engine import obtain
 from eyegen_lib.profiles import get_profile
+
+from .engine_helpers import job
 
 
 def tiny_config(**kw) -> Seg2EyeConfig:
@@ -146,9 +149,11 @@ def test_gaugan_baseline_has_no_style_branch_and_trains():
 def test_style_batches_never_use_the_target_and_stay_in_group():
     images, masks, groups = _tiny_data()
     b = StyleBatches(images, masks, groups, k_style=3, batch_size=4, seed=1)
-    picks = b.style_for(list(range(len(groups))))
-    for t, row in enumerate(picks.tolist()):
-        assert t not in row and len(set(row)) == 3 and all(groups[r] == groups[t] for r in row)
+    for step in range(5):
+        targets, picks = b._draw(step)
+        for t, row in zip(targets.tolist(), picks.tolist()):
+            assert t not in row and len(set(row)) == 3 and all(groups[r] == groups[t] for r in row)
+    assert torch.equal(b.batch(3)["style"], b.batch(3)["style"]), "batch i is a function of i"
     with pytest.raises(ValueError):
         StyleBatches(images, masks, groups, k_style=4, batch_size=2)
 
@@ -172,18 +177,22 @@ def test_snapshot_equals_a_run_of_that_length_and_loads_as_one(tmp_path):
     as a run of that many steps, saved under that run's config."""
     images, masks, groups = _tiny_data()
     c = tiny_config(steps=4, ablation_steps=2)
-    model, info = load_or_train_seg2eye(tmp_path / "full.pt", c, images, masks, groups, progress=False,
-                                        snapshot_path=tmp_path / "ref.pt")
-    assert info["trained_now"] and info["step"] == 4 and info["metrics"]["loss_steps"][-1] == 4
     short = replace(c, steps=2)
-    ref, ref_info = load_or_train_seg2eye(tmp_path / "ref.pt", short, images, masks, groups, progress=False)
+
+    def seg2eye_job(path, config, snapshot=None):
+        return job(path, "seg2eye", config, lambda: Seg2Eye(config),
+                   lambda dist: seg2eye_run(images, masks, groups, config, dist=dist), snapshot=snapshot)
+
+    model, info = obtain(seg2eye_job(tmp_path / "full.pt", c, snapshot=(2, tmp_path / "ref.pt", short)), progress=False)
+    assert info["trained_now"] and info["step"] == 4 and info["history"]["step"][-1] == 4
+    ref, ref_info = obtain(seg2eye_job(tmp_path / "ref.pt", short), progress=False)
     assert not ref_info["trained_now"]  # loaded from the snapshot, not retrained
     rerun, _, _ = train_seg2eye(images, masks, groups, short, progress=False)
     for (k, v), v2 in zip(ref.state_dict().items(), rerun.state_dict().values()):
         assert torch.allclose(v, v2, atol=1e-5), k
     assert any(not torch.equal(v, v2) for v, v2 in zip(ref.state_dict().values(), model.state_dict().values()))
     with pytest.raises(ArtifactMismatch, match="steps"):  # the snapshot is not the full-length model
-        load_or_train_seg2eye(tmp_path / "ref.pt", c, images, masks, groups, progress=False, allow_training=False)
+        obtain(seg2eye_job(tmp_path / "ref.pt", c), progress=False, allow_training=False)
 
 
 def test_style_preservation_tells_groups_apart():

@@ -27,15 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torch.utils.data import TensorDataset
 
-from ..distributed import make_loader
+from ..batches import EpochBatches, rank_generator
+from ..distributed import DistInfo, init_distributed
+from ..engine import TrainingRun
 from ..profiles import Profile
 from ..runtime import tqdm
 from ..training import SupervisedTrainer
 from ..images import to_signed
 
-__all__ = ["DeepLabConfig", "DeepLabV3Plus", "ResNetEncoder", "ASPP", "segmentation_loss", "check_masks",
+__all__ = ["DeepLabConfig", "DeepLabV3Plus", "ResNetEncoder", "ASPP", "segmentation_loss", "check_masks", "segmenter_run",
            "SegmenterConfig", "train_segmenter", "segment"]
 
 
@@ -241,39 +242,48 @@ def _as_signed(images: torch.Tensor) -> torch.Tensor:
 
 
 class _FlipTrainer(SupervisedTrainer):
-    def __init__(self, *args, flip: bool, seed: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.flip, self.generator = flip, torch.Generator().manual_seed(seed)
+    def __init__(self, *args, flip: bool, generator: torch.Generator, **kwargs):
+        super().__init__(*args, generators={"flip": generator}, **kwargs)
+        self.flip = flip
 
     def train_step(self, batch):
         images, masks = batch
         if self.flip:
-            f = (torch.rand(len(images), generator=self.generator) < 0.5).to(images.device)
+            f = (torch.rand(len(images), generator=self.generators["flip"]) < 0.5).to(images.device)
             images = torch.where(f[:, None, None, None], images.flip(-1), images)
             masks = torch.where(f[:, None, None], masks.flip(-1), masks)
         return super().train_step((images, masks))
 
 
-def train_segmenter(images: torch.Tensor, masks: torch.Tensor, config: SegmenterConfig, *, seed: int = 0,
-                    device=None, progress: bool = True):
-    """Train DeepLab v3+ with cross-entropy on (N, 1, H, W) grey images (uint8, or float in
-    [−1, 1]) and (N, H, W) labels in 0..3. Returns (model, history)."""
+def segmenter_run(images: torch.Tensor, masks: torch.Tensor, config: SegmenterConfig, *, seed: int = 0,
+                  device=None, dist: DistInfo | None = None, evaluate=None) -> TrainingRun:
+    """A training run of DeepLab v3+ with cross-entropy on (N, 1, H, W) grey images (uint8, or float
+    in [−1, 1]) and (N, H, W) labels in 0..3 (AdamW, one-cycle schedule, random flips); this
+    process trains on its shard of the images."""
     x = F.interpolate(_as_signed(images), size=tuple(config.net.input_size), mode="bilinear", align_corners=False)
     y = check_masks(masks, config.net.out_channels)
     if len(y) != len(x):
         raise ValueError(f"{len(x)} images but {len(y)} masks")
     if tuple(y.shape[-2:]) != tuple(config.net.input_size):
         y = F.interpolate(y[:, None].float(), size=tuple(config.net.input_size), mode="nearest")[:, 0].long()
-    torch.manual_seed(seed)
+    dist = dist or init_distributed()
     model = DeepLabV3Plus(config.net)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
-    trainer = _FlipTrainer(model, opt, segmentation_loss, device=device, schedulers={"lr": sched},
-                           flip=config.flip, seed=seed)
-    loader = make_loader(TensorDataset(x, y), min(config.batch_size, len(x)), seed=seed)
-    history = trainer.fit(loader, config.steps, log_every=max(1, config.steps // 100), desc="segmenter",
-                          progress=progress)
-    return trainer.module("model").eval(), history
+    trainer = _FlipTrainer(model, opt, segmentation_loss, device=device, schedulers={"lr": sched}, dist_info=dist,
+                           flip=config.flip, generator=rank_generator(seed, dist))
+    batches = EpochBatches((x, y), min(config.batch_size, len(x) // dist.world_size), seed=seed, dist=dist)
+    return TrainingRun(trainer, batches, model, evaluate)
+
+
+def train_segmenter(images: torch.Tensor, masks: torch.Tensor, config: SegmenterConfig, *, seed: int = 0,
+                    device=None, progress: bool = True):
+    """Train DeepLab v3+ in memory (no checkpoint; :func:`eyegen_lib.registry.segmenter` keeps one).
+    Returns (model, history)."""
+    torch.manual_seed(seed)
+    run = segmenter_run(images, masks, config, seed=seed, device=device)
+    run.trainer.fit(run.batches, config.steps, log_every=max(1, config.steps // 100), desc="segmenter", progress=progress)
+    return run.model.eval(), run.trainer.history
 
 
 @torch.no_grad()

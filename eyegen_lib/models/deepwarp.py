@@ -46,9 +46,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoint import load_or_train
+from ..batches import BatchSource
+from ..distributed import DistInfo, init_distributed
+from ..engine import TrainingRun
 from ..provenance import data_recipe
-from ..distributed import init_distributed
 from ..profiles import Profile
 from ..runtime import tqdm
 from ..training import Trainer
@@ -57,7 +58,7 @@ from ..images import to_signed, to_uint8
 __all__ = ["VARIANTS", "DeepWarpConfig", "DeepWarp", "warp", "anchor_maps", "centre_crop", "shift_distances",
            "registration_aware_loss", "best_shifts", "render_redirection_pairs", "pairs_to_tensors",
            "eye_tilt_deg", "angle_bin_ids", "pair_sampling_weights", "PairBatches", "DeepWarpTrainer",
-           "train_deepwarp", "load_or_train_deepwarp", "redirection_pairs_recipe", "redirect", "redirect_set"]
+           "deepwarp_run", "train_deepwarp", "redirection_pairs_recipe", "redirect", "redirect_set"]
 
 VARIANTS = ("ss", "ms", "cfw", "cfw_lcm", "cfw_lcm_palette")
 N_LANDMARKS = 7
@@ -569,29 +570,33 @@ def pair_sampling_weights(redirection_deg: torch.Tensor, tilt_deg: torch.Tensor 
     return (weights / len(present)).float()
 
 
-class PairBatches:
-    """An endless-epoch iterable of {source, target, landmarks, angle} batches from pre-rendered
-    tensors, drawn with :func:`pair_sampling_weights` (with replacement, seeded)."""
+class PairBatches(BatchSource):
+    """{source, target, landmarks, angle} batches from pre-rendered tensors: batch i draws pairs of
+    this process's shard with :func:`pair_sampling_weights` (with replacement) from the
+    (seed, rank, i) stream."""
 
-    def __init__(self, data: dict, config: DeepWarpConfig, *, batch_size: int, seed: int = 0):
+    def __init__(self, data: dict, config: DeepWarpConfig, *, batch_size: int, seed: int = 0,
+                 dist: DistInfo | None = None):
         self.source, self.target = to_signed(data["source"]), to_signed(data["target"])
         self.landmarks = data["landmarks"].float()
         self.angle = (data["target_gaze"] - data["source_gaze"]).float()
         if config.angle_dims == 1:
             self.angle = self.angle[:, :1]
+        super().__init__(len(self.source), seed=seed, dist=dist)
         tilt = data.get("tilt_deg")
-        self.weights = pair_sampling_weights(torch.rad2deg(data["target_gaze"] - data["source_gaze"]), tilt,
-                                             n_bins=config.angle_bins, hard_tilt_deg=config.hard_tilt_deg,
-                                             hard_share=config.hard_share)
+        rows = self.rows
+        self.weights = pair_sampling_weights(torch.rad2deg(data["target_gaze"] - data["source_gaze"])[rows],
+                                             None if tilt is None else tilt[rows], n_bins=config.angle_bins,
+                                             hard_tilt_deg=config.hard_tilt_deg, hard_share=config.hard_share)
         self.batch_size = batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.batches_per_epoch = max(1, len(self.source) // batch_size)
 
-    def __iter__(self):
-        for _ in range(self.batches_per_epoch):
-            pick = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
-            yield {"source": self.source[pick], "target": self.target[pick], "landmarks": self.landmarks[pick],
-                   "angle": self.angle[pick]}
+    def sample_ids(self, step: int) -> torch.Tensor:
+        return self.rows[torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator(step))]
+
+    def batch(self, step: int):
+        pick = self.sample_ids(step)
+        return {"source": self.source[pick], "target": self.target[pick], "landmarks": self.landmarks[pick],
+                "angle": self.angle[pick]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -637,43 +642,29 @@ def _check_pairs(data: dict, config: DeepWarpConfig) -> None:
                          "render_redirection_pairs(..., vertical_only=True)")
 
 
-def train_deepwarp(pairs, config: DeepWarpConfig, *, seed: int = 0, device=None, progress: bool = True,
-                   on_log=None, log_every: int | None = None):
-    """Train a DeepWarp model on ``pairs``: the dict of :func:`render_redirection_pairs` (or of
-    :func:`pairs_to_tensors`), or a pre-rendered ``RedirectionPairs``. The angle input is
-    target − source gaze; batches follow :func:`pair_sampling_weights`. Returns (model in eval
-    mode, history of {step, loss, mse})."""
+def deepwarp_run(pairs, config: DeepWarpConfig, *, seed: int = 0, device=None, dist: DistInfo | None = None) -> TrainingRun:
+    """A training run of a DeepWarp model on ``pairs``: the dict of :func:`render_redirection_pairs`
+    (or of :func:`pairs_to_tensors`), or a pre-rendered ``RedirectionPairs``. The angle input is
+    target − source gaze; batches follow :func:`pair_sampling_weights` (Adam, constant rate)."""
     data = pairs if isinstance(pairs, dict) else pairs_to_tensors(pairs)
     _check_pairs(data, config)
+    dist = dist or init_distributed()
+    model = DeepWarp(config)
+    trainer = DeepWarpTrainer(model, config, device=device, dist_info=dist)
+    batches = PairBatches(data, config, batch_size=min(config.batch_size, len(data["source"]) // dist.world_size),
+                          seed=seed, dist=dist)
+    return TrainingRun(trainer, batches, model)
+
+
+def train_deepwarp(pairs, config: DeepWarpConfig, *, seed: int = 0, device=None, progress: bool = True,
+                   on_log=None, log_every: int | None = None):
+    """Train in memory (no checkpoint; :func:`eyegen_lib.registry.deepwarp` keeps one). Returns
+    (model in eval mode, history of {step, loss, mse})."""
     torch.manual_seed(seed)
-    model = DeepWarp(config)
-    dist_info = init_distributed()
-    trainer = DeepWarpTrainer(model, config, device=device, dist_info=dist_info)
-    batch_size = min(config.batch_size, len(data["source"]))
-    batches = PairBatches(data, config, batch_size=batch_size, seed=seed + 1000 * dist_info.rank)
-    history = trainer.fit(batches, config.steps, log_every=log_every or max(1, config.steps // 100),
-                          desc=f"deepwarp {config.variant}", on_log=on_log, progress=progress)
-    return trainer.module("deepwarp").eval(), history
-
-
-def load_or_train_deepwarp(path, pairs, config: DeepWarpConfig, *, seed: int = 0, retrain: bool = False,
-                           progress: bool = True, on_log=None, **load_options):
-    """The notebooks' step: load the DeepWarp checkpoint at ``path`` if present, else train on
-    ``pairs`` (a dict, or a callable that renders them, called only when training) and save it
-    (with the loss history as ``loss_steps`` / ``loss`` / ``mse``); ``load_options``
-    (``provenance``, ``allow_training``, ``how_to_make``) go to
-    :func:`~eyegen_lib.checkpoint.load_or_train`. Returns (model in eval mode, checkpoint info)."""
-    model = DeepWarp(config)
-
-    def train():
-        trained, history = train_deepwarp(pairs() if callable(pairs) else pairs, config, seed=seed, progress=progress,
-                                          on_log=on_log)
-        model.load_state_dict(trained.state_dict())
-        return {"step": config.steps, "loss_steps": [h["step"] for h in history],
-                "loss": [h["loss"] for h in history], "mse": [h["mse"] for h in history]}
-
-    info = load_or_train(path, kind="deepwarp", model=model, config=config, train=train, retrain=retrain, **load_options)
-    return model.eval(), info
+    run = deepwarp_run(pairs, config, seed=seed, device=device)
+    run.trainer.fit(run.batches, config.steps, log_every=log_every or max(1, config.steps // 100),
+                    desc=f"deepwarp {config.variant}", on_log=on_log, progress=progress)
+    return run.model.eval(), run.trainer.history
 
 
 @torch.no_grad()

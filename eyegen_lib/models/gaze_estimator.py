@@ -12,14 +12,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
 
-from ..distributed import make_loader
+from ..batches import EpochBatches, rank_generator
+from ..distributed import DistInfo, init_distributed
+from ..engine import TrainingRun
+from ..images import to_signed
 from ..profiles import Profile
 from ..runtime import tqdm
 from ..training import SupervisedTrainer
 
-__all__ = ["GazeEstimatorConfig", "GazeEstimator", "train_gaze_estimator", "predict_gaze"]
+__all__ = ["GazeEstimatorConfig", "GazeEstimator", "gaze_estimator_run", "train_gaze_estimator", "predict_gaze"]
 
 
 @dataclass
@@ -81,32 +83,43 @@ def _jitter(x: torch.Tensor, px: int, generator: torch.Generator) -> torch.Tenso
 
 
 class _JitteredGazeTrainer(SupervisedTrainer):
-    def __init__(self, *args, jitter_px: int, seed: int, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, jitter_px: int, generator: torch.Generator, **kwargs):
+        super().__init__(*args, generators={"jitter": generator}, **kwargs)
         self.jitter_px = jitter_px
-        self.generator = torch.Generator().manual_seed(seed)
 
     def train_step(self, batch):
         images, gaze = batch
-        images = _jitter(images, self.jitter_px, self.generator)  # the generator lives on the CPU
+        images = _jitter(images, self.jitter_px, self.generators["jitter"])  # the generator lives on the CPU
         return super().train_step((images, gaze))
+
+
+def gaze_estimator_run(images: torch.Tensor, gaze: torch.Tensor, config: GazeEstimatorConfig, *, seed: int = 0,
+                       device: torch.device | str | None = None, dist: DistInfo | None = None,
+                       evaluate=None) -> TrainingRun:
+    """A training run on (N, C, H, W) images in [-1, 1] (or uint8) with (N, 2) pitch/yaw labels
+    (AdamW, one-cycle schedule, translation and brightness jitter); this process trains on its shard."""
+    if images.ndim != 4 or gaze.shape != (len(images), 2):
+        raise ValueError(f"expected images (N, C, H, W) and gaze (N, 2), got {tuple(images.shape)} and {tuple(gaze.shape)}")
+    dist = dist or init_distributed()
+    model = GazeEstimator(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.15)
+    trainer = _JitteredGazeTrainer(model, opt, F.mse_loss, device=device, schedulers={"lr": sched}, dist_info=dist,
+                                   jitter_px=config.jitter_px, generator=rank_generator(seed, dist))
+    data = (to_signed(images) if images.dtype == torch.uint8 else images.float(), gaze.float())
+    batches = EpochBatches(data, min(config.batch_size, len(images) // dist.world_size), seed=seed, dist=dist)
+    return TrainingRun(trainer, batches, model, evaluate)
 
 
 def train_gaze_estimator(images: torch.Tensor, gaze: torch.Tensor, config: GazeEstimatorConfig, *, seed: int = 0,
                          device: torch.device | str | None = None, progress: bool = True):
-    """Train on (N, C, H, W) images in [-1, 1] with (N, 2) pitch/yaw labels. Returns (model, history)."""
-    if images.ndim != 4 or gaze.shape != (len(images), 2):
-        raise ValueError(f"expected images (N, C, H, W) and gaze (N, 2), got {tuple(images.shape)} and {tuple(gaze.shape)}")
+    """Train in memory on (N, C, H, W) images in [-1, 1] with (N, 2) pitch/yaw labels (no
+    checkpoint; the registry keeps those). Returns (model, history)."""
     torch.manual_seed(seed)
-    model = GazeEstimator(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.15)
-    trainer = _JitteredGazeTrainer(model, opt, F.mse_loss, device=device, schedulers={"lr": sched},
-                                   jitter_px=config.jitter_px, seed=seed)
-    loader = make_loader(TensorDataset(images.float(), gaze.float()), min(config.batch_size, len(images)), seed=seed)
-    history = trainer.fit(loader, config.steps, log_every=max(1, config.steps // 100), desc="gaze estimator",
-                          progress=progress)
-    return trainer.module("model").eval(), history
+    run = gaze_estimator_run(images, gaze, config, seed=seed, device=device)
+    run.trainer.fit(run.batches, config.steps, log_every=max(1, config.steps // 100), desc="gaze estimator",
+                    progress=progress)
+    return run.model.eval(), run.trainer.history
 
 
 @torch.no_grad()

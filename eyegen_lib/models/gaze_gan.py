@@ -65,18 +65,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import load_backbone_features
-from ..checkpoint import load_or_train, save_checkpoint
-from ..provenance import with_config
-from ..distributed import init_distributed
+from ..batches import BatchSource
+from ..distributed import DistInfo, init_distributed
+from ..engine import TrainingRun
 from ..profiles import Profile
 from ..runtime import tqdm
-from ..training import Trainer, history_metrics
+from ..training import Trainer
 from ..images import to_signed, to_uint8
 
 __all__ = ["GazeGANConfig", "GazeGAN", "Generator", "Discriminator", "ResidualBlock", "VGG16Perceptual",
            "gaze_to_code", "code_to_gaze", "random_interpolates", "gradient_penalty", "wgan_critic_loss",
            "gram_matrix", "content_loss", "style_loss", "pairs_to_tensors", "IterationBatches", "GazeGANTrainer",
-           "train_gaze_gan", "load_or_train_gaze_gan", "redirect", "redirect_set", "estimate_gaze",
+           "gaze_gan_run", "train_gaze_gan", "redirect", "redirect_set", "estimate_gaze",
            "linear_decay", "VGG_INPUTS", "D_LOSS_KEYS", "G_LOSS_KEYS", "PAPER_GENERATOR_STEPS", "ABLATIONS"]
 
 GENERATOR_WIDTHS = (64, 128, 256)  # conv7×7, then the two stride-2 convs (the residual blocks keep the last)
@@ -443,27 +443,28 @@ def _check_pairs(data: dict, config: GazeGANConfig) -> None:
             raise ValueError(f"{k} must be (N, 2) = (pitch, yaw) radians, got {tuple(data[k].shape)}")
 
 
-class IterationBatches:
-    """An endless-epoch iterable: each item holds the mini-batches of one training iteration
-    (``n_minibatches`` = n_critic for the critic + 1 for the generator), stacked on a leading axis:
-    ``source``/``target`` (n, B, 3, H, W) in [−1, 1] and ``source_gaze``/``target_gaze`` (n, B, 2)
-    radians. Each mini-batch is B distinct pairs drawn uniformly (seeded)."""
+class IterationBatches(BatchSource):
+    """Batch i holds the mini-batches of one training iteration (``n_minibatches`` = n_critic for
+    the critic + 1 for the generator), stacked on a leading axis: ``source``/``target`` (n, B, 3,
+    H, W) in [−1, 1] and ``source_gaze``/``target_gaze`` (n, B, 2) radians. Each mini-batch is B
+    distinct pairs of this process's shard, drawn uniformly from the (seed, rank, i) stream."""
 
-    def __init__(self, data: dict, *, batch_size: int, n_minibatches: int, seed: int = 0):
+    def __init__(self, data: dict, *, batch_size: int, n_minibatches: int, seed: int = 0, dist: DistInfo | None = None):
         self.data = {k: data[k] for k in PAIR_KEYS}  # images stay uint8 until drawn: 4× less memory
-        self.n_pairs = len(data["source"])
-        self.batch_size = min(batch_size, self.n_pairs)
+        super().__init__(len(data["source"]), seed=seed, dist=dist)
+        self.batch_size = min(batch_size, len(self.rows))
         self.n_minibatches = n_minibatches
-        self.generator = torch.Generator().manual_seed(seed)
-        self.batches_per_epoch = max(1, self.n_pairs // (self.batch_size * n_minibatches))
 
-    def __iter__(self):
-        for _ in range(self.batches_per_epoch):
-            picks = torch.stack([torch.randperm(self.n_pairs, generator=self.generator)[: self.batch_size]
-                                 for _ in range(self.n_minibatches)])
-            yield {"source": to_signed(self.data["source"][picks]), "target": to_signed(self.data["target"][picks]),
-                   "source_gaze": self.data["source_gaze"][picks].float(),
-                   "target_gaze": self.data["target_gaze"][picks].float()}
+    def sample_ids(self, step: int) -> torch.Tensor:
+        g = self.generator(step)
+        return torch.stack([self.rows[torch.randperm(len(self.rows), generator=g)[: self.batch_size]]
+                            for _ in range(self.n_minibatches)])
+
+    def batch(self, step: int):
+        picks = self.sample_ids(step)
+        return {"source": to_signed(self.data["source"][picks]), "target": to_signed(self.data["target"][picks]),
+                "source_gaze": self.data["source_gaze"][picks].float(),
+                "target_gaze": self.data["target_gaze"][picks].float()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -545,13 +546,15 @@ class GazeGANTrainer(Trainer):
         c, g, opt = self.config, self.models["generator"], self.optimizers["generator"]
         source, target = batch["source"], batch["target"]
         fake = g(source, self._code(batch["target_gaze"]))
-        with _frozen(self.models["discriminator"]) as d:
+        with _frozen(self.module("discriminator")) as d:  # bare: under DDP only G's gradients are reduced here
             scores, gaze = d(fake)
         losses = {"g_adv": -scores.mean()}
         if c.lambda_gaze > 0:
             losses["g_gaze"] = c.lambda_gaze * F.mse_loss(gaze, self._code(batch["target_gaze"]))
         if c.lambda_cycle > 0:
-            losses["g_cycle"] = c.lambda_cycle * F.l1_loss(g(fake, self._code(batch["source_gaze"])), source)
+            # the second pass through G uses the bare module: one DDP forward per backward
+            back = self.module("generator")(fake, self._code(batch["source_gaze"]))
+            losses["g_cycle"] = c.lambda_cycle * F.l1_loss(back, source)
         if c.lambda_perceptual > 0:
             content, style = self.perceptual.losses(fake, target, c.vgg_input)
             losses["g_content"] = c.lambda_perceptual * content
@@ -573,61 +576,28 @@ class GazeGANTrainer(Trainer):
         return logs
 
 
-def train_gaze_gan(pairs, config: GazeGANConfig, *, seed: int = 0, device=None, progress: bool = True, on_log=None,
-                   log_every: int | None = None, perceptual: VGG16Perceptual | None = None,
-                   snapshot_at: int | None = None, on_snapshot=None):
-    """Train a GazeGAN on redirection ``pairs`` (see :func:`pairs_to_tensors`) for ``config.steps``
-    iterations. Returns (model in eval mode, history of {step, d_*, g_*}). ``on_snapshot(model,
-    history)`` is called once ``snapshot_at`` iterations are done."""
+def gaze_gan_run(pairs, config: GazeGANConfig, *, seed: int = 0, device=None, perceptual: VGG16Perceptual | None = None,
+                 dist: DistInfo | None = None) -> TrainingRun:
+    """A training run of a GazeGAN on redirection ``pairs`` (see :func:`pairs_to_tensors`): WGAN-GP
+    with its gaze head, cycle and perceptual losses, and the linear decay of the learning rate."""
     data = pairs_to_tensors(pairs)
     _check_pairs(data, config)
+    dist = dist or init_distributed()
+    model = GazeGAN(config)
+    trainer = GazeGANTrainer(model, config, perceptual=perceptual, device=device, dist_info=dist)
+    batches = IterationBatches(data, batch_size=config.batch_size, n_minibatches=config.n_critic + 1, seed=seed, dist=dist)
+    return TrainingRun(trainer, batches, model)
+
+
+def train_gaze_gan(pairs, config: GazeGANConfig, *, seed: int = 0, device=None, progress: bool = True, on_log=None,
+                   log_every: int | None = None, perceptual: VGG16Perceptual | None = None):
+    """Train in memory for ``config.steps`` iterations (no checkpoint; :func:`eyegen_lib.registry.gaze_gan`
+    keeps one). Returns (model in eval mode, history of {step, d_*, g_*})."""
     torch.manual_seed(seed)
-    model = GazeGAN(config)
-    dist_info = init_distributed()
-    trainer = GazeGANTrainer(model, config, perceptual=perceptual, device=device, dist_info=dist_info)
-    batches = IterationBatches(data, batch_size=config.batch_size, n_minibatches=config.n_critic + 1,
-                               seed=seed + 1000 * dist_info.rank)
-
-    def snapshot(history):
-        if on_snapshot is not None:
-            on_snapshot(model.eval(), history)
-
-    history = trainer.fit_with_snapshot(batches, config.steps, snapshot_at=snapshot_at, on_snapshot=snapshot,
-                                        log_every=log_every or max(1, config.steps // 100), desc="gaze GAN",
-                                        on_log=on_log, progress=progress)
-    return model.eval(), history
-
-
-def load_or_train_gaze_gan(path, pairs, config: GazeGANConfig, *, seed: int = 0, retrain: bool = False,
-                           progress: bool = True, on_log=None, snapshot_path=None, **load_options):
-    """The notebooks' step: load the ``gaze_gan`` checkpoint at ``path`` (generator and
-    discriminator) if present, else train on ``pairs`` and save it with the loss history
-    (``loss_steps`` and one list per named loss). A checkpoint of another kind or config raises
-    :class:`~eyegen_lib.checkpoint.CheckpointError`. Returns (model in eval mode, checkpoint info).
-
-    With ``snapshot_path`` and ablations shorter than the run, training also saves the model after
-    ``config.ablation_steps`` iterations there, as a checkpoint of ``config.for_ablation("full")``
-    (which it exactly is): the reference of the ablations. ``load_options`` (``provenance``,
-    ``allow_training``, ``how_to_make``) go to :func:`~eyegen_lib.checkpoint.load_or_train`; the
-    snapshot gets the same provenance.
-
-    ``pairs`` may be a callable that renders them: it is called only when training."""
-    model = GazeGAN(config)
-    reference = config.for_ablation("full")
-    snapshot_at = reference.steps if snapshot_path is not None else None  # = steps: the full model itself
-
-    def save_snapshot(snap, history):
-        save_checkpoint(snapshot_path, kind="gaze_gan", model=snap, config=reference, step=reference.steps,
-                        metrics=history_metrics(history), provenance=with_config(load_options.get("provenance"), reference))
-
-    def train():
-        trained, history = train_gaze_gan(pairs() if callable(pairs) else pairs, config, seed=seed, progress=progress, on_log=on_log,
-                                          snapshot_at=snapshot_at, on_snapshot=save_snapshot)
-        model.load_state_dict(trained.state_dict())
-        return {"step": config.steps, **history_metrics(history)}
-
-    info = load_or_train(path, kind="gaze_gan", model=model, config=config, train=train, retrain=retrain, **load_options)
-    return model.eval(), info
+    run = gaze_gan_run(pairs, config, seed=seed, device=device, perceptual=perceptual)
+    run.trainer.fit(run.batches, config.steps, log_every=log_every or max(1, config.steps // 100), desc="gaze GAN",
+                    on_log=on_log, progress=progress)
+    return run.model.eval(), run.trainer.history
 
 
 # ----------------------------------------------------------------------------------------------

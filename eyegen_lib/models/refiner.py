@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
 
-from ..distributed import make_loader
+from ..batches import EpochBatches, rank_generator
+from ..distributed import DistInfo, init_distributed
+from ..engine import TrainingRun
 from ..losses import challenge_loss
 from ..profiles import Profile
 from ..runtime import tqdm
@@ -29,7 +30,7 @@ from ..training import Trainer
 from .deeplab import DeepLabConfig, DeepLabV3Plus, check_masks
 from ..images import to_signed, to_uint8
 
-__all__ = ["RefinerConfig", "Refiner", "train_refiner", "refine"]
+__all__ = ["RefinerConfig", "Refiner", "refiner_run", "train_refiner", "refine"]
 
 
 @dataclass
@@ -83,14 +84,13 @@ class RefinerTrainer(Trainer):
     random one of the N, drawn per sample, with its image and pseudo-label from the pool."""
 
     def __init__(self, model: Refiner, optimizer, pool_images: torch.Tensor, pool_masks: torch.Tensor, *,
-                 seed: int = 0, **kwargs):
-        super().__init__({"refiner": model}, {"refiner": optimizer}, **kwargs)
+                 generator: torch.Generator, **kwargs):
+        super().__init__({"refiner": model}, {"refiner": optimizer}, generators={"reference": generator}, **kwargs)
         self.pool_images, self.pool_masks = pool_images.to(self.device), pool_masks.to(self.device)
-        self.generator = torch.Generator().manual_seed(seed)
 
     def train_step(self, batch):
         mask, target, ranked = batch
-        pick = torch.randint(ranked.shape[1], (len(ranked),), generator=self.generator).to(ranked.device)
+        pick = torch.randint(ranked.shape[1], (len(ranked),), generator=self.generators["reference"]).to(ranked.device)
         ref_idx = ranked.gather(1, pick[:, None])[:, 0]
         out, _ = self.models["refiner"](mask, self.pool_images[ref_idx], self.pool_masks[ref_idx])
         loss = challenge_loss(out, target)
@@ -101,25 +101,35 @@ class RefinerTrainer(Trainer):
         return {"challenge_loss": loss.detach().item()}
 
 
-def train_refiner(target_masks: torch.Tensor, target_images: torch.Tensor, ranked: torch.Tensor,
-                  pool_images: torch.Tensor, pool_masks: torch.Tensor, config: RefinerConfig, *, seed: int = 0,
-                  device=None, progress: bool = True):
-    """Train on targets (masks (T, H, W), images (T, 1, H, W)) with their ranked references
-    ``ranked`` (T, ≥ top_n) into the pool (images (N, 1, H, W), pseudo-labels (N, H, W)).
-    Images are uint8 or float in [−1, 1]. Returns (refiner, history)."""
+def refiner_run(target_masks: torch.Tensor, target_images: torch.Tensor, ranked: torch.Tensor,
+                pool_images: torch.Tensor, pool_masks: torch.Tensor, config: RefinerConfig, *, seed: int = 0,
+                device=None, dist: DistInfo | None = None) -> TrainingRun:
+    """A training run of the refiner on targets (masks (T, H, W), images (T, 1, H, W)) with their
+    ranked references ``ranked`` (T, ≥ top_n) into the pool (images (N, 1, H, W), pseudo-labels
+    (N, H, W)); images uint8 or float in [−1, 1]. This process trains on its shard of the targets."""
     check_masks(target_masks), check_masks(pool_masks)
     if ranked.shape[0] != len(target_masks) or len(target_images) != len(target_masks):
         raise ValueError(f"{len(target_masks)} target masks, {len(target_images)} images, {ranked.shape[0]} ranked lists")
-    torch.manual_seed(seed)
+    dist = dist or init_distributed()
     model = Refiner(config)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
-    trainer = RefinerTrainer(model, opt, to_signed(pool_images), pool_masks.long(), seed=seed, device=device,
-                             schedulers={"lr": sched})
-    data = TensorDataset(target_masks.long(), to_signed(target_images), ranked[:, : config.top_n].long())
-    loader = make_loader(data, min(config.batch_size, len(data)), seed=seed)
-    history = trainer.fit(loader, config.steps, log_every=max(1, config.steps // 100), desc="refiner", progress=progress)
-    return trainer.module("refiner").eval(), history
+    trainer = RefinerTrainer(model, opt, to_signed(pool_images), pool_masks.long(), generator=rank_generator(seed, dist),
+                             device=device, schedulers={"lr": sched}, dist_info=dist)
+    data = (target_masks.long(), to_signed(target_images), ranked[:, : config.top_n].long())
+    batches = EpochBatches(data, min(config.batch_size, len(target_masks) // dist.world_size), seed=seed, dist=dist)
+    return TrainingRun(trainer, batches, model)
+
+
+def train_refiner(target_masks: torch.Tensor, target_images: torch.Tensor, ranked: torch.Tensor,
+                  pool_images: torch.Tensor, pool_masks: torch.Tensor, config: RefinerConfig, *, seed: int = 0,
+                  device=None, progress: bool = True):
+    """Train a refiner in memory (no checkpoint; :func:`eyegen_lib.registry.refiner` keeps one).
+    Returns (refiner, history)."""
+    torch.manual_seed(seed)
+    run = refiner_run(target_masks, target_images, ranked, pool_images, pool_masks, config, seed=seed, device=device)
+    run.trainer.fit(run.batches, config.steps, log_every=max(1, config.steps // 100), desc="refiner", progress=progress)
+    return run.model.eval(), run.trainer.history
 
 
 @torch.no_grad()

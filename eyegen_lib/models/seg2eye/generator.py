@@ -103,10 +103,16 @@ class Seg2Eye(nn.Module):
             raise ValueError("the GauGAN baseline has no style encoder")
         return self.encoder(style)
 
-    def forward(self, mask: torch.Tensor, style: torch.Tensor | None = None, *, w: torch.Tensor | None = None):
+    def forward(self, mask: torch.Tensor, style: torch.Tensor | None = None, *, w: torch.Tensor | None = None,
+                return_style: bool = False):
+        """The generated images; with ``return_style`` (training) also the aggregated code and the
+        encoder's features of the style images (None, None for the GauGAN baseline)."""
+        feats = None
         if not self.config.use_style:
             first = style[:, 0] if style.ndim == 5 else style
-            return self.generator(mask, style_image=first)
-        if w is None:
-            w, _ = self.encode(style)
-        return self.generator(mask, w)
+            fake = self.generator(mask, style_image=first)
+        else:
+            if w is None:
+                w, feats = self.encode(style)
+            fake = self.generator(mask, w)
+        return (fake, w, feats) if return_style else fake

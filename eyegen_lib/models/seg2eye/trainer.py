@@ -4,36 +4,36 @@ Generator objective: hinge GAN + λ_fm·feature matching + λ_l2·pixel MSE + λ
 the generated image, aggregated code) + λ_gram·Gram consistency of style-encoder features.
 Batches come from pre-rendered tensors (:class:`StyleBatches`), K style images per target drawn
 from the other images of the target's person and eye side (as ``MaskToImageWithStyle`` does, but
-without re-rendering per item).
+without re-rendering per item); batch i is a function of (seed, rank, i), so training resumes exactly.
 """
 from __future__ import annotations
-
-from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...checkpoint import load_or_train, save_checkpoint
-from ...provenance import with_config
-from ...runtime import tqdm
-from ...training import Trainer, history_metrics
+from ...batches import BatchSource, step_rng
+from ...distributed import DistInfo, init_distributed
+from ...engine import TrainingRun
+from ...training import Trainer
 from .config import Seg2EyeConfig
 from .discriminator import MultiScaleDiscriminator
 from .generator import Seg2Eye, one_hot
 from .loss import feature_matching_loss, gram_loss, hinge_d_loss, hinge_g_loss
 from ...images import to_signed, to_uint8
 
-__all__ = ["StyleBatches", "Seg2EyeTrainer", "train_seg2eye", "load_or_train_seg2eye", "generate"]
+__all__ = ["StyleBatches", "Seg2EyeTrainer", "seg2eye_run", "train_seg2eye", "generate"]
 
 
-class StyleBatches:
-    """An endless-epoch iterable of {mask, image, style (B, K, 1, H, W)} batches.
+class StyleBatches(BatchSource):
+    """{mask, image, style (B, K, 1, H, W)} batches: batch i holds B targets drawn from this
+    process's shard and, per target, K style images — others of its group (never itself), from any
+    shard: they condition, they are not targets. Both are drawn with the (seed, rank, i) stream, so
+    batch i is the same in a resumed run.
 
-    ``groups`` (N,) says which images share a person and side; style images for a target are K
-    others of its group (never itself), drawn with ``seed``."""
+    ``groups`` (N,) says which images share a person and side."""
 
-    def __init__(self, images, masks, groups, *, k_style: int, batch_size: int, seed: int = 0, batches_per_epoch=None):
+    def __init__(self, images, masks, groups, *, k_style: int, batch_size: int, seed: int = 0, dist: DistInfo | None = None):
         self.images, self.masks = to_signed(images), masks.long()
         self.groups = torch.as_tensor(groups)
         self.k, self.batch_size = k_style, batch_size
@@ -43,20 +43,30 @@ class StyleBatches:
         small = [g for g, m in self.members.items() if len(m) <= k_style]
         if small:
             raise ValueError(f"groups {small[:5]} have ≤ k_style={k_style} images: lower k_style")
-        self.rng = np.random.default_rng(seed)
-        self.batches_per_epoch = batches_per_epoch or max(1, len(self.images) // batch_size)
+        super().__init__(len(self.images), seed=seed, dist=dist)
+        if len(self.rows) < batch_size:
+            raise ValueError(f"this process has {len(self.rows)} training images, fewer than one batch of {batch_size}")
 
-    def style_for(self, targets) -> torch.Tensor:
+    def style_for(self, targets, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """(len(targets), K) indices: K other images of each target's group (``rng``: default seeded)."""
+        rng = rng if rng is not None else np.random.default_rng(self.seed)
         rows = []
         for t in targets:
-            others = [i for i in self.members[int(self.groups[t])] if i != t]
-            rows.append(self.rng.choice(others, self.k, replace=False))
+            others = [i for i in self.members[int(self.groups[int(t)])] if i != int(t)]
+            rows.append(rng.choice(others, self.k, replace=False))
         return torch.as_tensor(np.stack(rows), dtype=torch.int64)
 
-    def __iter__(self):
-        for _ in range(self.batches_per_epoch):
-            t = torch.as_tensor(self.rng.choice(len(self.images), self.batch_size, replace=False))
-            yield {"mask": self.masks[t], "image": self.images[t], "style": self.images[self.style_for(t.tolist())]}
+    def _draw(self, step: int):
+        rng = step_rng(self.seed, self.dist.rank, step)
+        targets = self.rows[torch.as_tensor(rng.choice(len(self.rows), self.batch_size, replace=False))]
+        return targets, self.style_for(targets.tolist(), rng)
+
+    def sample_ids(self, step: int) -> torch.Tensor:
+        return self._draw(step)[0]
+
+    def batch(self, step: int):
+        t, style = self._draw(step)
+        return {"mask": self.masks[t], "image": self.images[t], "style": self.images[style]}
 
 
 class Seg2EyeTrainer(Trainer):
@@ -82,8 +92,9 @@ class Seg2EyeTrainer(Trainer):
         return {"d_hinge": loss.detach().item()}
 
     def generator_step(self, mask, image, style, fake, w, feats) -> dict[str, float]:
-        c, model = self.config, self.models["seg2eye"]
-        d, opt = self.models["discriminator"], self.optimizers["generator"]
+        c = self.config
+        # D fixed, called bare: under DDP only the generator's gradients are reduced in this step
+        d, opt = self.module("discriminator"), self.optimizers["generator"]
         for p in d.parameters():
             p.requires_grad_(False)
         outs = d(torch.cat([self._d_input(mask, image), self._d_input(mask, fake)], 0))
@@ -95,7 +106,7 @@ class Seg2EyeTrainer(Trainer):
                   "g_fm": c.lambda_fm * feature_matching_loss(real_outs, fake_outs),
                   "g_l2": c.lambda_l2 * F.mse_loss(fake, image)}
         if c.use_style and (c.lambda_style > 0 or c.lambda_gram > 0):
-            enc = getattr(model, "module", model).encoder
+            enc = self.module("seg2eye").encoder  # same backward as the DDP forward: reduced once
             w_fake, feats_fake = enc.encode(fake)
             losses["g_style"] = c.lambda_style * F.mse_loss(w_fake, w)
             losses["g_gram"] = c.lambda_gram * gram_loss(feats_fake, feats)
@@ -107,68 +118,34 @@ class Seg2EyeTrainer(Trainer):
 
     def train_step(self, batch) -> dict[str, float]:
         mask, image, style = batch["mask"], batch["image"], batch["style"]
-        model = self.models["seg2eye"]
-        bare = getattr(model, "module", model)
-        if self.config.use_style:
-            w, feats = bare.encode(style)
-            fake = bare.generator(mask, w)
-        else:
-            w, feats = None, None
-            fake = model(mask, style)
+        fake, w, feats = self.models["seg2eye"](mask, style, return_style=True)  # through DDP: gradients reduced
         out = self.discriminator_step(mask, image, fake)
         out.update(self.generator_step(mask, image, style, fake, w, feats))
         return out
 
 
-def train_seg2eye(images, masks, groups, config: Seg2EyeConfig, *, seed: int = 0, device=None, progress: bool = True,
-                  on_log=None, log_every: int | None = None, snapshot_at: int | None = None, on_snapshot=None):
-    """Train on images (N, 1, H, W) uint8 or [−1, 1], masks (N, H, W), groups (N,) (person × side ids).
-    Returns (Seg2Eye model in eval mode, discriminator, history).
-
-    ``on_snapshot(model, history)`` is called once ``snapshot_at`` steps are done (the learning rates
-    are constant, so that snapshot equals a run of ``snapshot_at`` steps: the ablations' reference)."""
-    torch.manual_seed(seed)
+def seg2eye_run(images, masks, groups, config: Seg2EyeConfig, *, seed: int = 0, device=None,
+                dist: DistInfo | None = None) -> TrainingRun:
+    """A training run on images (N, 1, H, W) uint8 or [−1, 1], masks (N, H, W) and groups (N,)
+    (person × side ids): Seg2Eye and its multi-scale discriminator, TTUR Adam at constant rates."""
+    dist = dist or init_distributed()
     model = Seg2Eye(config)
     disc = MultiScaleDiscriminator(config.n_classes + 1, config.ndf, config.d_layers, config.n_scales)
-    trainer = Seg2EyeTrainer(model, disc, config, device=device)
-    batches = StyleBatches(images, masks, groups, k_style=config.k_style, batch_size=min(config.batch_size, len(images)),
-                           seed=seed)
-
-    def snapshot(history):
-        if on_snapshot is not None:
-            on_snapshot(trainer.module("seg2eye").eval(), history)
-
-    trainer.fit_with_snapshot(batches, config.steps, snapshot_at=snapshot_at, on_snapshot=snapshot,
-                              log_every=log_every or max(1, config.steps // 100), desc="seg2eye", on_log=on_log,
-                              progress=progress)
-    return trainer.module("seg2eye").eval(), trainer.module("discriminator").eval(), trainer.history
+    trainer = Seg2EyeTrainer(model, disc, config, device=device, dist_info=dist)
+    batches = StyleBatches(images, masks, groups, k_style=config.k_style,
+                           batch_size=min(config.batch_size, len(images) // dist.world_size), seed=seed, dist=dist)
+    return TrainingRun(trainer, batches, model)
 
 
-def load_or_train_seg2eye(path, config: Seg2EyeConfig, images, masks, groups, *, seed: int = 0, retrain: bool = False,
-                          on_log=None, progress: bool = True, snapshot_path=None, **load_options):
-    """Load the Seg2Eye checkpoint at ``path`` if present, else train and save it
-    (``load_options``: ``provenance``, ``allow_training``, ``how_to_make`` of
-    :func:`~eyegen_lib.checkpoint.load_or_train`; the snapshot gets the same provenance).
-
-    With ``snapshot_path``, training also saves the model at ``config.ablation_steps`` there, as a
-    checkpoint of a ``steps = ablation_steps`` run: the reference the ablations are compared with.
-    Returns (model in eval mode, checkpoint info with ``metrics`` holding the loss history)."""
-    model = Seg2Eye(config)
-    short = replace(config, steps=config.ablation_steps)
-
-    def save_snapshot(snap, history):
-        save_checkpoint(snapshot_path, kind="seg2eye", model=snap, config=short, step=short.steps,
-                        metrics=history_metrics(history), provenance=with_config(load_options.get("provenance"), short))
-
-    def train():
-        trained, _, history = train_seg2eye(images, masks, groups, config, seed=seed, on_log=on_log, progress=progress,
-                                            snapshot_at=config.ablation_steps if snapshot_path else None,
-                                            on_snapshot=save_snapshot if snapshot_path else None)
-        model.load_state_dict(trained.state_dict())
-        return {"step": config.steps, **history_metrics(history)}
-
-    info = load_or_train(path, kind="seg2eye", model=model, config=config, train=train, retrain=retrain, **load_options)
-    return model.eval(), info
+def train_seg2eye(images, masks, groups, config: Seg2EyeConfig, *, seed: int = 0, device=None, progress: bool = True,
+                  on_log=None, log_every: int | None = None):
+    """Train in memory (no checkpoint; :func:`eyegen_lib.registry.seg2eye` keeps one).
+    Returns (Seg2Eye model in eval mode, discriminator, history)."""
+    torch.manual_seed(seed)
+    run = seg2eye_run(images, masks, groups, config, seed=seed, device=device)
+    run.trainer.fit(run.batches, config.steps, log_every=log_every or max(1, config.steps // 100), desc="seg2eye",
+                    on_log=on_log, progress=progress)
+    return run.model.eval(), run.trainer.module("discriminator").eval(), run.trainer.history
 
 
 @torch.no_grad()

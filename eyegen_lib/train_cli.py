@@ -1,0 +1,196 @@
+"""``eyegen train MODEL``: train one registry artifact outside the notebooks, resumably.
+
+    eyegen train gaze_gan --profile cpu --ablation no_cycle
+    eyegen train deepwarp --profile cpu --variant cfw_lcm --steps 4000 --out /data/eyegen
+    torchrun --nproc_per_node 2 --no-python eyegen train seg2eye --profile cpu     # data-parallel
+
+It writes the very file the notebooks load (``<out>/checkpoints/<profile>/seed<S>/…``), through the
+registry, so a notebook run afterwards finds and loads it. The training state is saved every
+``--save-every`` steps and ``--save-minutes`` minutes and on Ctrl-C; the same command after a kill
+resumes where the last save left off and ends bit-identical to an uninterrupted run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["MODELS", "add_train_parser", "run_train"]
+
+# model → (its variants, the default variant, what --variant means for it)
+MODELS: dict[str, tuple[tuple[str, ...], str, str]] = {}
+
+
+def _models() -> dict[str, tuple[tuple[str, ...], str, str]]:
+    if not MODELS:
+        from .models.gaze_gan import ABLATIONS
+        from .registry import DEEPWARP_VARIANTS, GAZE_GAN_VARIANTS, SEG2EYE_VARIANTS
+
+        MODELS.update({
+            "segmenter": ((), "", "DeepLab v3+ segmenter of NIR eyes (02)"),
+            "refiner": ((), "", "the challenge-winning refiner (03); trains the segmenter first if absent"),
+            "seg2eye": (SEG2EYE_VARIANTS, "full", "Seg2Eye SPADE + style generator (04) and its ablations"),
+            "deepwarp": (DEEPWARP_VARIANTS, "cfw_lcm", "DeepWarp variants (05); protocol = CFW+LCM at 64×64"),
+            "gaze_gan": (GAZE_GAN_VARIANTS, "full", "He et al.'s gaze-redirection GAN (06) and its ablations"),
+            "gaze_estimator": (("64x64", "41x51"), "", "the independent gaze estimator (07); variant = image size"),
+            "augmentation_estimator": (("raw", "oracle") + tuple(f"augmented_{a}" for a in sorted(ABLATIONS)), "raw",
+                                       "§5.6's estimators (08): raw, oracle, or augmented by a GAN"),
+        })
+    return MODELS
+
+
+def _epilog() -> str:
+    lines = ["models (variants; the default first or marked):"]
+    for name, (variants, default, what) in _models().items():
+        shown = ", ".join(f"{v}*" if v == default else v for v in variants) or "no variants"
+        lines.append(f"  {name:<24}{what}\n  {'':<24}[{shown}]")
+    return "\n".join(lines)
+
+
+def add_train_parser(sub) -> None:
+    train = sub.add_parser("train", help="train one model (any notebook's), resumable and data-parallel",
+                           description="Train one model into the registry artifact the notebooks load. Run the same "
+                                       "command again after a kill or Ctrl-C to resume.",
+                           epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("model", metavar="MODEL", help="one of: " + ", ".join(_models()))
+    train.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    train.add_argument("--seed", default="0", help="the run's seed (default 0): a notebook with SEED=S loads it")
+    train.add_argument("--steps", default=None, help="train this many steps instead of the profile's (the artifact "
+                                                     "then records that config)")
+    train.add_argument("--variant", default=None, help="the model's variant (see below)")
+    train.add_argument("--ablation", default=None, help="seg2eye / gaze_gan: the ablation (same as --variant)")
+    train.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/ in the checkout)")
+    train.add_argument("--save-every", default="1000", help="save the training state every N steps (default 1000)")
+    train.add_argument("--save-minutes", default="5", help="… and every M minutes (default 5)")
+    train.add_argument("--restart", action="store_true",
+                       help="train from step 0: an existing artifact and training state are kept aside, renamed")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=None)
+
+
+class UsageError(ValueError):
+    """A bad argument: one line saying what is wrong and what is valid."""
+
+
+def _int(text: str, what: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what} takes an integer ≥ {minimum}, got {text!r}") from None
+    if value < minimum:
+        raise UsageError(f"{what} takes an integer ≥ {minimum}, got {value}")
+    return value
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what} takes a number of minutes ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise UsageError(f"{what} takes a number of minutes ≥ 0, got {value:g}")
+    return value
+
+
+def _variant(model: str, args) -> str:
+    variants, default, _ = _models()[model]
+    if args.ablation is not None and model not in ("seg2eye", "gaze_gan"):
+        raise UsageError(f"--ablation is for seg2eye and gaze_gan; {model} takes --variant"
+                         + (f" (one of {', '.join(variants)})" if variants else " (it has no variants)"))
+    if args.ablation is not None and args.variant is not None and args.ablation != args.variant:
+        raise UsageError(f"--ablation {args.ablation} and --variant {args.variant} disagree: give one")
+    chosen = args.ablation if args.ablation is not None else args.variant
+    if chosen is None:
+        return default
+    if not variants:
+        raise UsageError(f"{model} has no variants (got {chosen!r})")
+    if model == "gaze_estimator" and re.fullmatch(r"\d+x\d+", chosen):
+        return chosen
+    if model == "deepwarp" and re.fullmatch(r"ss_shifted_k\d+", chosen):
+        return chosen
+    if chosen not in variants:
+        kind = "ablation" if args.ablation is not None else "variant"
+        raise UsageError(f"{model} has no {kind} {chosen!r}: choose one of {', '.join(variants)}")
+    return chosen
+
+
+def _parse(args):
+    from .profiles import PROFILES
+
+    if args.model not in _models():
+        raise UsageError(f"unknown model {args.model!r}: choose one of {', '.join(_models())}")
+    if args.profile not in PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}: choose one of {', '.join(PROFILES)}")
+    seed = _int(args.seed, "--seed", 0)
+    steps = None if args.steps is None else _int(args.steps, "--steps", 1)
+    every = _int(args.save_every, "--save-every", 0)
+    minutes = _float(args.save_minutes, "--save-minutes")
+    variant = _variant(args.model, args)
+    if args.out is not None:
+        out = args.out.expanduser()
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is a file, not a folder: name a folder (it is created if absent)")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {out} cannot be created ({exc.strerror}): choose a writable folder") from None
+        if not os.access(out, os.W_OK):
+            raise UsageError(f"--out {out} is not writable: choose a writable folder")
+        os.environ["EYEGEN_OUTPUT_DIR"] = str(out.resolve())
+    return seed, steps, every, minutes, variant
+
+
+def _call(model: str, variant: str, profile, seed: int, steps, common: dict):
+    from . import registry
+
+    if model in ("segmenter", "refiner"):
+        return getattr(registry, model)(profile, seed=seed, steps=steps, **common)
+    if model == "gaze_estimator":
+        size = tuple(int(v) for v in variant.split("x")) if variant else None
+        return registry.gaze_estimator(profile, seed=seed, size=size, steps=steps, **common)
+    return getattr(registry, model)(profile, variant, seed=seed, steps=steps, **common)
+
+
+def run_train(args) -> int:
+    from .checkpoint import CheckpointError
+    from .distributed import init_distributed, shutdown_distributed
+    from .engine import Checkpointing, ResumeRefused
+    from .profiles import get_profile
+    from .training import TrainingStopped
+
+    try:
+        seed, steps, every, minutes, variant = _parse(args)
+    except UsageError as exc:
+        print(f"eyegen train: error: {exc}", file=sys.stderr)
+        return 2
+    profile = get_profile(args.profile)
+    dist = init_distributed()
+    common = {"retrain": args.restart, "progress": not args.quiet,
+              "checkpointing": Checkpointing(every_steps=every, every_minutes=minutes, on_other_state="refuse")}
+    try:
+        _, info = _call(args.model, variant, profile, seed, steps, common)
+    except TrainingStopped:
+        return 130
+    except ResumeRefused as exc:
+        if dist.is_main:
+            print(f"eyegen train: refused: {exc}", file=sys.stderr)
+        return 2
+    except (CheckpointError, ValueError) as exc:
+        if dist.is_main:
+            print(f"eyegen train: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if dist.enabled:
+            shutdown_distributed()
+    if dist.is_main:
+        name = args.model + (f"/{variant}" if variant else "")
+        how = (f"trained in {info['train_seconds']:.1f} s" + (f" (resumed at step {info['resumed_from']})"
+                                                              if info.get("resumed_from") is not None else "")
+               if info["trained_now"] else "already trained; loaded")
+        print(f"{name}: {info['step']} steps, {how}\n  {info['path']}\n  sha256 {info['sha256']}")
+        figures = {k: v for k, v in info["metrics"].items() if isinstance(v, (int, float))}
+        if figures:
+            print("  " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
+    return 0
