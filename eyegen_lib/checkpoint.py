@@ -125,6 +125,12 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model: nn.Module | Ma
     return atomic_save(payload, path)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(payload: Mapping, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it: a
     kill at any moment leaves either the old file or the new one, never half of one."""
@@ -136,6 +142,7 @@ def atomic_save(payload: Mapping, path: str | os.PathLike) -> Path:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; artifacts are shared like any file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
