@@ -82,13 +82,15 @@ class Recorder:
 
     def artifact(self, name: str, *, file: str, sha256: str, seed: int | None, profile: str | None,
                  fingerprint: str | None, trained_now: bool, train_seconds: float | None = None,
-                 step: int | None = None) -> None:
+                 step: int | None = None, resumed_from: int | None = None) -> None:
         """Note an artifact this notebook used: which file (and its sha256), for which seed and data,
-        and whether it was trained in this run (with its training time) or loaded."""
+        and whether it was trained in this run (with its training time; ``resumed_from``: the step a
+        saved training state let it resume at) or loaded."""
         entry = {"name": name, "file": str(file), "sha256": sha256, "seed": seed, "profile": profile,
                  "data_fingerprint": fingerprint, "trained_now": bool(trained_now),
                  "train_seconds": None if train_seconds is None else round(float(train_seconds), 2),
-                 "step": None if step is None else int(step)}
+                 "step": None if step is None else int(step),
+                 "resumed_from": None if resumed_from is None else int(resumed_from)}
         # one entry per file: its first use (trained here, or loaded) stands unless the file changed since
         same = [a for a in self.data["artifacts"] if a["file"] == entry["file"]]
         if same and same[0]["sha256"] == entry["sha256"]:

@@ -120,7 +120,7 @@ def _record(name: str, variant: str, info: dict) -> None:
     rec.artifact(name + (f"/{variant}" if variant else ""), file=info["path"], sha256=info["sha256"],
                  seed=prov.get("seed"), profile=prov.get("profile"),
                  fingerprint=(prov.get("data") or {}).get("fingerprint"), trained_now=bool(info["trained_now"]),
-                 train_seconds=info.get("train_seconds"), step=info.get("step"))
+                 train_seconds=info.get("train_seconds"), step=info.get("step"), resumed_from=info.get("resumed_from"))
 
 
 ONE_CYCLE = "a one-cycle learning rate over all steps"

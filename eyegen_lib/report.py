@@ -55,6 +55,8 @@ def _artifact_table(artifacts: list[dict]) -> list[str]:
         if a.get("trained_now"):
             secs = a.get("train_seconds")
             origin = f"trained in this run ({secs:.0f} s)" if isinstance(secs, (int, float)) else "trained in this run"
+            if a.get("resumed_from") is not None:
+                origin += f", resumed at step {a['resumed_from']}"
         else:
             origin = "loaded"
         if a.get("step"):
