@@ -36,7 +36,7 @@ def _models() -> dict[str, tuple[tuple[str, ...], str, str]]:
             "gaze_gan": (GAZE_GAN_VARIANTS, "full", "He et al.'s gaze-redirection GAN (06) and its ablations"),
             "gaze_estimator": (("64x64", "41x51"), "", "the independent gaze estimator (07); variant = image size"),
             "augmentation_estimator": (("raw", "oracle") + tuple(f"augmented_{a}" for a in sorted(ABLATIONS)), "raw",
-                                       "§5.6's estimators (08): raw, oracle, or augmented by a GAN"),
+                                       "§5.6's estimators (08): raw, oracle, or augmented by a GAN (trained first if absent)"),
         })
     return MODELS
 
