@@ -50,6 +50,8 @@ def wrap_ddp(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Modu
     if not info.enabled or not any(p.requires_grad for p in module.parameters()):
         return module
     device_ids = [device.index] if device.type == "cuda" else None
+    if device.type == "cuda":  # BatchNorm statistics over every GPU's batch (Seg2Eye's final run); no CPU kernel
+        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
 

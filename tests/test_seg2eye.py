@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from eyegen_lib.checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, save_checkpoint
-from eyegen_lib.models.seg2eye import (SPADE, MultiScaleDiscriminator, Seg2Eye, Seg2EyeConfig, Seg2EyeTrainer,
+from eyegen_lib.models.seg2eye import (MultiScaleDiscriminator, Seg2Eye, Seg2EyeConfig, Seg2EyeTrainer,
                                        SpadeStyleBlock, StyleBatches, StyleEncoder, StyleModulation, aggregate,
                                        generate, gram_matrix, group_style_codes, interpolate_style,
                                        seg2eye_run, style_palette, style_preservation, train_seg2eye,
@@ -56,23 +56,39 @@ def test_generator_sizes_land_exactly(size, n_up):
     assert m.generator.sizes[-1] == size and m.generator.sizes[0] == c.start_size
 
 
-def test_block_is_the_average_of_spade_and_style():
+def test_the_default_block_is_the_official_code_batch_norm_and_style_on_the_raw_x():
+    """spectralspadebatch3x3 + ApplyStyle: (SPADE(BN(x)) + x·(1+s)+b) / 2, (s, b) = LeakyReLU_0.2(FC(w))."""
     torch.manual_seed(0)
     block = SpadeStyleBlock(6, 4, 8, style_dim=5)
-    x, seg, w = torch.randn(2, 6, 8, 12), torch.rand(2, 4, 16, 24), torch.randn(2, 5)
-    expected = (block.spade(x, seg) + block.style(x, w)) / 2
-    torch.testing.assert_close(block(x, seg, w), expected)
-    # the style modulation is norm(x)·(1+s)+b with (s, b) from an FC layer
-    s, b = block.style.fc(w).chunk(2, 1)
-    normed = torch.nn.functional.instance_norm(x)
-    torch.testing.assert_close(block.style(x, w), normed * (1 + s[:, :, None, None]) + b[:, :, None, None])
-    # SPADE: parameter-free norm modulated by γ, β computed from the resized mask
-    spade = SPADE(6, 4, 8)
+    assert isinstance(block.norm, torch.nn.BatchNorm2d) and not block.norm.affine
+    x, seg, w = torch.randn(2, 6, 8, 12) * 3 + 1, torch.rand(2, 4, 16, 24), torch.randn(2, 5)
+    normed = torch.nn.functional.batch_norm(x, None, None, training=True)  # batch statistics while training
     seg_small = torch.nn.functional.interpolate(seg, size=(8, 12), mode="nearest")
-    h = spade.shared(seg_small)
-    torch.testing.assert_close(spade(x, seg), normed * (1 + spade.gamma(h)) + spade.beta(h))
-    assert isinstance(block.style, StyleModulation)
-    assert SpadeStyleBlock(6, 4, 8, style_dim=None).style is None  # the GauGAN baseline
+    h = block.spade.shared(seg_small)
+    content = normed * (1 + block.spade.gamma(h)) + block.spade.beta(h)
+    s, b = torch.nn.functional.leaky_relu(block.style.fc(w), 0.2)[:, :, None, None].chunk(2, 1)
+    torch.testing.assert_close(block(x, seg, w), (content + x * (1 + s) + b) / 2)
+    # ApplyStyle's FC: He init with gain 1 (std 1/sqrt(fan_in)), zero bias
+    assert block.style.fc.bias.abs().max() == 0 and 0.2 < float(block.style.fc.weight.std()) * 5 ** 0.5 < 2.0
+    assert SpadeStyleBlock(6, 4, 8, style_dim=None)(x, seg).shape == x.shape  # the GauGAN baseline: SPADE only
+    assert Seg2EyeConfig().normalisation == "official"
+
+
+def test_the_paper_text_block_is_instance_norm_and_adain_on_the_shared_normalised_x():
+    torch.manual_seed(0)
+    block = SpadeStyleBlock(6, 4, 8, style_dim=5, normalisation="paper")
+    x, seg, w = torch.randn(2, 6, 8, 12), torch.rand(2, 4, 16, 24), torch.randn(2, 5)
+    normed = torch.nn.functional.instance_norm(x)
+    h = block.spade.shared(torch.nn.functional.interpolate(seg, size=(8, 12), mode="nearest"))
+    content = normed * (1 + block.spade.gamma(h)) + block.spade.beta(h)
+    s, b = block.style.fc(w)[:, :, None, None].chunk(2, 1)  # a plain FC
+    torch.testing.assert_close(block(x, seg, w), (content + normed * (1 + s) + b) / 2)
+    assert isinstance(block.style, StyleModulation) and SpadeStyleBlock(6, 4, 8, None, "paper").style is None
+    with pytest.raises(ValueError, match="'official' .* or 'paper'"):
+        tiny_config(normalisation="layer")
+    paper = Seg2Eye(tiny_config(normalisation="paper"))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in paper.modules())
+    assert paper.state_dict().keys() != Seg2Eye(tiny_config()).state_dict().keys()  # BN keeps running statistics
 
 
 def test_max_aggregation_is_elementwise_max_and_permutation_invariant():

@@ -27,6 +27,9 @@ class Seg2EyeConfig:
     k_style: int = 4
     aggregation: str = "max"  # "max" (paper) or "mean" (ablation)
     use_style: bool = True  # False: the plain GauGAN baseline (SPADE only, starting from one downsampled style image)
+    # "official": BatchNorm in SPADE, style x·(1+s)+b on the raw x, (s, b) = LeakyReLU(FC(w)) — the authors' code;
+    # "paper": instance norm and AdaIN on the normalised x with a plain FC — the paper's text (normalization.py)
+    normalisation: str = "official"
     n_scales: int = 2
     d_layers: int = 4
     lambda_fm: float = 10.0
@@ -44,6 +47,9 @@ class Seg2EyeConfig:
     def __post_init__(self):
         if self.aggregation not in ("max", "mean"):
             raise ValueError(f"aggregation must be 'max' or 'mean', got {self.aggregation!r}")
+        if self.normalisation not in ("official", "paper"):
+            raise ValueError(f"normalisation must be 'official' (the authors' code) or 'paper' (the paper's text), "
+                             f"got {self.normalisation!r}")
         if not 0 <= self.n_up <= len(UP_AFTER):
             raise ValueError(f"n_up must be in 0..{len(UP_AFTER)}, got {self.n_up}")
 

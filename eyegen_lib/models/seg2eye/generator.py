@@ -32,16 +32,17 @@ class SpadeStyleResBlock(nn.Module):
     """SPADE ResBlock with SPADE+Style norms: two (norm → LeakyReLU → 3×3 conv) and a learned
     shortcut (norm → 1×1 conv, no bias) when the width changes; spectral norm on the convs."""
 
-    def __init__(self, c_in: int, c_out: int, label_channels: int, hidden: int, style_dim: int | None):
+    def __init__(self, c_in: int, c_out: int, label_channels: int, hidden: int, style_dim: int | None,
+                 normalisation: str = "official"):
         super().__init__()
         mid = min(c_in, c_out)
         self.learned_shortcut = c_in != c_out
-        self.norm_0 = SpadeStyleBlock(c_in, label_channels, hidden, style_dim)
+        self.norm_0 = SpadeStyleBlock(c_in, label_channels, hidden, style_dim, normalisation)
         self.conv_0 = spectral_norm(nn.Conv2d(c_in, mid, 3, padding=1))
-        self.norm_1 = SpadeStyleBlock(mid, label_channels, hidden, style_dim)
+        self.norm_1 = SpadeStyleBlock(mid, label_channels, hidden, style_dim, normalisation)
         self.conv_1 = spectral_norm(nn.Conv2d(mid, c_out, 3, padding=1))
         if self.learned_shortcut:
-            self.norm_s = SpadeStyleBlock(c_in, label_channels, hidden, style_dim)
+            self.norm_s = SpadeStyleBlock(c_in, label_channels, hidden, style_dim, normalisation)
             self.conv_s = spectral_norm(nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x, segmap, w=None):
@@ -57,7 +58,8 @@ class Seg2EyeGenerator(nn.Module):
         self.config = c = config
         style_dim = c.style_dim if c.use_style else None
         self.fc = nn.Conv2d(c.n_classes if c.use_style else 1, c.gen_channels[0][0], 3, padding=1)
-        self.blocks = nn.ModuleList(SpadeStyleResBlock(a, b, c.n_classes, c.spade_hidden, style_dim) for a, b in c.gen_channels)
+        self.blocks = nn.ModuleList(SpadeStyleResBlock(a, b, c.n_classes, c.spade_hidden, style_dim, c.normalisation)
+                                    for a, b in c.gen_channels)
         self.conv_img = nn.Conv2d(c.gen_channels[-1][1], 1, 3, padding=1)
         # exact sizes after each upsampling (image sizes not divisible by 2**n_up round up, then land exactly)
         h, w = c.image_size
