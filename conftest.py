@@ -3,7 +3,8 @@
 * ``EYEGEN_PROFILE=smoke`` — nbval and the papermill harness run the CI-sized profile;
 * ``EYEGEN_WEIGHTS_DIR`` — the offline ImageNet backbones in ``../shared/weights`` (if not set);
 * ``EYEGEN_OUTPUT_DIR`` — a throw-away folder, so tests never touch ``outputs/``;
-* ``EYEGEN_OFFLINE=1`` — never try a download in a test.
+* ``EYEGEN_OFFLINE=1`` — never try a download in a test;
+* ``EYEGEN_PRECISION=fp32`` — thresholds are measured in fp32 (bf16 is compared in test_precision.py).
 """
 import os
 import tempfile
@@ -17,6 +18,9 @@ os.environ["EYEGEN_PROFILE"] = "smoke"
 os.environ.setdefault("EYEGEN_WEIGHTS_DIR", str(ROOT.parent / "shared" / "weights"))
 os.environ.setdefault("EYEGEN_OUTPUT_DIR", tempfile.mkdtemp(prefix="eyegen-test-outputs-"))
 os.environ.setdefault("EYEGEN_OFFLINE", "1")
+# fp32 everywhere unless a test asks for bf16: "auto" would pick bf16 on AMX machines and move the
+# numerics thresholds, which are measured in fp32 (tests/test_precision.py compares the two)
+os.environ.setdefault("EYEGEN_PRECISION", "fp32")
 # Two threads at most (CI has two cores); an explicit OMP_NUM_THREADS (e.g. 1 while other jobs share
 # the cores, where spinning OpenMP barriers slow everything down) wins.
 torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1))))

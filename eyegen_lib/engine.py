@@ -227,6 +227,7 @@ def _resume_problem(state: dict, job: TrainingJob, dist: DistInfo, path: Path) -
 def _info(ckpt: dict, path: Path, trained_now: bool, seconds: float | None) -> dict:
     extra = ckpt.get("extra") or {}
     return {"step": int(ckpt["step"]), "metrics": dict(ckpt.get("metrics") or {}), "history": extra.get("history", {}),
+            "precision": extra.get("precision", "fp32"),
             "trained_now": trained_now, "path": str(path), "sha256": ckpt.get("file_sha256") or file_sha256(path),
             "provenance": ckpt.get("provenance") or {}, "train_seconds": seconds}
 
@@ -292,6 +293,10 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
     elapsed = 0.0
     resumed_from = None
     if state is not None:
+        if state.get("precision", "fp32") != trainer.precision:
+            raise ResumeRefused(f"{state_path(job.path)} was trained in {state.get('precision', 'fp32')} and this run "
+                                f"would continue in {trainer.precision}: set EYEGEN_PRECISION={state.get('precision', 'fp32')} "
+                                "(eyegen train --precision) to resume it, or --restart", ["precision"])
         trainer.load_state_dict(state["trainer"])
         own = state["rng"][dist.rank]
         _set_rng_state(own["process"])
@@ -312,6 +317,7 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
         if dist.is_main:
             atomic_save({"format": STATE_FORMAT, "kind": job.kind, "name": job.name, "config": config_to_dict(job.config),
                          "provenance": job.provenance, "step": trainer.step, "world_size": dist.world_size,
+                         "precision": trainer.precision,
                          "trainer": trainer.state_dict(), "rng": rng,
                          "train_seconds": elapsed + time.perf_counter() - started}, spath)
             trace.wrote.append(str(spath))
@@ -362,7 +368,8 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
         metrics = {**job.extra_metrics, **(run.evaluate(run.model) if run.evaluate is not None else {})}
         save_state()  # the finished state: a later, longer run continues from it where the schedule allows
         save_checkpoint(job.path, kind=job.kind, model=run.model, config=job.config, step=trainer.step, metrics=metrics,
-                        extra={"history": history_columns(trainer.history)}, provenance=job.provenance)
+                        extra={"history": history_columns(trainer.history), "precision": trainer.precision},
+                        provenance=job.provenance)
         trace.wrote.append(str(job.path))
     else:
         save_state()

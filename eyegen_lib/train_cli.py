@@ -64,6 +64,8 @@ def add_train_parser(sub) -> None:
     train.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/ in the checkout)")
     train.add_argument("--save-every", default="1000", help="save the training state every N steps (default 1000)")
     train.add_argument("--save-minutes", default="5", help="… and every M minutes (default 5)")
+    train.add_argument("--precision", default=None, help="auto | fp32 | bf16 (autocast; auto = bf16 on CUDA and on "
+                                                         "CPUs with AMX-BF16; default: $EYEGEN_PRECISION or auto)")
     train.add_argument("--restart", action="store_true",
                        help="train from step 0: an existing artifact and training state are kept aside, renamed")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -128,6 +130,12 @@ def _parse(args):
     every = _int(args.save_every, "--save-every", 0)
     minutes = _float(args.save_minutes, "--save-minutes")
     variant = _variant(args.model, args)
+    if args.precision is not None:
+        from .runtime import PRECISIONS
+
+        if args.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {args.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        os.environ["EYEGEN_PRECISION"] = args.precision
     if args.out is not None:
         out = args.out.expanduser()
         if out.exists() and not out.is_dir():
@@ -189,7 +197,7 @@ def run_train(args) -> int:
         how = (f"trained in {info['train_seconds']:.1f} s" + (f" (resumed at step {info['resumed_from']})"
                                                               if info.get("resumed_from") is not None else "")
                if info["trained_now"] else "already trained; loaded")
-        print(f"{name}: {info['step']} steps, {how}\n  {info['path']}\n  sha256 {info['sha256']}")
+        print(f"{name}: {info['step']} steps ({info['precision']}), {how}\n  {info['path']}\n  sha256 {info['sha256']}")
         figures = {k: v for k, v in info["metrics"].items() if isinstance(v, (int, float))}
         if figures:
             print("  " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .distributed import DistInfo, all_reduce_mean, init_distributed, wrap_ddp
-from .runtime import choose_device, tqdm
+from .runtime import autocast, choose_device, resolve_precision, tqdm
 
 __all__ = ["Trainer", "SupervisedTrainer", "move_to", "history_columns", "TrainingStopped"]
 
@@ -52,9 +52,11 @@ class Trainer:
 
     def __init__(self, models: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer], *,
                  device: torch.device | str | None = None, schedulers: Mapping[str, Any] | None = None,
-                 dist_info: DistInfo | None = None, generators: Mapping[str, torch.Generator] | None = None):
+                 dist_info: DistInfo | None = None, generators: Mapping[str, torch.Generator] | None = None,
+                 precision: str | None = None):
         self.dist = dist_info or init_distributed()
         self.device = torch.device(device) if device is not None else choose_device(local_rank=self.dist.local_rank)
+        self.precision = resolve_precision(precision, self.device)  # every step runs under autocast to this
         self.models = {k: wrap_ddp(m.to(self.device), self.dist, self.device) for k, m in models.items()}
         self.optimizers = dict(optimizers)
         self.schedulers = dict(schedulers or {})
@@ -110,7 +112,8 @@ class Trainer:
         bar = tqdm(total=steps, initial=self.step, desc=desc, disable=not (progress and self.dist.is_main), leave=False)
         try:
             while self.step < steps:
-                losses = self.train_step(move_to(batches.batch(self.step), self.device))
+                with autocast(self.device, self.precision):
+                    losses = self.train_step(move_to(batches.batch(self.step), self.device))
                 for s in self.schedulers.values():
                     s.step()
                 self.step += 1
