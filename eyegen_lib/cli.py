@@ -1,6 +1,7 @@
 """The ``eyegen`` command line.
 
-    eyegen run [--profile auto|smoke|cpu|paper] [--only 01 03] [--out outputs]   # the main job
+    eyegen run [--profile auto|smoke|cpu|gpu|paper] [--only 01 03] [--out outputs]   # the main job
+    eyegen check paper                                                            # dry run at paper shapes
     eyegen report [--out outputs]                                                 # rebuild report.html
     eyegen train MODEL [--profile P] [--seed S] [--steps N] [--variant V] [--out DIR]  # one model, resumable
     eyegen env                                                                    # versions, device, weights, datasets
@@ -41,6 +42,22 @@ def _cmd_train(args) -> int:
     return run_train(args)
 
 
+def _cmd_check(args) -> int:
+    import time
+
+    from .check import FAMILIES, run_check
+
+    bad = [f for f in (args.only or []) if f not in FAMILIES]
+    if bad:
+        print(f"eyegen check: error: unknown model {bad[0]!r}: choose from {', '.join(FAMILIES)}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    rows = run_check(args.profile, families=args.only or FAMILIES, max_batch=args.max_batch)
+    print(f"\n{len(rows)} models in {time.perf_counter() - started:.0f} s; H100-hours: the full schedule's FLOPs at "
+          "35 % of 989 TFLOP/s (dense bf16)")
+    return 1 if any("error" in r for r in rows) else 0
+
+
 def _cmd_report(args) -> int:
     from .report import build_report
 
@@ -64,11 +81,13 @@ def _cmd_refresh(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .profiles import PROFILES
+
     parser = argparse.ArgumentParser(prog="eyegen", description="eyegen: eye-image synthesis papers, reproduced")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="execute the notebooks headless (papermill), write metrics and report.html")
-    run.add_argument("--profile", default="auto", choices=["auto", "smoke", "cpu", "paper"],
+    run.add_argument("--profile", default="auto", choices=["auto", *PROFILES],
                      help="run size; auto = paper with CUDA, else cpu (default: auto)")
     run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
     run.add_argument("--seed", type=_seed, default=None,
@@ -80,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .train_cli import add_train_parser
 
     add_train_parser(sub)
+
+    chk = sub.add_parser("check", help="dry run: every notebook's models at a profile's shapes, 2 iterations each; "
+                                       "parameters, s/iteration, peak RSS, FLOPs, GPU-hours")
+    chk.add_argument("profile", choices=list(PROFILES))
+    chk.add_argument("--only", nargs="*", help="model families (default: all)")
+    chk.add_argument("--max-batch", type=int, default=None,
+                     help="measure with at most this batch (FLOPs and GPU-hours are scaled to the full batch)")
+    chk.set_defaults(func=_cmd_check)
 
     rep = sub.add_parser("report", help="rebuild outputs/report.html from the recorded metrics")
     rep.add_argument("--out", type=Path, default=None)

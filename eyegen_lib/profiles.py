@@ -1,17 +1,22 @@
-"""Run profiles: how big a run is.
+"""Run profiles: how big a run is — the one place where run sizes live.
 
 * ``smoke`` — CI on a 2-core CPU: every notebook finishes well under two minutes. Numbers are
   sanity checks, not results.
-* ``cpu``   — a laptop: minutes per notebook, results a person can see.
+* ``cpu``   — a laptop: results a person can see; the main job takes hours on 2 cores.
+* ``gpu``   — GPU CI runners: the papers' shapes and widths (as ``paper``) on fewer synthetic persons,
+  with schedules cut so each notebook takes about ten minutes on one modern GPU.
 * ``paper`` — a GPU: the papers' image sizes, widths and schedules.
 
-Each paper's model config (one ``@dataclass`` per model file) derives its sizes from a profile,
-so the three profiles differ only here and in those ``for_profile`` constructors.
+A profile holds its data sizes, whether models take the papers' architectures and widths
+(``paper_shapes``) or narrower ones (``width_multiplier``), and — in ``schedules`` — every model's
+run size (steps, batch, learning rate …). Each paper's model config (one ``@dataclass`` per model
+file) reads them in its ``for_profile``; nothing else names a profile.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
@@ -31,52 +36,88 @@ class Profile:
     batch_size: int
     eval_images: int  # images used for a metric
     num_workers: int = 0
+    paper_shapes: bool = False  # the papers' architectures and widths (paper, gpu); narrower ones otherwise
+    pairs_per_image: int = 3  # redirection training pairs drawn per training image
+    redirection_eyes: int | None = None  # test eyes of the redirection protocol (None: all)
+    estimator_images_per_person: int = 200  # the independent gaze estimator's data (more than the others')
+    # per model: its run size (steps, batch_size, lr …); the for_profile constructors read these
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def schedule(self, model: str) -> dict[str, Any]:
+        """``model``'s run size at this profile (a copy)."""
+        if model not in self.schedules:
+            raise KeyError(f"profile {self.name!r} has no schedule for {model!r}: add one in eyegen_lib/profiles.py")
+        return dict(self.schedules[model])
 
     def width(self, paper_channels: int, minimum: int = 8) -> int:
         """A paper's channel count scaled to this profile (never below ``minimum``)."""
         return max(minimum, int(round(paper_channels * self.width_multiplier)))
 
 
+PAPER_GAZE_GAN_STEPS = 300 * 44_100 // (32 * 5)  # He et al.: 300 epochs of 44,100 pairs, batch 32, 5 critic steps
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         description="CI on CPU: seconds to a minute per notebook; checks that everything runs",
-        nir_size=(40, 64),
-        patch_size=(64, 64),
-        n_persons=8,
-        images_per_person=16,
-        width_multiplier=1 / 8,
-        train_steps=30,
-        batch_size=8,
-        eval_images=32,
+        nir_size=(40, 64), patch_size=(64, 64), n_persons=8, images_per_person=16, width_multiplier=1 / 8,
+        train_steps=30, batch_size=8, eval_images=32, pairs_per_image=1, redirection_eyes=2,
+        estimator_images_per_person=64,
+        schedules={
+            "segmenter": dict(steps=150, batch_size=8, lr=4e-3),
+            "refiner": dict(steps=100, batch_size=8, top_n=4, lr=2e-3),
+            "seg2eye": dict(steps=45, ablation_steps=15, batch_size=4, lr_g=4e-4, lr_d=1.6e-3),
+            "deepwarp": dict(steps=30, batch_size=8, lr=3e-3),
+            "gaze_gan": dict(steps=6, ablation_steps=3, batch_size=4, lr=5e-4),
+            "gaze_estimator": dict(steps=120, batch_size=32),
+        },
     ),
     "cpu": Profile(
         name="cpu",
-        description="a laptop CPU: minutes per notebook, results a person can see",
-        nir_size=(80, 128),
-        patch_size=(64, 64),
-        n_persons=32,
-        images_per_person=64,
-        width_multiplier=1 / 4,
-        train_steps=1500,
-        batch_size=16,
-        eval_images=256,
+        description="a laptop CPU: results a person can see (the main job takes hours on 2 cores)",
+        nir_size=(80, 128), patch_size=(64, 64), n_persons=32, images_per_person=64, width_multiplier=1 / 4,
+        train_steps=1500, batch_size=16, eval_images=256, redirection_eyes=12, estimator_images_per_person=256,
+        schedules={
+            "segmenter": dict(steps=1000, batch_size=16, lr=4e-3),
+            "refiner": dict(steps=1000, batch_size=16, top_n=10, lr=2e-3),
+            "seg2eye": dict(steps=600, ablation_steps=200, batch_size=8, lr_g=4e-4, lr_d=1.6e-3),
+            "deepwarp": dict(steps=400, batch_size=32, lr=3e-3),
+            "gaze_gan": dict(steps=1000, ablation_steps=500, batch_size=8, lr=5e-4),
+            "gaze_estimator": dict(steps=1500, batch_size=32),
+        },
+    ),
+    "gpu": Profile(
+        name="gpu",
+        description="GPU CI: the papers' shapes and widths, fewer persons, ~10 minutes per notebook on one GPU",
+        nir_size=(400, 640), patch_size=(64, 64), n_persons=32, images_per_person=40, width_multiplier=1.0,
+        train_steps=2000, batch_size=32, eval_images=256, num_workers=8, paper_shapes=True, redirection_eyes=12,
+        estimator_images_per_person=160,
+        schedules={
+            "segmenter": dict(steps=1500, batch_size=16, lr=1e-3),
+            "refiner": dict(steps=1500, batch_size=16, top_n=20, lr=1e-3),
+            "seg2eye": dict(steps=2000, ablation_steps=500, batch_size=1, lr_g=1e-4, lr_d=4e-4),
+            "deepwarp": dict(steps=3000, batch_size=128, lr=1e-3),
+            "gaze_gan": dict(steps=2000, ablation_steps=500, batch_size=32, lr=2e-4),
+            "gaze_estimator": dict(steps=3000, batch_size=64),
+        },
     ),
     "paper": Profile(
         name="paper",
         description="a GPU: the papers' sizes and schedules",
-        nir_size=(400, 640),
-        patch_size=(64, 64),
-        n_persons=152,
-        images_per_person=200,
-        width_multiplier=1.0,
-        train_steps=100_000,
-        batch_size=32,
-        eval_images=1471,
-        num_workers=8,
+        nir_size=(400, 640), patch_size=(64, 64), n_persons=152, images_per_person=200, width_multiplier=1.0,
+        train_steps=100_000, batch_size=32, eval_images=1471, num_workers=8, paper_shapes=True,
+        estimator_images_per_person=200,
+        schedules={
+            "segmenter": dict(steps=30_000, batch_size=32, lr=1e-3),
+            "refiner": dict(steps=30_000, batch_size=32, top_n=50, lr=1e-3),
+            "seg2eye": dict(steps=100_000, ablation_steps=50_000, batch_size=1, lr_g=1e-4, lr_d=4e-4),
+            "deepwarp": dict(steps=20_000, batch_size=128, lr=1e-3),
+            "gaze_gan": dict(steps=PAPER_GAZE_GAN_STEPS, ablation_steps=None, batch_size=32, lr=2e-4),
+            "gaze_estimator": dict(steps=20_000, batch_size=64),
+        },
     ),
 }
 

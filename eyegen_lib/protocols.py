@@ -24,8 +24,6 @@ __all__ = ["REDIRECTION_GAZE_RANGE_DEG", "nir_source", "rgb_source", "person_spl
 # estimator cover a little more so that no target direction is an extrapolation.
 REDIRECTION_GAZE_RANGE_DEG = (15.0, 20.0)
 
-# Test eyes of the redirection protocol at the small profiles (all test eyes at ``paper``).
-_REDIRECTION_EYES = {"smoke": 2, "cpu": 12}
 
 
 def nir_source(profile: Profile, *, seed: int = 0, images_per_person: int | None = None) -> SyntheticEyes:
@@ -59,7 +57,7 @@ def person_side_groups(data: dict) -> torch.Tensor:
 def gaze_estimator_source(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None) -> SyntheticEyes:
     """The independent gaze estimator's data: RGB patches, 4× the profile's images per person
     (200 at ``paper``), so that its floor is low."""
-    per_person = max(profile.images_per_person, 4 * profile.images_per_person if profile.name != "paper" else 200)
+    per_person = max(profile.images_per_person, profile.estimator_images_per_person)
     return rgb_source(profile, seed=seed, size=size, images_per_person=per_person)
 
 
@@ -97,7 +95,7 @@ def _redirection_parts(profile: Profile, seed: int, size):
     source = rgb_source(profile, seed=seed, size=size)
     split = person_split(profile, seed=seed)
     eyes = redirection_eyes(source, split_indices(source, split)["test"])
-    return source, split, eyes[: _REDIRECTION_EYES.get(profile.name, len(eyes))]
+    return source, split, eyes[: profile.redirection_eyes or len(eyes)]
 
 
 def redirection_protocol(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None):
@@ -139,7 +137,7 @@ SHIFTED_PAIRS = {"border": 3, "misalign_px": 2}  # §4.5: targets 3 px larger ea
 def _training_pairs_arguments(profile: Profile, seed: int, size=None):
     source = rgb_source(profile, seed=seed, size=size)
     train = split_indices(source, person_split(profile, seed=seed))["train"]
-    return source, train, {"pairs_per_image": 1 if profile.name == "smoke" else 3, "seed": seed}
+    return source, train, {"pairs_per_image": profile.pairs_per_image, "seed": seed}
 
 
 def redirection_training_pairs(profile: Profile, *, seed: int = 0, progress: bool = True) -> dict:

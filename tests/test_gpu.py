@@ -24,3 +24,12 @@ def test_lpips_on_gpu_matches_cpu():
     a = torch.rand(4, 3, 64, 64) * 2 - 1
     b = (a + 0.2 * torch.randn_like(a)).clamp(-1, 1)
     torch.testing.assert_close(lpips_distance(a.cuda(), b.cuda()), lpips_distance(a, b), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_every_model_trains_at_full_paper_batches_on_the_gpu():
+    from eyegen_lib.check import run_check
+
+    rows = run_check("paper", echo=lambda text: None)  # no --max-batch: the papers' batches
+    assert not [r for r in rows if "error" in r], rows
+    assert all(r["measured_batch"] == r["batch"] and r["precision"] == "bf16" for r in rows)

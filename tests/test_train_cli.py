@@ -124,7 +124,7 @@ def test_help_lists_the_models():
 
 @pytest.mark.parametrize("args, message", [
     (["segmentr"], "unknown model 'segmentr': choose one of segmenter, refiner, seg2eye"),
-    (["segmenter", "--profile", "huge"], "unknown profile 'huge': choose one of smoke, cpu, paper"),
+    (["segmenter", "--profile", "huge"], "unknown profile 'huge': choose one of smoke, cpu, gpu, paper"),
     (["gaze_gan", "--ablation", "no_gan"], "gaze_gan has no ablation 'no_gan': choose one of full, no_perceptual"),
     (["deepwarp", "--variant", "xyz"], "deepwarp has no variant 'xyz': choose one of ss, ms, cfw"),
     (["segmenter", "--variant", "big"], "segmenter has no variants"),

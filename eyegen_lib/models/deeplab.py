@@ -59,12 +59,12 @@ class DeepLabConfig:
     @classmethod
     def for_profile(cls, profile: Profile, *, in_channels: int = 3, out_channels: int = 4) -> "DeepLabConfig":
         size = tuple(profile.nir_size)
-        if profile.name == "paper":
+        if profile.paper_shapes:
             return cls(in_channels=in_channels, out_channels=out_channels, input_size=size)
         scale = size[0] / 400  # atrous rates were chosen for OpenEDS' 400 rows
         rates = tuple(max(1, round(r * scale)) for r in cls.atrous_rates)
         return cls(in_channels=in_channels, out_channels=out_channels, block="basic",
-                   layers=(1, 1, 1, 1) if profile.name == "smoke" else (2, 2, 2, 2),
+                   layers=(1, 1, 1, 1) if profile.width_multiplier < 1 / 4 else (2, 2, 2, 2),  # ResNet-10 / -18
                    widths=tuple(profile.width(w, minimum=8) for w in cls.widths),
                    stem=profile.width(cls.stem, minimum=8), atrous_rates=rates,
                    aspp_channels=profile.width(cls.aspp_channels, minimum=16),
@@ -225,11 +225,7 @@ class SegmenterConfig:
 
     @classmethod
     def for_profile(cls, profile: Profile) -> "SegmenterConfig":
-        steps = {"smoke": 150, "cpu": 1000}.get(profile.name, 30_000)
-        batch = {"smoke": 8, "cpu": 16}.get(profile.name, profile.batch_size)
-        lr = 1e-3 if profile.name == "paper" else 4e-3
-        return cls(net=DeepLabConfig.for_profile(profile, in_channels=3, out_channels=4), steps=steps,
-                   batch_size=batch, lr=lr)
+        return cls(net=DeepLabConfig.for_profile(profile, in_channels=3, out_channels=4), **profile.schedule("segmenter"))
 
 
 def _as_signed(images: torch.Tensor) -> torch.Tensor:

@@ -117,10 +117,7 @@ class DeepWarpConfig:
         for CFW + LCM); the small profiles train shorter, on smaller batches, at a higher learning
         rate. A CFW + LCM step at batch 32 costs ≈ 0.5 s on one CPU core (SS ≈ 0.25 s), so ``cpu``'s
         400 steps take about 1–3 minutes per variant on a 2-core laptop; ``smoke`` a few seconds."""
-        steps = {"smoke": 30, "cpu": 400}.get(profile.name, 20_000)
-        batch = {"smoke": 8, "cpu": 32}.get(profile.name, 128)
-        lr = 1e-3 if profile.name == "paper" else 3e-3
-        kw = dict(steps=steps, batch_size=batch, lr=lr)
+        kw = profile.schedule("deepwarp")
         kw.update(overrides)
         return cls(**kw)
 

@@ -41,10 +41,9 @@ class GazeEstimatorConfig:
         """Paper: the widths above. The small profiles keep the four VGG stages but narrow them so
         a 2-core CPU trains one in seconds (smoke) or a few minutes (cpu); a 64×64 step costs
         ≈ 0.66 GFLOP per image at widths 16…128, a quarter of that at 8…64."""
-        if profile.name == "paper":
-            return cls(in_channels=in_channels)
-        small = {"smoke": dict(widths=(8, 16, 32, 64), steps=120), "cpu": dict(widths=(8, 16, 32, 64), steps=1500)}
-        return cls(in_channels=in_channels, hidden=64, batch_size=32, **small.get(profile.name, small["cpu"]))
+        if profile.paper_shapes:
+            return cls(in_channels=in_channels, **profile.schedule("gaze_estimator"))
+        return cls(in_channels=in_channels, widths=(8, 16, 32, 64), hidden=64, **profile.schedule("gaze_estimator"))
 
 
 class GazeEstimator(nn.Module):

@@ -68,7 +68,7 @@ from ..backbones import load_backbone_features
 from ..batches import BatchSource
 from ..distributed import DistInfo, init_distributed
 from ..engine import TrainingRun
-from ..profiles import Profile
+from ..profiles import PAPER_GAZE_GAN_STEPS, Profile
 from ..runtime import tqdm
 from ..training import Trainer
 from ..images import to_signed, to_uint8
@@ -83,7 +83,7 @@ GENERATOR_WIDTHS = (64, 128, 256)  # conv7×7, then the two stride-2 convs (the 
 DISCRIMINATOR_WIDTHS = (64, 128, 256, 512, 1024)  # one stride-2 conv4×4 each: 64 px → 2 px
 # 300 epochs of Columbia's frontal training pairs (50 subjects × 2 eyes × 21 × 21 = 44,100) at batch 32,
 # one generator update per 5 critic updates (one batch each): ≈ 82,700 generator updates.
-PAPER_GENERATOR_STEPS = 300 * 44_100 // (32 * 5)
+PAPER_GENERATOR_STEPS = PAPER_GAZE_GAN_STEPS
 # The named losses train_step returns; each is already multiplied by its λ, so a side's keys sum to
 # its objective. A term whose λ is 0 is absent.
 D_LOSS_KEYS = ("d_adv", "d_gp", "d_gaze")
@@ -182,14 +182,10 @@ class GazeGANConfig:
         initialisation leave the critic's outputs near zero at first. In probes at smoke widths on
         rendered eyes, 40 critic steps cut the gaze head's error by 24 % at 5e−4 (batch 8; 3.7× after
         60 steps) but by 5 % at 2e−4 (batch 16)."""
-        small = profile.name != "paper"
         kw = dict(image_size=profile.patch_size,
                   generator_widths=tuple(profile.width(c) for c in GENERATOR_WIDTHS),
                   discriminator_widths=tuple(profile.width(c) for c in DISCRIMINATOR_WIDTHS),
-                  batch_size={"smoke": 4, "cpu": 8}.get(profile.name, 32),
-                  steps={"smoke": 6, "cpu": 1000}.get(profile.name, PAPER_GENERATOR_STEPS),
-                  ablation_steps={"smoke": 3, "cpu": 500}.get(profile.name),
-                  lr=5e-4 if small else 2e-4)
+                  **profile.schedule("gaze_gan"))
         kw.update(overrides)
         return cls(**kw)
 

@@ -44,11 +44,7 @@ class RefinerConfig:
 
     @classmethod
     def for_profile(cls, profile: Profile) -> "RefinerConfig":
-        steps = {"smoke": 100, "cpu": 1000}.get(profile.name, 30_000)
-        batch = {"smoke": 8, "cpu": 16}.get(profile.name, profile.batch_size)
-        top_n = {"smoke": 4, "cpu": 10}.get(profile.name, 50)
-        return cls(net=DeepLabConfig.for_profile(profile, in_channels=3, out_channels=1), top_n=top_n,
-                   steps=steps, batch_size=batch, lr=1e-3 if profile.name == "paper" else 2e-3)
+        return cls(net=DeepLabConfig.for_profile(profile, in_channels=3, out_channels=1), **profile.schedule("refiner"))
 
 
 def _coloured(mask: torch.Tensor) -> torch.Tensor:

@@ -81,17 +81,14 @@ class Seg2EyeConfig:
                 break
             size = -(-size // 2)
             enc.append(profile.width(c))
-        small = profile.name != "paper"
+        small = not profile.paper_shapes
         # The generator is the costliest part (SPADE convs at every scale): on CPU it runs at half the
         # profile's width (ngf 8, SPADE hidden 16 at cpu), so that Seg2Eye and its three ablations
         # train within the cpu profile's 20-minute budget on two cores.
         narrow = 0.5 if small else 1.0
-        steps = {"smoke": 45, "cpu": 600}.get(profile.name, 100_000)
         kw = dict(image_size=(h, w), ngf=profile.width(64 * narrow, minimum=4), ndf=profile.width(64),
                   spade_hidden=profile.width(128 * narrow, minimum=8), n_up=n_up, enc_channels=tuple(enc),
-                  steps=steps, ablation_steps=steps // 3 if small else 50_000,
-                  batch_size={"smoke": 4, "cpu": 8}.get(profile.name, 1),
-                  # small profiles train far shorter: faster learning rates (TTUR ratio kept)
-                  lr_g=4e-4 if small else 1e-4, lr_d=1.6e-3 if small else 4e-4)
+                  # the small profiles train far shorter: faster learning rates (TTUR ratio kept)
+                  **profile.schedule("seg2eye"))
         kw.update(overrides)
         return cls(**kw)
