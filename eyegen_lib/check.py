@@ -186,7 +186,7 @@ def format_table(rows: list[dict], *, header: bool = True) -> str:
             ("image", "image", "{}"), ("batch", "batch", "{}"), ("measured_batch", "measured at", "{}"),
             ("s_per_iteration", "s/iteration (this CPU)", "{:.2f}"), ("peak_rss_GiB", "peak RSS (GiB)", "{:.2f}"),
             ("GFLOP_per_iteration", "GFLOP/iteration", "{:,.0f}"), ("steps", "paper steps", "{:,}"),
-            ("gpu_hours_h100", "H100-hours", "{:.2f}")]
+            ("gpu_hours_h100", "H100-hours", "{:.2g}")]
     lines = []
     if header:
         lines += ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
