@@ -69,8 +69,7 @@ def _build(family: str, profile, batch: int | None):
         person_rows = indices_of_persons(source, split["train"][:1])
         data = source.render(person_rows[: max(2 * (config.k_style + 1), 2 * b)])
         groups = person_side_groups(data)
-        keep = torch.isin(groups, groups.unique()[torch.bincount(groups - groups.min())[groups.unique() - groups.min()]
-                                                   > config.k_style])
+        keep = torch.bincount(groups)[groups] > config.k_style  # eyes with K others of their person and side
         data = {k: (v[keep] if torch.is_tensor(v) else v) for k, v in data.items()}
         run = seg2eye_run(data["image"], data["mask"], person_side_groups(data), config)
         style = run.batches.batch(0)["style"]
