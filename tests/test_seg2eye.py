@@ -69,7 +69,7 @@ def test_the_default_block_is_the_official_code_batch_norm_and_style_on_the_raw_
     s, b = torch.nn.functional.leaky_relu(block.style.fc(w), 0.2)[:, :, None, None].chunk(2, 1)
     torch.testing.assert_close(block(x, seg, w), (content + x * (1 + s) + b) / 2)
     # ApplyStyle's FC: He init with gain 1 (std 1/sqrt(fan_in)), zero bias
-    assert block.style.fc.bias.abs().max() == 0 and 0.2 < float(block.style.fc.weight.std()) * 5 ** 0.5 < 2.0
+    assert block.style.fc.bias.abs().max() == 0 and 0.2 < float(block.style.fc.weight.detach().std()) * 5 ** 0.5 < 2.0
     assert SpadeStyleBlock(6, 4, 8, style_dim=None)(x, seg).shape == x.shape  # the GauGAN baseline: SPADE only
     assert Seg2EyeConfig().normalisation == "official"
 
