@@ -51,8 +51,8 @@ def pitch_split_sets(profile: Profile, *, seed: int = 0, progress: bool = True) 
 
     Each is a :func:`render_all` dict (``image`` uint8, ``gaze`` (pitch, yaw) radians, ``person``,
     ``index``, …); ``source`` is the RGB source the indices refer to."""
-    source = rgb_source(profile, seed=seed)
-    split = person_split(profile, seed=seed)
+    described = split_description(profile, seed=seed)
+    source, split = described["source"], described["split"]
     idx = split_indices(source, split)
     data = render_all(source, sorted(i for ids in idx.values() for i in ids), progress=progress)
     up = data["gaze"][:, 0] > 0

@@ -37,7 +37,7 @@ def _rows(n: int, indices: list[int]) -> list[int]:
 
 
 def _build(family: str, profile, batch: int | None):
-    """(run, config, evaluate-one-batch callable, measured batch size) for ``family`` at ``profile``."""
+    """(run, config, evaluate-one-batch callable, measured batch, the profile's batch) for ``family``."""
     from . import registry
     from .data.datasets import indices_of_persons
     from .protocols import gaze_estimator_source, nir_source, person_split, person_side_groups, rgb_source
@@ -48,22 +48,22 @@ def _build(family: str, profile, batch: int | None):
         from .models.refiner import RefinerConfig, refine, refiner_run
 
         config = (SegmenterConfig if family == "segmenter" else RefinerConfig).for_profile(profile)
-        b = min(config.batch_size, batch or config.batch_size)
+        full, b = config.batch_size, min(config.batch_size, batch or config.batch_size)
         config = replace(config, batch_size=b)
         source = nir_source(profile)
         data = source.render(_rows(2 * b, indices_of_persons(source, split["train"])))
         if family == "segmenter":
             run = segmenter_run(data["image"], data["mask"], config)
-            return run, config, lambda m: segment(m, data["image"][:b]), b
+            return run, config, lambda m: segment(m, data["image"][:b]), b, full
         ranked = torch.stack([torch.randperm(2 * b)[: config.top_n] if 2 * b >= config.top_n
                               else torch.randint(2 * b, (config.top_n,)) for _ in range(2 * b)])
         run = refiner_run(data["mask"], data["image"], ranked, data["image"], data["mask"], config)
-        return run, config, lambda m: refine(m, data["mask"][:b], data["image"][:b], data["mask"][:b]), b
+        return run, config, lambda m: refine(m, data["mask"][:b], data["image"][:b], data["mask"][:b]), b, full
     if family == "seg2eye":
         from .models.seg2eye import generate, seg2eye_run
 
         config = registry.seg2eye_config(profile)
-        b = min(config.batch_size, batch or config.batch_size)
+        full, b = config.batch_size, min(config.batch_size, batch or config.batch_size)
         config = replace(config, batch_size=b)
         source = nir_source(profile)
         person_rows = indices_of_persons(source, split["train"][:1])
@@ -73,12 +73,12 @@ def _build(family: str, profile, batch: int | None):
         data = {k: (v[keep] if torch.is_tensor(v) else v) for k, v in data.items()}
         run = seg2eye_run(data["image"], data["mask"], person_side_groups(data), config)
         style = run.batches.batch(0)["style"]
-        return run, config, lambda m: generate(m, data["mask"][: len(style)], style), b
+        return run, config, lambda m: generate(m, data["mask"][: len(style)], style), b, full
     if family in ("deepwarp", "gaze_gan"):
         from .models.deepwarp import render_redirection_pairs
 
         config = registry.deepwarp_config(profile, "cfw_lcm") if family == "deepwarp" else registry.gaze_gan_config(profile)
-        b = min(config.batch_size, batch or config.batch_size)
+        full, b = config.batch_size, min(config.batch_size, batch or config.batch_size)
         config = replace(config, batch_size=b)
         source = rgb_source(profile, size=config.image_size)
         pairs = render_redirection_pairs(source, _rows(b, indices_of_persons(source, split["train"])), progress=False)
@@ -88,20 +88,21 @@ def _build(family: str, profile, batch: int | None):
 
             angle = (pairs["target_gaze"] - pairs["source_gaze"]).float()
             return (deepwarp_run(pairs, config), config,
-                    lambda m: warp_redirect(m, pairs["source"], pairs["landmarks"], angle), b)
+                    lambda m: warp_redirect(m, pairs["source"], pairs["landmarks"], angle), b, full)
         from .models.gaze_gan import gaze_gan_run, redirect
 
-        return gaze_gan_run(pairs, config), config, lambda m: redirect(m, pairs["source"], pairs["target_gaze"]), b
+        return (gaze_gan_run(pairs, config), config,
+                lambda m: redirect(m, pairs["source"], pairs["target_gaze"]), b, full)
     if family == "gaze_estimator":
         from .models.gaze_estimator import GazeEstimatorConfig, gaze_estimator_run, predict_gaze
 
         config = GazeEstimatorConfig.for_profile(profile)
-        b = min(config.batch_size, batch or config.batch_size)
+        full, b = config.batch_size, min(config.batch_size, batch or config.batch_size)
         config = replace(config, batch_size=b)
         source = gaze_estimator_source(profile)
         data = source.render(_rows(b, indices_of_persons(source, split["train"])))
         run = gaze_estimator_run(data["image"], data["gaze"], config)
-        return run, config, lambda m: predict_gaze(m, data["image"].float() / 127.5 - 1), b
+        return run, config, lambda m: predict_gaze(m, data["image"].float() / 127.5 - 1), b, full
     raise ValueError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
 
 
@@ -113,7 +114,7 @@ def check_family(family: str, profile, *, max_batch: int | None = None) -> dict:
 
     seed_everything(0)
     started = time.perf_counter()
-    run, config, evaluate, b = _build(family, profile, max_batch)
+    run, config, evaluate, b, wanted_batch = _build(family, profile, max_batch)
     built = time.perf_counter() - started
     trainer = run.trainer
     seconds = []
@@ -131,7 +132,6 @@ def check_family(family: str, profile, *, max_batch: int | None = None) -> dict:
     with torch.no_grad():
         out = evaluate(run.model.eval())
     eval_seconds = time.perf_counter() - t0
-    wanted_batch = _profile_batch(family, profile)
     scale = wanted_batch / b
     steps = int(config.steps)
     gpu_hours = flops * scale * steps / (GPU_PEAK_FLOPS * UTILISATION) / 3600
@@ -143,19 +143,6 @@ def check_family(family: str, profile, *, max_batch: int | None = None) -> dict:
             "peak_rss_GiB": peak, "GFLOP_per_iteration": flops * scale / 1e9, "steps": steps,
             "gpu_hours_h100": gpu_hours, "precision": trainer.precision,
             "eval_output": list(out[0].shape) if isinstance(out, tuple) else list(out.shape)}
-
-
-def _profile_batch(family: str, profile) -> int:
-    from . import registry
-    from .models.deeplab import SegmenterConfig
-    from .models.gaze_estimator import GazeEstimatorConfig
-    from .models.refiner import RefinerConfig
-
-    return {"segmenter": lambda: SegmenterConfig.for_profile(profile), "refiner": lambda: RefinerConfig.for_profile(profile),
-            "seg2eye": lambda: registry.seg2eye_config(profile),
-            "deepwarp": lambda: registry.deepwarp_config(profile, "cfw_lcm"),
-            "gaze_gan": lambda: registry.gaze_gan_config(profile),
-            "gaze_estimator": lambda: GazeEstimatorConfig.for_profile(profile)}[family]().batch_size
 
 
 def _image_size(config) -> tuple:

@@ -45,7 +45,7 @@ def _cmd_train(args) -> int:
 def _cmd_check(args) -> int:
     import time
 
-    from .check import FAMILIES, run_check
+    from .check import FAMILIES, GPU_PEAK_FLOPS, UTILISATION, run_check
 
     bad = [f for f in (args.only or []) if f not in FAMILIES]
     if bad:
@@ -54,7 +54,7 @@ def _cmd_check(args) -> int:
     started = time.perf_counter()
     rows = run_check(args.profile, families=args.only or FAMILIES, max_batch=args.max_batch)
     print(f"\n{len(rows)} models in {time.perf_counter() - started:.0f} s; H100-hours: the full schedule's FLOPs at "
-          "35 % of 989 TFLOP/s (dense bf16)")
+          f"{UTILISATION:.0%} of {GPU_PEAK_FLOPS / 1e12:.0f} TFLOP/s (dense bf16)")
     return 1 if any("error" in r for r in rows) else 0
 
 

@@ -13,7 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "init_distributed", "wrap_ddp", "all_reduce_mean", "shutdown_distributed"]
+__all__ = ["DistInfo", "init_distributed", "wrap_ddp", "all_reduce_mean", "any_rank", "barrier", "gather_objects",
+           "broadcast_buffers", "shutdown_distributed"]
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,46 @@ def all_reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float
     if not info.enabled or not values:
         return values
     keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t)
+    t = _all_reduce(torch.tensor([float(values[k]) for k in keys], dtype=torch.float64), dist.ReduceOp.SUM)
     return {k: v / info.world_size for k, v in zip(keys, t.tolist())}
+
+
+def _all_reduce(t: torch.Tensor, op) -> torch.Tensor:
+    if dist.get_backend() == "nccl":  # NCCL reduces CUDA tensors only
+        t = t.cuda()
+    dist.all_reduce(t, op=op)
+    return t
+
+
+def any_rank(flags: list[bool], info: DistInfo) -> list[bool]:
+    """Per flag: true on any rank (so every rank saves, or stops, at the same step)."""
+    if not info.enabled:
+        return list(flags)
+    t = _all_reduce(torch.tensor([int(f) for f in flags], dtype=torch.int64), dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (a no-op in one process)."""
+    if info.enabled:
+        dist.barrier()
+
+
+def gather_objects(obj, info: DistInfo) -> list:
+    """Every rank's ``obj``, in rank order (``[obj]`` in one process)."""
+    if not info.enabled:
+        return [obj]
+    out = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_buffers(model: nn.Module, info: DistInfo) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank: DDP synchronises parameters,
+    and buffers only at the start of each forward, so after the last step each rank holds its own."""
+    if info.enabled:
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, 0)
 
 
 def shutdown_distributed() -> None:

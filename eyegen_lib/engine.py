@@ -31,12 +31,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as tdist
 from torch import nn
 
 from .checkpoint import (ArtifactMismatch, CheckpointError, atomic_save, config_differences, config_to_dict,
                          file_sha256, load_checkpoint, save_checkpoint, set_aside)
-from .distributed import DistInfo, init_distributed
+from .distributed import DistInfo, any_rank, barrier, broadcast_buffers, gather_objects, init_distributed
 from .provenance import provenance_differences, with_config
 from .runtime import seed_everything
 from .training import Trainer, TrainingStopped, history_columns
@@ -62,6 +61,12 @@ class TrainingRun:
     batches: Any
     model: nn.Module
     evaluate: Callable[[nn.Module], dict] | None = None
+
+    def fit(self, steps: int, **fit_options) -> tuple[nn.Module, list[dict]]:
+        """Train in memory to ``steps`` (no checkpoint: :func:`obtain` keeps those); returns
+        (model in eval mode, history). ``fit_options`` go to :meth:`Trainer.fit`."""
+        self.trainer.fit(self.batches, steps, **fit_options)
+        return self.model.eval(), self.trainer.history
 
 
 @dataclass(frozen=True)
@@ -135,38 +140,6 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _gather(obj, dist: DistInfo) -> list:
-    if not dist.enabled:
-        return [obj]
-    out = [None] * dist.world_size
-    tdist.all_gather_object(out, obj)
-    return out
-
-
-def _barrier(dist: DistInfo) -> None:
-    if dist.enabled:
-        tdist.barrier()
-
-
-def _sync_buffers(model: nn.Module, dist: DistInfo) -> None:
-    """Rank 0's buffers (BatchNorm running statistics) on every rank: DDP synchronises parameters,
-    and buffers only at the start of each forward, so after the last step each rank holds its own."""
-    if dist.enabled:
-        for buffer in model.buffers():
-            tdist.broadcast(buffer.data, 0)
-
-
-def _any(flags: list[bool], dist: DistInfo) -> list[bool]:
-    """Per flag: true on any rank (so all ranks save, or stop, at the same step)."""
-    if not dist.enabled:
-        return flags
-    t = torch.tensor([int(f) for f in flags], dtype=torch.int64)
-    if tdist.get_backend() == "nccl":
-        t = t.cuda()
-    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
-    return [bool(v) for v in t.tolist()]
 
 
 # -- the trace a test reads (which samples each rank drew, what it wrote) ---------------------------------
@@ -247,7 +220,7 @@ def obtain(job: TrainingJob, *, retrain: bool = False, allow_training: bool = Tr
     dist = init_distributed()
     path, spath = Path(job.path), state_path(job.path)
     hint = f" ({job.how_to_make})" if job.how_to_make else ""
-    _barrier(dist)  # every rank reads the files before rank 0 moves any
+    barrier(dist)  # every rank reads the files before rank 0 moves any
     stale = None
     if path.exists() and not retrain:
         try:
@@ -268,7 +241,7 @@ def obtain(job: TrainingJob, *, retrain: bool = False, allow_training: bool = Tr
     if problem is not None and ck.on_other_state == "refuse":
         raise ResumeRefused(problem + "\nTo start over, run with --restart (the old state is kept beside it, renamed).",
                             [problem])
-    _barrier(dist)
+    barrier(dist)
     if dist.is_main:
         if stale is not None:
             aside = set_aside(path)
@@ -280,7 +253,7 @@ def obtain(job: TrainingJob, *, retrain: bool = False, allow_training: bool = Tr
                     print(f"note: retraining {job.name}: kept the old {p.name} as {set_aside(p).name}")
         if problem is not None:
             print(f"note: {problem.splitlines()[0]}; kept it as {set_aside(spath).name}, training from step 0")
-    _barrier(dist)
+    barrier(dist)
     return _train(job, None if problem is not None else state, dist, ck, progress=progress, on_log=on_log)
 
 
@@ -313,7 +286,7 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
     kill_at = int(os.environ.get("EYEGEN_KILL_AT_STEP", "0") or 0)  # tests: a real SIGKILL after this step
 
     def save_state() -> None:
-        rng = _gather({"process": _rng_state(), "generators": trainer.generator_states()}, dist)
+        rng = gather_objects({"process": _rng_state(), "generators": trainer.generator_states()}, dist)
         if dist.is_main:
             atomic_save({"format": STATE_FORMAT, "kind": job.kind, "name": job.name, "config": config_to_dict(job.config),
                          "provenance": job.provenance, "step": trainer.step, "world_size": dist.world_size,
@@ -322,7 +295,7 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
                          "train_seconds": elapsed + time.perf_counter() - started}, spath)
             trace.wrote.append(str(spath))
         last_save[0] = time.monotonic()
-        _barrier(dist)
+        barrier(dist)
 
     def on_step(step: int) -> bool:
         trace.drew(run.batches, step - 1)
@@ -334,7 +307,7 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
                 trace.wrote.append(str(snap.path))
         due = (ck.every_steps > 0 and step % ck.every_steps == 0) or \
             (ck.every_minutes > 0 and time.monotonic() - last_save[0] > 60 * ck.every_minutes)
-        due, asked = _any([due and step < job.config.steps, stop["asked"]], dist)
+        due, asked = any_rank([due and step < job.config.steps, stop["asked"]], dist)
         if due or asked:
             save_state()
         if kill_at and step == kill_at:
@@ -351,8 +324,8 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
     handler_set = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, interrupt) if handler_set else None
     try:
-        trainer.fit(run.batches, job.config.steps, log_every=job.log_every or max(1, job.config.steps // 100),
-                    desc=job.name, on_log=on_log, progress=progress, on_step=on_step)
+        trainer.fit(run.batches, job.config.steps, log_every=job.log_every, desc=job.name, on_log=on_log,
+                    progress=progress, on_step=on_step)
     except TrainingStopped:
         if dist.is_main:
             print(f"{job.name}: saved at step {trainer.step} of {job.config.steps} in {spath}; "
@@ -363,7 +336,7 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
             signal.signal(signal.SIGINT, previous)
     seconds = elapsed + time.perf_counter() - started
     run.model.eval()
-    _sync_buffers(run.model, dist)
+    broadcast_buffers(run.model, dist)
     if dist.is_main:
         metrics = {**job.extra_metrics, **(run.evaluate(run.model) if run.evaluate is not None else {})}
         save_state()  # the finished state: a later, longer run continues from it where the schedule allows
@@ -373,7 +346,7 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
         trace.wrote.append(str(job.path))
     else:
         save_state()
-    _barrier(dist)
+    barrier(dist)
     trace.write(run.model)
     ckpt = load_checkpoint(job.path, kind=job.kind, config=job.config)  # what was written (all ranks read it)
     return run.model, {**_info(ckpt, Path(job.path), True, seconds), "resumed_from": resumed_from}

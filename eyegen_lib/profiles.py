@@ -15,7 +15,7 @@ file) reads them in its ``for_profile``; nothing else names a profile.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -89,37 +89,40 @@ PROFILES: dict[str, Profile] = {
             "gaze_estimator": dict(steps=1500, batch_size=32),
         },
     ),
-    "gpu": Profile(
-        name="gpu",
-        description="GPU CI: the papers' shapes and widths, fewer persons, ~10 minutes per notebook on one GPU",
-        nir_size=(400, 640), patch_size=(64, 64), n_persons=32, images_per_person=40, width_multiplier=1.0,
-        train_steps=2000, batch_size=32, eval_images=256, num_workers=8, paper_shapes=True, redirection_eyes=12,
-        estimator_images_per_person=160,
-        schedules={
-            "segmenter": dict(steps=1500, batch_size=16, lr=1e-3),
-            "refiner": dict(steps=1500, batch_size=16, top_n=20, lr=1e-3),
-            "seg2eye": dict(steps=2000, ablation_steps=500, batch_size=1, lr_g=1e-4, lr_d=4e-4),
-            "deepwarp": dict(steps=3000, batch_size=128, lr=1e-3),
-            "gaze_gan": dict(steps=2000, ablation_steps=500, batch_size=32, lr=2e-4),
-            "gaze_estimator": dict(steps=3000, batch_size=64),
-        },
-    ),
-    "paper": Profile(
-        name="paper",
-        description="a GPU: the papers' sizes and schedules",
-        nir_size=(400, 640), patch_size=(64, 64), n_persons=152, images_per_person=200, width_multiplier=1.0,
-        train_steps=100_000, batch_size=32, eval_images=1471, num_workers=8, paper_shapes=True,
-        estimator_images_per_person=200,
-        schedules={
-            "segmenter": dict(steps=30_000, batch_size=32, lr=1e-3),
-            "refiner": dict(steps=30_000, batch_size=32, top_n=50, lr=1e-3),
-            "seg2eye": dict(steps=100_000, ablation_steps=50_000, batch_size=1, lr_g=1e-4, lr_d=4e-4),
-            "deepwarp": dict(steps=20_000, batch_size=128, lr=1e-3),
-            "gaze_gan": dict(steps=PAPER_GAZE_GAN_STEPS, ablation_steps=None, batch_size=32, lr=2e-4),
-            "gaze_estimator": dict(steps=20_000, batch_size=64),
-        },
-    ),
 }
+
+PAPER = Profile(
+    name="paper",
+    description="a GPU: the papers' sizes and schedules",
+    nir_size=(400, 640), patch_size=(64, 64), n_persons=152, images_per_person=200, width_multiplier=1.0,
+    train_steps=100_000, batch_size=32, eval_images=1471, num_workers=8, paper_shapes=True,
+    estimator_images_per_person=200,
+    schedules={
+        "segmenter": dict(steps=30_000, batch_size=32, lr=1e-3),
+        "refiner": dict(steps=30_000, batch_size=32, top_n=50, lr=1e-3),
+        "seg2eye": dict(steps=100_000, ablation_steps=50_000, batch_size=1, lr_g=1e-4, lr_d=4e-4),
+        "deepwarp": dict(steps=20_000, batch_size=128, lr=1e-3),
+        "gaze_gan": dict(steps=PAPER_GAZE_GAN_STEPS, ablation_steps=None, batch_size=32, lr=2e-4),
+        "gaze_estimator": dict(steps=20_000, batch_size=64),
+    },
+)
+
+# GPU CI: the papers' shapes and widths on fewer persons, schedules cut to ~10 minutes a notebook
+GPU = replace(
+    PAPER, name="gpu",
+    description="GPU CI: the papers' shapes and widths, fewer persons, ~10 minutes per notebook on one GPU",
+    n_persons=32, images_per_person=40, train_steps=2000, eval_images=256, redirection_eyes=12,
+    estimator_images_per_person=160,
+    schedules={
+        "segmenter": dict(steps=1500, batch_size=16, lr=1e-3),
+        "refiner": dict(steps=1500, batch_size=16, top_n=20, lr=1e-3),
+        "seg2eye": dict(steps=2000, ablation_steps=500, batch_size=1, lr_g=1e-4, lr_d=4e-4),
+        "deepwarp": dict(steps=3000, batch_size=128, lr=1e-3),
+        "gaze_gan": dict(steps=2000, ablation_steps=500, batch_size=32, lr=2e-4),
+        "gaze_estimator": dict(steps=3000, batch_size=64),
+    },
+)
+PROFILES.update(gpu=GPU, paper=PAPER)
 
 
 def resolve_profile(name: str | Profile = "auto") -> Profile:

@@ -96,17 +96,18 @@ class Trainer:
         for k, g in self.generators.items():
             g.set_state(states[k])
 
-    def fit(self, batches, steps: int, *, log_every: int = 1, desc: str = "training",
+    def fit(self, batches, steps: int, *, log_every: int | None = None, desc: str = "training",
             on_log: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True,
             on_step: Callable[[int], bool | None] | None = None) -> list[dict[str, float]]:
         """Train until ``self.step`` reaches ``steps`` (a resumed trainer continues where it stopped).
 
         Step i trains on ``batches.batch(i)`` (:mod:`eyegen_lib.batches`). Every ``log_every``
         steps the losses (averaged over ranks) are appended to ``history`` and passed to ``on_log``
-        (live plots). ``on_step(step)`` runs after each step (saving, snapshots); when it returns
+        (live plots; default: a hundred times per run). ``on_step(step)`` runs after each step (saving, snapshots); when it returns
         True training stops with :class:`TrainingStopped`. The bar shows the loss, the step rate
         and the time left. Returns the history.
         """
+        log_every = log_every or max(1, steps // 100)
         for m in self.models.values():
             m.train()
         bar = tqdm(total=steps, initial=self.step, desc=desc, disable=not (progress and self.dist.is_main), leave=False)

@@ -277,9 +277,8 @@ def train_segmenter(images: torch.Tensor, masks: torch.Tensor, config: Segmenter
     """Train DeepLab v3+ in memory (no checkpoint; :func:`eyegen_lib.registry.segmenter` keeps one).
     Returns (model, history)."""
     torch.manual_seed(seed)
-    run = segmenter_run(images, masks, config, seed=seed, device=device)
-    run.trainer.fit(run.batches, config.steps, log_every=max(1, config.steps // 100), desc="segmenter", progress=progress)
-    return run.model.eval(), run.trainer.history
+    return segmenter_run(images, masks, config, seed=seed, device=device).fit(config.steps, desc="segmenter",
+                                                                              progress=progress)
 
 
 @torch.no_grad()

@@ -658,10 +658,8 @@ def train_deepwarp(pairs, config: DeepWarpConfig, *, seed: int = 0, device=None,
     """Train in memory (no checkpoint; :func:`eyegen_lib.registry.deepwarp` keeps one). Returns
     (model in eval mode, history of {step, loss, mse})."""
     torch.manual_seed(seed)
-    run = deepwarp_run(pairs, config, seed=seed, device=device)
-    run.trainer.fit(run.batches, config.steps, log_every=log_every or max(1, config.steps // 100),
-                    desc=f"deepwarp {config.variant}", on_log=on_log, progress=progress)
-    return run.model.eval(), run.trainer.history
+    return deepwarp_run(pairs, config, seed=seed, device=device).fit(
+        config.steps, log_every=log_every, desc=f"deepwarp {config.variant}", on_log=on_log, progress=progress)
 
 
 @torch.no_grad()

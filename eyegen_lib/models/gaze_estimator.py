@@ -115,10 +115,8 @@ def train_gaze_estimator(images: torch.Tensor, gaze: torch.Tensor, config: GazeE
     """Train in memory on (N, C, H, W) images in [-1, 1] with (N, 2) pitch/yaw labels (no
     checkpoint; the registry keeps those). Returns (model, history)."""
     torch.manual_seed(seed)
-    run = gaze_estimator_run(images, gaze, config, seed=seed, device=device)
-    run.trainer.fit(run.batches, config.steps, log_every=max(1, config.steps // 100), desc="gaze estimator",
-                    progress=progress)
-    return run.model.eval(), run.trainer.history
+    return gaze_estimator_run(images, gaze, config, seed=seed, device=device).fit(config.steps, desc="gaze estimator",
+                                                                                  progress=progress)
 
 
 @torch.no_grad()

@@ -590,10 +590,8 @@ def train_gaze_gan(pairs, config: GazeGANConfig, *, seed: int = 0, device=None, 
     """Train in memory for ``config.steps`` iterations (no checkpoint; :func:`eyegen_lib.registry.gaze_gan`
     keeps one). Returns (model in eval mode, history of {step, d_*, g_*})."""
     torch.manual_seed(seed)
-    run = gaze_gan_run(pairs, config, seed=seed, device=device, perceptual=perceptual)
-    run.trainer.fit(run.batches, config.steps, log_every=log_every or max(1, config.steps // 100), desc="gaze GAN",
-                    on_log=on_log, progress=progress)
-    return run.model.eval(), run.trainer.history
+    return gaze_gan_run(pairs, config, seed=seed, device=device, perceptual=perceptual).fit(
+        config.steps, log_every=log_every, desc="gaze GAN", on_log=on_log, progress=progress)
 
 
 # ----------------------------------------------------------------------------------------------

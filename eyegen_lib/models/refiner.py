@@ -124,8 +124,7 @@ def train_refiner(target_masks: torch.Tensor, target_images: torch.Tensor, ranke
     Returns (refiner, history)."""
     torch.manual_seed(seed)
     run = refiner_run(target_masks, target_images, ranked, pool_images, pool_masks, config, seed=seed, device=device)
-    run.trainer.fit(run.batches, config.steps, log_every=max(1, config.steps // 100), desc="refiner", progress=progress)
-    return run.model.eval(), run.trainer.history
+    return run.fit(config.steps, desc="refiner", progress=progress)
 
 
 @torch.no_grad()

@@ -143,9 +143,8 @@ def train_seg2eye(images, masks, groups, config: Seg2EyeConfig, *, seed: int = 0
     Returns (Seg2Eye model in eval mode, discriminator, history)."""
     torch.manual_seed(seed)
     run = seg2eye_run(images, masks, groups, config, seed=seed, device=device)
-    run.trainer.fit(run.batches, config.steps, log_every=log_every or max(1, config.steps // 100), desc="seg2eye",
-                    on_log=on_log, progress=progress)
-    return run.model.eval(), run.trainer.module("discriminator").eval(), run.trainer.history
+    model, history = run.fit(config.steps, log_every=log_every, desc="seg2eye", on_log=on_log, progress=progress)
+    return model, run.trainer.module("discriminator").eval(), history
 
 
 @torch.no_grad()
