@@ -9,6 +9,12 @@ Under ``torchrun`` each rank owns a disjoint shard of the samples (:func:`rank_s
 processes train on N different batches per step, their gradients averaged by DDP. Random draws
 (style images, pair weights, augmentations) use rank-offset streams. ``sample_ids(i)`` names the
 dataset rows batch i holds (what a test checks for disjointness).
+
+Batches are built from row stores (:mod:`eyegen_lib.data.rows`): tensors in memory, or samples
+rendered on demand. :meth:`BatchSource.iterate` yields batches ``start … stop − 1``; with
+``workers`` > 0 (the ``paper`` and ``gpu`` profiles) a ``DataLoader``'s worker processes build
+them ahead of training — each worker computes whole batches, ``batch(i)`` unchanged, so a run
+draws the same batches with or without workers.
 """
 from __future__ import annotations
 
@@ -16,10 +22,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
+from .data.rows import Rows, TensorRows
 from .distributed import DistInfo
 
-__all__ = ["BatchSource", "EpochBatches", "rank_shard", "step_generator", "step_rng", "rank_generator"]
+__all__ = ["BatchSource", "EpochBatches", "rank_shard", "step_generator", "step_rng", "rank_generator", "as_rows"]
 
 
 def _stream_seed(*parts: int) -> int:
@@ -58,13 +66,49 @@ def rank_shard(n: int, dist: DistInfo | None, seed: int) -> torch.Tensor:
     return perm[dist.rank::dist.world_size][:size].sort().values
 
 
+def as_rows(data) -> Rows:
+    """A row store (passed through) or a mapping of equal-length tensors (held in memory)."""
+    if isinstance(data, Rows):
+        return data
+    if isinstance(data, Mapping):
+        return TensorRows(data)
+    raise TypeError(f"training data must be a row store (eyegen_lib.data.rows) or a dict of tensors, got {type(data).__name__}")
+
+
+class _Steps(Dataset):
+    """Item i is batch i of a batch source: what a DataLoader's workers compute ahead of training."""
+
+    def __init__(self, source: "BatchSource"):
+        self.source = source
+
+    def __getitem__(self, step: int):
+        return self.source.batch(int(step))
+
+
 class BatchSource:
-    """Base class: ``batch(step)`` and ``sample_ids(step)``, both pure functions of the step."""
+    """Base class: ``batch(step)`` and ``sample_ids(step)``, both pure functions of the step.
+
+    ``workers`` (default 0: batches are built in the training process) sets how many DataLoader
+    worker processes :meth:`iterate` builds batches in; ``prefetch`` batches each works ahead."""
+
+    workers: int = 0
+    prefetch: int = 2
 
     def __init__(self, n: int, *, seed: int, dist: DistInfo | None):
         self.dist = dist or DistInfo()
         self.seed = int(seed)
         self.rows = rank_shard(n, self.dist, seed)
+
+    def iterate(self, start: int, stop: int):
+        """Batches ``start`` … ``stop − 1``, in order."""
+        if self.workers <= 0:
+            for step in range(int(start), int(stop)):
+                yield self.batch(step)
+            return
+        loader = DataLoader(_Steps(self), batch_size=None, sampler=range(int(start), int(stop)),
+                            num_workers=self.workers, prefetch_factor=self.prefetch,
+                            pin_memory=torch.cuda.is_available())
+        yield from loader
 
     def generator(self, step: int) -> torch.Generator:
         return step_generator(self.seed, self.dist.rank, step)
@@ -77,18 +121,22 @@ class BatchSource:
 
 
 class EpochBatches(BatchSource):
-    """Shuffled epochs over this rank's shard of equal-length tensors, ``batch_size`` rows per
-    batch, the last incomplete batch of an epoch dropped. ``tensors`` is a tuple (batches are
-    tuples) or a mapping (batches are dicts)."""
+    """Shuffled epochs over this rank's shard of a row store, ``batch_size`` rows per batch, the
+    last incomplete batch of an epoch dropped. ``data`` is a row store or a mapping of tensors
+    (batches are dicts), or a tuple of tensors (batches are tuples). ``prepare`` turns a fetched
+    batch into what the trainer takes (conversions, resizing: done per batch, in the workers)."""
 
-    def __init__(self, tensors: Sequence[torch.Tensor] | Mapping[str, torch.Tensor], batch_size: int, *, seed: int = 0,
-                 dist: DistInfo | None = None):
-        self.named = isinstance(tensors, Mapping)
-        self.tensors = dict(tensors) if self.named else tuple(tensors)
-        values = list(self.tensors.values()) if self.named else list(self.tensors)
-        n = len(values[0])
-        if any(len(t) != n for t in values):
-            raise ValueError(f"the training tensors differ in length: {[len(t) for t in values]}")
+    def __init__(self, data: Rows | Sequence[torch.Tensor] | Mapping[str, torch.Tensor], batch_size: int, *,
+                 seed: int = 0, dist: DistInfo | None = None, prepare=None):
+        self.as_tuple = isinstance(data, (tuple, list))
+        if self.as_tuple:
+            lengths = [len(t) for t in data]
+            if len(set(lengths)) != 1:
+                raise ValueError(f"the training tensors differ in length: {lengths}")
+            data = {str(k): t for k, t in enumerate(data)}
+        self.data = as_rows(data)
+        self.prepare = prepare
+        n = len(self.data)
         super().__init__(n, seed=seed, dist=dist)
         if len(self.rows) < batch_size or batch_size < 1:
             raise ValueError(f"the training data yielded no batch: this process has {len(self.rows)} samples, fewer than "
@@ -105,7 +153,7 @@ class EpochBatches(BatchSource):
         return self._order[j * self.batch_size:(j + 1) * self.batch_size]
 
     def batch(self, step: int):
-        rows = self.sample_ids(step)
-        if self.named:
-            return {k: t[rows] for k, t in self.tensors.items()}
-        return tuple(t[rows] for t in self.tensors)
+        out = self.data.fetch(self.sample_ids(step))
+        if self.as_tuple:
+            out = tuple(out[str(k)] for k in range(len(out)))
+        return self.prepare(out) if self.prepare is not None else out

@@ -7,7 +7,9 @@ seconds per iteration here (the second; the first warms up), peak memory of that
 per iteration (``torch.utils.flop_counter``, backward included) and the GPU-hours its full schedule
 would take on one H100-class GPU at :data:`UTILISATION` of its dense bf16 peak.
 
-Each family runs in its own process, so its peak RSS is its own. A batch too big for this machine
+Each family runs in its own process, so its peak RSS is its own; at a profile that streams its data
+the batches come from ``num_workers`` DataLoader workers, and the peak memory of the whole process
+tree (PSS, :mod:`eyegen_lib.memory`) is reported beside it. A batch too big for this machine
 can be measured smaller (``max_batch``): FLOPs and the GPU estimate are then scaled to the full
 batch (they are linear in it); seconds and memory are stated at the measured batch.
 """
@@ -32,77 +34,89 @@ GPU_PEAK_FLOPS = 989e12  # H100 SXM, dense bf16 tensor cores
 UTILISATION = 0.35  # a typical share of peak for convolutional training
 
 
-def _rows(n: int, indices: list[int]) -> list[int]:
-    return [indices[i % len(indices)] for i in range(n)]
-
-
 def _build(family: str, profile, batch: int | None):
-    """(run, config, evaluate-one-batch callable, measured batch, the profile's batch) for ``family``."""
+    """(run, config, evaluate-one-batch callable, measured batch, the profile's batch) for ``family``.
+
+    The data is the training data the registry uses at this profile, through the same pipeline: row
+    stores over the training persons (rendered when a batch asks, by DataLoader workers, at a profile
+    that streams its data), redirection pairs (:class:`~eyegen_lib.data.pairs.PairRows`), the
+    model's batch source. Only the refiner's ranking is replaced: its references are random pool
+    images with their true masks as pseudo-labels (the ranking pass needs the trained segmenter)."""
     from . import registry
-    from .data.datasets import indices_of_persons
-    from .protocols import gaze_estimator_source, nir_source, person_split, person_side_groups, rgb_source
+    from .data.rows import RenderedRows, rows_of
+    from .images import to_signed
+    from .protocols import (deepwarp_training_pairs, gaze_estimator_source, nir_source, person_side_groups,
+                            person_split, redirection_training_pairs, split_indices)
 
     split = person_split(profile)
-    if family in ("segmenter", "refiner"):
+    in_memory = not profile.stream_data
+
+    def sized(config):
+        full = config.batch_size
+        return replace(config, batch_size=min(full, batch or full)), full
+
+    if family in ("segmenter", "refiner", "seg2eye"):
+        source = nir_source(profile)
+        idx = split_indices(source, split)
+        train = rows_of(source, idx["train"], ("image", "mask"), in_memory=in_memory, progress=False)
+        test = rows_of(source, idx["test"][:8], ("image", "mask"), in_memory=in_memory, progress=False)
+    if family == "segmenter":
         from .models.deeplab import SegmenterConfig, segment, segmenter_run
+
+        config, full = sized(SegmenterConfig.for_profile(profile))
+        b = config.batch_size
+        return segmenter_run(train, config), config, lambda m: segment(m, test.fetch(range(min(b, len(test))))["image"]), b, full
+    if family == "refiner":
         from .models.refiner import RefinerConfig, refine, refiner_run
 
-        config = (SegmenterConfig if family == "segmenter" else RefinerConfig).for_profile(profile)
-        full, b = config.batch_size, min(config.batch_size, batch or config.batch_size)
-        config = replace(config, batch_size=b)
-        source = nir_source(profile)
-        data = source.render(_rows(2 * b, indices_of_persons(source, split["train"])))
-        if family == "segmenter":
-            run = segmenter_run(data["image"], data["mask"], config)
-            return run, config, lambda m: segment(m, data["image"][:b]), b, full
-        ranked = torch.stack([torch.randperm(2 * b)[: config.top_n] if 2 * b >= config.top_n
-                              else torch.randint(2 * b, (config.top_n,)) for _ in range(2 * b)])
-        run = refiner_run(data["mask"], data["image"], ranked, data["image"], data["mask"], config)
-        return run, config, lambda m: refine(m, data["mask"][:b], data["image"][:b], data["mask"][:b]), b, full
+        config, full = sized(RefinerConfig.for_profile(profile))
+        b = config.batch_size
+        pool = RenderedRows(source, range(len(source)), {"image": "image", "pseudo": "mask"})
+        ranked = torch.randint(len(pool), (len(train), config.top_n), generator=torch.Generator().manual_seed(0))
+        run = refiner_run(train, ranked, pool, config)
+
+        def evaluate(m):
+            t, r = test.fetch(range(min(b, len(test)))), pool.fetch(ranked[: min(b, len(test)), 0])
+            return refine(m, t["mask"], r["image"], r["pseudo"])
+
+        return run, config, evaluate, b, full
     if family == "seg2eye":
         from .models.seg2eye import generate, seg2eye_run
 
-        config = registry.seg2eye_config(profile)
-        full, b = config.batch_size, min(config.batch_size, batch or config.batch_size)
-        config = replace(config, batch_size=b)
-        source = nir_source(profile)
-        person_rows = indices_of_persons(source, split["train"][:1])
-        data = source.render(person_rows[: max(2 * (config.k_style + 1), 2 * b)])
-        groups = person_side_groups(data)
-        keep = torch.bincount(groups)[groups] > config.k_style  # eyes with K others of their person and side
-        data = {k: (v[keep] if torch.is_tensor(v) else v) for k, v in data.items()}
-        run = seg2eye_run(data["image"], data["mask"], person_side_groups(data), config)
-        style = run.batches.batch(0)["style"]
-        return run, config, lambda m: generate(m, data["mask"][: len(style)], style), b, full
+        config, full = sized(registry.seg2eye_config(profile))
+        run = seg2eye_run(train, person_side_groups(source, idx["train"]), config)
+        first = run.batches.batch(0)
+        return run, config, lambda m: generate(m, first["mask"], first["style"]), config.batch_size, full
     if family in ("deepwarp", "gaze_gan"):
-        from .models.deepwarp import render_redirection_pairs
-
-        config = registry.deepwarp_config(profile, "cfw_lcm") if family == "deepwarp" else registry.gaze_gan_config(profile)
-        full, b = config.batch_size, min(config.batch_size, batch or config.batch_size)
-        config = replace(config, batch_size=b)
-        source = rgb_source(profile, size=config.image_size)
-        pairs = render_redirection_pairs(source, _rows(b, indices_of_persons(source, split["train"])), progress=False)
         if family == "deepwarp":
-            from .models.deepwarp import deepwarp_run
+            from .models.deepwarp import deepwarp_run as make_run
             from .models.deepwarp import redirect as warp_redirect
 
-            angle = (pairs["target_gaze"] - pairs["source_gaze"]).float()
-            return (deepwarp_run(pairs, config), config,
-                    lambda m: warp_redirect(m, pairs["source"], pairs["landmarks"], angle), b, full)
-        from .models.gaze_gan import gaze_gan_run, redirect
+            config, full = sized(registry.deepwarp_config(profile, "cfw_lcm"))
+            pairs = deepwarp_training_pairs(profile, "cfw_lcm")
+        else:
+            from .models.gaze_gan import gaze_gan_run as make_run
+            from .models.gaze_gan import redirect
 
-        return (gaze_gan_run(pairs, config), config,
-                lambda m: redirect(m, pairs["source"], pairs["target_gaze"]), b, full)
+            config, full = sized(registry.gaze_gan_config(profile))
+            pairs = redirection_training_pairs(profile, progress=False)
+        run = make_run(pairs, config)
+        first = run.batches.batch(0)
+        if family == "deepwarp":
+            evaluate = lambda m: warp_redirect(m, first["source"], first["landmarks"], first["angle"])  # noqa: E731
+        else:
+            evaluate = lambda m: redirect(m, first["source"][0], first["target_gaze"][0])  # noqa: E731
+        return run, config, evaluate, config.batch_size, full
     if family == "gaze_estimator":
         from .models.gaze_estimator import GazeEstimatorConfig, gaze_estimator_run, predict_gaze
 
-        config = GazeEstimatorConfig.for_profile(profile)
-        full, b = config.batch_size, min(config.batch_size, batch or config.batch_size)
-        config = replace(config, batch_size=b)
+        config, full = sized(GazeEstimatorConfig.for_profile(profile))
         source = gaze_estimator_source(profile)
-        data = source.render(_rows(b, indices_of_persons(source, split["train"])))
-        run = gaze_estimator_run(data["image"], data["gaze"], config)
-        return run, config, lambda m: predict_gaze(m, data["image"].float() / 127.5 - 1), b, full
+        idx = split_indices(source, split)
+        train = rows_of(source, idx["train"], ("image", "gaze"), in_memory=in_memory, progress=False)
+        test = rows_of(source, idx["test"][: config.batch_size], ("image", "gaze"), in_memory=in_memory, progress=False)
+        return (gaze_estimator_run(train, config), config,
+                lambda m: predict_gaze(m, to_signed(test.fetch(range(len(test)))["image"])), config.batch_size, full)
     raise ValueError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
 
 
@@ -110,28 +124,28 @@ def check_family(family: str, profile, *, max_batch: int | None = None) -> dict:
     """Measure one family in this process (see the module doc)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from .memory import PeakMemory
     from .runtime import autocast, seed_everything
+    from .training import move_to
 
     seed_everything(0)
-    started = time.perf_counter()
-    run, config, evaluate, b, wanted_batch = _build(family, profile, max_batch)
-    built = time.perf_counter() - started
-    trainer = run.trainer
-    seconds = []
-    for step in range(2):
+    with PeakMemory() as tree:
+        started = time.perf_counter()
+        run, config, evaluate, b, wanted_batch = _build(family, profile, max_batch)
+        built = time.perf_counter() - started
+        trainer = run.trainer
+        run.batches.workers = profile.num_workers if profile.stream_data else 0  # as the registry's jobs
+        ends = [time.perf_counter()]
+        trainer.fit(run.batches, 2, progress=False, on_step=lambda step: _mark(ends, trainer))
+        seconds = [ends[1] - ends[0], ends[2] - ends[1]]
+        counter = FlopCounterMode(display=False)
+        with counter, autocast(trainer.device, trainer.precision):
+            trainer.train_step(move_to(run.batches.batch(2), trainer.device))
+        flops = counter.get_total_flops()
         t0 = time.perf_counter()
-        trainer.fit(run.batches, step + 1, progress=False)
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - t0)
-    counter = FlopCounterMode(display=False)
-    with counter, autocast(trainer.device, trainer.precision):
-        trainer.train_step(run.batches.batch(2))
-    flops = counter.get_total_flops()
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        out = evaluate(run.model.eval())
-    eval_seconds = time.perf_counter() - t0
+        with torch.no_grad():
+            out = evaluate(run.model.eval())
+        eval_seconds = time.perf_counter() - t0
     scale = wanted_batch / b
     steps = int(config.steps)
     gpu_hours = flops * scale * steps / (GPU_PEAK_FLOPS * UTILISATION) / 3600
@@ -140,9 +154,16 @@ def check_family(family: str, profile, *, max_batch: int | None = None) -> dict:
             "batch": wanted_batch, "measured_batch": b,
             "image": "×".join(map(str, profile.patch_size if family == "gaze_estimator" else _image_size(config))),
             "s_per_iteration": seconds[1], "first_iteration_s": seconds[0], "build_s": built, "eval_batch_s": eval_seconds,
-            "peak_rss_GiB": peak, "GFLOP_per_iteration": flops * scale / 1e9, "steps": steps,
+            "peak_rss_GiB": peak, "peak_pss_tree_GiB": tree.gib, "data_workers": run.batches.workers,
+            "GFLOP_per_iteration": flops * scale / 1e9, "steps": steps,
             "gpu_hours_h100": gpu_hours, "precision": trainer.precision,
             "eval_output": list(out[0].shape) if isinstance(out, tuple) else list(out.shape)}
+
+
+def _mark(ends: list, trainer) -> None:
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    ends.append(time.perf_counter())
 
 
 def _image_size(config) -> tuple:
@@ -171,6 +192,7 @@ def format_table(rows: list[dict], *, header: bool = True) -> str:
     cols = [("model", "model", "{}"), ("notebook", "nb", "{}"), ("params_M", "params (M)", "{:.2f}"),
             ("image", "image", "{}"), ("batch", "batch", "{}"), ("measured_batch", "measured at", "{}"),
             ("s_per_iteration", "s/iteration (this CPU)", "{:.2f}"), ("peak_rss_GiB", "peak RSS (GiB)", "{:.2f}"),
+            ("peak_pss_tree_GiB", "with data workers (GiB)", "{:.2f}"),
             ("GFLOP_per_iteration", "GFLOP/iteration", "{:,.0f}"), ("steps", "paper steps", "{:,}"),
             ("gpu_hours_h100", "H100-hours", "{:.2g}")]
     lines = []

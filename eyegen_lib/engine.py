@@ -101,6 +101,7 @@ class TrainingJob:
     how_to_make: str = ""
     log_every: int | None = None
     extra_metrics: dict = field(default_factory=dict)
+    data_workers: int = 0  # DataLoader worker processes that build its batches (the profile's num_workers)
 
 
 def state_path(artifact: str | os.PathLike) -> Path:
@@ -260,6 +261,7 @@ def obtain(job: TrainingJob, *, retrain: bool = False, allow_training: bool = Tr
 def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointing, *, progress: bool, on_log):
     seed_everything(job.seed)  # identical initial weights on every rank
     run = job.make_run(dist)
+    run.batches.workers = job.data_workers
     trainer = run.trainer
     if dist.rank > 0:  # then each rank its own random streams (dropout, interpolates …)
         seed_everything(job.seed + RANK_SEED_OFFSET * dist.rank)

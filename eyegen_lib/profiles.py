@@ -7,7 +7,8 @@
   with schedules cut so each notebook takes about ten minutes on one modern GPU.
 * ``paper`` — a GPU: the papers' image sizes, widths and schedules.
 
-A profile holds its data sizes, whether models take the papers' architectures and widths
+A profile holds its data sizes, whether data is rendered once into memory (``smoke``, ``cpu``) or
+streamed — rendered when a batch needs it, by ``num_workers`` DataLoader workers (``gpu``, ``paper``) —, whether models take the papers' architectures and widths
 (``paper_shapes``) or narrower ones (``width_multiplier``), and — in ``schedules`` — every model's
 run size (steps, batch, learning rate …). Each paper's model config (one ``@dataclass`` per model
 file) reads them in its ``for_profile``; nothing else names a profile.
@@ -35,7 +36,9 @@ class Profile:
     train_steps: int  # default optimisation steps of one model
     batch_size: int
     eval_images: int  # images used for a metric
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader worker processes building training batches (streamed data)
+    stream_data: bool = False  # render (or read) samples when a batch needs them, never a whole split
+    ranking_size: tuple[int, int] | None = None  # masks compared at this size when ranking a streamed pool (None: full)
     paper_shapes: bool = False  # the papers' architectures and widths (paper, gpu); narrower ones otherwise
     pairs_per_image: int = 3  # redirection training pairs drawn per training image
     redirection_eyes: int | None = None  # test eyes of the redirection protocol (None: all)
@@ -95,7 +98,8 @@ PAPER = Profile(
     name="paper",
     description="a GPU: the papers' sizes and schedules",
     nir_size=(400, 640), patch_size=(64, 64), n_persons=152, images_per_person=200, width_multiplier=1.0,
-    train_steps=100_000, batch_size=32, eval_images=1471, num_workers=8, paper_shapes=True,
+    train_steps=100_000, batch_size=32, eval_images=1471, num_workers=8, stream_data=True, ranking_size=(100, 160),
+    paper_shapes=True,
     estimator_images_per_person=200,
     schedules={
         "segmenter": dict(steps=30_000, batch_size=32, lr=1e-3),

@@ -49,8 +49,11 @@ def split_indices(source: SyntheticEyes, split: dict[str, list[int]]) -> dict[st
     return {name: indices_of_persons(source, persons) for name, persons in split.items()}
 
 
-def person_side_groups(data: dict) -> torch.Tensor:
-    """One id per (person, eye side) of a :func:`render_all` dict: Seg2Eye's "mode" of a person."""
+def person_side_groups(data, indices=None) -> torch.Tensor:
+    """One id per (person, eye side): Seg2Eye's "mode" of a person. Of a :func:`render_all` dict's
+    rows, or of ``indices`` of a source (from its metadata: nothing is rendered)."""
+    if indices is not None:
+        return torch.tensor([data.person_of(i) * 2 + (data.side_of(i) == "R") for i in indices], dtype=torch.int64)
     return data["person"] * 2 + torch.tensor([s == "R" for s in data["side"]], dtype=torch.int64)
 
 
@@ -167,16 +170,20 @@ def _deepwarp_pairs_arguments(profile: Profile, variant: str, seed: int):
 def deepwarp_training_pairs(profile: Profile, variant: str, *, seed: int = 0, progress: bool = True) -> dict:
     """The training pairs of a DeepWarp variant (05_deepwarp): 41×51 crops of the training persons
     — vertical-only pairs for ``cfw_lcm_vertical``, misregistered pairs (:data:`SHIFTED_PAIRS`) for
-    ``ss_shifted_k*`` — or, for ``protocol``, :func:`redirection_training_pairs`."""
-    from .models.deepwarp import render_redirection_pairs
+    ``ss_shifted_k*`` — or, for ``protocol``, :func:`redirection_training_pairs`. Rendered into tensors
+    (the dict of :func:`~eyegen_lib.data.pairs.render_redirection_pairs`), or, at a profile that
+    streams its data, a :class:`~eyegen_lib.data.pairs.PairRows` rendering the pairs a batch draws."""
+    from .data.pairs import PairRows, render_redirection_pairs
 
     source, train, arguments = _deepwarp_pairs_arguments(profile, variant, seed)
+    if profile.stream_data:  # rendered when a batch draws them
+        return PairRows(source, train, **arguments)
     return render_redirection_pairs(source, train, progress=progress, **arguments)
 
 
 def deepwarp_training_pairs_recipe(profile: Profile, variant: str, *, seed: int = 0) -> dict:
     """The ``recipe`` of :func:`deepwarp_training_pairs`, without rendering them."""
-    from .models.deepwarp import redirection_pairs_recipe
+    from .data.pairs import redirection_pairs_recipe
 
     source, train, arguments = _deepwarp_pairs_arguments(profile, variant, seed)
     return redirection_pairs_recipe(source, train, **arguments)
@@ -197,8 +204,14 @@ def ranking_setup(profile: Profile, model, *, seed: int = 0, progress: bool = Tr
       the mode of its capture (its image's cluster, one bit: which camera), since the masks carry
       little side information (:func:`eyegen_lib.ranking.mask_modes` measures how little).
 
-    ``model`` is the segmenter (``registry.segmenter``) whose pseudo-labels the pool gets."""
+    ``model`` is the segmenter (``registry.segmenter``) whose pseudo-labels the pool gets. The pool
+    and each target set also have ``rows``: a row store (pool: ``image``, ``pseudo``; targets:
+    ``image``, ``mask``) that the refiner trains from. At a profile that streams its data
+    (``stream_data``) nothing is held decoded: see :func:`streamed_ranking_setup`."""
+    if profile.stream_data:
+        return streamed_ranking_setup(profile, model, seed=seed, progress=progress)
     from .data.datasets import render_all
+    from .data.rows import TensorRows
     from .models.deeplab import segment
     from .ranking import mask_modes, split_modes
 
@@ -207,6 +220,7 @@ def ranking_setup(profile: Profile, model, *, seed: int = 0, progress: bool = Tr
     pool = render_all(source, None, progress=progress)
     pool["pseudo"] = segment(model, pool["image"], progress=progress)
     pool["mode"] = split_modes(pool["image"], seed=seed)
+    pool["rows"] = TensorRows({"image": pool["image"], "pseudo": pool["pseudo"]})
     row = {int(i): r for r, i in enumerate(pool["index"].tolist())}
     out = {"task": task, "pool": pool}
     for name, indices in (("test", task["test_indices"]), ("train", task["train_indices"])):
@@ -215,15 +229,79 @@ def ranking_setup(profile: Profile, model, *, seed: int = 0, progress: bool = Tr
         out[name] = {"mask": data["mask"], "image": data["image"], "side": data["side"], "person": data["person"],
                      "index": torch.as_tensor(indices, dtype=torch.int64), "pool_row": rows,
                      "mode": pool["mode"][rows],  # the cluster of the target's own capture
-                     "mode_from_mask": mask_modes(data["mask"], pool["pseudo"], pool["mode"])}
+                     "mode_from_mask": mask_modes(data["mask"], pool["pseudo"], pool["mode"]),
+                     "rows": TensorRows({"image": data["image"], "mask": data["mask"]})}
     return out
 
 
-def rank_targets(setup: dict, targets: dict, n: int) -> torch.Tensor:
+def streamed_ranking_setup(profile: Profile, model, *, seed: int = 0, progress: bool = True, chunk: int = 32) -> dict:
+    """:func:`ranking_setup` for a pool too large to hold decoded (``paper``: 30,400 images of
+    400 × 640). One pass renders the pool ``chunk`` images at a time and keeps, per image, only its
+    pseudo-label and true mask (zlib-compressed, :class:`~eyegen_lib.data.rows.MaskStore`), its mode
+    features and its ranking features — the coloured pseudo-label area-averaged to
+    ``profile.ranking_size``, compared by the same mean squared distance (a low-pass version of the
+    full-resolution one). ``pool["image"]`` and the targets' images are re-rendered when a batch
+    asks. Targets carry ``features`` (their coloured masks, likewise) and :func:`rank_targets`
+    ranks on those."""
+    from .data.rows import MaskStore, RenderedRows, ZipRows, fetch_in_chunks
+    from .models.deeplab import segment
+    from .ranking import kmeans, mask_mode_features, mode_features
+    from .similarity import ranking_features
+
+    source, split, idx, test = _openeds_parts(profile, seed)
+    size = profile.ranking_size
+    images = RenderedRows(source, range(len(source)), ("image", "mask"), chunk=chunk)
+    pseudo, true = MaskStore(source.spec.size, "pseudo"), MaskStore(source.spec.size, "mask")
+    feats, mode_feats, mask_feats = [], [], []
+    for _, got in fetch_in_chunks(images, chunk=chunk, progress=progress, desc="pseudo-labelling the pool"):
+        labels = segment(model, got["image"])
+        pseudo.extend(labels)
+        true.extend(got["mask"])
+        feats.append(ranking_features(labels, size=size).half())
+        mode_feats.append(mode_features(got["image"]))
+        mask_feats.append(mask_mode_features(labels))
+    mode = kmeans(torch.cat(mode_feats), 2, seed=seed)[0]
+    mask_feats = torch.cat(mask_feats)
+    centroids = torch.stack([mask_feats[mode == m].mean(0) for m in (0, 1)])
+    pool = {"image": RenderedRows(source, range(len(source)), ("image",), chunk=chunk), "pseudo": pseudo, "mask": true,
+            "mode": mode, "features": torch.cat(feats), "index": torch.arange(len(source)),
+            "person": torch.tensor([source.person_of(i) for i in range(len(source))], dtype=torch.int64),
+            "side": [source.side_of(i) for i in range(len(source))]}
+    pool["rows"] = ZipRows(pool["image"], pseudo)
+    out = {"task": {"source": source, "split": split, "test_indices": test, "train_indices": idx["train"],
+                    "recipe": protocol_recipe(profile, "openeds", seed=seed)}, "pool": pool}
+    for name, indices in (("test", test), ("train", idx["train"])):
+        rows = RenderedRows(source, indices, ("image", "mask"), chunk=chunk)
+        masks, t_feats, t_mode = MaskStore(source.spec.size), [], []
+        for _, got in fetch_in_chunks(rows, chunk=chunk, progress=progress, desc=f"{name} targets"):
+            masks.extend(got["mask"])
+            t_feats.append(ranking_features(got["mask"], size=size).half())
+            t_mode.append(torch.cdist(mask_mode_features(got["mask"]), centroids).argmin(1))
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        out[name] = {"mask": masks, "rows": rows, "index": index, "pool_row": index, "mode": mode[index],
+                     "mode_from_mask": torch.cat(t_mode), "features": torch.cat(t_feats),
+                     "person": pool["person"][index], "side": [pool["side"][i] for i in indices]}
+    return out
+
+
+def rank_targets(setup: dict, targets: dict, n: int, *, chunk: int = 256) -> torch.Tensor:
     """The top-``n`` pool rows for each target of :func:`ranking_setup` (same mode, never the
-    target's own image), best first: (T, n)."""
+    target's own image), best first: (T, n). A streamed setup ranks on its ranking features,
+    ``chunk`` targets at a time."""
     from .ranking import candidates_ok, rank_pool
+    from .similarity import feature_distances
 
     pool = setup["pool"]
-    ok = candidates_ok(targets["mode"], pool["mode"], target_index=targets["index"], pool_index=pool["index"])
-    return rank_pool(targets["mask"], pool["pseudo"], n, ok=ok)[0]
+    if "features" not in targets:
+        ok = candidates_ok(targets["mode"], pool["mode"], target_index=targets["index"], pool_index=pool["index"])
+        return rank_pool(targets["mask"], pool["pseudo"], n, ok=ok)[0]
+    if targets["features"].shape[1] != pool["features"].shape[1]:
+        raise ValueError("these targets' ranking features were made at another ranking size than the pool's: "
+                         "rank targets of the same ranking_setup")
+    ranked = []
+    for i in range(0, len(targets["index"]), chunk):
+        part = slice(i, i + chunk)
+        ok = candidates_ok(targets["mode"][part], pool["mode"], target_index=targets["index"][part], pool_index=pool["index"])
+        d = feature_distances(targets["features"][part], pool["features"])
+        ranked.append(rank_pool(None, None, n, ok=ok, distances=d)[0])
+    return torch.cat(ranked)

@@ -133,7 +133,8 @@ def _job(name: str, variant: str, profile: Profile, seed: int, config, recipe: d
                        path=artifact_path(name, profile, seed=seed, variant=variant),
                        provenance=make_provenance(profile=profile, seed=seed, config=config, data=recipe), seed=seed,
                        make_model=make_model, make_run=make_run, snapshots=tuple(snapshots),
-                       fixed_schedule=fixed_schedule, how_to_make=ARTIFACTS[name].how_to_make(profile, seed, variant))
+                       fixed_schedule=fixed_schedule, how_to_make=ARTIFACTS[name].how_to_make(profile, seed, variant),
+                       data_workers=profile.num_workers if profile.stream_data else 0)
 
 
 def _obtain(job: TrainingJob, name: str, variant: str, *, retrain: bool, train: bool, progress: bool, on_log=None,
@@ -152,9 +153,9 @@ def segmenter(profile: Profile, *, seed: int = 0, steps: int | None = None, retr
     """The DeepLab v3+ segmenter for OpenEDS-like NIR images, trained on the training persons'
     images and masks. Returns (model in eval mode, info); ``info["metrics"]`` hold the mIoU and
     per-class IoU on the held-out test persons."""
-    from .data.datasets import render_all
-    from .metrics import iou_per_class
-    from .models.deeplab import DeepLabV3Plus, SegmenterConfig, segment, segmenter_run
+    from .data.rows import rows_of
+    from .metrics import iou_from_confusion
+    from .models.deeplab import DeepLabV3Plus, SegmenterConfig, segmentation_confusion, segmenter_run
     from .protocols import nir_source, person_split, split_indices
 
     config = with_steps(SegmenterConfig.for_profile(profile), steps)
@@ -162,15 +163,16 @@ def segmenter(profile: Profile, *, seed: int = 0, steps: int | None = None, retr
     split = person_split(profile, seed=seed)
     idx = split_indices(source, split)
 
+    def rows(name):  # in memory at the small profiles, rendered batch by batch at the large ones
+        return rows_of(source, idx[name], ("image", "mask"), in_memory=not profile.stream_data, progress=progress)
+
     def evaluate(model):
-        te = render_all(source, idx["test"], progress=progress)
-        iou = iou_per_class(segment(model, te["image"]), te["mask"])
-        return {"miou": float(torch.nanmean(iou)), "train_images": len(idx["train"]), "test_images": len(te["image"]),
+        iou = iou_from_confusion(segmentation_confusion(model, rows("test"), progress=progress))
+        return {"miou": float(torch.nanmean(iou)), "train_images": len(idx["train"]), "test_images": len(idx["test"]),
                 **{f"iou_{name}": float(v) for name, v in zip(("skin", "sclera", "iris", "pupil"), iou)}}
 
     def make_run(dist):
-        tr = render_all(source, idx["train"], progress=progress)
-        return segmenter_run(tr["image"], tr["mask"], config, seed=seed, dist=dist, evaluate=evaluate)
+        return segmenter_run(rows("train"), config, seed=seed, dist=dist, evaluate=evaluate)
 
     recipe = data_recipe(source, split=split, trained_on="train persons' images and masks")
     job = _job("segmenter", "", profile, seed, config, recipe, make_model=lambda: DeepLabV3Plus(config.net),
@@ -194,8 +196,7 @@ def refiner(profile: Profile, *, seed: int = 0, setup: dict | None = None, steps
     def make_run(dist):
         s = setup if setup is not None else ranking_setup(profile, seg, seed=seed, progress=progress)
         ranked = rank_targets(s, s["train"], config.top_n)
-        return refiner_run(s["train"]["mask"], s["train"]["image"], ranked, s["pool"]["image"], s["pool"]["pseudo"],
-                           config, seed=seed, dist=dist)
+        return refiner_run(s["train"]["rows"], ranked, s["pool"]["rows"], config, seed=seed, dist=dist)
 
     recipe = data_recipe(nir_source(profile, seed=seed), split=person_split(profile, seed=seed),
                          upstream={"segmenter": identity(seg_info["provenance"])},
@@ -228,8 +229,9 @@ def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=No
     """Seg2Eye (``full``), the full recipe's snapshot at the ablations' length (``reference``;
     saved while ``full`` trains), an ablation, or a free-form ``panel_*`` setting with its own
     ``config``; trained on the OpenEDS protocol's training persons. Returns (model, info)."""
+    from .data.rows import rows_of
     from .models.seg2eye import Seg2Eye, seg2eye_run
-    from .protocols import openeds_protocol, person_side_groups
+    from .protocols import nir_source, person_side_groups, person_split, split_indices
 
     _check_variant("seg2eye", variant, free_form_prefix="panel_")
     if config is None:
@@ -237,21 +239,30 @@ def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=No
             raise ValueError("a panel_* Seg2Eye variant needs its config")
         config = seg2eye_config(profile, variant)
     config = with_steps(config, steps)
-    task = openeds_protocol(profile, seed=seed)
-    data = task["train"]
-    recipe = data_recipe(task["source"], split=task["split"], trained_on="train persons; K style images of the same person and side")
+    source, split = nir_source(profile, seed=seed), person_split(profile, seed=seed)
+    train = split_indices(source, split)["train"]  # the OpenEDS protocol's training persons
+    recipe = data_recipe(source, split=split, trained_on="train persons; K style images of the same person and side")
     snapshots = ()
     if variant == "full" and config.ablation_steps < config.steps:
         short = replace(config, steps=config.ablation_steps)
         snapshots = (Snapshot(config.ablation_steps, artifact_path("seg2eye", profile, seed=seed, variant="reference"), short),)
+
+    def make_run(dist):
+        rows = rows_of(source, train, ("image", "mask"), in_memory=not profile.stream_data, progress=progress)
+        return seg2eye_run(rows, person_side_groups(source, train), config, seed=seed, dist=dist)
+
     job = _job("seg2eye", variant, profile, seed, config, recipe, make_model=lambda: Seg2Eye(config), snapshots=snapshots,
-               make_run=lambda dist: seg2eye_run(data["image"], data["mask"], person_side_groups(data), config,
-                                                 seed=seed, dist=dist))
+               make_run=make_run)
     return _obtain(job, "seg2eye", variant, retrain=retrain, train=train, progress=progress, on_log=on_log,
                    checkpointing=checkpointing)
 
 
 # -- DeepWarp --------------------------------------------------------------------------------------------
+def _pairs_recipe(pairs) -> dict | None:
+    """The recipe of training pairs: rendered (a dict) or streamed (``PairRows``)."""
+    return pairs.get("recipe") if isinstance(pairs, dict) else getattr(pairs, "recipe", None)
+
+
 def deepwarp_config(profile: Profile, variant: str):
     """A DeepWarp variant's config: the five architectures of 05, ``cfw_lcm_vertical`` (pitch only),
     ``ss_shifted_k<K>`` (SS with the registration-aware loss of window K on misregistered pairs)
@@ -284,7 +295,7 @@ def deepwarp(profile: Profile, variant: str, *, seed: int = 0, config=None, pair
 
     config = with_steps(config or deepwarp_config(profile, variant), steps)
     recipe = deepwarp_training_pairs_recipe(profile, variant, seed=seed)
-    if pairs is not None and pairs.get("recipe") != recipe:
+    if pairs is not None and _pairs_recipe(pairs) != recipe:
         raise ValueError(f"these pairs are not deepwarp {variant!r}'s training pairs (another recipe); use "
                          f"protocols.deepwarp_training_pairs(profile, {variant!r}, seed=SEED)")
 
@@ -337,7 +348,7 @@ def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs=N
     if ablation == "full" and reference != config:
         snapshots = (Snapshot(reference.steps, artifact_path("gaze_gan", profile, seed=seed, variant="reference"), reference),)
     recipe = redirection_training_pairs_recipe(profile, seed=seed)
-    if pairs is not None and pairs.get("recipe") != recipe:
+    if pairs is not None and _pairs_recipe(pairs) != recipe:
         raise ValueError("these pairs are not the profile's redirection training pairs (another recipe); "
                          "use protocols.redirection_training_pairs(profile, seed=SEED)")
 
@@ -362,7 +373,7 @@ def gaze_estimator(profile: Profile, *, seed: int = 0, size: tuple[int, int] | N
     trained on the training persons (never the test persons). ``info["metrics"]`` hold the test
     error on held-out persons (the floor of the gaze-error metric) and the error of always
     predicting the training mean gaze."""
-    from .data.datasets import render_all
+    from .data.rows import fetch_in_chunks, gaze_labels, rows_of
     from .gaze import angular_error_deg
     from .images import to_signed
     from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, gaze_estimator_run, predict_gaze
@@ -374,18 +385,23 @@ def gaze_estimator(profile: Profile, *, seed: int = 0, size: tuple[int, int] | N
     split = person_split(profile, seed=seed)
     idx = split_indices(source, split)
 
+    def rows(name):
+        return rows_of(source, idx[name], ("image", "gaze"), in_memory=not profile.stream_data, progress=progress)
+
     def make_run(dist):
-        tr = render_all(source, idx["train"], progress=progress)
+        train_rows = rows("train")
 
         def evaluate(model):
-            te = render_all(source, idx["test"], progress=progress)
-            pred = predict_gaze(model, to_signed(te["image"]))
-            mean_pred = tr["gaze"].mean(0, keepdim=True).expand_as(te["gaze"])
-            return {"test_error_deg": float(angular_error_deg(pred.double(), te["gaze"].double()).mean()),
-                    "mean_predictor_error_deg": float(angular_error_deg(mean_pred.double(), te["gaze"].double()).mean()),
-                    "train_images": len(tr["image"]), "test_images": len(te["image"])}
+            test = rows("test")
+            truth = gaze_labels(test).double()
+            pred = torch.cat([predict_gaze(model, to_signed(b["image"]))
+                              for _, b in fetch_in_chunks(test, chunk=256, progress=progress, desc="gaze")]).double()
+            mean_pred = gaze_labels(train_rows).mean(0, keepdim=True).double().expand_as(truth)
+            return {"test_error_deg": float(angular_error_deg(pred, truth).mean()),
+                    "mean_predictor_error_deg": float(angular_error_deg(mean_pred, truth).mean()),
+                    "train_images": len(train_rows), "test_images": len(test)}
 
-        return gaze_estimator_run(tr["image"], tr["gaze"], config, seed=seed, dist=dist, evaluate=evaluate)
+        return gaze_estimator_run(train_rows, config, seed=seed, dist=dist, evaluate=evaluate)
 
     variant = f"{size[0]}x{size[1]}"
     recipe = data_recipe(source, split=split, trained_on="train persons", tested_on="test persons")
@@ -432,7 +448,7 @@ def augmentation_estimator(profile: Profile, variant: str, images: torch.Tensor 
 
     def make_run(dist):
         x, g = training_set()
-        return gaze_estimator_run(x, g, config, seed=seed, dist=dist)
+        return gaze_estimator_run({"image": x, "gaze": g}, config, seed=seed, dist=dist)
 
     job = _job("augmentation_estimator", variant, profile, seed, config, recipe,
                make_model=lambda: GazeEstimator(config), make_run=make_run, fixed_schedule=ONE_CYCLE)

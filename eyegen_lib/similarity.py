@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["OPENEDS_CLASS_MEANS", "colour_mask", "mask_distances", "rank_by_mask"]
+__all__ = ["OPENEDS_CLASS_MEANS", "colour_mask", "mask_distances", "rank_by_mask", "ranking_features",
+           "feature_distances"]
 
 # Mean grey value per class over OpenEDS training images: background/skin, sclera, iris, pupil.
 OPENEDS_CLASS_MEANS = (125.73929, 103.19314, 76.50751, 34.1294)
@@ -22,24 +23,40 @@ def colour_mask(mask: torch.Tensor, class_means=OPENEDS_CLASS_MEANS) -> torch.Te
     return torch.as_tensor(class_means, dtype=torch.float32, device=mask.device)[mask.long()]
 
 
+def ranking_features(masks: torch.Tensor, *, coloured: bool = True, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """(N, H, W) masks → (N, D) float32 rows whose mean squared difference is the masks' distance:
+    the coloured (or raw) masks, area-averaged to ``size`` when given (a cheaper, low-pass
+    distance for a pool too large to compare at full resolution)."""
+    x = colour_mask(masks) if coloured else masks.float()
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        x = torch.nn.functional.adaptive_avg_pool2d(x[:, None], tuple(size))[:, 0]
+    return x.flatten(1)
+
+
+def feature_distances(targets: torch.Tensor, candidates: torch.Tensor, *, chunk: int = 256,
+                      candidate_chunk: int = 4096) -> torch.Tensor:
+    """(T, D) × (N, D) feature rows (any float dtype; computed in float32) → (T, N) mean squared distances."""
+    c_sq = torch.cat([candidates[j:j + candidate_chunk].float().pow(2).sum(1)
+                      for j in range(0, len(candidates), candidate_chunk)])
+    rows = []
+    for i in range(0, len(targets), chunk):
+        ti = targets[i:i + chunk].float()
+        # |a − b|² = |a|² − 2ab + |b|²: one matrix product instead of T×N image differences
+        prod = torch.cat([ti @ candidates[j:j + candidate_chunk].float().T
+                          for j in range(0, len(candidates), candidate_chunk)], 1)
+        d = ti.pow(2).sum(1, keepdim=True) - 2 * prod + c_sq[None]
+        rows.append(d.clamp(min=0) / targets.shape[1])
+    return torch.cat(rows)
+
+
 def mask_distances(targets: torch.Tensor, candidates: torch.Tensor, *, coloured: bool = True,
                    chunk: int = 256) -> torch.Tensor:
     """(T, H, W) target masks × (N, H, W) candidate masks → (T, N) mean squared distances.
 
     ``coloured=False`` compares one-hot-free raw labels as numbers (the ablation Seg2Eye argues against).
     """
-    def prep(m):
-        return (colour_mask(m) if coloured else m.float()).flatten(1)
-
-    t, c = prep(targets), prep(candidates)
-    rows = []
-    c_sq = c.pow(2).sum(1)
-    for i in range(0, len(t), chunk):
-        ti = t[i:i + chunk]
-        # |a − b|² = |a|² − 2ab + |b|²: one matrix product instead of T×N image differences
-        d = ti.pow(2).sum(1, keepdim=True) - 2 * ti @ c.T + c_sq[None]
-        rows.append(d.clamp(min=0) / t.shape[1])
-    return torch.cat(rows)
+    return feature_distances(ranking_features(targets, coloured=coloured), ranking_features(candidates, coloured=coloured),
+                             chunk=chunk, candidate_chunk=max(len(candidates), 1))
 
 
 def rank_by_mask(targets: torch.Tensor, candidates: torch.Tensor, top_n: int, *, coloured: bool = True,

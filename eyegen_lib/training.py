@@ -101,7 +101,7 @@ class Trainer:
             on_step: Callable[[int], bool | None] | None = None) -> list[dict[str, float]]:
         """Train until ``self.step`` reaches ``steps`` (a resumed trainer continues where it stopped).
 
-        Step i trains on ``batches.batch(i)`` (:mod:`eyegen_lib.batches`). Every ``log_every``
+        Step i trains on ``batches.batch(i)`` (:mod:`eyegen_lib.batches`; built ahead by its DataLoader workers, if it has any). Every ``log_every``
         steps the losses (averaged over ranks) are appended to ``history`` and passed to ``on_log``
         (live plots; default: a hundred times per run). ``on_step(step)`` runs after each step (saving, snapshots); when it returns
         True training stops with :class:`TrainingStopped`. The bar shows the loss, the step rate
@@ -111,10 +111,11 @@ class Trainer:
         for m in self.models.values():
             m.train()
         bar = tqdm(total=steps, initial=self.step, desc=desc, disable=not (progress and self.dist.is_main), leave=False)
+        stream = batches.iterate(self.step, steps)  # batch i, built here or by DataLoader workers
         try:
-            while self.step < steps:
+            for batch in stream:
                 with autocast(self.device, self.precision):
-                    losses = self.train_step(move_to(batches.batch(self.step), self.device))
+                    losses = self.train_step(move_to(batch, self.device))
                 for s in self.schedulers.values():
                     s.step()
                 self.step += 1
@@ -128,6 +129,7 @@ class Trainer:
                 if on_step is not None and on_step(self.step):
                     raise TrainingStopped(f"training stopped at step {self.step}")
         finally:
+            stream.close()  # stops a DataLoader's workers when training stops early
             bar.close()
             for m in self.models.values():
                 m.eval()

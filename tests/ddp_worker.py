@@ -8,12 +8,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from eyegen_lib.batches import EpochBatches
+from eyegen_lib.batches import BatchSource, EpochBatches
 from eyegen_lib.distributed import DistInfo, init_distributed, shutdown_distributed
 from eyegen_lib.training import SupervisedTrainer
 
 
-class BothRanks:
+class BothRanks(BatchSource):  # iterate() over batch(); no shard of its own
     """Step i's batches of ranks 0 and 1 of a 2-process run, as one batch."""
 
     def __init__(self, data, batch):

@@ -143,7 +143,7 @@ def test_training_steps_lower_the_pixel_loss(numerics_seed, margin):
     images, masks, groups = _tiny_data()
     c = tiny_config(lr_g=2e-3, lr_d=2e-3)
     trainer = Seg2EyeTrainer(Seg2Eye(c), MultiScaleDiscriminator(5, c.ndf, c.d_layers, c.n_scales), c, device="cpu")
-    batches = StyleBatches(images, masks, groups, k_style=2, batch_size=4, seed=numerics_seed)
+    batches = StyleBatches({"image": images, "mask": masks}, groups, k_style=2, batch_size=4, seed=numerics_seed)
     hist = trainer.fit(batches, 20, progress=False)
     assert {"d_hinge", "g_hinge", "g_fm", "g_l2", "g_style", "g_gram"} <= set(hist[0])
     first, last = sum(h["g_l2"] for h in hist[:3]) / 3, sum(h["g_l2"] for h in hist[-3:]) / 3
@@ -158,20 +158,20 @@ def test_gaugan_baseline_has_no_style_branch_and_trains():
     assert m.encoder is None
     images, masks, groups = _tiny_data()
     trainer = Seg2EyeTrainer(m, MultiScaleDiscriminator(5, c.ndf), c, device="cpu")
-    hist = trainer.fit(StyleBatches(images, masks, groups, k_style=2, batch_size=2), 2, progress=False)
+    hist = trainer.fit(StyleBatches({"image": images, "mask": masks}, groups, k_style=2, batch_size=2), 2, progress=False)
     assert "g_style" not in hist[-1] and "g_l2" in hist[-1]
 
 
 def test_style_batches_never_use_the_target_and_stay_in_group():
     images, masks, groups = _tiny_data()
-    b = StyleBatches(images, masks, groups, k_style=3, batch_size=4, seed=1)
+    b = StyleBatches({"image": images, "mask": masks}, groups, k_style=3, batch_size=4, seed=1)
     for step in range(5):
         targets, picks = b._draw(step)
         for t, row in zip(targets.tolist(), picks.tolist()):
             assert t not in row and len(set(row)) == 3 and all(groups[r] == groups[t] for r in row)
     assert torch.equal(b.batch(3)["style"], b.batch(3)["style"]), "batch i is a function of i"
     with pytest.raises(ValueError):
-        StyleBatches(images, masks, groups, k_style=4, batch_size=2)
+        StyleBatches({"image": images, "mask": masks}, groups, k_style=4, batch_size=2)
 
 
 def test_checkpoint_roundtrip_and_other_model_refused(tmp_path):
@@ -197,7 +197,7 @@ def test_snapshot_equals_a_run_of_that_length_and_loads_as_one(tmp_path):
 
     def seg2eye_job(path, config, snapshot=None):
         return job(path, "seg2eye", config, lambda: Seg2Eye(config),
-                   lambda dist: seg2eye_run(images, masks, groups, config, dist=dist), snapshot=snapshot)
+                   lambda dist: seg2eye_run({"image": images, "mask": masks}, groups, config, dist=dist), snapshot=snapshot)
 
     model, info = obtain(seg2eye_job(tmp_path / "full.pt", c, snapshot=(2, tmp_path / "ref.pt", short)), progress=False)
     assert info["trained_now"] and info["step"] == 4 and info["history"]["step"][-1] == 4

@@ -3,7 +3,7 @@ from ..gaze import angular_error_deg
 from .image import (OPENEDS_SIZE, OPENEDS_TEST_MASKS, blurriness, challenge_score, leaderboard_score, mse, psnr, ssim,
                     to_255, to_grey)
 from .perceptual import LPIPS, lpips_distance
-from .segmentation import confusion_matrix, iou_per_class, mean_iou
+from .segmentation import confusion_matrix, iou_from_confusion, iou_per_class, mean_iou
 
 __all__ = ["LPIPS", "lpips_distance", "angular_error_deg", "OPENEDS_SIZE", "OPENEDS_TEST_MASKS", "blurriness",
-           "challenge_score", "leaderboard_score", "mse", "psnr", "ssim", "to_255", "to_grey", "confusion_matrix", "iou_per_class", "mean_iou"]
+           "challenge_score", "leaderboard_score", "mse", "psnr", "ssim", "to_255", "to_grey", "confusion_matrix", "iou_per_class", "iou_from_confusion", "mean_iou"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["confusion_matrix", "iou_per_class", "mean_iou"]
+__all__ = ["confusion_matrix", "iou_per_class", "iou_from_confusion", "mean_iou"]
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int = 4) -> torch.Tensor:
@@ -19,7 +19,13 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int = 
 
 def iou_per_class(pred: torch.Tensor, target: torch.Tensor, n_classes: int = 4) -> torch.Tensor:
     """IoU of each class over all pixels of the batch; NaN for a class absent from both."""
-    cm = confusion_matrix(pred, target, n_classes).double()
+    return iou_from_confusion(confusion_matrix(pred, target, n_classes))
+
+
+def iou_from_confusion(cm: torch.Tensor) -> torch.Tensor:
+    """Per-class IoU of a confusion matrix (summed over batches for a streamed evaluation); NaN for a
+    class absent from both prediction and target."""
+    cm = cm.double()
     inter = cm.diag()
     union = cm.sum(0) + cm.sum(1) - inter
     return torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-from ..batches import EpochBatches, rank_generator
+from ..batches import EpochBatches, as_rows, rank_generator
+from ..data.rows import TensorRows
 from ..distributed import DistInfo, init_distributed
 from ..engine import TrainingRun
 from ..profiles import Profile
@@ -36,7 +37,7 @@ from ..runtime import tqdm
 from ..training import SupervisedTrainer
 from ..images import to_signed
 
-__all__ = ["DeepLabConfig", "DeepLabV3Plus", "ResNetEncoder", "ASPP", "segmentation_loss", "check_masks", "segmenter_run",
+__all__ = ["DeepLabConfig", "DeepLabV3Plus", "ResNetEncoder", "ASPP", "segmentation_loss", "check_masks", "segmenter_run", "segmentation_batches", "segmentation_confusion",
            "SegmenterConfig", "train_segmenter", "segment"]
 
 
@@ -251,24 +252,40 @@ class _FlipTrainer(SupervisedTrainer):
         return super().train_step((images, masks))
 
 
-def segmenter_run(images: torch.Tensor, masks: torch.Tensor, config: SegmenterConfig, *, seed: int = 0,
-                  device=None, dist: DistInfo | None = None, evaluate=None) -> TrainingRun:
-    """A training run of DeepLab v3+ with cross-entropy on (N, 1, H, W) grey images (uint8, or float
-    in [−1, 1]) and (N, H, W) labels in 0..3 (AdamW, one-cycle schedule, random flips); this
-    process trains on its shard of the images."""
-    x = F.interpolate(_as_signed(images), size=tuple(config.net.input_size), mode="bilinear", align_corners=False)
-    y = check_masks(masks, config.net.out_channels)
-    if len(y) != len(x):
-        raise ValueError(f"{len(x)} images but {len(y)} masks")
-    if tuple(y.shape[-2:]) != tuple(config.net.input_size):
-        y = F.interpolate(y[:, None].float(), size=tuple(config.net.input_size), mode="nearest")[:, 0].long()
+def segmentation_batches(data, config: SegmenterConfig, *, seed: int = 0, dist: DistInfo | None = None) -> EpochBatches:
+    """Epochs of (images float [−1, 1] (B, 1, h, w), labels (B, h, w)) at the net's input size, from a
+    row store (or dict of tensors) with ``image`` (N, 1, H, W) uint8 or float and ``mask`` (N, H, W)."""
+    dist = dist or DistInfo()
+    data = as_rows(data)
+    if isinstance(data, TensorRows):  # in memory: bad labels are found before training starts
+        check_masks(data.tensors["mask"], config.net.out_channels)
+    size = tuple(config.net.input_size)
+
+    def prepare(batch):
+        x, y = _as_signed(batch["image"]), check_masks(batch["mask"], config.net.out_channels)
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        if tuple(y.shape[-2:]) != size:
+            y = F.interpolate(y[:, None].float(), size=size, mode="nearest")[:, 0].long()
+        return x, y
+
+    return EpochBatches(data, min(config.batch_size, len(data) // dist.world_size), seed=seed, dist=dist,
+                        prepare=prepare)
+
+
+def segmenter_run(data, config: SegmenterConfig, *, seed: int = 0, device=None, dist: DistInfo | None = None,
+                  evaluate=None) -> TrainingRun:
+    """A training run of DeepLab v3+ with cross-entropy on ``data``: a row store
+    (:mod:`eyegen_lib.data.rows`) or dict with grey ``image`` (N, 1, H, W) (uint8, or float in
+    [−1, 1]) and ``mask`` (N, H, W) labels in 0..3 (AdamW, one-cycle schedule, random flips); this
+    process trains on its shard of the rows."""
     dist = dist or init_distributed()
+    batches = segmentation_batches(data, config, seed=seed, dist=dist)
     model = DeepLabV3Plus(config.net)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
     trainer = _FlipTrainer(model, opt, segmentation_loss, device=device, schedulers={"lr": sched}, dist_info=dist,
                            flip=config.flip, generator=rank_generator(seed, dist))
-    batches = EpochBatches((x, y), min(config.batch_size, len(x) // dist.world_size), seed=seed, dist=dist)
     return TrainingRun(trainer, batches, model, evaluate)
 
 
@@ -277,8 +294,24 @@ def train_segmenter(images: torch.Tensor, masks: torch.Tensor, config: Segmenter
     """Train DeepLab v3+ in memory (no checkpoint; :func:`eyegen_lib.registry.segmenter` keeps one).
     Returns (model, history)."""
     torch.manual_seed(seed)
-    return segmenter_run(images, masks, config, seed=seed, device=device).fit(config.steps, desc="segmenter",
-                                                                              progress=progress)
+    if len(images) != len(masks):
+        raise ValueError(f"{len(images)} images but {len(masks)} masks")
+    return segmenter_run({"image": images, "mask": masks}, config, seed=seed, device=device).fit(
+        config.steps, desc="segmenter", progress=progress)
+
+
+@torch.no_grad()
+def segmentation_confusion(model: "DeepLabV3Plus", data, *, batch_size: int = 32, progress: bool = False) -> torch.Tensor:
+    """The (C, C) confusion matrix of ``model`` on a row store with ``image`` and ``mask``, read a
+    batch at a time (a test split need not fit in memory): :func:`~eyegen_lib.metrics.iou_from_confusion`."""
+    from ..data.rows import fetch_in_chunks
+    from ..metrics.segmentation import confusion_matrix
+
+    n = model.config.out_channels
+    cm = torch.zeros(n, n, dtype=torch.int64)
+    for _, batch in fetch_in_chunks(as_rows(data), chunk=batch_size, progress=progress, desc="segmenting"):
+        cm += confusion_matrix(segment(model, batch["image"], batch_size=batch_size), batch["mask"], n)
+    return cm
 
 
 @torch.no_grad()

@@ -37,7 +37,6 @@ balanced, with a share of "hard" (tilted) eyes per bin (§4.2).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -47,9 +46,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..batches import BatchSource
+from ..data.pairs import (PairRows, centre_crop, eye_tilt_deg, pair_parts, redirection_pairs_recipe,
+                          render_redirection_pairs)
+from ..data.rows import Rows
 from ..distributed import DistInfo, init_distributed
 from ..engine import TrainingRun
-from ..provenance import data_recipe
 from ..profiles import Profile
 from ..runtime import tqdm
 from ..training import Trainer
@@ -58,7 +59,7 @@ from ..images import to_signed, to_uint8
 __all__ = ["VARIANTS", "DeepWarpConfig", "DeepWarp", "warp", "anchor_maps", "centre_crop", "shift_distances",
            "registration_aware_loss", "best_shifts", "render_redirection_pairs", "pairs_to_tensors",
            "eye_tilt_deg", "angle_bin_ids", "pair_sampling_weights", "PairBatches", "DeepWarpTrainer",
-           "deepwarp_run", "train_deepwarp", "redirection_pairs_recipe", "redirect", "redirect_set"]
+           "deepwarp_run", "train_deepwarp", "redirection_pairs_recipe", "redirect", "redirect_set", "PairRows"]
 
 VARIANTS = ("ss", "ms", "cfw", "cfw_lcm", "cfw_lcm_palette")
 N_LANDMARKS = 7
@@ -350,11 +351,6 @@ class DeepWarp(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # Losses: L2 / L1 and the registration-aware loss (§4.5)
 # ----------------------------------------------------------------------------------------------
-def centre_crop(image: torch.Tensor, border: int) -> torch.Tensor:
-    """Drop ``border`` pixels on every side."""
-    return image if border == 0 else image[..., border:-border, border:-border]
-
-
 def _border_of(output: torch.Tensor, target: torch.Tensor) -> int:
     (h, w), (th, tw) = output.shape[-2:], target.shape[-2:]
     if th - h != tw - w or (th - h) % 2 or th < h or output.shape[:-2] != target.shape[:-2]:
@@ -402,121 +398,6 @@ def best_shifts(output: torch.Tensor, target: torch.Tensor, k: int, distance: st
 # ----------------------------------------------------------------------------------------------
 # Training pairs
 # ----------------------------------------------------------------------------------------------
-def eye_tilt_deg(landmarks: torch.Tensor) -> torch.Tensor:
-    """(N,) |angle| in degrees between the horizontal and the segment joining the two most distant
-    of the 6 eyelid landmarks (§4.2's tilt, which decides "hard" examples)."""
-    lid = landmarks[:, :6].double()
-    d = (lid[:, :, None] - lid[:, None]).norm(dim=-1)
-    far = d.flatten(1).argmax(1)
-    a, b = lid[torch.arange(len(lid)), far // 6], lid[torch.arange(len(lid)), far % 6]
-    v = a - b
-    tilt = torch.rad2deg(torch.atan2(v[:, 1], v[:, 0])).abs()
-    return torch.minimum(tilt, 180 - tilt).float()  # a segment has no direction
-
-
-def _wide_renderer(source, margin: int):
-    """A renderer of the same people and images whose crops are ``margin`` px larger on each side
-    and exactly concentric with ``source``'s, at the same pixel scale (see
-    :func:`render_redirection_pairs`), with the per-image overrides that make it so."""
-    from ..data.synthetic import SyntheticEyes
-
-    if margin == 0:
-        return source, lambda idx: {}
-    H, W = source.spec.size
-    wide = SyntheticEyes(dataclasses.replace(source.spec, size=(H + 2 * margin, W + 2 * margin)))
-    ratio = W / (W + 2 * margin)
-
-    def overrides(idx):
-        # The patch's pixels per eye unit are W / (3.4 r) × scale and its blur is softness × W / 64:
-        # shrinking scale and softness by W / (W + 2m) keeps both as in the W-wide crop.
-        scale = [source.image_state(i)["scale"] * ratio for i in idx]
-        soft = [source.person_params(source.person_of(i), source.side_of(i))[1]["softness_px"] * ratio for i in idx]
-        return {"scale": torch.tensor(scale), "softness_px": torch.tensor(soft)}
-
-    return wide, overrides
-
-
-def render_redirection_pairs(source, indices, *, pairs_per_image: int = 1, vertical_only: bool = False,
-                             gaze_range_deg=None, border: int = 0, misalign_px: int = 0, seed: int = 0,
-                             batch_size: int = 64, progress: bool = True) -> dict:
-    """Pre-rendered DeepWarp training pairs from a ``SyntheticEyes`` RGB source (e.g.
-    ``protocols.rgb_source(profile, size=(41, 51))``): each index ``pairs_per_image`` times, re-rendered
-    at a target gaze with everything else identical (identity, lighting, lids, sensor noise).
-
-    * Target gaze: uniform in ±``gaze_range_deg`` (default: the source's range). ``vertical_only``
-      keeps the source's yaw exactly (Δyaw = 0) and draws only the pitch, like the paper's vertical
-      redirection model (its ±15° pitch range gives corrections up to ±30°, the paper's range).
-    * ``border`` = k > 0: targets are (H + 2k) × (W + 2k) crops concentric with the source's — what
-      the registration-aware loss needs. Our renderer places the crop from the landmarks of the eye
-      looking ahead, so we render a wider patch with the crop's scale and blur rescaled to keep the
-      same pixel geometry (checked against a plain render: mean |difference| < 0.1 grey levels
-      without sensor noise), and cut the source out of its centre. Source and target then share
-      their sensor noise, as in a plain render. Replicate-padding a plain target would defeat the
-      loss: the border must hold real image content.
-    * ``misalign_px`` = m: the target's content moves by a random integer ``shift`` (dy, dx) ∈ [−m, m]²
-      (target pixel (y + dy, x + dx) shows what a registered target shows at (y, x); ``best_shifts``
-      recovers it), simulating the head moving between the two frames of a real pair. Rendered
-      pairs are otherwise perfectly registered, and the registration-aware loss has nothing to absorb.
-
-    Returns uint8 ``source`` (N, 3, H, W) and ``target`` (N, 3, H + 2k, W + 2k), float ``landmarks``
-    (N, 7, 2) of the source, ``source_gaze``/``target_gaze`` (N, 2) radians, ``index``, ``person``,
-    ``tilt_deg`` (N,), ``shift`` (N, 2) the misalignment applied, ``border`` (k), and ``recipe`` (how
-    they were made: source spec and renderer version, indices, the arguments above). Rendering is
-    fast (≈ 250 pairs/s on one core at 41 × 51), so pairs are made once and kept as tensors."""
-    if border < 0 or misalign_px < 0:
-        raise ValueError(f"border and misalign_px must be ≥ 0, got {border}, {misalign_px}")
-    H, W = source.spec.size
-    margin = border + misalign_px
-    wide, overrides = _wide_renderer(source, margin)
-    unique = sorted({int(i) for i in indices})
-    if not unique:
-        raise ValueError("no indices to render pairs from")
-    idx = [i for i in unique for _ in range(int(pairs_per_image))]
-    rng = np.random.default_rng(seed)
-    max_p, max_y = np.deg2rad(gaze_range_deg if gaze_range_deg is not None else source.spec.gaze_range_deg)
-    parts = {k: [] for k in ("source", "target", "landmarks", "source_gaze", "target_gaze", "shift")}
-    bar = tqdm(total=len(idx), desc="rendering pairs", disable=not progress, leave=False)
-    for start in range(0, len(idx), batch_size):
-        chunk = idx[start:start + batch_size]
-        src = wide.render(chunk, overrides=overrides(chunk))
-        src_gaze = src["gaze"]
-        tgt_gaze = torch.as_tensor(rng.uniform(-1, 1, (len(chunk), 2)) * (max_p, max_y), dtype=torch.float32)
-        if vertical_only:
-            tgt_gaze[:, 1] = src_gaze[:, 1]
-        tgt = wide.render(chunk, gaze=tgt_gaze, overrides=overrides(chunk))
-        shift = torch.as_tensor(rng.integers(-misalign_px, misalign_px + 1, (len(chunk), 2)), dtype=torch.int64)
-        parts["source"].append(centre_crop(src["image"], margin))
-        parts["target"].append(torch.stack([
-            t[:, misalign_px - dy: misalign_px - dy + H + 2 * border, misalign_px - dx: misalign_px - dx + W + 2 * border]
-            for t, (dy, dx) in zip(tgt["image"], shift.tolist())]))
-        parts["landmarks"].append(src["landmarks"] - margin)
-        parts["source_gaze"].append(src_gaze)
-        parts["target_gaze"].append(tgt_gaze)
-        parts["shift"].append(shift)
-        bar.update(len(chunk))
-    bar.close()
-    out = {k: torch.cat(v) for k, v in parts.items()}
-    out["landmarks"] = out["landmarks"].float()
-    out["index"] = torch.tensor(idx, dtype=torch.int64)
-    out["person"] = torch.tensor([source.person_of(i) for i in idx], dtype=torch.int64)
-    out["tilt_deg"] = eye_tilt_deg(out["landmarks"])
-    out["border"] = int(border)
-    out["recipe"] = redirection_pairs_recipe(source, unique, pairs_per_image=pairs_per_image, vertical_only=vertical_only,
-                                             gaze_range_deg=gaze_range_deg, border=border, misalign_px=misalign_px,
-                                             seed=seed)
-    return out
-
-
-def redirection_pairs_recipe(source, indices, *, pairs_per_image: int = 1, vertical_only: bool = False,
-                             gaze_range_deg=None, border: int = 0, misalign_px: int = 0, seed: int = 0) -> dict:
-    """The data recipe of :func:`render_redirection_pairs` with these arguments, without rendering:
-    what a model trained on them cites as its data."""
-    return data_recipe(source, indices=sorted({int(i) for i in indices}), pairs_per_image=int(pairs_per_image),
-                       vertical_only=bool(vertical_only),
-                       gaze_range_deg=list(gaze_range_deg) if gaze_range_deg is not None else None,
-                       border=int(border), misalign_px=int(misalign_px), pair_seed=int(seed))
-
-
 def pairs_to_tensors(pairs) -> dict:
     """A :class:`~eyegen_lib.data.datasets.RedirectionPairs` (pre-rendered, with landmarks) as the
     tensor dict :func:`train_deepwarp` takes (float images in [−1, 1], border 0)."""
@@ -568,23 +449,22 @@ def pair_sampling_weights(redirection_deg: torch.Tensor, tilt_deg: torch.Tensor 
 
 
 class PairBatches(BatchSource):
-    """{source, target, landmarks, angle} batches from pre-rendered tensors: batch i draws pairs of
-    this process's shard with :func:`pair_sampling_weights` (with replacement) from the
+    """{source, target, landmarks, angle} batches of training pairs (:func:`~eyegen_lib.data.pairs.pair_parts`:
+    tensors in memory, or :class:`~eyegen_lib.data.pairs.PairRows` rendered when drawn): batch i draws
+    pairs of this process's shard with :func:`pair_sampling_weights` (with replacement) from the
     (seed, rank, i) stream."""
 
-    def __init__(self, data: dict, config: DeepWarpConfig, *, batch_size: int, seed: int = 0,
+    def __init__(self, data, config: DeepWarpConfig, *, batch_size: int, seed: int = 0,
                  dist: DistInfo | None = None):
-        self.source, self.target = to_signed(data["source"]), to_signed(data["target"])
-        self.landmarks = data["landmarks"].float()
-        self.angle = (data["target_gaze"] - data["source_gaze"]).float()
-        if config.angle_dims == 1:
-            self.angle = self.angle[:, :1]
-        super().__init__(len(self.source), seed=seed, dist=dist)
-        tilt = data.get("tilt_deg")
+        self.data, meta = pair_parts(data, ("source", "target", "landmarks"))
+        self.angle_dims = config.angle_dims
+        super().__init__(len(self.data), seed=seed, dist=dist)
+        tilt = meta.get("tilt_deg")
         rows = self.rows
-        self.weights = pair_sampling_weights(torch.rad2deg(data["target_gaze"] - data["source_gaze"])[rows],
+        self.weights = pair_sampling_weights(torch.rad2deg(meta["target_gaze"] - meta["source_gaze"])[rows],
                                              None if tilt is None else tilt[rows], n_bins=config.angle_bins,
                                              hard_tilt_deg=config.hard_tilt_deg, hard_share=config.hard_share)
+        self.angle = (meta["target_gaze"] - meta["source_gaze"]).float()[:, : self.angle_dims]
         self.batch_size = batch_size
 
     def sample_ids(self, step: int) -> torch.Tensor:
@@ -592,8 +472,10 @@ class PairBatches(BatchSource):
 
     def batch(self, step: int):
         pick = self.sample_ids(step)
-        return {"source": self.source[pick], "target": self.target[pick], "landmarks": self.landmarks[pick],
-                "angle": self.angle[pick]}
+        rows, where = torch.unique(pick, return_inverse=True)  # drawn with replacement: fetch each pair once
+        got = self.data.fetch(rows)
+        return {"source": to_signed(got["source"][where]), "target": to_signed(got["target"][where]),
+                "landmarks": got["landmarks"][where].float(), "angle": self.angle[pick]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -622,34 +504,33 @@ class DeepWarpTrainer(Trainer):
         return {"loss": loss.detach().item(), "mse": mse.item()}
 
 
-def _check_pairs(data: dict, config: DeepWarpConfig) -> None:
-    missing = [k for k in ("source", "target", "landmarks", "source_gaze", "target_gaze") if k not in data]
-    if missing:
-        raise ValueError(f"training pairs lack {missing}: use render_redirection_pairs or pairs_to_tensors")
-    n = len(data["source"])
-    if any(len(data[k]) != n for k in ("target", "landmarks", "source_gaze", "target_gaze")) or n == 0:
+def _check_pairs(data, config: DeepWarpConfig) -> None:
+    rows, meta = pair_parts(data, ("source", "target", "landmarks"))
+    n = len(rows)
+    if n == 0 or any(len(meta[k]) != n for k in ("source_gaze", "target_gaze")):
         raise ValueError("source, target, landmarks and gazes must hold the same (non-zero) number of pairs")
-    border = (data["target"].shape[-1] - data["source"].shape[-1]) // 2
+    border = meta["border"]
     if border < config.registration_k:
         raise ValueError(f"registration_k={config.registration_k} needs targets {config.registration_k} px larger on "
                          f"each side than the sources, but they are {2 * border} px larger in all: render pairs with "
                          f"render_redirection_pairs(..., border={config.registration_k}) or set registration_k=0")
-    if config.angle_dims == 1 and bool((data["target_gaze"][:, 1] != data["source_gaze"][:, 1]).any()):
+    if config.angle_dims == 1 and bool((meta["target_gaze"][:, 1] != meta["source_gaze"][:, 1]).any()):
         raise ValueError("a vertical-only model (angle_dims=1) needs pairs with unchanged yaw: "
                          "render_redirection_pairs(..., vertical_only=True)")
 
 
 def deepwarp_run(pairs, config: DeepWarpConfig, *, seed: int = 0, device=None, dist: DistInfo | None = None) -> TrainingRun:
     """A training run of a DeepWarp model on ``pairs``: the dict of :func:`render_redirection_pairs`
-    (or of :func:`pairs_to_tensors`), or a pre-rendered ``RedirectionPairs``. The angle input is
-    target − source gaze; batches follow :func:`pair_sampling_weights` (Adam, constant rate)."""
-    data = pairs if isinstance(pairs, dict) else pairs_to_tensors(pairs)
+    (or of :func:`pairs_to_tensors`), a :class:`~eyegen_lib.data.pairs.PairRows` (rendered when
+    drawn), or a pre-rendered ``RedirectionPairs``. The angle input is target − source gaze; batches
+    follow :func:`pair_sampling_weights` (Adam, constant rate)."""
+    data = pairs if isinstance(pairs, (dict, PairRows)) else pairs_to_tensors(pairs)
     _check_pairs(data, config)
     dist = dist or init_distributed()
     model = DeepWarp(config)
     trainer = DeepWarpTrainer(model, config, device=device, dist_info=dist)
-    batches = PairBatches(data, config, batch_size=min(config.batch_size, len(data["source"]) // dist.world_size),
-                          seed=seed, dist=dist)
+    n_pairs = len(pair_parts(data, ("source",))[0])
+    batches = PairBatches(data, config, batch_size=min(config.batch_size, n_pairs // dist.world_size), seed=seed, dist=dist)
     return TrainingRun(trainer, batches, model)
 
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..batches import EpochBatches, rank_generator
+from ..batches import EpochBatches, as_rows, rank_generator
+from ..data.rows import TensorRows
 from ..distributed import DistInfo, init_distributed
 from ..engine import TrainingRun
 from ..images import to_signed
@@ -92,21 +93,28 @@ class _JitteredGazeTrainer(SupervisedTrainer):
         return super().train_step((images, gaze))
 
 
-def gaze_estimator_run(images: torch.Tensor, gaze: torch.Tensor, config: GazeEstimatorConfig, *, seed: int = 0,
-                       device: torch.device | str | None = None, dist: DistInfo | None = None,
-                       evaluate=None) -> TrainingRun:
-    """A training run on (N, C, H, W) images in [-1, 1] (or uint8) with (N, 2) pitch/yaw labels
-    (AdamW, one-cycle schedule, translation and brightness jitter); this process trains on its shard."""
-    if images.ndim != 4 or gaze.shape != (len(images), 2):
-        raise ValueError(f"expected images (N, C, H, W) and gaze (N, 2), got {tuple(images.shape)} and {tuple(gaze.shape)}")
+def _gaze_batch(batch):
+    return to_signed(batch["image"]), batch["gaze"].float()
+
+
+def gaze_estimator_run(data, config: GazeEstimatorConfig, *, seed: int = 0, device: torch.device | str | None = None,
+                       dist: DistInfo | None = None, evaluate=None) -> TrainingRun:
+    """A training run on ``data``: a row store (:mod:`eyegen_lib.data.rows`) or dict with ``image``
+    (N, C, H, W) uint8 or float in [−1, 1] and ``gaze`` (N, 2) pitch/yaw labels (AdamW, one-cycle
+    schedule, translation and brightness jitter); this process trains on its shard."""
+    data = as_rows(data)
+    if isinstance(data, TensorRows):
+        images, gaze = data.tensors["image"], data.tensors["gaze"]
+        if images.ndim != 4 or tuple(gaze.shape) != (len(images), 2):
+            raise ValueError(f"expected images (N, C, H, W) and gaze (N, 2), got {tuple(images.shape)} and {tuple(gaze.shape)}")
     dist = dist or init_distributed()
     model = GazeEstimator(config)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.15)
     trainer = _JitteredGazeTrainer(model, opt, F.mse_loss, device=device, schedulers={"lr": sched}, dist_info=dist,
                                    jitter_px=config.jitter_px, generator=rank_generator(seed, dist))
-    data = (to_signed(images) if images.dtype == torch.uint8 else images.float(), gaze.float())
-    batches = EpochBatches(data, min(config.batch_size, len(images) // dist.world_size), seed=seed, dist=dist)
+    batches = EpochBatches(data, min(config.batch_size, len(data) // dist.world_size), seed=seed, dist=dist,
+                           prepare=_gaze_batch)
     return TrainingRun(trainer, batches, model, evaluate)
 
 
@@ -115,8 +123,10 @@ def train_gaze_estimator(images: torch.Tensor, gaze: torch.Tensor, config: GazeE
     """Train in memory on (N, C, H, W) images in [-1, 1] with (N, 2) pitch/yaw labels (no
     checkpoint; the registry keeps those). Returns (model, history)."""
     torch.manual_seed(seed)
-    return gaze_estimator_run(images, gaze, config, seed=seed, device=device).fit(config.steps, desc="gaze estimator",
-                                                                                  progress=progress)
+    if len(images) != len(gaze):
+        raise ValueError(f"expected images (N, C, H, W) and gaze (N, 2), got {tuple(images.shape)} and {tuple(gaze.shape)}")
+    return gaze_estimator_run({"image": images, "gaze": gaze}, config, seed=seed, device=device).fit(
+        config.steps, desc="gaze estimator", progress=progress)
 
 
 @torch.no_grad()

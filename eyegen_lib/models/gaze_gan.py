@@ -66,6 +66,7 @@ from torch import nn
 
 from ..backbones import load_backbone_features
 from ..batches import BatchSource
+from ..data.pairs import PairRows, pair_parts
 from ..distributed import DistInfo, init_distributed
 from ..engine import TrainingRun
 from ..profiles import PAPER_GAZE_GAN_STEPS, Profile
@@ -410,11 +411,12 @@ class VGG16Perceptual(nn.Module):
 PAIR_KEYS = ("source", "target", "source_gaze", "target_gaze")
 
 
-def pairs_to_tensors(pairs) -> dict:
-    """Redirection pairs as the tensor dict :func:`train_gaze_gan` takes: the dict of
-    :func:`eyegen_lib.models.deepwarp.render_redirection_pairs` (border 0; its landmarks are not
-    used) passes through, a :class:`~eyegen_lib.data.datasets.RedirectionPairs` is stacked."""
-    if isinstance(pairs, dict):
+def pairs_to_tensors(pairs):
+    """Redirection pairs as :func:`train_gaze_gan` takes them: the dict of
+    :func:`eyegen_lib.data.pairs.render_redirection_pairs` (border 0; its landmarks are not used) and
+    :class:`~eyegen_lib.data.pairs.PairRows` pass through, a
+    :class:`~eyegen_lib.data.datasets.RedirectionPairs` is stacked."""
+    if isinstance(pairs, (dict, PairRows)):
         return pairs
     items = [pairs[k] for k in range(len(pairs))]
     if not items:
@@ -422,32 +424,33 @@ def pairs_to_tensors(pairs) -> dict:
     return {k: torch.stack([it[k] for it in items]) for k in PAIR_KEYS}
 
 
-def _check_pairs(data: dict, config: GazeGANConfig) -> None:
-    missing = [k for k in PAIR_KEYS if k not in data]
-    if missing:
-        raise ValueError(f"training pairs lack {missing}: use deepwarp.render_redirection_pairs or pairs_to_tensors")
-    n = len(data["source"])
-    if n == 0 or any(len(data[k]) != n for k in PAIR_KEYS):
+def _check_pairs(data, config: GazeGANConfig) -> None:
+    rows, meta = pair_parts(data, ("source", "target"))
+    n = len(rows)
+    if n == 0 or any(len(meta[k]) != n for k in ("source_gaze", "target_gaze")):
         raise ValueError("source, target and both gazes must hold the same (non-zero) number of pairs")
     H, W = config.image_size
+    probe = rows.fetch([0])
     for k in ("source", "target"):
-        if tuple(data[k].shape[1:]) != (3, H, W):
-            raise ValueError(f"{k} images must be (N, 3, {H}, {W}) for this config, got {tuple(data[k].shape)} "
+        if tuple(probe[k].shape[1:]) != (3, H, W):
+            raise ValueError(f"{k} images must be (N, 3, {H}, {W}) for this config, got {(n, *probe[k].shape[1:])} "
                              "(render pairs with border=0 at the config's image_size)")
     for k in ("source_gaze", "target_gaze"):
-        if tuple(data[k].shape) != (n, 2):
-            raise ValueError(f"{k} must be (N, 2) = (pitch, yaw) radians, got {tuple(data[k].shape)}")
+        if tuple(meta[k].shape) != (n, 2):
+            raise ValueError(f"{k} must be (N, 2) = (pitch, yaw) radians, got {tuple(meta[k].shape)}")
 
 
 class IterationBatches(BatchSource):
     """Batch i holds the mini-batches of one training iteration (``n_minibatches`` = n_critic for
     the critic + 1 for the generator), stacked on a leading axis: ``source``/``target`` (n, B, 3,
     H, W) in [−1, 1] and ``source_gaze``/``target_gaze`` (n, B, 2) radians. Each mini-batch is B
-    distinct pairs of this process's shard, drawn uniformly from the (seed, rank, i) stream."""
+    distinct pairs of this process's shard, drawn uniformly from the (seed, rank, i) stream. Pairs
+    come from :func:`~eyegen_lib.data.pairs.pair_parts` (uint8 in memory, or rendered when drawn)."""
 
-    def __init__(self, data: dict, *, batch_size: int, n_minibatches: int, seed: int = 0, dist: DistInfo | None = None):
-        self.data = {k: data[k] for k in PAIR_KEYS}  # images stay uint8 until drawn: 4× less memory
-        super().__init__(len(data["source"]), seed=seed, dist=dist)
+    def __init__(self, data, *, batch_size: int, n_minibatches: int, seed: int = 0, dist: DistInfo | None = None):
+        self.data, meta = pair_parts(data, ("source", "target"))
+        self.source_gaze, self.target_gaze = meta["source_gaze"].float(), meta["target_gaze"].float()
+        super().__init__(len(self.data), seed=seed, dist=dist)
         self.batch_size = min(batch_size, len(self.rows))
         self.n_minibatches = n_minibatches
 
@@ -458,9 +461,10 @@ class IterationBatches(BatchSource):
 
     def batch(self, step: int):
         picks = self.sample_ids(step)
-        return {"source": to_signed(self.data["source"][picks]), "target": to_signed(self.data["target"][picks]),
-                "source_gaze": self.data["source_gaze"][picks].float(),
-                "target_gaze": self.data["target_gaze"][picks].float()}
+        rows, where = torch.unique(picks, return_inverse=True)  # a pair in two mini-batches is fetched once
+        got = self.data.fetch(rows)
+        return {"source": to_signed(got["source"][where]), "target": to_signed(got["target"][where]),
+                "source_gaze": self.source_gaze[picks], "target_gaze": self.target_gaze[picks]}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..batches import EpochBatches, rank_generator
+from ..batches import EpochBatches, as_rows
+from ..data.rows import TensorRows
 from ..distributed import DistInfo, init_distributed
 from ..engine import TrainingRun
 from ..losses import challenge_loss
@@ -30,7 +31,7 @@ from ..training import Trainer
 from .deeplab import DeepLabConfig, DeepLabV3Plus, check_masks
 from ..images import to_signed, to_uint8
 
-__all__ = ["RefinerConfig", "Refiner", "refiner_run", "train_refiner", "refine"]
+__all__ = ["RefinerConfig", "Refiner", "RefinerBatches", "refiner_run", "train_refiner", "refine"]
 
 
 @dataclass
@@ -75,20 +76,42 @@ class Refiner(nn.Module):
         return (reference + residual).clamp(-1, 1), residual
 
 
-class RefinerTrainer(Trainer):
-    """Batches are (target mask, target image, ranked pool indices (top N)); the reference is a
-    random one of the N, drawn per sample, with its image and pseudo-label from the pool."""
+class RefinerBatches(EpochBatches):
+    """Epochs over the targets (a row store with ``mask`` and ``image``); each target's reference is
+    one of its ``ranked`` top-N pool rows, drawn from the step's stream, its ``image`` and
+    ``pseudo``-label fetched from the pool store. Batches: (target mask, target image in [−1, 1],
+    reference in [−1, 1], reference pseudo-label)."""
 
-    def __init__(self, model: Refiner, optimizer, pool_images: torch.Tensor, pool_masks: torch.Tensor, *,
-                 generator: torch.Generator, **kwargs):
-        super().__init__({"refiner": model}, {"refiner": optimizer}, generators={"reference": generator}, **kwargs)
-        self.pool_images, self.pool_masks = pool_images.to(self.device), pool_masks.to(self.device)
+    def __init__(self, targets, ranked: torch.Tensor, pool, batch_size: int, *, seed: int = 0,
+                 dist: DistInfo | None = None):
+        super().__init__(targets, batch_size, seed=seed, dist=dist)
+        self.ranked, self.pool = torch.as_tensor(ranked).long(), as_rows(pool)
+        if len(self.ranked) != len(self.data):
+            raise ValueError(f"{len(self.data)} targets but {len(self.ranked)} ranked lists")
+        if len(self.ranked) and (int(self.ranked.min()) < 0 or int(self.ranked.max()) >= len(self.pool)):
+            raise ValueError(f"ranked references must index the pool's {len(self.pool)} rows")
+
+    def batch(self, step: int):
+        rows = self.sample_ids(step)
+        target = self.data.fetch(rows)
+        ranked = self.ranked[rows]
+        pick = torch.randint(ranked.shape[1], (len(rows),), generator=self.generator(step))
+        refs = ranked.gather(1, pick[:, None])[:, 0]
+        unique, where = torch.unique(refs, return_inverse=True)
+        ref = self.pool.fetch(unique)
+        return (check_masks(target["mask"]), to_signed(target["image"]), to_signed(ref["image"][where]),
+                check_masks(ref["pseudo"][where]))
+
+
+class RefinerTrainer(Trainer):
+    """Batches are (target mask, target image, reference, reference pseudo-label): :class:`RefinerBatches`."""
+
+    def __init__(self, model: Refiner, optimizer, **kwargs):
+        super().__init__({"refiner": model}, {"refiner": optimizer}, **kwargs)
 
     def train_step(self, batch):
-        mask, target, ranked = batch
-        pick = torch.randint(ranked.shape[1], (len(ranked),), generator=self.generators["reference"]).to(ranked.device)
-        ref_idx = ranked.gather(1, pick[:, None])[:, 0]
-        out, _ = self.models["refiner"](mask, self.pool_images[ref_idx], self.pool_masks[ref_idx])
+        mask, target, reference, reference_mask = batch
+        out, _ = self.models["refiner"](mask, reference, reference_mask)
         loss = challenge_loss(out, target)
         opt = self.optimizers["refiner"]
         opt.zero_grad(set_to_none=True)
@@ -97,23 +120,25 @@ class RefinerTrainer(Trainer):
         return {"challenge_loss": loss.detach().item()}
 
 
-def refiner_run(target_masks: torch.Tensor, target_images: torch.Tensor, ranked: torch.Tensor,
-                pool_images: torch.Tensor, pool_masks: torch.Tensor, config: RefinerConfig, *, seed: int = 0,
-                device=None, dist: DistInfo | None = None) -> TrainingRun:
-    """A training run of the refiner on targets (masks (T, H, W), images (T, 1, H, W)) with their
-    ranked references ``ranked`` (T, ≥ top_n) into the pool (images (N, 1, H, W), pseudo-labels
-    (N, H, W)); images uint8 or float in [−1, 1]. This process trains on its shard of the targets."""
-    check_masks(target_masks), check_masks(pool_masks)
-    if ranked.shape[0] != len(target_masks) or len(target_images) != len(target_masks):
-        raise ValueError(f"{len(target_masks)} target masks, {len(target_images)} images, {ranked.shape[0]} ranked lists")
+def refiner_run(targets, ranked: torch.Tensor, pool, config: RefinerConfig, *, seed: int = 0, device=None,
+                dist: DistInfo | None = None) -> TrainingRun:
+    """A training run of the refiner on ``targets`` (a row store or dict: ``mask`` (T, H, W), ``image``
+    (T, 1, H, W)) with their ranked references ``ranked`` (T, ≥ top_n) into ``pool`` (a row store or
+    dict: ``image`` (N, 1, H, W), ``pseudo`` (N, H, W) pseudo-labels); images uint8 or float in
+    [−1, 1]. This process trains on its shard of the targets."""
+    targets, pool = as_rows(targets), as_rows(pool)
+    for store, key in ((targets, "mask"), (pool, "pseudo")):
+        if isinstance(store, TensorRows):  # in memory: bad labels are found before training starts
+            check_masks(store.tensors[key])
+    if isinstance(targets, TensorRows) and len(targets.tensors["image"]) != len(targets.tensors["mask"]):
+        raise ValueError("target masks and images differ in number")
     dist = dist or init_distributed()
     model = Refiner(config)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
-    trainer = RefinerTrainer(model, opt, to_signed(pool_images), pool_masks.long(), generator=rank_generator(seed, dist),
-                             device=device, schedulers={"lr": sched}, dist_info=dist)
-    data = (target_masks.long(), to_signed(target_images), ranked[:, : config.top_n].long())
-    batches = EpochBatches(data, min(config.batch_size, len(target_masks) // dist.world_size), seed=seed, dist=dist)
+    trainer = RefinerTrainer(model, opt, device=device, schedulers={"lr": sched}, dist_info=dist)
+    batches = RefinerBatches(targets, torch.as_tensor(ranked)[:, : config.top_n], pool,
+                             min(config.batch_size, len(targets) // dist.world_size), seed=seed, dist=dist)
     return TrainingRun(trainer, batches, model)
 
 
@@ -123,7 +148,10 @@ def train_refiner(target_masks: torch.Tensor, target_images: torch.Tensor, ranke
     """Train a refiner in memory (no checkpoint; :func:`eyegen_lib.registry.refiner` keeps one).
     Returns (refiner, history)."""
     torch.manual_seed(seed)
-    run = refiner_run(target_masks, target_images, ranked, pool_images, pool_masks, config, seed=seed, device=device)
+    if ranked.shape[0] != len(target_masks) or len(target_images) != len(target_masks):
+        raise ValueError(f"{len(target_masks)} target masks, {len(target_images)} images, {ranked.shape[0]} ranked lists")
+    run = refiner_run({"mask": target_masks, "image": target_images}, ranked,
+                      {"image": pool_images, "pseudo": pool_masks}, config, seed=seed, device=device)
     return run.fit(config.steps, desc="refiner", progress=progress)
 
 

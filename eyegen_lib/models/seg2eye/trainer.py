@@ -2,9 +2,9 @@
 
 Generator objective: hinge GAN + λ_fm·feature matching + λ_l2·pixel MSE + λ_style·MSE(code of
 the generated image, aggregated code) + λ_gram·Gram consistency of style-encoder features.
-Batches come from pre-rendered tensors (:class:`StyleBatches`), K style images per target drawn
-from the other images of the target's person and eye side (as ``MaskToImageWithStyle`` does, but
-without re-rendering per item); batch i is a function of (seed, rank, i), so training resumes exactly.
+Batches come from a row store (:class:`StyleBatches`: tensors in memory, or images rendered when
+drawn), K style images per target drawn from the other images of the target's person and eye side;
+batch i is a function of (seed, rank, i), so training resumes exactly.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...batches import BatchSource, step_rng
+from ...batches import BatchSource, as_rows, step_rng
 from ...distributed import DistInfo, init_distributed
 from ...engine import TrainingRun
 from ...training import Trainer
@@ -31,11 +31,15 @@ class StyleBatches(BatchSource):
     shard: they condition, they are not targets. Both are drawn with the (seed, rank, i) stream, so
     batch i is the same in a resumed run.
 
-    ``groups`` (N,) says which images share a person and side."""
+    ``data`` is a row store (:mod:`eyegen_lib.data.rows`) or dict with ``image`` (N, 1, H, W) uint8
+    or [−1, 1] and ``mask`` (N, H, W); ``groups`` (N,) says which images share a person and side.
+    A batch fetches each row it needs once (a style image may be another target's)."""
 
-    def __init__(self, images, masks, groups, *, k_style: int, batch_size: int, seed: int = 0, dist: DistInfo | None = None):
-        self.images, self.masks = to_signed(images), masks.long()
+    def __init__(self, data, groups, *, k_style: int, batch_size: int, seed: int = 0, dist: DistInfo | None = None):
+        self.data = as_rows(data)
         self.groups = torch.as_tensor(groups)
+        if len(self.groups) != len(self.data):
+            raise ValueError(f"{len(self.data)} images but {len(self.groups)} group ids")
         self.k, self.batch_size = k_style, batch_size
         self.members = {}
         for i, g in enumerate(self.groups.tolist()):
@@ -43,7 +47,7 @@ class StyleBatches(BatchSource):
         small = [g for g, m in self.members.items() if len(m) <= k_style]
         if small:
             raise ValueError(f"groups {small[:5]} have ≤ k_style={k_style} images: lower k_style")
-        super().__init__(len(self.images), seed=seed, dist=dist)
+        super().__init__(len(self.data), seed=seed, dist=dist)
         if len(self.rows) < batch_size:
             raise ValueError(f"this process has {len(self.rows)} training images, fewer than one batch of {batch_size}")
 
@@ -66,7 +70,11 @@ class StyleBatches(BatchSource):
 
     def batch(self, step: int):
         t, style = self._draw(step)
-        return {"mask": self.masks[t], "image": self.images[t], "style": self.images[style]}
+        rows, where = torch.unique(torch.cat([t, style.flatten()]), return_inverse=True)
+        got = self.data.fetch(rows)
+        images = to_signed(got["image"])
+        return {"mask": got["mask"][where[: len(t)]].long(), "image": images[where[: len(t)]],
+                "style": images[where[len(t):]].reshape(*style.shape, *images.shape[1:])}
 
 
 class Seg2EyeTrainer(Trainer):
@@ -124,16 +132,18 @@ class Seg2EyeTrainer(Trainer):
         return out
 
 
-def seg2eye_run(images, masks, groups, config: Seg2EyeConfig, *, seed: int = 0, device=None,
+def seg2eye_run(data, groups, config: Seg2EyeConfig, *, seed: int = 0, device=None,
                 dist: DistInfo | None = None) -> TrainingRun:
-    """A training run on images (N, 1, H, W) uint8 or [−1, 1], masks (N, H, W) and groups (N,)
-    (person × side ids): Seg2Eye and its multi-scale discriminator, TTUR Adam at constant rates."""
+    """A training run on ``data`` (a row store or dict: ``image`` (N, 1, H, W) uint8 or [−1, 1],
+    ``mask`` (N, H, W)) and ``groups`` (N,) (person × side ids): Seg2Eye and its multi-scale
+    discriminator, TTUR Adam at constant rates."""
     dist = dist or init_distributed()
+    data = as_rows(data)
     model = Seg2Eye(config)
     disc = MultiScaleDiscriminator(config.n_classes + 1, config.ndf, config.d_layers, config.n_scales)
     trainer = Seg2EyeTrainer(model, disc, config, device=device, dist_info=dist)
-    batches = StyleBatches(images, masks, groups, k_style=config.k_style,
-                           batch_size=min(config.batch_size, len(images) // dist.world_size), seed=seed, dist=dist)
+    batches = StyleBatches(data, groups, k_style=config.k_style,
+                           batch_size=min(config.batch_size, len(data) // dist.world_size), seed=seed, dist=dist)
     return TrainingRun(trainer, batches, model)
 
 
@@ -142,7 +152,7 @@ def train_seg2eye(images, masks, groups, config: Seg2EyeConfig, *, seed: int = 0
     """Train in memory (no checkpoint; :func:`eyegen_lib.registry.seg2eye` keeps one).
     Returns (Seg2Eye model in eval mode, discriminator, history)."""
     torch.manual_seed(seed)
-    run = seg2eye_run(images, masks, groups, config, seed=seed, device=device)
+    run = seg2eye_run({"image": images, "mask": masks}, groups, config, seed=seed, device=device)
     model, history = run.fit(config.steps, log_every=log_every, desc="seg2eye", on_log=on_log, progress=progress)
     return model, run.trainer.module("discriminator").eval(), history
 

@@ -1,0 +1,56 @@
+"""Peak memory of this process and its children (DataLoader workers), sampled in the background.
+
+``ru_maxrss`` sees one process; a data pipeline is several. :class:`PeakMemory` samples the
+proportional set size (PSS: each shared page counted once, split among its sharers) of this
+process and all its descendants, so the sum is the memory the pipeline really holds, and keeps the
+peak. Sampling misses spikes shorter than ``interval`` seconds.
+"""
+from __future__ import annotations
+
+import threading
+
+import psutil
+
+__all__ = ["PeakMemory", "tree_pss_bytes"]
+
+
+def tree_pss_bytes(process: psutil.Process | None = None) -> int:
+    """PSS of ``process`` (default: this one) and all its descendants, in bytes."""
+    process = process or psutil.Process()
+    total = 0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            info = p.memory_full_info()
+            total += getattr(info, "pss", info.rss)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue  # a worker that just exited
+    return total
+
+
+class PeakMemory:
+    """``with PeakMemory() as peak: …`` then ``peak.gib``: the largest process-tree PSS seen."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_pss_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self.peak = tree_pss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, tree_pss_bytes())
+
+    @property
+    def gib(self) -> float:
+        return self.peak / 2**30

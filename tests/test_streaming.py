@@ -1,0 +1,144 @@
+"""Streamed data: row stores that render on demand give what rendering a split into memory gives,
+DataLoader workers build the same batches as the training process, and the registry trains every
+model from streamed data at a profile that streams (``paper``, ``gpu``: here a smoke-sized one)."""
+from dataclasses import replace
+
+import pytest
+import torch
+
+from eyegen_lib import get_profile, registry
+from eyegen_lib.batches import EpochBatches
+from eyegen_lib.data.datasets import render_all
+from eyegen_lib.data.pairs import PairRows, render_redirection_pairs
+from eyegen_lib.data.rows import MaskStore, RenderedRows, TensorRows, ZipRows, gaze_labels, rows_of
+from eyegen_lib.data.synthetic import SyntheticEyes, SyntheticEyeSpec
+from eyegen_lib.models.deeplab import DeepLabV3Plus, SegmenterConfig
+from eyegen_lib.models.deepwarp import DeepWarpConfig, PairBatches
+from eyegen_lib.models.seg2eye import StyleBatches
+from eyegen_lib.protocols import person_side_groups, rank_targets, ranking_setup
+
+
+def nir(n_persons=3, per_person=8, size=(40, 64)):
+    return SyntheticEyes(SyntheticEyeSpec("nir", size=size, n_persons=n_persons, images_per_person=per_person))
+
+
+def rgb(size=(41, 51)):
+    return SyntheticEyes(SyntheticEyeSpec("rgb", size=size, n_persons=3, images_per_person=6))
+
+
+def test_rendered_rows_give_what_a_rendered_split_holds():
+    source, indices = nir(), [3, 17, 4, 20, 9]
+    cache = render_all(source, indices, progress=False)
+    rows = RenderedRows(source, indices, ("image", "mask", "gaze"), chunk=2)
+    got = rows.fetch([4, 0, 2])
+    for k in ("image", "mask", "gaze"):
+        assert torch.equal(got[k], cache[k][[4, 0, 2]]), k
+    assert torch.equal(gaze_labels(rows), cache["gaze"]), "gaze labels come from the renderer's state, no image drawn"
+    assert torch.equal(rows_of(source, indices, ("image", "mask"), in_memory=True, progress=False).fetch([1])["mask"],
+                       cache["mask"][[1]])
+    renamed = RenderedRows(source, indices, {"image": "image", "pseudo": "mask"})
+    assert set(renamed.fetch([0])) == {"image", "pseudo"}
+    with pytest.raises(IndexError, match="out of range"):
+        RenderedRows(source, [len(source)])
+
+
+def test_mask_store_round_trips_compressed_and_zips_with_images():
+    source = nir(size=(400, 640), n_persons=1, per_person=4)
+    out = source.render([0, 1, 2, 3])
+    store = MaskStore.of(out["mask"], "pseudo")
+    assert torch.equal(store.fetch([2, 0])["pseudo"], out["mask"][[2, 0]].long())
+    assert store.nbytes < out["mask"].numel() / 20, "a 400×640 four-class mask compresses > 20×"
+    zipped = ZipRows(RenderedRows(source, range(4), ("image",)), store)
+    got = zipped.fetch([3])
+    # at 400×640 a batch of one renders a few pixels ±1 grey level off a batch of four (kernel choice)
+    assert (got["image"].int() - out["image"][[3]].int()).abs().max() <= 1
+    assert torch.equal(got["pseudo"], out["mask"][[3]].long())
+    with pytest.raises(ValueError, match="one length"):
+        ZipRows(store, TensorRows({"x": torch.zeros(3)}))
+    with pytest.raises(ValueError, match="0..255"):
+        store.extend(torch.full((1, 400, 640), 300))
+
+
+@pytest.mark.parametrize("arguments", [{}, {"border": 3, "misalign_px": 2, "pairs_per_image": 2},
+                                       {"vertical_only": True}])
+def test_streamed_pairs_are_the_rendered_pairs(arguments):
+    source, indices = rgb(), [0, 5, 7, 12]
+    rendered = render_redirection_pairs(source, indices, seed=3, batch_size=3, progress=False, **arguments)
+    # rendered in the same batches (the renderer picks a texture's mip level per batch, so other
+    # batchings may move a few pixels; a batch itself is always rendered alike)
+    rows = PairRows(source, indices, seed=3, chunk=3, **arguments)
+    assert len(rows) == len(rendered["source"]) and rows.recipe == rendered["recipe"]
+    got = rows.fetch(range(len(rows)))
+    for k in ("source", "target", "landmarks", "source_gaze", "target_gaze", "shift"):
+        assert torch.equal(got[k], rendered[k]), k
+    last = [len(rows) - 1, 1]
+    assert torch.equal(rows.fetch(last)["target"], rows.fetch(last)["target"]), "a batch renders alike every time"
+    assert torch.allclose(rows.tilt_deg(), rendered["tilt_deg"]), "the landmark-only pass gives the rendered tilt"
+    if arguments.get("vertical_only"):
+        assert torch.equal(rows.target_gaze[:, 1], rows.source_gaze[:, 1])
+
+
+def _same_batches(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_batches(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same_batches(x, y) for x, y in zip(a, b))
+    return torch.equal(a, b)
+
+
+def test_dataloader_workers_build_the_batches_the_training_process_would():
+    source = nir()
+    rows = RenderedRows(source, range(len(source)), ("image", "mask"))
+    pairs = PairRows(rgb(), range(12), pairs_per_image=2, seed=1)
+    sources = [EpochBatches(rows, 4, seed=2),
+               StyleBatches(rows, person_side_groups(source, range(len(source))), k_style=2, batch_size=2, seed=2),
+               PairBatches(pairs, DeepWarpConfig(), batch_size=5, seed=2)]
+    for batches in sources:
+        here = list(batches.iterate(3, 7))
+        batches.workers = 2
+        there = list(batches.iterate(3, 7))
+        assert len(there) == 4 and all(_same_batches(a, b) for a, b in zip(here, there)), type(batches).__name__
+
+
+def test_streamed_ranking_ranks_like_the_in_memory_one():
+    """At full ranking resolution, the streamed setup (one pass, compressed pseudo-labels,
+    half-precision features) ranks as the in-memory one does."""
+    smoke = get_profile("smoke")
+    streamed = replace(smoke, stream_data=True, ranking_size=None)
+    torch.manual_seed(0)
+    seg = DeepLabV3Plus(SegmenterConfig.for_profile(smoke).net).eval()
+    memory, stream = ranking_setup(smoke, seg, progress=False), ranking_setup(streamed, seg, progress=False)
+    assert torch.equal(memory["pool"]["mode"], stream["pool"]["mode"])
+    assert torch.equal(memory["test"]["mode_from_mask"], stream["test"]["mode_from_mask"])
+    a, b = rank_targets(memory, memory["test"], 4), rank_targets(stream, stream["test"], 4)
+    assert (a[:, 0] == b[:, 0]).float().mean() >= 0.95
+    assert torch.equal(stream["pool"]["pseudo"].fetch([5])["pseudo"], memory["pool"]["pseudo"][[5]])
+    coarse = ranking_setup(replace(streamed, ranking_size=(10, 16)), seg, progress=False)
+    assert coarse["pool"]["features"].shape[1] == 160
+    assert (rank_targets(coarse, coarse["test"], 4)[:, 0] == a[:, 0]).float().mean() >= 0.5, "a low-pass ranking agrees often"
+    with pytest.raises(ValueError, match="ranking size"):
+        rank_targets(coarse, stream["test"], 4)
+
+
+@pytest.fixture
+def streaming_profile(tmp_path, monkeypatch):
+    """A smoke-sized profile that streams its data with two DataLoader workers, as ``paper`` does."""
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path))
+    smoke = get_profile("smoke")
+    return replace(smoke, name="smoke_streamed", stream_data=True, num_workers=2, ranking_size=(20, 32))
+
+
+def test_the_registry_trains_every_family_from_streamed_data(streaming_profile):
+    profile = streaming_profile
+    seg, info = registry.segmenter(profile, progress=False)
+    assert info["trained_now"] and 0 <= info["metrics"]["miou"] <= 1
+    _, info = registry.refiner(profile, progress=False)
+    assert info["history"]["challenge_loss"][-1] < info["history"]["challenge_loss"][0]
+    _, info = registry.gaze_estimator(profile, progress=False)
+    assert info["metrics"]["test_error_deg"] < info["metrics"]["mean_predictor_error_deg"]
+    _, info = registry.deepwarp(profile, "cfw_lcm", progress=False)
+    assert len(info["history"]["loss"]) > 0
+    _, info = registry.seg2eye(profile, "full", progress=False)
+    assert info["trained_now"]
+    _, info = registry.gaze_gan(profile, "full", progress=False)
+    assert info["trained_now"]
