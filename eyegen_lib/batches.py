@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .data.rows import Rows, TensorRows
 from .distributed import DistInfo
+from .memory import release_free_memory
 
 __all__ = ["BatchSource", "EpochBatches", "rank_shard", "step_generator", "step_rng", "rank_generator", "as_rows"]
 
@@ -82,14 +83,19 @@ class _Steps(Dataset):
         self.source = source
 
     def __getitem__(self, step: int):
-        return self.source.batch(int(step))
+        raw = self.source.raw(int(step))
+        release_free_memory()
+        return raw
 
 
 class BatchSource:
     """Base class: ``batch(step)`` and ``sample_ids(step)``, both pure functions of the step.
 
-    ``workers`` (default 0: batches are built in the training process) sets how many DataLoader
-    worker processes :meth:`iterate` builds batches in; ``prefetch`` batches each works ahead."""
+    A batch is made in two parts: :meth:`raw` renders or reads its rows (compact: uint8 images and
+    masks), :meth:`assemble` turns them into what the trainer takes (floats in [−1, 1], int64
+    labels, gathered). ``workers`` (default 0: all in the training process) sets how many
+    DataLoader worker processes :meth:`iterate` runs :meth:`raw` in, ``prefetch`` batches each
+    ahead; only uint8 rows cross between processes."""
 
     workers: int = 0
     prefetch: int = 2
@@ -108,7 +114,19 @@ class BatchSource:
         loader = DataLoader(_Steps(self), batch_size=None, sampler=range(int(start), int(stop)),
                             num_workers=self.workers, prefetch_factor=self.prefetch,
                             pin_memory=torch.cuda.is_available())
-        yield from loader
+        for raw in loader:
+            batch = self.assemble(raw)
+            del raw
+            release_free_memory()  # the training process too, or the converted batches' pages pile up
+            yield batch
+
+    def raw(self, step: int):
+        """The rows of batch ``step``, rendered or read (what a worker process makes)."""
+        return self.batch(step)
+
+    def assemble(self, raw):
+        """The trainer's batch from :meth:`raw`'s rows (in the training process)."""
+        return raw
 
     def generator(self, step: int) -> torch.Generator:
         return step_generator(self.seed, self.dist.rank, step)
@@ -152,8 +170,12 @@ class EpochBatches(BatchSource):
             self._epoch, self._order = epoch, self.rows[torch.randperm(len(self.rows), generator=g)]
         return self._order[j * self.batch_size:(j + 1) * self.batch_size]
 
-    def batch(self, step: int):
-        out = self.data.fetch(self.sample_ids(step))
-        if self.as_tuple:
-            out = tuple(out[str(k)] for k in range(len(out)))
+    def raw(self, step: int):
+        return self.data.fetch(self.sample_ids(step))
+
+    def assemble(self, raw):
+        out = tuple(raw[str(k)] for k in range(len(raw))) if self.as_tuple else raw
         return self.prepare(out) if self.prepare is not None else out
+
+    def batch(self, step: int):
+        return self.assemble(self.raw(step))

@@ -191,8 +191,8 @@ def format_table(rows: list[dict], *, header: bool = True) -> str:
     """A markdown table of check rows."""
     cols = [("model", "model", "{}"), ("notebook", "nb", "{}"), ("params_M", "params (M)", "{:.2f}"),
             ("image", "image", "{}"), ("batch", "batch", "{}"), ("measured_batch", "measured at", "{}"),
-            ("s_per_iteration", "s/iteration (this CPU)", "{:.2f}"), ("peak_rss_GiB", "peak RSS (GiB)", "{:.2f}"),
-            ("peak_pss_tree_GiB", "with data workers (GiB)", "{:.2f}"),
+            ("s_per_iteration", "s/iteration (this CPU)", "{:.2f}"), ("peak_rss_GiB", "peak RSS, main process (GiB)", "{:.2f}"),
+            ("peak_pss_tree_GiB", "peak PSS with data workers (GiB)", "{:.2f}"),
             ("GFLOP_per_iteration", "GFLOP/iteration", "{:,.0f}"), ("steps", "paper steps", "{:,}"),
             ("gpu_hours_h100", "H100-hours", "{:.2g}")]
     lines = []

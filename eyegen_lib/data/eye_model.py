@@ -34,7 +34,7 @@ __all__ = [
     "GEOMETRY_RANGES", "STATE_KEYS", "LANDMARK_NAMES", "N_EYELID_POINTS", "render_in_chunks",
     "rng_for", "sample_geometry", "bump", "tail", "eye_boxes", "stack_params", "canonical_gaze", "gaze_axes", "pupil_ratio",
     "lid_curves", "eye_landmarks", "eye_fields", "mirror_points", "polar_noise_texture",
-    "fractal_noise", "iris_structure_texture", "lash_texture", "mip_levels", "sample_texture",
+    "fractal_noise", "iris_structure_texture", "lash_texture", "mip_levels", "LazyMips", "sample_texture",
 ]
 
 # Uniform ranges of a person's eye shape (eye units unless said otherwise).
@@ -499,6 +499,34 @@ def mip_levels(tex: torch.Tensor, n: int = 5) -> list[torch.Tensor]:
             break
         levels.append(torch.nn.functional.avg_pool2d(levels[-1][None], 2, ceil_mode=True)[0])
     return levels
+
+
+class LazyMips:
+    """The mip levels of a texture (as :func:`mip_levels`), each kept only once it is sampled.
+
+    A person's lash textures are 8 MB at full resolution, yet a renderer of small patches samples
+    only a coarse level: keeping just the levels in use keeps a cache of many persons small (the
+    renderer runs in every DataLoader worker). ``levels`` is the full pyramid when the texture is
+    made; the first lookup keeps that level and drops the others. A level dropped and then wanted
+    is rebuilt from ``make()``, which must return the same base texture (it replays the person's
+    seeded draws), so every lookup returns the same values as a full pyramid would."""
+
+    def __init__(self, levels: list[torch.Tensor], make):
+        self._pending: list[torch.Tensor] | None = list(levels)
+        self._kept: dict[int, torch.Tensor] = {}
+        self._n = len(levels)
+        self._make = make
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, level: int) -> torch.Tensor:
+        level = range(self._n)[level]
+        if level not in self._kept:
+            levels = self._pending if self._pending is not None else mip_levels(self._make(), self._n)
+            self._kept[level] = levels[level]
+            self._pending = None
+        return self._kept[level]
 
 
 def sample_texture(levels_per_item: list[list[torch.Tensor]], grid: torch.Tensor, texels_per_px: float,

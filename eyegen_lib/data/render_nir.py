@@ -88,10 +88,11 @@ class NIRTextureCache:
     """Per-person iris/lash textures and per-(person, side, size) skin × vignette frames.
 
     ``key`` is any hashable identity (e.g. (seed, person)); textures are drawn from ``rng_seed``.
-    Frames are kept in a small LRU (a 400 × 640 frame is 1 MB).
+    Frames are kept in a small LRU (a 400 × 640 frame's four maps are 4 MB; a renderer runs in
+    every DataLoader worker, and renders in person order when it renders a split).
     """
 
-    def __init__(self, max_frames: int = 48):
+    def __init__(self, max_frames: int = 8):
         self.textures: dict = {}
         self.frames: OrderedDict = OrderedDict()
         self.max_frames = max_frames
@@ -101,8 +102,16 @@ class NIRTextureCache:
             rng = np.random.default_rng(rng_seed)
             iris = torch.from_numpy(em.iris_structure_texture(rng))[None]
             upper, lower = lid_textures(rng, geom_row, look_row)
-            self.textures[key] = {"iris": em.mip_levels(iris), "upper": em.mip_levels(upper, 5),
-                                  "lower": em.mip_levels(lower, 5)}
+
+            def lids(which):  # the person's lid textures again, from the same draws (see em.LazyMips)
+                def make():
+                    replay = np.random.default_rng(rng_seed)
+                    em.iris_structure_texture(replay)
+                    return lid_textures(replay, geom_row, look_row)[which]
+                return make
+
+            self.textures[key] = {"iris": em.mip_levels(iris), "upper": em.LazyMips(em.mip_levels(upper, 5), lids(0)),
+                                  "lower": em.LazyMips(em.mip_levels(lower, 5), lids(1))}
         return self.textures[key]
 
     def frame(self, key, side: str, rng_seed: int, look_row: dict, size: tuple[int, int]) -> tuple:

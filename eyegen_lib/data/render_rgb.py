@@ -142,8 +142,15 @@ class RGBTextureCache:
             veins = F.grid_sample(veins, torch.stack([gx, gy], -1)[None], mode="bilinear", padding_mode="zeros",
                                   align_corners=False)[0]
             skin = torch.cat([skin, veins])
-            self.textures[key] = {"iris": em.mip_levels(iris), "upper": em.mip_levels(upper, 5),
-                                  "lower": em.mip_levels(lower, 5), "skin": em.mip_levels(skin, 4)}
+            def lids(which):  # the person's lid textures again, from the same draws (see em.LazyMips)
+                def make():
+                    replay = np.random.default_rng(rng_seed)
+                    em.iris_structure_texture(replay)
+                    return lid_textures(replay, geom_row, look_row, rgb=True)[which]
+                return make
+
+            self.textures[key] = {"iris": em.mip_levels(iris), "upper": em.LazyMips(em.mip_levels(upper, 5), lids(0)),
+                                  "lower": em.LazyMips(em.mip_levels(lower, 5), lids(1)), "skin": em.mip_levels(skin, 4)}
         return self.textures[key]
 
 

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..memory import release_free_memory
+
 __all__ = ["Rows", "TensorRows", "RenderedRows", "MaskStore", "ZipRows", "rows_of", "fetch_in_chunks", "gaze_labels"]
 
 
@@ -92,6 +94,8 @@ class RenderedRows(Rows):
                 out = self.src.obj.render(chunk)
                 for k, field in self.fields.items():
                     parts[k].append(out[field])
+                del out
+                release_free_memory()  # the renderer's temporaries (and new persons' texture pyramids)
             else:
                 samples = [self.src.sample(i) for i in chunk]
                 for k, field in self.fields.items():
@@ -100,7 +104,7 @@ class RenderedRows(Rows):
 
 
 class MaskStore(Rows):
-    """(N, H, W) class masks, each kept zlib-compressed as uint8; ``fetch`` decodes ``{key: int64}``."""
+    """(N, H, W) class masks, each kept zlib-compressed as uint8; ``fetch`` decodes ``{key: uint8}``."""
 
     def __init__(self, shape: tuple[int, int], key: str = "mask"):
         self.shape = tuple(int(s) for s in shape)
@@ -131,7 +135,7 @@ class MaskStore(Rows):
     def fetch(self, rows) -> dict[str, torch.Tensor]:
         out = np.stack([np.frombuffer(zlib.decompress(self.blobs[r]), np.uint8).reshape(self.shape)
                         for r in _as_rows(rows)])
-        return {self.keys[0]: torch.from_numpy(out).long()}
+        return {self.keys[0]: torch.from_numpy(out)}
 
 
 class ZipRows(Rows):

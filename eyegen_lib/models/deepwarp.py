@@ -470,12 +470,18 @@ class PairBatches(BatchSource):
     def sample_ids(self, step: int) -> torch.Tensor:
         return self.rows[torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator(step))]
 
-    def batch(self, step: int):
+    def raw(self, step: int):
         pick = self.sample_ids(step)
         rows, where = torch.unique(pick, return_inverse=True)  # drawn with replacement: fetch each pair once
-        got = self.data.fetch(rows)
+        return {"rows": self.data.fetch(rows), "where": where, "pick": pick}
+
+    def assemble(self, raw):
+        got, where = raw["rows"], raw["where"]
         return {"source": to_signed(got["source"][where]), "target": to_signed(got["target"][where]),
-                "landmarks": got["landmarks"][where].float(), "angle": self.angle[pick]}
+                "landmarks": got["landmarks"][where].float(), "angle": self.angle[raw["pick"]]}
+
+    def batch(self, step: int):
+        return self.assemble(self.raw(step))
 
 
 # ----------------------------------------------------------------------------------------------

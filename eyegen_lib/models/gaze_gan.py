@@ -459,12 +459,18 @@ class IterationBatches(BatchSource):
         return torch.stack([self.rows[torch.randperm(len(self.rows), generator=g)[: self.batch_size]]
                             for _ in range(self.n_minibatches)])
 
-    def batch(self, step: int):
+    def raw(self, step: int):
         picks = self.sample_ids(step)
         rows, where = torch.unique(picks, return_inverse=True)  # a pair in two mini-batches is fetched once
-        got = self.data.fetch(rows)
+        return {"rows": self.data.fetch(rows), "where": where, "picks": picks}
+
+    def assemble(self, raw):
+        got, where, picks = raw["rows"], raw["where"], raw["picks"]
         return {"source": to_signed(got["source"][where]), "target": to_signed(got["target"][where]),
                 "source_gaze": self.source_gaze[picks], "target_gaze": self.target_gaze[picks]}
+
+    def batch(self, step: int):
+        return self.assemble(self.raw(step))
 
 
 # ----------------------------------------------------------------------------------------------

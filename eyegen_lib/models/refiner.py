@@ -91,14 +91,16 @@ class RefinerBatches(EpochBatches):
         if len(self.ranked) and (int(self.ranked.min()) < 0 or int(self.ranked.max()) >= len(self.pool)):
             raise ValueError(f"ranked references must index the pool's {len(self.pool)} rows")
 
-    def batch(self, step: int):
+    def raw(self, step: int):
         rows = self.sample_ids(step)
-        target = self.data.fetch(rows)
         ranked = self.ranked[rows]
         pick = torch.randint(ranked.shape[1], (len(rows),), generator=self.generator(step))
         refs = ranked.gather(1, pick[:, None])[:, 0]
         unique, where = torch.unique(refs, return_inverse=True)
-        ref = self.pool.fetch(unique)
+        return {"target": self.data.fetch(rows), "reference": self.pool.fetch(unique), "where": where}
+
+    def assemble(self, raw):
+        target, ref, where = raw["target"], raw["reference"], raw["where"]
         return (check_masks(target["mask"]), to_signed(target["image"]), to_signed(ref["image"][where]),
                 check_masks(ref["pseudo"][where]))
 

@@ -68,13 +68,18 @@ class StyleBatches(BatchSource):
     def sample_ids(self, step: int) -> torch.Tensor:
         return self._draw(step)[0]
 
-    def batch(self, step: int):
+    def raw(self, step: int):
         t, style = self._draw(step)
         rows, where = torch.unique(torch.cat([t, style.flatten()]), return_inverse=True)
-        got = self.data.fetch(rows)
+        return {"rows": self.data.fetch(rows), "target": where[: len(t)], "style": where[len(t):].reshape(style.shape)}
+
+    def assemble(self, raw):
+        got, t, style = raw["rows"], raw["target"], raw["style"]
         images = to_signed(got["image"])
-        return {"mask": got["mask"][where[: len(t)]].long(), "image": images[where[: len(t)]],
-                "style": images[where[len(t):]].reshape(*style.shape, *images.shape[1:])}
+        return {"mask": got["mask"][t].long(), "image": images[t], "style": images[style]}
+
+    def batch(self, step: int):
+        return self.assemble(self.raw(step))
 
 
 class Seg2EyeTrainer(Trainer):
