@@ -42,6 +42,10 @@ class Rows(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if isinstance(i, (slice, list, tuple)) or (torch.is_tensor(i) and i.numel() != 1):
+            raise TypeError(f"{type(self).__name__} is a row store, not a tensor: use .fetch(rows) for a batch of rows "
+                            "(a notebook analysis that holds a whole split in memory runs at the smoke, cpu and gpu "
+                            "profiles; at paper the data is streamed)")
         return {k: v[0] for k, v in self.fetch([int(i)]).items()}
 
 
