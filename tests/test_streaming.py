@@ -142,3 +142,24 @@ def test_the_registry_trains_every_family_from_streamed_data(streaming_profile):
     assert info["trained_now"]
     _, info = registry.gaze_gan(profile, "full", progress=False)
     assert info["trained_now"]
+
+
+def test_lash_textures_keep_only_the_levels_in_use_and_rebuild_the_others_exactly():
+    from eyegen_lib.data import eye_model as em
+
+    base = torch.rand(3, 64, 128, generator=torch.Generator().manual_seed(0))
+    lazy = em.LazyMips(em.mip_levels(base, 5), lambda: base.clone())
+    full = em.mip_levels(base, 5)
+    assert len(lazy) == len(full) and torch.equal(lazy[2], full[2])
+    assert lazy._pending is None and set(lazy._kept) == {2}, "the first lookup drops the other levels"
+    assert torch.equal(lazy[0], full[0]) and torch.equal(lazy[-1], full[-1]), "a dropped level is rebuilt alike"
+    # through the renderer: a person's textures first sampled at one level, then at others
+    warm, cold = rgb(size=(64, 64)), rgb(size=(64, 64))
+    warm.render(list(range(12)))
+    assert torch.equal(warm.render([7])["image"], cold.render([7])["image"])
+    big = SyntheticEyes(SyntheticEyeSpec("rgb", size=(160, 160), n_persons=3, images_per_person=6))
+    big._textures = warm._textures  # the same persons' cached textures, now sampled at a finer level
+    kept = {lv for tx in warm._textures.textures.values() for lv in tx["upper"]._kept}
+    fresh = SyntheticEyes(SyntheticEyeSpec("rgb", size=(160, 160), n_persons=3, images_per_person=6))
+    assert torch.equal(big.render([7, 2])["image"], fresh.render([7, 2])["image"])
+    assert {lv for tx in warm._textures.textures.values() for lv in tx["upper"]._kept} > kept, "a level was rebuilt"
