@@ -40,7 +40,7 @@ from .provenance import provenance_differences, with_config
 from .runtime import seed_everything
 from .training import Trainer, TrainingStopped, history_columns
 
-__all__ = ["TrainingRun", "TrainingJob", "Snapshot", "Checkpointing", "obtain", "state_path", "with_steps",
+__all__ = ["TrainingRun", "TrainingJob", "Snapshot", "Checkpointing", "obtain", "state_path", "length_snapshot_path", "with_steps",
            "ResumeRefused", "STATE_FORMAT"]
 
 STATE_FORMAT = "eyegen-training-state"
@@ -84,6 +84,7 @@ class Checkpointing:
     every_steps: int = 1000
     every_minutes: float = 5.0
     on_other_state: str = "set_aside"  # or "refuse": a state of another run is kept and the call refused
+    keep_at: tuple[int, ...] = ()  # also save the model after these steps: <artifact>.step<N>.pt (training length studies)
 
 
 @dataclass
@@ -102,6 +103,12 @@ class TrainingJob:
     log_every: int | None = None
     extra_metrics: dict = field(default_factory=dict)
     data_workers: int = 0  # DataLoader worker processes that build its batches (the profile's num_workers)
+
+
+def length_snapshot_path(artifact: str | os.PathLike, step: int) -> Path:
+    """Where ``Checkpointing.keep_at`` keeps the model of a run after ``step`` steps (beside it)."""
+    artifact = Path(artifact)
+    return artifact.with_name(f"{artifact.stem}.step{int(step)}.pt")
 
 
 def state_path(artifact: str | os.PathLike) -> Path:
@@ -307,6 +314,12 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
                                 extra={"history": history_columns(trainer.history)},
                                 provenance=with_config(job.provenance, snap.config))
                 trace.wrote.append(str(snap.path))
+        if step in ck.keep_at and dist.is_main:  # the long run at this length (its config: the whole run's)
+            kept = length_snapshot_path(job.path, step)
+            save_checkpoint(kept, kind=job.kind, model=run.model, config=job.config, step=step,
+                            extra={"history": history_columns(trainer.history), "snapshot_of": Path(job.path).name},
+                            provenance=job.provenance)
+            trace.wrote.append(str(kept))
         due = (ck.every_steps > 0 and step % ck.every_steps == 0) or \
             (ck.every_minutes > 0 and time.monotonic() - last_save[0] > 60 * ck.every_minutes)
         due, asked = any_rank([due and step < job.config.steps, stop["asked"]], dist)

@@ -64,6 +64,9 @@ def add_train_parser(sub) -> None:
     train.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/ in the checkout)")
     train.add_argument("--save-every", default="1000", help="save the training state every N steps (default 1000)")
     train.add_argument("--save-minutes", default="5", help="… and every M minutes (default 5)")
+    train.add_argument("--keep-at", nargs="+", default=(), metavar="STEP",
+                       help="also keep the model after these steps, beside the artifact as <name>.step<STEP>.pt "
+                            "(claims against training length)")
     train.add_argument("--precision", default=None, help="auto | fp32 | bf16 (autocast; auto = bf16 on CUDA and on "
                                                          "CPUs with AMX-BF16; default: $EYEGEN_PRECISION or auto)")
     train.add_argument("--restart", action="store_true",
@@ -130,6 +133,9 @@ def _parse(args):
     every = _int(args.save_every, "--save-every", 0)
     minutes = _float(args.save_minutes, "--save-minutes")
     variant = _variant(args.model, args)
+    keep_at = tuple(sorted({_int(k, "--keep-at", 1) for k in args.keep_at}))
+    if steps is not None and keep_at and keep_at[-1] > steps:
+        raise UsageError(f"--keep-at {keep_at[-1]} lies beyond --steps {steps}: keep steps up to the run's length")
     if args.precision is not None:
         from .runtime import PRECISIONS
 
@@ -147,7 +153,7 @@ def _parse(args):
         if not os.access(out, os.W_OK):
             raise UsageError(f"--out {out} is not writable: choose a writable folder")
         os.environ["EYEGEN_OUTPUT_DIR"] = str(out.resolve())
-    return seed, steps, every, minutes, variant
+    return seed, steps, every, minutes, variant, keep_at
 
 
 def _call(model: str, variant: str, profile, seed: int, steps, common: dict):
@@ -169,14 +175,15 @@ def run_train(args) -> int:
     from .training import TrainingStopped
 
     try:
-        seed, steps, every, minutes, variant = _parse(args)
+        seed, steps, every, minutes, variant, keep_at = _parse(args)
     except UsageError as exc:
         print(f"eyegen train: error: {exc}", file=sys.stderr)
         return 2
     profile = get_profile(args.profile)
     dist = init_distributed()
     common = {"retrain": args.restart, "progress": not args.quiet,
-              "checkpointing": Checkpointing(every_steps=every, every_minutes=minutes, on_other_state="refuse")}
+              "checkpointing": Checkpointing(every_steps=every, every_minutes=minutes, on_other_state="refuse",
+                                            keep_at=keep_at)}
     try:
         _, info = _call(args.model, variant, profile, seed, steps, common)
     except TrainingStopped:

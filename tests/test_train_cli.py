@@ -150,3 +150,20 @@ def test_a_resume_with_another_config_refuses_and_says_what_differs(tmp_path):
     assert state.exists(), "a refusal moves nothing"
     proc = _train(out, "deepwarp", "--variant", "ss", "--profile", "smoke", env=_env(EYEGEN_OUTPUT_DIR=str(out)))
     assert proc.returncode == 0 and "resumed at step 3" in proc.stdout
+
+
+def test_keep_at_keeps_the_model_at_those_lengths_across_a_resume(tmp_path, segmenter_outputs):
+    args, artifact = FAMILIES["deepwarp"]
+    keep = ["--keep-at", "2", "7"]
+    straight = _fresh(tmp_path, "straight", "deepwarp", segmenter_outputs)
+    assert _train(straight, "deepwarp", *args, *keep).returncode == 0
+    killed = _fresh(tmp_path, "killed", "deepwarp", segmenter_outputs)
+    assert _train(killed, "deepwarp", *args, *keep, env=_env(EYEGEN_KILL_AT_STEP=str(KILL_AT))).returncode == -9
+    assert _train(killed, "deepwarp", *args, *keep).returncode == 0
+    for step in (2, 7):
+        name = artifact.replace(".pt", f".step{step}.pt")
+        a, b = (torch.load(_folder(o) / name, map_location="cpu", weights_only=True) for o in (straight, killed))
+        assert a["step"] == b["step"] == step and a["extra"]["snapshot_of"] == artifact
+        assert all(torch.equal(a["models"]["model"][k], b["models"]["model"][k]) for k in a["models"]["model"])
+    proc = _train(tmp_path / "bad", "deepwarp", *args, "--keep-at", "99")
+    assert proc.returncode == 2 and "--keep-at 99 lies beyond --steps 8" in proc.stderr
