@@ -64,9 +64,7 @@ def test_mask_store_round_trips_compressed_and_zips_with_images():
 def test_streamed_pairs_are_the_rendered_pairs(arguments):
     source, indices = rgb(), [0, 5, 7, 12]
     rendered = render_redirection_pairs(source, indices, seed=3, batch_size=3, progress=False, **arguments)
-    # rendered in the same batches (the renderer picks a texture's mip level per batch, so other
-    # batchings may move a few pixels; a batch itself is always rendered alike)
-    rows = PairRows(source, indices, seed=3, chunk=3, **arguments)
+    rows = PairRows(source, indices, seed=3, chunk=2, **arguments)  # other batches than the rendered set's
     assert len(rows) == len(rendered["source"]) and rows.recipe == rendered["recipe"]
     got = rows.fetch(range(len(rows)))
     for k in ("source", "target", "landmarks", "source_gaze", "target_gaze", "shift"):
@@ -163,3 +161,20 @@ def test_lash_textures_keep_only_the_levels_in_use_and_rebuild_the_others_exactl
     fresh = SyntheticEyes(SyntheticEyeSpec("rgb", size=(160, 160), n_persons=3, images_per_person=6))
     assert torch.equal(big.render([7, 2])["image"], fresh.render([7, 2])["image"])
     assert {lv for tx in warm._textures.textures.values() for lv in tx["upper"]._kept} > kept, "a level was rebuilt"
+
+
+@pytest.mark.parametrize("modality, size", [("nir", (80, 128)), ("rgb", (64, 64)), ("rgb", (41, 51)), ("nir", (400, 640))])
+def test_an_image_renders_alike_in_any_batch(modality, size):
+    """Mip levels, glint windows and lash texels are chosen per image, so a batch's other images
+    never change one's pixels (what streamed batches and a resumed run rely on). At 400×640 a soft
+    lid shading computed over the batch's lid box leaves ±1 grey level on a rare pixel."""
+    source = SyntheticEyes(SyntheticEyeSpec(modality, size=size, n_persons=4, images_per_person=10))
+    idx = [0, 13, 27, 31, 38, 4]
+    batch = source.render(idx)
+    single = {k: torch.cat([source.render([i])[k] for i in idx]) for k in ("image", "mask", "landmarks")}
+    assert torch.equal(batch["mask"], single["mask"]) and torch.equal(batch["landmarks"], single["landmarks"])
+    diff = (batch["image"].int() - single["image"].int()).abs()
+    if size == (400, 640):
+        assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-4
+    else:
+        assert diff.max() == 0

@@ -529,16 +529,35 @@ class LazyMips:
         return self._kept[level]
 
 
-def sample_texture(levels_per_item: list[list[torch.Tensor]], grid: torch.Tensor, texels_per_px: float,
+def sample_texture(levels_per_item: list[list[torch.Tensor]], grid: torch.Tensor, texels_per_px,
                    padding_mode: str = "zeros") -> torch.Tensor:
     """Bilinear lookup of per-image textures at ``grid`` (B, H, W, 2) in [-1, 1] (x then y),
-    choosing the mip level whose texels are about one output pixel (no aliasing when minified).
-    ``levels_per_item``: for each image, its texture's mip levels (C, h, w).
+    choosing per image the mip level whose texels are about one output pixel (no aliasing when
+    minified). ``texels_per_px``: a number, or (B,) per image — so an image's pixels never depend
+    on which other images share its batch. ``levels_per_item``: for each image, its texture's mip
+    levels (C, h, w).
 
     Images sharing a texture (the same person) are sampled in one call with their grids stacked,
     so textures are not copied per image when a batch holds few people.
     """
-    level = int(np.clip(np.floor(np.log2(max(texels_per_px, 1e-6))), 0, len(levels_per_item[0]) - 1))
+    n_items = len(levels_per_item)
+    tpp = np.broadcast_to(np.asarray(torch.as_tensor(texels_per_px, dtype=torch.float64).cpu()), (n_items,))
+    level_of = np.clip(np.floor(np.log2(np.maximum(tpp, 1e-6))), 0, len(levels_per_item[0]) - 1).astype(int)
+    levels = sorted(set(level_of.tolist()))
+    if len(levels) == 1:
+        return _sample_at_level(levels_per_item, grid, levels[0], padding_mode)
+    out = None
+    for level in levels:
+        idx = [i for i in range(n_items) if level_of[i] == level]
+        sel = torch.tensor(idx)
+        res = _sample_at_level([levels_per_item[i] for i in idx], grid.index_select(0, sel), level, padding_mode)
+        if out is None:
+            out = torch.empty(n_items, *res.shape[1:], dtype=res.dtype)
+        out.index_copy_(0, sel, res)
+    return out
+
+
+def _sample_at_level(levels_per_item, grid: torch.Tensor, level: int, padding_mode: str) -> torch.Tensor:
     groups: dict[int, tuple[torch.Tensor, list[int]]] = {}
     for i, lv in enumerate(levels_per_item):
         tex = lv[min(level, len(lv) - 1)]

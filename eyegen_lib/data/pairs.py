@@ -3,9 +3,7 @@
 A pair table (source image, target gaze, misalignment) is drawn once from the pair seed, without
 rendering; :class:`PairRows` renders the rows a batch asks for, and
 :func:`render_redirection_pairs` renders all of them into tensors (the small profiles). Both give
-the same pairs — the same eyes, gazes and misalignments. (Pixels may differ slightly between two
-batchings: the renderer picks a texture's mip level per rendered batch. A batch of a training
-step is always the same rows, so it renders alike in a resumed run.)
+the same pairs, pixel for pixel: the renderer draws an image alike whatever batch it is rendered in.
 """
 from __future__ import annotations
 

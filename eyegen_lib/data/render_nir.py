@@ -379,7 +379,10 @@ def _glints(look, state, g, cx, cy, ppu, origin, n_rows, n_cols):
     # Below ~half a pixel a glint is drawn wider than it is; dimming it by the area ratio keeps
     # its light (a camera at that resolution would average it into the pixel, not saturate it).
     area = (true_sigma / sigma) ** 2
-    half = int(min(max(math.ceil(3 * sigma.max().item()), 1), 10))
+    # each glint drawn within its own ±3σ (the window is the batch's widest; the rest is zeroed),
+    # so an image does not depend on the other images of its batch
+    own = (3 * sigma).ceil().clamp(1, 10)                                     # (B,)
+    half = int(own.max().item())
     off = torch.arange(-half, half + 1, dtype=torch.float32)
     px = gx.round()[..., None, None] + off[None, None, None, :]              # (B,K,1,S)
     py = gy.round()[..., None, None] + off[None, None, :, None]              # (B,K,S,1)
@@ -387,6 +390,8 @@ def _glints(look, state, g, cx, cy, ppu, origin, n_rows, n_cols):
     gain = look["glint_gain"] * area
     val = (gain[:, None, None, None] * torch.exp(-0.5 * d2 / sigma[:, None, None, None] ** 2)).clamp(max=1.0)
     val = val * active[..., None, None]
+    window = own[:, None, None, None]
+    val = val * ((off[None, None, None, :].abs() <= window) & (off[None, None, :, None].abs() <= window))
     inside = (px >= 0) & (px < n_cols) & (py >= 0) & (py < n_rows)
     val = torch.where(inside, val, torch.zeros_like(val))
     b = torch.arange(B)[:, None, None, None]
@@ -425,7 +430,7 @@ def _sample_lids(f, textures, ppu, up_rows, lo_rows, channels_last=False):
     ``lo_rows`` at the distance below the lower margin. Returns (B, 3, r, w) and (B, 2, r, w)."""
     (t_lo, t_hi), (d_lo, d_hi) = em.LASH_T_RANGE, em.LASH_D_RANGE
     gx = (f["t"] - t_lo) * (2 / (t_hi - t_lo)) - 1
-    texel_px = (t_hi - t_lo) * em.LASH_UNITS_PER_T / em.LASH_N_T * ppu.min().item()
+    texel_px = (t_hi - t_lo) * em.LASH_UNITS_PER_T / em.LASH_N_T * ppu  # per image
     out = []
     for key, dist_key, rows in (("upper", "above_upper", up_rows), ("lower", "below_lower", lo_rows)):
         dist = f[dist_key][:, rows]
@@ -568,7 +573,7 @@ def _render_chunk(geom, look, state, size, textures, frames, noise, stages, cx, 
             s = ((rho - p_ratio) / (1.0 - p_ratio)).clamp(0.0, 1.0)
             scale = (0.25 + 0.75 * s) / rho.clamp_min(1e-4)
             grid = torch.stack([f["ia"] * scale, f["ib"] * scale], -1)
-            tpp = 192 / (2 * (geom["iris_radius"] * ppu).min().item())
+            tpp = 192 / (2 * geom["iris_radius"] * ppu)  # per image
             relief = em.sample_texture([tx["iris"] for tx in textures], grid, tpp)[:, 0]
             iris = iris * (1.0 + col(look, "iris_contrast") * relief)
         if with_lids:

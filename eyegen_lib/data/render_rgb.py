@@ -301,7 +301,6 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
     B = cx.shape[0]
     col = lambda k: look[k][:, None, None, None]
     col1 = lambda d, k: d[k][:, None, None]
-    px_per_unit = ppu.min().item()
     xs = torch.arange(W, dtype=torch.float32)[None, None, :]
     ys = torch.arange(H, dtype=torch.float32)[None, :, None]
     u_all = (xs - cx[:, None, None]) / ppu[:, None, None]
@@ -310,7 +309,7 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
     # --- skin with eyebrow (whole patch) -----------------------------------------------------
     if with_texture:
         grid = torch.stack([(u_all / SKIN_EXTENT).expand(B, H, W), (v_all / SKIN_EXTENT).expand(B, H, W)], -1)
-        image = em.sample_texture([tx["skin"] for tx in textures], grid, 160 / (2 * SKIN_EXTENT) / px_per_unit,
+        image = em.sample_texture([tx["skin"] for tx in textures], grid, 160 / (2 * SKIN_EXTENT) / ppu,
                                   padding_mode="border")
         veins_all, image = image[:, 3], image[:, :3]
     else:
@@ -366,7 +365,7 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
         if with_texture:
             scale = (0.25 + 0.75 * s) / rho.clamp_min(1e-4)
             grid = torch.stack([f["ia"] * scale, f["ib"] * scale], -1)
-            tpp = 192 / (2 * (geom["iris_radius"] * ppu).min().item())
+            tpp = 192 / (2 * geom["iris_radius"] * ppu)  # per image
             relief = em.sample_texture([tx["iris"] for tx in textures], grid, tpp)[:, 0]
             limbal = limbal * (1.0 + col1(look, "iris_contrast") * relief)
         iris = iris * (limbal * shade)[:, None]

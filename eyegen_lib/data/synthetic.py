@@ -24,7 +24,7 @@ __all__ = ["SyntheticEyeSpec", "SyntheticEyes", "DEFAULT_SIZES", "sample_state",
 
 # Part of every artifact's data fingerprint: bump it whenever a change to the renderers changes
 # the images or labels a spec produces, so that models trained on the old images are retrained.
-RENDERER_VERSION = "2026.11-1"
+RENDERER_VERSION = "2026.12-1"
 
 DEFAULT_SIZES = {"nir": (400, 640), "rgb": (64, 64)}
 
