@@ -1,0 +1,129 @@
+"""The model zoo: trained models shipped with the suite, under ``zoo/<profile>/``, listed in ``zoo/MANIFEST.json``.
+
+An entry is an artifact that ``eyegen train`` made — trained far longer than a notebook run — exported
+for inference: the model the notebooks use (no optimizer, no discriminator unless an evaluation needs
+it), floating-point weights in half precision where its metrics stay within tolerance. Its MANIFEST
+record says what made it: the file and its sha256, the model config, seed, data fingerprint, steps,
+the exact ``eyegen train`` command, the commit, the machine and the wall time, and its headline
+held-out metrics.
+
+An entry serves a run (:func:`matches`) when profile, seed and data fingerprint agree and the model
+config agrees in everything but its length (:data:`LENGTH_FIELDS`): a zoo model is the run's model,
+trained longer.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from .checkpoint import atomic_save, file_sha256
+from .paths import project_root
+
+__all__ = ["LENGTH_FIELDS", "ZooError", "zoo_dir", "manifest_path", "read_manifest", "write_manifest",
+           "length_free", "matches", "find_entry", "export_entry", "verify_files"]
+
+LENGTH_FIELDS = ("steps", "ablation_steps")  # how long a model trained: the zoo's models differ from a run's only here
+MANIFEST_FORMAT = "eyegen-zoo/1"
+
+
+class ZooError(ValueError):
+    """A zoo entry that cannot be used: missing, altered, or made for something else."""
+
+
+def zoo_dir() -> Path:
+    root = project_root()
+    if root is None:
+        raise ZooError("the zoo ships with the eyegen checkout: install it with `pip install -e .` from a clone")
+    return root / "zoo"
+
+
+def manifest_path(folder: Path | None = None) -> Path:
+    return (folder or zoo_dir()) / "MANIFEST.json"
+
+
+def read_manifest(folder: Path | None = None) -> dict:
+    """The MANIFEST (``{"format", "entries": [...]}``); an empty one when there is none."""
+    path = manifest_path(folder)
+    if not path.exists():
+        return {"format": MANIFEST_FORMAT, "entries": []}
+    data = json.loads(path.read_text())
+    if data.get("format") != MANIFEST_FORMAT:
+        raise ZooError(f"{path} is not a zoo manifest of format {MANIFEST_FORMAT} (found {data.get('format')!r})")
+    return data
+
+
+def write_manifest(manifest: Mapping, folder: Path | None = None) -> Path:
+    path = manifest_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = sorted(manifest["entries"], key=lambda e: e["file"])
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"format": MANIFEST_FORMAT, "entries": entries}, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def length_free(config: Mapping) -> dict:
+    """A config without its length fields (top level: where every model config keeps them)."""
+    return {k: v for k, v in dict(config).items() if k not in LENGTH_FIELDS}
+
+
+def matches(entry: Mapping, provenance: Mapping) -> bool:
+    """Whether a zoo ``entry`` serves a run that wants ``provenance``."""
+    return (entry.get("profile") == provenance.get("profile") and entry.get("seed") == provenance.get("seed")
+            and entry.get("data_fingerprint") == (provenance.get("data") or {}).get("fingerprint")
+            and length_free(entry.get("config") or {}) == length_free(provenance.get("config") or {}))
+
+
+def find_entry(kind: str, name: str, provenance: Mapping, manifest: Mapping | None = None) -> dict | None:
+    """The MANIFEST entry of artifact ``name`` (e.g. ``gaze_gan/full``) that serves ``provenance``."""
+    manifest = manifest if manifest is not None else read_manifest()
+    for entry in manifest["entries"]:
+        if entry.get("kind") == kind and entry.get("name") == name and matches(entry, provenance):
+            return entry
+    return None
+
+
+def _half(state: Mapping) -> dict:
+    return {k: (v.half() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state.items()}
+
+
+def export_entry(artifact: Path, folder: Path, *, name: str, models: tuple[str, ...] = ("model",), half: bool = True,
+                 command: str, machine: str, wall_seconds: float, metrics: Mapping | None = None) -> dict:
+    """Write ``artifact`` (a checkpoint ``eyegen train`` made) into the zoo ``folder`` for inference —
+    only ``models``, floating-point weights in fp16 when ``half`` — and return its MANIFEST entry."""
+    raw = Path(artifact).read_bytes()
+    ckpt = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    missing = [m for m in models if m not in ckpt["models"]]
+    if missing:
+        raise ZooError(f"{artifact} holds models {sorted(ckpt['models'])}, not {missing}")
+    prov = ckpt.get("provenance") or {}
+    payload = {**{k: v for k, v in ckpt.items() if k not in ("models", "optimizers")},
+               "models": {m: (_half(ckpt["models"][m]) if half else ckpt["models"][m]) for m in models},
+               "optimizers": {}, "zoo": {"half": bool(half), "source_sha256": hashlib.sha256(raw).hexdigest()}}
+    out = Path(folder) / Path(artifact).name
+    atomic_save(payload, out)
+    return {"file": f"{Path(folder).name}/{out.name}", "sha256": file_sha256(out), "kind": ckpt["kind"], "name": name,
+            "profile": prov.get("profile"), "seed": prov.get("seed"), "config": ckpt.get("config"),
+            "data_fingerprint": (prov.get("data") or {}).get("fingerprint"), "steps": int(ckpt.get("step", 0)),
+            "half": bool(half), "command": command, "commit": prov.get("code_version"), "machine": machine,
+            "wall_seconds": float(wall_seconds), "metrics": dict(metrics if metrics is not None else ckpt.get("metrics", {}))}
+
+
+def verify_files(manifest: Mapping | None = None, folder: Path | None = None) -> list[str]:
+    """Problems with the entries' files (missing, or not the bytes the MANIFEST lists); empty when all hold."""
+    folder = folder or zoo_dir()
+    manifest = manifest if manifest is not None else read_manifest(folder)
+    problems = []
+    for entry in manifest["entries"]:
+        path = folder / entry["file"]
+        if not path.exists():
+            problems.append(f"{entry['file']}: missing")
+        elif file_sha256(path) != entry["sha256"]:
+            problems.append(f"{entry['file']}: sha256 {file_sha256(path)[:12]}… is not the MANIFEST's "
+                            f"{entry['sha256'][:12]}… (altered or replaced); rebuild it with: {entry['command']}")
+    return problems
