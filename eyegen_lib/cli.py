@@ -4,6 +4,7 @@
     eyegen check paper                                                            # dry run at paper shapes
     eyegen report [--out outputs]                                                 # rebuild report.html
     eyegen train MODEL [--profile P] [--seed S] [--steps N] [--variant V] [--out DIR]  # one model, resumable
+    eyegen zoo list | verify | add                                                # the shipped models (zoo/)
     eyegen env                                                                    # versions, device, weights, datasets
     eyegen notebooks refresh [--only …]                                           # maintainers: re-record checked outputs
 """
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub)
 
+    from .zoo_cli import add_zoo_parser
+
+    add_zoo_parser(sub)
+
     chk = sub.add_parser("check", help="dry run: every notebook's models at a profile's shapes, 2 iterations each; "
                                        "parameters, s/iteration, peak RSS, FLOPs, GPU-hours")
     chk.add_argument("profile", choices=list(PROFILES))
@@ -133,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         return _cmd_train(args)
+    if args.command == "zoo":
+        from .zoo import ZooError
+
+        try:
+            return args.func(args)
+        except ZooError as exc:
+            print(f"eyegen zoo: error: {exc}", file=sys.stderr)
+            return 2
     return args.func(args)
 
 

@@ -205,36 +205,50 @@ def _resume_problem(state: dict, job: TrainingJob, dist: DistInfo, path: Path) -
 
 
 # -- the one load-or-train helper -----------------------------------------------------------------------
-def _info(ckpt: dict, path: Path, trained_now: bool, seconds: float | None) -> dict:
+def _info(ckpt: dict, path: Path, trained_now: bool, seconds: float | None, source: str) -> dict:
     extra = ckpt.get("extra") or {}
     return {"step": int(ckpt["step"]), "metrics": dict(ckpt.get("metrics") or {}), "history": extra.get("history", {}),
-            "precision": extra.get("precision", "fp32"),
+            "precision": extra.get("precision", "fp32"), "source": source,
             "trained_now": trained_now, "path": str(path), "sha256": ckpt.get("file_sha256") or file_sha256(path),
             "provenance": ckpt.get("provenance") or {}, "train_seconds": seconds}
 
 
 def obtain(job: TrainingJob, *, retrain: bool = False, allow_training: bool = True, progress: bool = True,
-           on_log=None, checkpointing: Checkpointing | None = None) -> tuple[nn.Module, dict]:
+           on_log=None, checkpointing: Checkpointing | None = None, pretrained: bool = False) -> tuple[nn.Module, dict]:
     """Load ``job``'s artifact if it matches the run, else train it (resuming its training state)
     and save it. Returns (model in eval mode, info: ``step``, ``metrics``, ``history`` (the loss
-    columns, :func:`~eyegen_lib.training.history_columns`), ``trained_now``, ``path``, ``sha256``,
-    ``provenance``, ``train_seconds``, ``resumed_from``).
+    columns, :func:`~eyegen_lib.training.history_columns`), ``source`` ("zoo", "loaded" or "trained
+    here"), ``trained_now``, ``path``, ``sha256``, ``provenance``, ``train_seconds``, ``resumed_from``).
 
+    With ``pretrained`` the zoo's entry that serves the run (:mod:`eyegen_lib.zoo`: the same model
+    trained longer) is loaded first; when none does, the call goes on as without it, saying why.
     An artifact made for another run is set aside (nothing is lost) and retrained — or refused with
     ``allow_training=False``, saying what differs and how to make it. ``retrain=True`` sets the
-    artifact and its training state aside and trains from step 0.
+    artifact and its training state aside and trains from step 0 (the zoo is not asked).
     """
     ck = checkpointing or Checkpointing()
     dist = init_distributed()
     path, spath = Path(job.path), state_path(job.path)
     hint = f" ({job.how_to_make})" if job.how_to_make else ""
+    if pretrained and not retrain:
+        from .zoo import find_entry, load_entry, why_no_entry
+
+        entry = find_entry(job.kind, job.name, job.provenance)
+        if entry is not None:
+            model = job.make_model()
+            ckpt = load_entry(entry, kind=job.kind, model=model, provenance=job.provenance)
+            return model.eval(), {**_info(ckpt, Path(ckpt["path"]), False, None, "zoo"), "resumed_from": None,
+                                  "zoo": {k: entry.get(k) for k in ("file", "steps", "command", "wall_seconds", "machine")}}
+        why = why_no_entry(job.kind, job.name, job.provenance)
+        if why and dist.is_main:
+            print(f"note: {why}")
     barrier(dist)  # every rank reads the files before rank 0 moves any
     stale = None
     if path.exists() and not retrain:
         try:
             model = job.make_model()
             ckpt = load_checkpoint(path, kind=job.kind, model=model, config=job.config, provenance=job.provenance)
-            return model.eval(), {**_info(ckpt, path, False, None), "resumed_from": None}
+            return model.eval(), {**_info(ckpt, path, False, None, "loaded"), "resumed_from": None}
         except ArtifactMismatch as exc:
             if not allow_training:
                 raise ArtifactMismatch(f"{exc}\nTraining was not allowed here; make a matching {job.name}{hint}.",
@@ -364,4 +378,4 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
     barrier(dist)
     trace.write(run.model)
     ckpt = load_checkpoint(job.path, kind=job.kind, config=job.config)  # what was written (all ranks read it)
-    return run.model, {**_info(ckpt, Path(job.path), True, seconds), "resumed_from": resumed_from}
+    return run.model, {**_info(ckpt, Path(job.path), True, seconds, "trained here"), "resumed_from": resumed_from}

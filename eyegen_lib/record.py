@@ -82,12 +82,13 @@ class Recorder:
 
     def artifact(self, name: str, *, file: str, sha256: str, seed: int | None, profile: str | None,
                  fingerprint: str | None, trained_now: bool, train_seconds: float | None = None,
-                 step: int | None = None, resumed_from: int | None = None) -> None:
+                 step: int | None = None, resumed_from: int | None = None, source: str | None = None) -> None:
         """Note an artifact this notebook used: which file (and its sha256), for which seed and data,
-        and whether it was trained in this run (with its training time; ``resumed_from``: the step a
-        saved training state let it resume at) or loaded."""
+        and where it came from (``source``: "zoo", "trained here" — with its training time;
+        ``resumed_from``: the step a saved training state let it resume at — or "loaded")."""
+        source = source or ("trained here" if trained_now else "loaded")
         entry = {"name": name, "file": str(file), "sha256": sha256, "seed": seed, "profile": profile,
-                 "data_fingerprint": fingerprint, "trained_now": bool(trained_now),
+                 "data_fingerprint": fingerprint, "trained_now": bool(trained_now), "source": source,
                  "train_seconds": None if train_seconds is None else round(float(train_seconds), 2),
                  "step": None if step is None else int(step),
                  "resumed_from": None if resumed_from is None else int(resumed_from)}

@@ -11,8 +11,12 @@ profile, seed=SEED)`` — and never build a file name. Each request:
    :mod:`eyegen_lib.provenance`) and loads the file only when it matches — otherwise it is set aside
    and retrained, or, with ``train=False``, refused with what differs and which notebook makes it;
 3. tells the notebook's :class:`~eyegen_lib.record.Recorder` which artifact it used (file, sha256,
-   seed, data fingerprint, trained now or loaded, training time), so the record and the report
-   show it.
+   seed, data fingerprint, from the zoo / trained here / loaded, steps, training time), so the
+   record and the report show it.
+
+After :func:`use_pretrained` (a notebook's ``PRETRAINED = True``), a request first takes the model
+zoo's entry that serves the run (``zoo/MANIFEST.json``: the same model, profile, seed, config and
+data, trained longer; see :mod:`eyegen_lib.zoo`) and goes on as above when none does.
 
 :data:`ARTIFACTS` declares them all (name, kind, producing notebook, variants, builder).
 """
@@ -34,7 +38,7 @@ from .record import Recorder
 __all__ = ["Artifact", "ARTIFACTS", "artifact_path", "prediction_path", "get", "segmenter", "refiner", "seg2eye",
            "seg2eye_config", "deepwarp", "deepwarp_config", "protocol_deepwarp", "gaze_gan", "gaze_gan_config", "gaze_estimator", "augmentation_estimator",
            "save_predictions", "load_predictions", "PREDICTION_TASKS", "SEG2EYE_VARIANTS", "GAZE_GAN_VARIANTS",
-           "DEEPWARP_VARIANTS"]
+           "DEEPWARP_VARIANTS", "use_pretrained", "length_snapshots"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,16 @@ def get(name: str, profile: Profile, *, seed: int = 0, **kwargs):
     return ARTIFACTS[name].build(profile, seed=seed, **kwargs)
 
 
+_PRETRAINED = {"on": False}
+
+
+def use_pretrained(on: bool = True) -> bool:
+    """Take models from the zoo when an entry serves the run (a notebook's ``PRETRAINED``); returns
+    the previous setting. ``retrain=True`` on a request still trains it here."""
+    previous, _PRETRAINED["on"] = _PRETRAINED["on"], bool(on)
+    return previous
+
+
 def _record(name: str, variant: str, info: dict) -> None:
     rec = Recorder.current()
     if rec is None:
@@ -120,7 +134,8 @@ def _record(name: str, variant: str, info: dict) -> None:
     rec.artifact(name + (f"/{variant}" if variant else ""), file=info["path"], sha256=info["sha256"],
                  seed=prov.get("seed"), profile=prov.get("profile"),
                  fingerprint=(prov.get("data") or {}).get("fingerprint"), trained_now=bool(info["trained_now"]),
-                 train_seconds=info.get("train_seconds"), step=info.get("step"), resumed_from=info.get("resumed_from"))
+                 train_seconds=info.get("train_seconds"), step=info.get("step"), resumed_from=info.get("resumed_from"),
+                 source=info.get("source"))
 
 
 ONE_CYCLE = "a one-cycle learning rate over all steps"
@@ -141,9 +156,48 @@ def _obtain(job: TrainingJob, name: str, variant: str, *, retrain: bool, train: 
             checkpointing: Checkpointing | None = None):
     """Load or train (resuming) through :func:`eyegen_lib.engine.obtain`, and note it in the record."""
     model, info = obtain(job, retrain=retrain, allow_training=train, progress=progress, on_log=on_log,
-                         checkpointing=checkpointing)
+                         checkpointing=checkpointing, pretrained=_PRETRAINED["on"])
     _record(name, variant, info)
     return model, info
+
+
+def length_snapshots(name: str, profile: Profile, variant: str = "", *, seed: int = 0, config=None) -> list[tuple[int, object, dict]]:
+    """The zoo's snapshots of the long run of ``name`` (``variant``) at shorter lengths — [(step, model
+    in eval mode, info)] by step — for claims against training length; empty when the zoo has none
+    for this run (another profile, seed or data)."""
+    from .provenance import make_provenance
+    from .zoo import load_entry, snapshot_entries
+
+    builders = {"seg2eye": lambda: seg2eye_config(profile, variant or "full"),
+                "gaze_gan": lambda: gaze_gan_config(profile, variant or "full"),
+                "deepwarp": lambda: deepwarp_config(profile, variant)}
+    if name not in builders:
+        raise ValueError(f"the zoo keeps length snapshots of {sorted(builders)}, not {name!r}")
+    config = config or builders[name]()
+    recipes = {"seg2eye": lambda: _seg2eye_recipe(profile, seed), "gaze_gan": lambda: redirection_training_pairs_recipe(profile, seed=seed),
+               "deepwarp": lambda: _deepwarp_recipe(profile, variant, seed)}
+    prov = make_provenance(profile=profile, seed=seed, config=config, data=recipes[name]())
+    kind = ARTIFACTS[name].kind
+    out = []
+    for entry in snapshot_entries(kind, name + (f"/{variant}" if variant else ""), prov):
+        model = _model_of(name, config)
+        ckpt = load_entry(entry, kind=kind, model=model, provenance=prov)
+        out.append((int(entry["steps"]), model.eval(), {"step": int(entry["steps"]), "path": ckpt["path"],
+                                                         "sha256": ckpt["file_sha256"], "source": "zoo",
+                                                         "metrics": dict(ckpt.get("metrics") or {})}))
+    return out
+
+
+def _model_of(name: str, config):
+    """An empty model of ``config`` (a length snapshot's architecture is its run's)."""
+    if name == "seg2eye":
+        from .models.seg2eye import Seg2Eye
+        return Seg2Eye(config)
+    if name == "gaze_gan":
+        from .models.gaze_gan import GazeGAN
+        return GazeGAN(config)
+    from .models.deepwarp import DeepWarp
+    return DeepWarp(config)
 
 
 # -- Seg2Eye §4.1–4.2 ----------------------------------------------------------------------------------
@@ -222,6 +276,19 @@ def seg2eye_config(profile: Profile, variant: str = "full"):
             "mean_aggregation": replace(short, aggregation="mean")}[variant]
 
 
+def _seg2eye_recipe(profile: Profile, seed: int) -> dict:
+    from .protocols import nir_source, person_split
+
+    return data_recipe(nir_source(profile, seed=seed), split=person_split(profile, seed=seed),
+                       trained_on="train persons; K style images of the same person and side")
+
+
+def _deepwarp_recipe(profile: Profile, variant: str, seed: int) -> dict:
+    from .protocols import deepwarp_training_pairs_recipe
+
+    return deepwarp_training_pairs_recipe(profile, variant, seed=seed)
+
+
 @_declare("seg2eye")
 def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=None, steps: int | None = None,
             retrain: bool = False, train: bool = True, on_log=None, progress: bool = True,
@@ -241,7 +308,7 @@ def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=No
     config = with_steps(config, steps)
     source, split = nir_source(profile, seed=seed), person_split(profile, seed=seed)
     train = split_indices(source, split)["train"]  # the OpenEDS protocol's training persons
-    recipe = data_recipe(source, split=split, trained_on="train persons; K style images of the same person and side")
+    recipe = _seg2eye_recipe(profile, seed)
     snapshots = ()
     if variant == "full" and config.ablation_steps < config.steps:
         short = replace(config, steps=config.ablation_steps)

@@ -45,22 +45,32 @@ def _fmt(value) -> str:
     return escape(str(value))
 
 
+def artifact_origin(a: dict) -> str:
+    """Where an artifact came from, as the report says it: "zoo, 10000 steps", "trained here (212 s), 1000
+    steps", "loaded, 1000 steps"."""
+    if a.get("source") == "zoo":
+        origin = "zoo"
+    elif a.get("trained_now"):
+        secs = a.get("train_seconds")
+        origin = f"trained here ({secs:.0f} s)" if isinstance(secs, (int, float)) else "trained here"
+        if a.get("resumed_from") is not None:
+            origin += f", resumed at step {a['resumed_from']}"
+    else:
+        origin = "loaded"
+    if a.get("step"):
+        origin += f", {a['step']} steps"
+    return origin
+
+
 def _artifact_table(artifacts: list[dict]) -> list[str]:
-    """Which models and prediction files a notebook used: trained in this run (and how long) or loaded."""
+    """Which models and prediction files a notebook used: from the zoo, trained in this run (and how
+    long) or loaded."""
     if not artifacts:
         return []
     rows = ["<table><tr><th>artifact used</th><th>file</th><th>sha256</th><th>seed</th><th>data fingerprint</th>"
             "<th>origin</th></tr>"]
     for a in artifacts:
-        if a.get("trained_now"):
-            secs = a.get("train_seconds")
-            origin = f"trained in this run ({secs:.0f} s)" if isinstance(secs, (int, float)) else "trained in this run"
-            if a.get("resumed_from") is not None:
-                origin += f", resumed at step {a['resumed_from']}"
-        else:
-            origin = "loaded"
-        if a.get("step"):
-            origin += f", {a['step']} steps"
+        origin = artifact_origin(a)
         rows.append(f"<tr><td>{escape(str(a.get('name')))}</td><td><code>{escape(Path(str(a.get('file'))).name)}</code></td>"
                     f"<td><code>{escape(str(a.get('sha256', ''))[:12])}</code></td><td>{escape(str(a.get('seed')))}</td>"
                     f"<td><code>{escape(str(a.get('data_fingerprint')))}</code></td><td>{escape(origin)}</td></tr>")

@@ -9,13 +9,20 @@ held-out metrics.
 
 An entry serves a run (:func:`matches`) when profile, seed and data fingerprint agree and the model
 config agrees in everything but its length (:data:`LENGTH_FIELDS`): a zoo model is the run's model,
-trained longer.
+trained longer. :func:`load_entry` loads one only after checking its bytes against the MANIFEST and
+its own recorded provenance against the run; :func:`why_no_entry` says why none served a run.
+
+Entries named ``<name>@<step>`` are snapshots of a long run at shorter lengths (claims against
+training length); the run itself never loads them in place of its model.
+
+The zoo folder is ``zoo/`` in the checkout, or ``$EYEGEN_ZOO_DIR``.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,7 +32,8 @@ from .checkpoint import atomic_save, file_sha256
 from .paths import project_root
 
 __all__ = ["LENGTH_FIELDS", "ZooError", "zoo_dir", "manifest_path", "read_manifest", "write_manifest",
-           "length_free", "matches", "find_entry", "export_entry", "verify_files"]
+           "length_free", "matches", "find_entry", "snapshot_entries", "why_no_entry", "load_entry", "export_entry",
+           "verify_files"]
 
 LENGTH_FIELDS = ("steps", "ablation_steps")  # how long a model trained: the zoo's models differ from a run's only here
 MANIFEST_FORMAT = "eyegen-zoo/1"
@@ -36,6 +44,9 @@ class ZooError(ValueError):
 
 
 def zoo_dir() -> Path:
+    env = os.environ.get("EYEGEN_ZOO_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
     root = project_root()
     if root is None:
         raise ZooError("the zoo ships with the eyegen checkout: install it with `pip install -e .` from a clone")
@@ -88,30 +99,103 @@ def find_entry(kind: str, name: str, provenance: Mapping, manifest: Mapping | No
     return None
 
 
+def snapshot_entries(kind: str, name: str, provenance: Mapping, manifest: Mapping | None = None) -> list[dict]:
+    """The entries ``<name>@<step>`` that serve ``provenance``: the long run at shorter lengths, by step."""
+    manifest = manifest if manifest is not None else read_manifest()
+    found = [e for e in manifest["entries"] if e.get("kind") == kind and e.get("name", "").startswith(name + "@")
+             and matches(e, provenance)]
+    return sorted(found, key=lambda e: e["steps"])
+
+
+def why_no_entry(kind: str, name: str, provenance: Mapping, manifest: Mapping | None = None) -> str | None:
+    """Why the zoo's entries of ``name`` do not serve ``provenance`` (None when the zoo has no such entry
+    at all, or one serves it): what a notebook prints before it trains instead."""
+    manifest = manifest if manifest is not None else read_manifest()
+    same = [e for e in manifest["entries"] if e.get("kind") == kind and e.get("name") == name]
+    if not same or any(matches(e, provenance) for e in same):
+        return None
+    reasons = []
+    for e in same:
+        why = []
+        if e.get("profile") != provenance.get("profile"):
+            why.append(f"profile {e.get('profile')}")
+        if e.get("seed") != provenance.get("seed"):
+            why.append(f"seed {e.get('seed')}")
+        if e.get("data_fingerprint") != (provenance.get("data") or {}).get("fingerprint"):
+            why.append(f"data fingerprint {e.get('data_fingerprint')} (this run: "
+                       f"{(provenance.get('data') or {}).get('fingerprint')})")
+        cfg, want = length_free(e.get("config") or {}), length_free(provenance.get("config") or {})
+        keys = sorted(k for k in set(cfg) | set(want) if cfg.get(k) != want.get(k))
+        if keys:
+            why.append("config " + ", ".join(keys[:4]) + (" …" if len(keys) > 4 else ""))
+        reasons.append(f"{e['file']} was made for " + "; ".join(why))
+    stale = any("data fingerprint" in r or "config" in r for r in reasons)
+    hint = (" — the renderer or the model changed since it was built; rebuild it with: " + same[0]["command"]) if stale else ""
+    return f"no zoo entry of {name} serves this run: " + " | ".join(reasons[:3]) + hint
+
+
+def _own_record(ckpt: Mapping) -> dict:
+    prov = ckpt.get("provenance") or {}
+    return {"profile": prov.get("profile"), "seed": prov.get("seed"), "config": ckpt.get("config"),
+            "data_fingerprint": (prov.get("data") or {}).get("fingerprint")}
+
+
+def load_entry(entry: Mapping, *, kind: str, model, provenance: Mapping, folder: Path | None = None) -> dict:
+    """Load zoo ``entry`` into ``model`` for a run that wants ``provenance``, after checking the file's
+    bytes against the MANIFEST and its own recorded provenance against the run. Returns the checkpoint
+    (``file_sha256``, ``step``, ``metrics``, ``extra``, ``provenance``, ``path``)."""
+    from .checkpoint import load_checkpoint
+
+    folder = folder or zoo_dir()
+    problems = verify_files({"entries": [entry]}, folder)
+    if problems:
+        raise ZooError(f"zoo entry {problems[0]}. Restore the zoo (git checkout -- zoo/), or run with "
+                       "PRETRAINED = False to train here")
+    path = folder / entry["file"]
+    ckpt = load_checkpoint(path, kind=kind)
+    if not matches(_own_record(ckpt), provenance) or not matches(entry, provenance):
+        raise ZooError(f"{path} records another run than its MANIFEST entry serves (profile, seed, config or data); "
+                       f"rebuild it with: {entry['command']}")
+    ckpt = load_checkpoint(path, kind=kind, model=model)
+    ckpt["path"] = str(path)
+    return ckpt
+
+
 def _half(state: Mapping) -> dict:
     return {k: (v.half() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state.items()}
 
 
 def export_entry(artifact: Path, folder: Path, *, name: str, models: tuple[str, ...] = ("model",), half: bool = True,
-                 command: str, machine: str, wall_seconds: float, metrics: Mapping | None = None) -> dict:
+                 command: str, machine: str, wall_seconds: float, metrics: Mapping | None = None,
+                 as_config: Mapping | None = None, made_from: str = "", file_name: str | None = None) -> dict:
     """Write ``artifact`` (a checkpoint ``eyegen train`` made) into the zoo ``folder`` for inference —
-    only ``models``, floating-point weights in fp16 when ``half`` — and return its MANIFEST entry."""
+    only ``models``, floating-point weights in fp16 when ``half`` — and return its MANIFEST entry.
+
+    ``as_config`` files a snapshot under the config it is exactly (the long run after N steps of a
+    constant learning rate is an N-step run: the ablations' reference); ``made_from`` says so."""
+    from .provenance import with_config
+
     raw = Path(artifact).read_bytes()
     ckpt = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     missing = [m for m in models if m not in ckpt["models"]]
     if missing:
         raise ZooError(f"{artifact} holds models {sorted(ckpt['models'])}, not {missing}")
     prov = ckpt.get("provenance") or {}
-    payload = {**{k: v for k, v in ckpt.items() if k not in ("models", "optimizers")},
-               "models": {m: (_half(ckpt["models"][m]) if half else ckpt["models"][m]) for m in models},
-               "optimizers": {}, "zoo": {"half": bool(half), "source_sha256": hashlib.sha256(raw).hexdigest()}}
-    out = Path(folder) / Path(artifact).name
+    config = ckpt.get("config")
+    if as_config is not None:
+        config, prov = dict(as_config), with_config(prov, dict(as_config))
+    payload = {**{k: v for k, v in ckpt.items() if k not in ("models", "optimizers")}, "config": config,
+               "provenance": prov, "models": {m: (_half(ckpt["models"][m]) if half else ckpt["models"][m]) for m in models},
+               "optimizers": {}, "zoo": {"half": bool(half), "source_sha256": hashlib.sha256(raw).hexdigest(),
+                                         "made_from": made_from}}
+    out = Path(folder) / (file_name or Path(artifact).name)
     atomic_save(payload, out)
     return {"file": f"{Path(folder).name}/{out.name}", "sha256": file_sha256(out), "kind": ckpt["kind"], "name": name,
-            "profile": prov.get("profile"), "seed": prov.get("seed"), "config": ckpt.get("config"),
+            "profile": prov.get("profile"), "seed": prov.get("seed"), "config": config,
             "data_fingerprint": (prov.get("data") or {}).get("fingerprint"), "steps": int(ckpt.get("step", 0)),
             "half": bool(half), "command": command, "commit": prov.get("code_version"), "machine": machine,
-            "wall_seconds": float(wall_seconds), "metrics": dict(metrics if metrics is not None else ckpt.get("metrics", {}))}
+            "wall_seconds": float(wall_seconds), "made_from": made_from,
+            "metrics": dict(metrics if metrics is not None else ckpt.get("metrics", {}))}
 
 
 def verify_files(manifest: Mapping | None = None, folder: Path | None = None) -> list[str]:

@@ -60,11 +60,14 @@ def test_the_record_and_report_list_the_artifacts_a_notebook_used(tmp_path):
                  train_seconds=12.5, step=30, **common)
     rec.artifact("segmenter", file=str(tmp_path / "segmenter.pt"), sha256="1" * 64, trained_now=False, **common)
     rec.artifact("gaze_gan/full", file=str(tmp_path / "gaze_gan_full.pt"), sha256="2" * 64, trained_now=False, **common)
+    rec.artifact("gaze_gan/no_cycle", file=str(tmp_path / "zoo" / "gaze_gan_no_cycle.pt"), sha256="3" * 64,
+                 trained_now=False, source="zoo", step=2000, **common)
     data = read_metrics("97_demo", out=tmp_path)
     assert data["seed"] == 1
     used = {a["name"]: a for a in data["artifacts"]}
-    assert set(used) == {"segmenter", "gaze_gan/full"}
+    assert set(used) == {"segmenter", "gaze_gan/full", "gaze_gan/no_cycle"}
+    assert used["gaze_gan/no_cycle"]["source"] == "zoo" and used["gaze_gan/full"]["source"] == "loaded"
     assert used["segmenter"]["trained_now"] and used["segmenter"]["train_seconds"] == 12.5  # first use stands
     assert not used["gaze_gan/full"]["trained_now"] and used["gaze_gan/full"]["sha256"] == "2" * 64
     html = build_report(tmp_path).read_text()
-    assert "trained in this run (12 s), 30 steps" in html and "gaze_gan_full.pt" in html and "ab12cd34ef56ab78" in html
+    assert "zoo, 2000 steps" in html and "trained here (12 s), 30 steps" in html and "gaze_gan_full.pt" in html and "ab12cd34ef56ab78" in html

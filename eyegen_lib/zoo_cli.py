@@ -1,0 +1,182 @@
+"""``eyegen zoo``: list, verify and add the model zoo's entries.
+
+    eyegen zoo list                       # what the zoo holds: name, steps, size, headline metrics
+    eyegen zoo verify [--no-eval]         # sha256, loads through the registry, re-evaluates (a test runs it)
+    eyegen zoo add BUILD/checkpoints/cpu/seed0/gaze_gan_full.pt --name gaze_gan/full \\
+        --command "eyegen train gaze_gan --profile cpu --steps 10000 --keep-at 1000 2000 5000"   # maintainers
+    eyegen zoo add …/gaze_gan_full.step2000.pt --name gaze_gan/reference --as-variant reference --command …
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+__all__ = ["add_zoo_parser", "machine_description"]
+
+
+def machine_description() -> str:
+    """The machine a zoo entry was trained on, as its MANIFEST says it."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}"
+
+
+def _cmd_list(args) -> int:
+    from .zoo import read_manifest, zoo_dir
+
+    folder = args.folder or zoo_dir()
+    entries = read_manifest(folder)["entries"]
+    if not entries:
+        print(f"the zoo at {folder} is empty")
+        return 0
+    total = 0
+    for e in entries:
+        size = (folder / e["file"]).stat().st_size if (folder / e["file"]).exists() else 0
+        total += size
+        head = ", ".join(f"{k} {v:.4g}" for k, v in e.get("metrics", {}).items() if isinstance(v, (int, float))
+                         and not k.endswith("_images"))
+        print(f"{e['name']:<34} {e['profile']:>5} seed {e['seed']}  {e['steps']:>6} steps  {size / 1e6:5.2f} MB  "
+              f"{e['wall_seconds'] / 60:6.1f} min  {head}")
+    print(f"{len(entries)} entries, {total / 1e6:.1f} MB in {folder}")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from .zoo_verify import verify_zoo
+
+    def line(entry, problems):
+        print(("ok     " if not problems else "FAILED ") + entry["name"] + f"  ({entry['file']})", flush=True)
+        for p in problems:
+            print("       " + p.replace("\n", "\n       "))
+
+    problems = verify_zoo(args.folder, evaluate=not args.no_eval, on_entry=line)
+    if problems:
+        print(f"eyegen zoo verify: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print("every zoo entry holds")
+    return 0
+
+
+def _wall_seconds(artifact: Path) -> float | None:
+    import torch
+
+    from .engine import state_path
+
+    stem = artifact.stem.split(".step")[0]
+    state = state_path(artifact.with_name(stem + ".pt"))
+    if not state.exists():
+        return None
+    return float(torch.load(state, map_location="cpu", weights_only=True).get("train_seconds", 0.0))
+
+
+def _cmd_add(args) -> int:
+    from .checkpoint import config_to_dict, load_checkpoint
+    from .profiles import get_profile
+    from .registry import ARTIFACTS, gaze_gan_config, seg2eye_config
+    from .zoo import ZooError, export_entry, read_manifest, write_manifest, zoo_dir
+    from .zoo_verify import check_metrics, load_entry_through_registry, within_tolerance
+
+    artifact = Path(args.artifact)
+    if not artifact.is_file():
+        raise ZooError(f"no artifact at {artifact}: train it first with eyegen train")
+    folder = args.folder or zoo_dir()
+    source = load_checkpoint(artifact)
+    prov = source.get("provenance") or {}
+    profile = get_profile(prov["profile"])
+    family, _, rest = args.name.partition("/")
+    variant, _, at = rest.partition("@")
+    if family not in ARTIFACTS:
+        raise ZooError(f"--name must start with an artifact name ({', '.join(sorted(ARTIFACTS))}), got {args.name!r}")
+    as_config = None
+    made_from = ""
+    if args.as_variant:
+        # a snapshot of a long run with a constant learning rate up to its step IS a run of that length
+        step = int(source["step"])
+        long = source["config"]
+        constant_until = long["steps"] * long.get("decay_start", 1.0)
+        if step > constant_until:
+            raise ZooError(f"{artifact.name} is step {step} of a run whose learning rate decays from step "
+                           f"{constant_until:g}: it is not a {step}-step run")
+        make = {"gaze_gan": gaze_gan_config, "seg2eye": seg2eye_config}.get(family)
+        if make is None:
+            raise ZooError(f"--as-variant is for gaze_gan and seg2eye, not {family}")
+        from dataclasses import replace
+
+        as_config = config_to_dict(replace(make(profile, args.as_variant), steps=step))
+        made_from = f"{artifact.name}: the long run after {step} steps at a constant learning rate (a {step}-step run)"
+    wall = args.wall_seconds if args.wall_seconds is not None else _wall_seconds(artifact)
+    if wall is None:
+        raise ZooError(f"no training state beside {artifact} to read its wall time from: give --wall-seconds")
+    sub = folder / profile.name
+    sub.mkdir(parents=True, exist_ok=True)
+    file_name = f"{args.name.replace('/', '_').replace('@', '.step')}.pt"
+    machine = args.machine or machine_description()
+    entry = None
+    for half in ((True, False) if not args.fp32 else (False,)):
+        entry = export_entry(artifact, sub, name=args.name, half=half, command=args.command, machine=machine,
+                             wall_seconds=wall, as_config=as_config, made_from=made_from, file_name=file_name)
+        manifest = read_manifest(folder)
+        manifest["entries"] = [e for e in manifest["entries"] if e["file"] != entry["file"]] + [entry]
+        write_manifest(manifest, folder)
+        os.environ["EYEGEN_ZOO_DIR"] = str(folder)
+        if at:
+            from .registry import length_snapshots
+
+            found = {s: m for s, m, _ in length_snapshots(family, profile, variant, seed=prov["seed"])}
+            model = found[int(at)]
+        else:
+            model, _ = load_entry_through_registry(entry)
+        entry["check"] = check_metrics(args.name.partition("@")[0], model, profile, prov["seed"])
+        if half:  # fp16 only where the figures stay within tolerance of the fp32 model's
+            full = load_checkpoint(artifact)
+            model.load_state_dict(full["models"]["model"])
+            fp32 = check_metrics(args.name.partition("@")[0], model, profile, prov["seed"])
+            if within_tolerance(entry["check"], fp32):
+                print(f"note: {args.name} in fp16 misses its fp32 figures ({fp32} vs {entry['check']}): kept in fp32")
+                continue
+        break
+    manifest = read_manifest(folder)
+    manifest["entries"] = [e for e in manifest["entries"] if e["file"] != entry["file"]] + [entry]
+    write_manifest(manifest, folder)
+    size = (folder / entry["file"]).stat().st_size
+    print(f"added {entry['file']} ({size / 1e6:.2f} MB, {'fp16' if entry['half'] else 'fp32'}, {entry['steps']} steps): "
+          f"check {entry['check']}, metrics {entry['metrics']}")
+    return 0
+
+
+def add_zoo_parser(sub) -> None:
+    zoo = sub.add_parser("zoo", help="the model zoo: list, verify, add entries",
+                         description="The model zoo: models trained far longer than a notebook run, shipped in zoo/.")
+    zsub = zoo.add_subparsers(dest="action", required=True)
+    lst = zsub.add_parser("list", help="the entries: name, steps, size, wall time, headline metrics")
+    lst.add_argument("--folder", type=Path, default=None, help="a zoo folder (default: zoo/ in the checkout)")
+    lst.set_defaults(func=_cmd_list)
+    ver = zsub.add_parser("verify", help="sha256 of every entry, load through the registry, re-evaluate on a small "
+                                         "held-out set against the MANIFEST")
+    ver.add_argument("--folder", type=Path, default=None, help="a zoo folder (default: zoo/ in the checkout)")
+    ver.add_argument("--no-eval", action="store_true", help="check files and loading only")
+    ver.set_defaults(func=_cmd_verify)
+    add = zsub.add_parser("add", help="maintainers: export an artifact eyegen train made into the zoo")
+    add.add_argument("artifact", help="the .pt file eyegen train wrote (or a --keep-at snapshot of it)")
+    add.add_argument("--name", required=True, help="registry name, e.g. gaze_gan/full, deepwarp/cfw_lcm, "
+                                                   "segmenter; a length snapshot: gaze_gan/full@2000")
+    add.add_argument("--command", required=True, help="the exact eyegen train command that made it")
+    add.add_argument("--as-variant", default=None, help="file a constant-learning-rate snapshot as this variant "
+                                                        "(the ablations' reference)")
+    add.add_argument("--wall-seconds", type=float, default=None, help="default: from its training state")
+    add.add_argument("--machine", default=None, help="default: this machine")
+    add.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16 where figures hold)")
+    add.add_argument("--folder", type=Path, default=None, help="a zoo folder (default: zoo/ in the checkout)")
+    add.set_defaults(func=_cmd_add)

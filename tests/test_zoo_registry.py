@@ -1,0 +1,116 @@
+"""The zoo end to end at a smoke-sized scale: `eyegen train` a model longer than its profile, `eyegen zoo
+add` it (fp16, a held-out check figure), the registry serves it to a PRETRAINED run in place of training
+(recorded as "zoo, N steps"), length snapshots and a constant-learning-rate snapshot filed as the
+ablations' reference load, `eyegen zoo verify` passes — and fails on one altered byte, or once the run's
+data changed (naming the command that rebuilds the entry)."""
+import json
+import os
+
+import pytest
+import torch
+
+from eyegen_lib import get_profile, registry
+from eyegen_lib.cli import main
+from eyegen_lib.record import Recorder, read_metrics
+from eyegen_lib.zoo import read_manifest, write_manifest
+from eyegen_lib.zoo_verify import verify_zoo
+
+GAN_CMD = "eyegen train gaze_gan --profile smoke --steps 12 --keep-at 3 6"
+DW_CMD = "eyegen train deepwarp --profile smoke --variant cfw_lcm --steps 60"
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo_e2e")
+    build, folder = root / "build", root / "zoo"
+    old = {k: os.environ.get(k) for k in ("EYEGEN_OUTPUT_DIR", "EYEGEN_ZOO_DIR")}
+    try:
+        assert main(["train", "gaze_gan", "--profile", "smoke", "--steps", "12", "--keep-at", "3", "6", "--out",
+                     str(build), "--quiet"]) == 0
+        assert main(["train", "deepwarp", "--profile", "smoke", "--variant", "cfw_lcm", "--steps", "60", "--out",
+                     str(build), "--quiet"]) == 0
+        ckpts = build / "checkpoints" / "smoke" / "seed0"
+        adds = [[str(ckpts / "gaze_gan_full.pt"), "--name", "gaze_gan/full", "--command", GAN_CMD],
+                [str(ckpts / "gaze_gan_full.step3.pt"), "--name", "gaze_gan/full@3", "--command", GAN_CMD],
+                [str(ckpts / "gaze_gan_full.step6.pt"), "--name", "gaze_gan/reference", "--as-variant", "reference",
+                 "--command", GAN_CMD],
+                [str(ckpts / "deepwarp_cfw_lcm.pt"), "--name", "deepwarp/cfw_lcm", "--command", DW_CMD]]
+        for add in adds:
+            assert main(["zoo", "add", *add, "--folder", str(folder)]) == 0
+        yield folder, build
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+@pytest.fixture
+def serving(zoo, tmp_path, monkeypatch):
+    folder, _ = zoo
+    monkeypatch.setenv("EYEGEN_ZOO_DIR", str(folder))
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path / "run"))
+    previous = registry.use_pretrained(True)
+    yield folder
+    registry.use_pretrained(previous)
+
+
+def test_a_pretrained_run_takes_the_zoo_entry_and_records_it(serving, tmp_path):
+    profile = get_profile("smoke")
+    entries = {e["name"]: e for e in read_manifest(serving)["entries"]}
+    assert entries["gaze_gan/full"]["steps"] == 12 and entries["gaze_gan/full"]["half"]
+    assert entries["gaze_gan/full"]["command"] == GAN_CMD and entries["gaze_gan/full"]["data_fingerprint"]
+    assert {"check_mse"} == set(entries["gaze_gan/full"]["check"]) and entries["gaze_gan/full"]["wall_seconds"] > 0
+    rec = Recorder("96_zoo", "smoke", out=tmp_path / "run", seed=0)
+    model, info = registry.gaze_gan(profile, "full", seed=0, train=False)  # train=False: it must not train
+    assert info["source"] == "zoo" and info["step"] == 12 and not info["trained_now"]
+    assert next(model.parameters()).dtype == torch.float32, "fp16 weights load into the fp32 model"
+    _, dw = registry.deepwarp(profile, "cfw_lcm", seed=0, train=False)
+    assert dw["source"] == "zoo" and dw["step"] == 60
+    ref_model, ref = registry.gaze_gan(profile, "reference", seed=0, train=False)
+    assert ref["source"] == "zoo" and ref["step"] == 6
+    snaps = registry.length_snapshots("gaze_gan", profile, "full", seed=0)
+    assert [s for s, _, _ in snaps] == [3]
+    used = {a["name"]: a for a in read_metrics("96_zoo", out=tmp_path / "run")["artifacts"]}
+    assert used["gaze_gan/full"]["source"] == "zoo" and used["gaze_gan/full"]["step"] == 12
+    # another seed has no entry: it trains here, as without the zoo
+    _, other = registry.deepwarp(profile, "cfw_lcm", seed=1)
+    assert other["source"] == "trained here"
+    # RETRAIN trains here even where the zoo serves the run
+    _, again = registry.deepwarp(profile, "cfw_lcm", seed=0, retrain=True)
+    assert again["source"] == "trained here" and again["step"] == profile.schedule("deepwarp")["steps"]
+
+
+def test_verify_passes_and_fails_on_an_altered_byte_or_a_stale_entry(zoo, tmp_path, capsys):
+    folder, _ = zoo
+    assert verify_zoo(folder) == []
+    assert main(["zoo", "verify", "--folder", str(folder)]) == 0
+    assert "every zoo entry holds" in capsys.readouterr().out
+    copy = tmp_path / "zoo"
+    copy.mkdir()
+    (copy / "smoke").mkdir()
+    for e in read_manifest(folder)["entries"]:
+        (copy / e["file"]).write_bytes((folder / e["file"]).read_bytes())
+    (copy / "MANIFEST.json").write_text((folder / "MANIFEST.json").read_text())
+    entry = next(e for e in read_manifest(copy)["entries"] if e["name"] == "deepwarp/cfw_lcm")
+    data = bytearray((copy / entry["file"]).read_bytes())
+    data[len(data) // 3] ^= 0x10
+    (copy / entry["file"]).write_bytes(bytes(data))
+    problems = verify_zoo(copy, evaluate=False)
+    assert len(problems) == 1 and "altered" in problems[0] and DW_CMD in problems[0]
+    assert main(["zoo", "verify", "--folder", str(copy), "--no-eval"]) == 1
+    (copy / entry["file"]).write_bytes((folder / entry["file"]).read_bytes())
+    # the run's data changed (as a renderer change would): no entry serves it; verify names the rebuild
+    manifest = read_manifest(copy)
+    for e in manifest["entries"]:
+        if e["name"] == "gaze_gan/full":
+            e["data_fingerprint"] = "0" * 16
+    write_manifest(manifest, copy)
+    problems = verify_zoo(copy, evaluate=False)
+    assert len(problems) == 1 and "no longer serves its run" in problems[0] and GAN_CMD in problems[0]
+    # a figure that moved (the weights are not what was measured)
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    for e in manifest["entries"]:
+        if e["name"] == "deepwarp/cfw_lcm":
+            e["check"] = {k: 1.5 * v + 1.0 for k, v in e["check"].items()}
+    (copy / "MANIFEST.json").write_text(json.dumps(manifest))
+    problems = verify_zoo(copy)
+    assert len(problems) == 1 and "re-evaluated" in problems[0] and DW_CMD in problems[0]
