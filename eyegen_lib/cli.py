@@ -29,7 +29,8 @@ def _seed(text: str) -> int:
 def _cmd_run(args) -> int:
     from .runner import run_notebooks
 
-    summary = run_notebooks(args.profile, only=args.only, out=args.out, timeout=args.timeout, seed=args.seed)
+    summary = run_notebooks(args.profile, only=args.only, out=args.out, timeout=args.timeout, seed=args.seed,
+                            pretrained=not args.no_pretrained)
     failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
     for n in summary["notebooks"]:
         print(f"{n['status']:>7}  {n['seconds']:7.1f}s  {n['notebook']}" + (f"  — {n['error']}" if n.get("error") else ""))
@@ -94,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, default=None,
                      help="every notebook's SEED (default: 0); a run with another seed trains its own models")
     run.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/ in the checkout)")
+    run.add_argument("--no-pretrained", action="store_true",
+                     help="train every model here: take nothing from the model zoo (zoo/; default: take the zoo's "
+                          "entry where one serves the run)")
     run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: none)")
     run.set_defaults(func=_cmd_run)
 

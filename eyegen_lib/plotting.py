@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["to_display", "image_grid", "metric_vs_angle", "LiveLossPlot", "flow_arrows"]
+__all__ = ["to_display", "image_grid", "metric_vs_angle", "metrics_vs_length", "LiveLossPlot", "flow_arrows"]
 
 
 def to_display(image: torch.Tensor) -> np.ndarray:
@@ -59,6 +59,42 @@ def metric_vs_angle(binned, metrics: Sequence[str], *, title: str = ""):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def metrics_vs_length(by_step, metrics: Sequence[str], *, baselines=None, points=None, labels=None,
+                      model: str = "", title: str = ""):
+    """Each metric of one model against its training length (log x): ``by_step`` a DataFrame indexed
+    by step (one column per metric); ``baselines`` {label: {metric: value}} drawn as horizontal lines
+    (another method, the unchanged input); ``points`` {label: (step, {metric: value})} as markers
+    (ablations at their length). Where a claim starts, or fails, to hold, as a reader sees it."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.3 * len(metrics), 3.4), squeeze=False)
+    styles = ["--", ":", "-."]
+    for ax, m in zip(axes[0], metrics):
+        ax.plot(by_step.index, by_step[m], "o-", color="C0", lw=2, label=model or "model")
+        for i, (label, values) in enumerate((baselines or {}).items()):
+            if m in values:
+                ax.axhline(values[m], ls=styles[i % len(styles)], color=f"C{i + 1}", label=label)
+        for j, (label, (step, values)) in enumerate((points or {}).items()):
+            if m in values:
+                ax.plot([step], [values[m]], marker="sovD^<>"[j % 7], ls="none", ms=8, color=f"C{j + 4}", label=label)
+        ax.set_xscale("log")
+        steps = sorted(set(by_step.index) | {step for step, _ in (points or {}).values()})
+        ax.set_xticks(steps, [f"{s:,}" for s in steps], rotation=45 if len(steps) > 4 else 0)
+        ax.minorticks_off()
+        ax.set_xlabel("training iterations")
+        ax.set_ylabel((labels or {}).get(m, m))
+    handles, names = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        h, n = ax.get_legend_handles_labels()
+        for hh, nn in zip(h, n):
+            if nn not in names:
+                handles.append(hh)
+                names.append(nn)
+    fig.legend(handles, names, loc="lower center", ncol=min(4, len(names)), fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 

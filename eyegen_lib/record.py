@@ -13,12 +13,13 @@ import platform
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from .paths import output_dir
 from .profiles import Profile
 
-__all__ = ["Recorder", "read_metrics"]
+__all__ = ["Recorder", "read_metrics", "claim_state"]
 
 
 def _plain(value: Any, what: str) -> Any:
@@ -111,12 +112,31 @@ class Recorder:
         self._write()
         return value
 
-    def claim(self, name: str, *, paper: str, statement: str, measured: dict, holds: bool, note: str = "") -> bool:
-        """Record a paper claim with what was measured and whether it holds here. Returns ``holds``."""
-        if not isinstance(holds, bool) and not (hasattr(holds, "item") and isinstance(holds.item(), bool)):
-            raise TypeError(f"claim {name!r}: holds must be True or False, got {holds!r}")
+    def claim(self, name: str, *, paper: str, statement: str, measured: dict, holds: bool, note: str = "",
+              margin: float | None = None, spread: float | None = None, spread_note: str = "",
+              by_length: Mapping[int, Mapping] | None = None) -> bool:
+        """Record a paper claim with what was measured and whether it holds here. Returns ``holds``.
+
+        ``margin`` is by how much it holds (> 0) or fails (< 0), in the units of its measured quantity;
+        ``spread`` the seed-to-seed spread of that margin (``spread_note``: how it was measured). A claim
+        whose margin lies within its spread is recorded as **inconclusive** (``state``), neither holding
+        nor failing. ``by_length`` holds the claim at other training lengths: ``{step: {"holds": bool,
+        "margin": float, "measured": {...}}}`` (a long run's snapshots)."""
+        for what, value in (("holds", holds), *((f"by_length[{k}].holds", v.get("holds")) for k, v in (by_length or {}).items())):
+            if not isinstance(value, bool) and not (hasattr(value, "item") and isinstance(value.item(), bool)):
+                raise TypeError(f"claim {name!r}: {what} must be True or False, got {value!r}")
+        if spread is not None and (not math.isfinite(float(spread)) or spread < 0):
+            raise ValueError(f"claim {name!r}: spread must be a finite number ≥ 0, got {spread!r}")
         entry = {"name": name, "paper": paper, "statement": statement,
-                 "measured": _plain(dict(measured), f"claim {name!r}"), "holds": bool(holds), "note": note}
+                 "measured": _plain(dict(measured), f"claim {name!r}"), "holds": bool(holds), "note": note,
+                 "margin": None if margin is None else float(margin), "spread": None if spread is None else float(spread),
+                 "spread_note": spread_note, "state": claim_state(bool(holds), margin, spread)}
+        if by_length:
+            entry["by_length"] = {str(int(k)): {"holds": bool(v["holds"]),
+                                                "margin": None if v.get("margin") is None else float(v["margin"]),
+                                                "state": claim_state(bool(v["holds"]), v.get("margin"), spread),
+                                                "measured": _plain(dict(v.get("measured", {})), f"claim {name!r}")}
+                                  for k, v in sorted(by_length.items())}
         self.data["claims"] = [c for c in self.data["claims"] if c["name"] != name] + [entry]
         self._write()
         return bool(holds)
@@ -138,6 +158,13 @@ class Recorder:
         with os.fdopen(fd, "w") as f:
             json.dump(self.data, f, indent=2, allow_nan=False)
         os.replace(tmp, self.path)
+
+
+def claim_state(holds: bool, margin: float | None = None, spread: float | None = None) -> str:
+    """"holds", "fails", or "inconclusive" when the margin lies within the seed-to-seed spread."""
+    if margin is not None and spread is not None and abs(float(margin)) <= float(spread):
+        return "inconclusive"
+    return "holds" if holds else "fails"
 
 
 def read_metrics(notebook: str, out: str | os.PathLike | None = None) -> dict:

@@ -38,7 +38,7 @@ from .record import Recorder
 __all__ = ["Artifact", "ARTIFACTS", "artifact_path", "prediction_path", "get", "segmenter", "refiner", "seg2eye",
            "seg2eye_config", "deepwarp", "deepwarp_config", "protocol_deepwarp", "gaze_gan", "gaze_gan_config", "gaze_estimator", "augmentation_estimator",
            "save_predictions", "load_predictions", "PREDICTION_TASKS", "SEG2EYE_VARIANTS", "GAZE_GAN_VARIANTS",
-           "DEEPWARP_VARIANTS", "use_pretrained", "length_snapshots"]
+           "DEEPWARP_VARIANTS", "use_pretrained", "length_snapshots", "origin"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,14 @@ def use_pretrained(on: bool = True) -> bool:
     the previous setting. ``retrain=True`` on a request still trains it here."""
     previous, _PRETRAINED["on"] = _PRETRAINED["on"], bool(on)
     return previous
+
+
+def origin(info: dict) -> str:
+    """Where a model a request returned came from, in words: "zoo, 10000 steps", "trained here (212 s),
+    1000 steps", "loaded, 1000 steps" (the report says it alike)."""
+    from .report import artifact_origin
+
+    return artifact_origin(info)
 
 
 def _record(name: str, variant: str, info: dict) -> None:

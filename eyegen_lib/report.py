@@ -17,7 +17,7 @@ __all__ = ["build_report", "collect_results"]
 _CSS = """
 body{font-family:system-ui,-apple-system,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;width:100%}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;font-size:.92em}
-th{background:#f3f3f3}.yes{color:#0a7a28;font-weight:600}.no{color:#b3141b;font-weight:600}.fail{background:#fde8e8}
+th{background:#f3f3f3}.yes{color:#0a7a28;font-weight:600}.no{color:#b3141b;font-weight:600}.maybe{color:#a15c00;font-weight:600}.fail{background:#fde8e8}
 figure{display:inline-block;margin:.4em;max-width:48%}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
 code{background:#f5f5f5;padding:0 .2em}
 """
@@ -78,6 +78,32 @@ def _artifact_table(artifacts: list[dict]) -> list[str]:
     return rows
 
 
+def _state(claim: dict) -> str:
+    return claim.get("state") or ("holds" if claim["holds"] else "fails")
+
+
+def _verdict(state: str) -> str:
+    cls = {"holds": "yes", "fails": "no", "inconclusive": "maybe"}[state]
+    return f"<span class='{cls}'>{ {'holds': 'holds', 'fails': 'does not hold', 'inconclusive': 'inconclusive'}[state]}</span>"
+
+
+def _margin(claim: dict) -> str:
+    if claim.get("margin") is None:
+        return ""
+    text = f"{claim['margin']:+.3g}"
+    if claim.get("spread") is not None:
+        text += f" ± {claim['spread']:.2g}"
+    return escape(text) + (f"<br><small>{escape(claim['spread_note'])}</small>" if claim.get("spread_note") else "")
+
+
+def _lengths(claim: dict) -> str:
+    """The claim at a long run's snapshots: "1000: no · 2000: no · 5000: holds"."""
+    rows = claim.get("by_length") or {}
+    marks = {"holds": "✓", "fails": "✗", "inconclusive": "?"}
+    return " · ".join(f"{escape(step)}: {marks[r.get('state') or ('holds' if r['holds'] else 'fails')]}"
+                      for step, r in rows.items())
+
+
 def _img(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -105,13 +131,16 @@ def build_report(out: Path | None = None, *, title: str = "eyegen report") -> Pa
     claims = [(res["notebook"], c) for res in results for c in res.get("claims", [])]
     html.append("<h2>Paper claims</h2>")
     if claims:
-        held = sum(c["holds"] for _, c in claims)
-        html.append(f"<p>{held} of {len(claims)} claims hold here.</p><table><tr><th>notebook</th><th>paper</th><th>claim</th>"
-                    "<th>measured</th><th>holds</th><th>note</th></tr>")
+        states = [_state(c) for _, c in claims]
+        counts = {s: states.count(s) for s in ("holds", "inconclusive", "fails")}
+        html.append(f"<p>Of {len(claims)} claims, {counts['holds']} hold here, {counts['fails']} do not, and "
+                    f"{counts['inconclusive']} are inconclusive (their margin lies within the seed-to-seed spread)."
+                    "</p><table><tr><th>notebook</th><th>paper</th><th>claim</th><th>measured</th><th>state</th>"
+                    "<th>margin ± spread</th><th>at other lengths</th><th>note</th></tr>")
         for nb, c in claims:
-            verdict = "<span class='yes'>yes</span>" if c["holds"] else "<span class='no'>no</span>"
             html.append(f"<tr><td>{escape(nb)}</td><td>{escape(c['paper'])}</td><td><b>{escape(c['name'])}</b><br>{escape(c['statement'])}</td>"
-                        f"<td>{_fmt(c['measured'])}</td><td>{verdict}</td><td>{escape(c.get('note', ''))}</td></tr>")
+                        f"<td>{_fmt(c['measured'])}</td><td>{_verdict(_state(c))}</td><td>{_margin(c)}</td>"
+                        f"<td>{_lengths(c)}</td><td>{escape(c.get('note', ''))}</td></tr>")
         html.append("</table>")
     else:
         html.append("<p>No claims recorded yet.</p>")

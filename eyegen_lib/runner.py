@@ -80,12 +80,18 @@ def run_notebook(notebook: Path, profile: str, out: Path, *, parameters: dict | 
     return target
 
 
+def _parameters_of(notebook: Path) -> str:
+    nb = nbformat.read(notebook, as_version=4)
+    return "\n".join(c.source for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+
+
 def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, out: Path | None = None,
-                  timeout: int | None = None, seed: int | None = None) -> dict:
+                  timeout: int | None = None, seed: int | None = None, pretrained: bool = True) -> dict:
     """Run the suite, then write ``run_summary.json`` and ``report.html``. Returns the summary.
 
     ``seed`` sets every notebook's ``SEED`` (default: the notebooks' own, 0); a run with another
     seed trains and saves its own models beside the others (see :mod:`eyegen_lib.registry`).
+    ``pretrained=False`` sets every notebook's ``PRETRAINED``: nothing is taken from the model zoo.
     A failing notebook does not stop the others; its error is in the summary and the report.
     """
     if seed is not None and (not isinstance(seed, int) or seed < 0):
@@ -94,12 +100,16 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
     out = Path(out) if out is not None else output_dir()
     out.mkdir(parents=True, exist_ok=True)
     books = list_notebooks(only)
-    summary = {"profile": profile_name, "seed": seed if seed is not None else 0, "notebooks": []}
+    summary = {"profile": profile_name, "seed": seed if seed is not None else 0, "pretrained": bool(pretrained),
+               "notebooks": []}
     for nb in tqdm(books, desc=f"notebooks ({profile_name})", unit="nb"):
         start = time.perf_counter()
         entry = {"notebook": nb.stem, "output": str(Path("notebooks") / nb.name)}
+        params = {} if seed is None else {"SEED": seed}
+        if not pretrained and "PRETRAINED" in _parameters_of(nb):
+            params["PRETRAINED"] = False
         try:
-            run_notebook(nb, profile_name, out, timeout=timeout, parameters=None if seed is None else {"SEED": seed})
+            run_notebook(nb, profile_name, out, timeout=timeout, parameters=params or None)
             entry["status"] = "ok"
         except Exception as exc:  # papermill raises PapermillExecutionError with the failing cell
             entry["status"] = "failed"

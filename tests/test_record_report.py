@@ -19,17 +19,24 @@ def test_metrics_claims_figures_land_in_json_and_report(tmp_path):
     rec.metric("per_class_iou", {"pupil": torch.tensor(0.9), "iris": 0.8})
     rec.claim("a beats b", paper="X et al. §5", statement="a < b", measured={"a": 1.0, "b": 2.0}, holds=True)
     rec.claim("c beats d", paper="X et al. §6", statement="c < d", measured={"c": 3.0, "d": 2.0}, holds=False,
-              note="small data")
+              note="small data", margin=-1.0, spread=0.2, spread_note="3 seeds")
+    rec.claim("e beats f", paper="X et al. §7", statement="e < f", measured={"e": 1.9, "f": 2.0}, holds=True,
+              margin=0.1, spread=0.2, by_length={1000: {"holds": False, "margin": -0.5}, 5000: {"holds": True, "margin": 0.3}})
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     rec.figure(fig, "curve", "a line")
     data = read_metrics("99_demo", out=tmp_path)
     assert data["metrics"]["score"]["value"] == pytest.approx(0.125)
     assert data["metrics"]["per_class_iou"]["value"]["pupil"] == pytest.approx(0.9)
-    assert [c["holds"] for c in data["claims"]] == [True, False]
+    assert [c["holds"] for c in data["claims"]] == [True, False, True]
+    assert [c["state"] for c in data["claims"]] == ["holds", "fails", "inconclusive"], "a margin within the spread"
+    assert data["claims"][2]["by_length"] == {"1000": {"holds": False, "margin": -0.5, "state": "fails", "measured": {}},
+                                              "5000": {"holds": True, "margin": 0.3, "state": "holds", "measured": {}}}
     assert (tmp_path / data["figures"][0]["path"]).is_file()
     html = build_report(tmp_path).read_text()
-    assert "99_demo" in html and "a beats b" in html and "1 of 2 claims hold" in html
+    assert "99_demo" in html and "a beats b" in html
+    assert "Of 3 claims, 1 hold here, 1 do not, and 1 are inconclusive" in html and "1000: ✗ · 5000: ✓" in html
+    assert "+0.1 ± 0.2" in html and "3 seeds" in html
     assert "data:image/png;base64," in html
 
 
@@ -38,6 +45,10 @@ def test_rerecording_replaces_and_bad_values_are_refused(tmp_path):
     rec.claim("x", paper="p", statement="s", measured={"v": 1}, holds=False)
     rec.claim("x", paper="p", statement="s", measured={"v": 2}, holds=True)
     assert len(read_metrics("98_demo", out=tmp_path)["claims"]) == 1
+    with pytest.raises(ValueError, match="spread must be"):
+        rec.claim("y", paper="p", statement="s", measured={"v": 1}, holds=True, margin=0.1, spread=float("nan"))
+    with pytest.raises(TypeError, match="by_length"):
+        rec.claim("y", paper="p", statement="s", measured={"v": 1}, holds=True, by_length={10: {"holds": "yes"}})
     with pytest.raises(ValueError, match="non-finite"):
         rec.metric("bad", math.nan)
     with pytest.raises(TypeError, match="True or False"):
