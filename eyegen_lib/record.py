@@ -118,13 +118,20 @@ class Recorder:
         """Record a paper claim with what was measured and whether it holds here. Returns ``holds``.
 
         ``margin`` is by how much it holds (> 0) or fails (< 0), in the units of its measured quantity;
-        ``spread`` the seed-to-seed spread of that margin (``spread_note``: how it was measured). A claim
+        ``spread`` the seed-to-seed spread of that margin (``spread_note``: how it was measured; by
+        default the profile's measured spread, :mod:`eyegen_lib.claim_spread`). A claim
         whose margin lies within its spread is recorded as **inconclusive** (``state``), neither holding
         nor failing. ``by_length`` holds the claim at other training lengths: ``{step: {"holds": bool,
         "margin": float, "measured": {...}}}`` (a long run's snapshots)."""
         for what, value in (("holds", holds), *((f"by_length[{k}].holds", v.get("holds")) for k, v in (by_length or {}).items())):
             if not isinstance(value, bool) and not (hasattr(value, "item") and isinstance(value.item(), bool)):
                 raise TypeError(f"claim {name!r}: {what} must be True or False, got {value!r}")
+        if spread is None and margin is not None and self.data.get("profile"):
+            from .claim_spread import claim_spread  # measured by `eyegen zoo spread`, shipped with the zoo
+
+            found = claim_spread(self.data["profile"], name)
+            if found is not None:
+                spread, spread_note = found
         if spread is not None and (not math.isfinite(float(spread)) or spread < 0):
             raise ValueError(f"claim {name!r}: spread must be a finite number ≥ 0, got {spread!r}")
         entry = {"name": name, "paper": paper, "statement": statement,

@@ -156,6 +156,21 @@ def _cmd_add(args) -> int:
     return 0
 
 
+def _cmd_spread(args) -> int:
+    from .claim_spread import SPREAD_SDS, measure_spread
+
+    path, measured = measure_spread(args.profile, args.seeds, only=args.only, out=args.out, folder=args.folder,
+                                    timeout=args.timeout)
+    for name, e in sorted(measured.items()):
+        margins = ", ".join(f"{m:+.4g}" for m in e["margins"].values())
+        sd = "—" if e["sd"] is None else f"{e['sd']:.3g}"
+        verdict = ("" if e["sd"] is None else
+                   ("  inconclusive at this length" if abs(e["mean"]) <= SPREAD_SDS * e["sd"] else ""))
+        print(f"{name:<48} margins {margins}  sd {sd}{verdict}")
+    print(f"wrote {path}")
+    return 0
+
+
 def add_zoo_parser(sub) -> None:
     zoo = sub.add_parser("zoo", help="the model zoo: list, verify, add entries",
                          description="The model zoo: models trained far longer than a notebook run, shipped in zoo/.")
@@ -168,6 +183,15 @@ def add_zoo_parser(sub) -> None:
     ver.add_argument("--folder", type=Path, default=None, help="a zoo folder (default: zoo/ in the checkout)")
     ver.add_argument("--no-eval", action="store_true", help="check files and loading only")
     ver.set_defaults(func=_cmd_verify)
+    spr = zsub.add_parser("spread", help="maintainers: run notebooks at several seeds (no zoo) and record each "
+                                         "claim's seed-to-seed spread in zoo/<profile>/claim_spread.json")
+    spr.add_argument("--profile", default="cpu", help="the profile (default: cpu)")
+    spr.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    spr.add_argument("--only", nargs="+", required=True, help="notebooks, e.g. 05 07")
+    spr.add_argument("--out", type=Path, required=True, help="where the seeds' runs go (one folder per seed)")
+    spr.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    spr.add_argument("--folder", type=Path, default=None, help="a zoo folder (default: zoo/ in the checkout)")
+    spr.set_defaults(func=_cmd_spread)
     add = zsub.add_parser("add", help="maintainers: export an artifact eyegen train made into the zoo")
     add.add_argument("artifact", help="the .pt file eyegen train wrote (or a --keep-at snapshot of it)")
     add.add_argument("--name", required=True, help="registry name, e.g. gaze_gan/full, deepwarp/cfw_lcm, "

@@ -82,3 +82,22 @@ def test_the_record_and_report_list_the_artifacts_a_notebook_used(tmp_path):
     assert not used["gaze_gan/full"]["trained_now"] and used["gaze_gan/full"]["sha256"] == "2" * 64
     html = build_report(tmp_path).read_text()
     assert "zoo, 2000 steps" in html and "trained here (12 s), 30 steps" in html and "gaze_gan_full.pt" in html and "ab12cd34ef56ab78" in html
+
+
+def test_a_claim_takes_its_measured_seed_spread_and_is_inconclusive_within_it(tmp_path, monkeypatch):
+    from eyegen_lib.claim_spread import SPREAD_SDS, margins_of, write_spread
+
+    monkeypatch.setenv("EYEGEN_ZOO_DIR", str(tmp_path / "zoo"))
+    measured = margins_of({0: [("97_demo", {"name": "a", "margin": 0.10}), ("97_demo", {"name": "b", "margin": None})],
+                           1: [("97_demo", {"name": "a", "margin": 0.30})],
+                           2: [("97_demo", {"name": "a", "margin": 0.20})]})
+    assert set(measured) == {"a"} and measured["a"]["sd"] == pytest.approx(0.1) and measured["a"]["mean"] == pytest.approx(0.2)
+    write_spread("smoke", measured, length="smoke's own")
+    rec = Recorder("95_demo", "smoke", out=tmp_path)
+    rec.claim("a", paper="p", statement="s", measured={"v": 1}, holds=True, margin=0.15)  # within 2 sd = 0.2
+    rec.claim("a2", paper="p", statement="s", measured={"v": 1}, holds=True, margin=0.15)  # no spread on file
+    claims = {c["name"]: c for c in read_metrics("95_demo", out=tmp_path)["claims"]}
+    assert claims["a"]["state"] == "inconclusive" and claims["a"]["spread"] == pytest.approx(SPREAD_SDS * 0.1)
+    assert "seeds 0, 1, 2" in claims["a"]["spread_note"] and claims["a2"]["state"] == "holds"
+    rec.claim("a", paper="p", statement="s", measured={"v": 1}, holds=False, margin=-0.5)  # beyond it: fails
+    assert read_metrics("95_demo", out=tmp_path)["claims"][-1]["state"] == "fails"
