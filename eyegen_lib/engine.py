@@ -331,7 +331,8 @@ def _train(job: TrainingJob, state: dict | None, dist: DistInfo, ck: Checkpointi
         if step in ck.keep_at and dist.is_main:  # the long run at this length (its config: the whole run's)
             kept = length_snapshot_path(job.path, step)
             save_checkpoint(kept, kind=job.kind, model=run.model, config=job.config, step=step,
-                            extra={"history": history_columns(trainer.history), "snapshot_of": Path(job.path).name},
+                            extra={"history": history_columns(trainer.history), "snapshot_of": Path(job.path).name,
+                                   "train_seconds": elapsed + time.perf_counter() - started},
                             provenance=job.provenance)
             trace.wrote.append(str(kept))
         due = (ck.every_steps > 0 and step % ck.every_steps == 0) or \

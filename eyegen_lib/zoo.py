@@ -58,8 +58,12 @@ def manifest_path(folder: Path | None = None) -> Path:
 
 
 def read_manifest(folder: Path | None = None) -> dict:
-    """The MANIFEST (``{"format", "entries": [...]}``); an empty one when there is none."""
-    path = manifest_path(folder)
+    """The MANIFEST (``{"format", "entries": [...]}``); an empty one when there is none (or no checkout
+    to ship one: a non-editable install trains everything here)."""
+    try:
+        path = manifest_path(folder)
+    except ZooError:
+        return {"format": MANIFEST_FORMAT, "entries": []}
     if not path.exists():
         return {"format": MANIFEST_FORMAT, "entries": []}
     data = json.loads(path.read_text())

@@ -69,16 +69,24 @@ def _cmd_verify(args) -> int:
     return 0
 
 
-def _wall_seconds(artifact: Path) -> float | None:
+def _wall_seconds(artifact: Path, ckpt: dict) -> tuple[float | None, str]:
+    """(seconds, what they are): a snapshot's own time to its step where it kept it, else its run's
+    training state (the whole run so far)."""
     import torch
 
     from .engine import state_path
 
+    own = (ckpt.get("extra") or {}).get("train_seconds")
+    if own is not None:
+        return float(own), ""
     stem = artifact.stem.split(".step")[0]
     state = state_path(artifact.with_name(stem + ".pt"))
     if not state.exists():
-        return None
-    return float(torch.load(state, map_location="cpu", weights_only=True).get("train_seconds", 0.0))
+        return None, ""
+    seconds = float(torch.load(state, map_location="cpu", weights_only=True).get("train_seconds", 0.0))
+    snapshot = (ckpt.get("extra") or {}).get("snapshot_of") or int(ckpt["step"]) < int(ckpt["config"].get("steps", 0))
+    return seconds, ("the whole run's, of which this entry is the snapshot after "
+                     f"{int(ckpt['step'])} steps" if snapshot else "")
 
 
 def _cmd_add(args) -> int:
@@ -86,7 +94,7 @@ def _cmd_add(args) -> int:
     from .profiles import get_profile
     from .registry import ARTIFACTS, gaze_gan_config, seg2eye_config
     from .zoo import ZooError, export_entry, read_manifest, write_manifest, zoo_dir
-    from .zoo_verify import check_metrics, load_entry_through_registry, within_tolerance
+    from .zoo_verify import check_metrics, headline_metrics, load_entry_through_registry, within_tolerance
 
     artifact = Path(args.artifact)
     if not artifact.is_file():
@@ -116,7 +124,7 @@ def _cmd_add(args) -> int:
 
         as_config = config_to_dict(replace(make(profile, args.as_variant), steps=step))
         made_from = f"{artifact.name}: the long run after {step} steps at a constant learning rate (a {step}-step run)"
-    wall = args.wall_seconds if args.wall_seconds is not None else _wall_seconds(artifact)
+    wall, wall_note = (args.wall_seconds, "") if args.wall_seconds is not None else _wall_seconds(artifact, source)
     if wall is None:
         raise ZooError(f"no training state beside {artifact} to read its wall time from: give --wall-seconds")
     sub = folder / profile.name
@@ -138,15 +146,21 @@ def _cmd_add(args) -> int:
             model = found[int(at)]
         else:
             model, _ = load_entry_through_registry(entry)
+        if wall_note:
+            entry["wall_note"] = wall_note
         entry["check"] = check_metrics(args.name.partition("@")[0], model, profile, prov["seed"])
         if half:  # fp16 only where the figures stay within tolerance of the fp32 model's
-            full = load_checkpoint(artifact)
-            model.load_state_dict(full["models"]["model"])
-            fp32 = check_metrics(args.name.partition("@")[0], model, profile, prov["seed"])
+            import copy
+
+            original = copy.deepcopy(model)
+            original.load_state_dict(load_checkpoint(artifact)["models"]["model"])
+            fp32 = check_metrics(args.name.partition("@")[0], original, profile, prov["seed"])
             if within_tolerance(entry["check"], fp32):
                 print(f"note: {args.name} in fp16 misses its fp32 figures ({fp32} vs {entry['check']}): kept in fp32")
                 continue
         break
+    if not entry["metrics"]:  # its training (or a snapshot) evaluated nothing: measure the headline figures here
+        entry["metrics"] = headline_metrics(args.name, model, profile, prov["seed"])
     manifest = read_manifest(folder)
     manifest["entries"] = [e for e in manifest["entries"] if e["file"] != entry["file"]] + [entry]
     write_manifest(manifest, folder)

@@ -21,7 +21,8 @@ import torch
 
 from .zoo import ZooError, read_manifest, verify_files, zoo_dir
 
-__all__ = ["CHECK_TOLERANCE", "check_metrics", "load_entry_through_registry", "verify_zoo", "within_tolerance"]
+__all__ = ["CHECK_TOLERANCE", "check_metrics", "headline_metrics", "load_entry_through_registry", "verify_zoo",
+           "within_tolerance"]
 
 # |now − then| ≤ rel·|then| + abs: the same weights on another CPU (other oneDNN kernels) differ by far
 # less; a retrained, altered or mis-loaded model by far more
@@ -142,6 +143,48 @@ def check_metrics(name: str, model, profile, seed: int) -> dict:
         pred = predict_gaze(model, to_signed(batch["image"])).double()
         return {"check_gaze_error_deg": float(angular_error_deg(pred, gaze_labels(rows).double()).mean())}
     raise ZooError(f"no held-out check is defined for {name!r}")
+
+
+@torch.no_grad()
+def headline_metrics(name: str, model, profile, seed: int, *, progress: bool = False) -> dict:
+    """Held-out figures for a MANIFEST entry whose training run evaluated nothing itself: the redirection
+    models on every protocol pair of the test eyes at their size (LPIPS and MSE to the real eye at the
+    target gaze), Seg2Eye on the OpenEDS protocol's targets with their K style images (challenge score,
+    LPIPS). Empty for the others (their artifacts carry their own evaluation)."""
+    from .evaluation import evaluate_openeds
+    from .metrics import lpips_distance
+    from .protocols import person_split, split_indices
+
+    family = name.partition("/")[0]
+    if family in ("gaze_gan", "deepwarp"):
+        from .evaluation import build_redirection_set
+        from .protocols import redirection_eyes, rgb_source
+
+        size = tuple(model.config.image_size)
+        source = rgb_source(profile, seed=seed, size=size)
+        eyes = redirection_eyes(source, split_indices(source, person_split(profile, seed=seed))["test"])
+        rset = build_redirection_set(source, eyes[: profile.redirection_eyes or len(eyes)])
+        from .images import to_signed
+
+        if family == "gaze_gan":
+            from .models.gaze_gan import redirect_set
+        else:
+            from .models.deepwarp import redirect_set
+        out = redirect_set(model, rset, progress=progress)
+        lp = lpips_distance(to_signed(out), to_signed(rset.target))
+        return {"protocol_lpips": float(lp.mean()), "protocol_mse": float(((out.float() - rset.target.float()) ** 2).mean()),
+                "protocol_pairs": len(rset)}
+    if family == "seg2eye":
+        from .models.seg2eye import StyleBatches, generate
+        from .protocols import openeds_protocol, person_side_groups
+
+        test = openeds_protocol(profile, seed=seed)["test"]
+        groups = person_side_groups(test)
+        idx = StyleBatches(test, groups, k_style=model.config.k_style, batch_size=1, seed=seed).style_for(range(len(test["image"])))
+        df = evaluate_openeds(generate(model, test["mask"], test["image"][idx]), test["image"], test["mask"])
+        return {"challenge_score": float(df["challenge_score"].mean()), "lpips": float(df["lpips"].mean()),
+                "blurriness": float(df["blurriness"].mean()), "targets": len(df)}
+    return {}
 
 
 def within_tolerance(now: Mapping, then: Mapping) -> list[str]:

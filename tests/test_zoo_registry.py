@@ -114,3 +114,16 @@ def test_verify_passes_and_fails_on_an_altered_byte_or_a_stale_entry(zoo, tmp_pa
     (copy / "MANIFEST.json").write_text(json.dumps(manifest))
     problems = verify_zoo(copy)
     assert len(problems) == 1 and "re-evaluated" in problems[0] and DW_CMD in problems[0]
+
+
+def test_the_shipped_zoo_verifies():
+    """Every entry of zoo/MANIFEST.json: its sha256, loaded through the registry for its run, and its
+    held-out check figure within tolerance. A renderer or config change that makes an entry stale fails
+    here, naming the eyegen train command that rebuilds it."""
+    from eyegen_lib.zoo import zoo_dir
+
+    entries = read_manifest(zoo_dir())["entries"]
+    if not entries:
+        pytest.skip("the zoo ships no entries yet")
+    problems = verify_zoo(zoo_dir())
+    assert problems == [], "\n".join(problems)
