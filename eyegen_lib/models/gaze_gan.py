@@ -45,7 +45,10 @@ Losses (eq. 1–9 with the official code's weights), on paired data (x_s at gaze
   ``"imagenet"`` feeds properly normalised images. Measured at the ``cpu`` profile: with
   ``"imagenet"`` the content term (≈ 30–60 after λ) dominates the generator's objective, the cycle
   L1 stays at ≈ 0.3 for 400 updates and the output is colour noise; with ``"official"`` the
-  perceptual terms fall to ≈ 0.03, the cycle loss falls and skin colour is right within 200 updates.
+  perceptual terms fall to ≈ 0.03 and the cycle loss falls. Longer runs show the catch (the model zoo,
+  ``cpu``, renderer 2026.12-1): from 1,000 to 10,000 iterations the full recipe turns light skin dark
+  and dark skin light — a swap the cycle term cannot forbid, since the way back undoes it — while the
+  no-perceptual ablation keeps each person's skin (06 measures it: ``skin_tone_r``).
 
 Setting λ_gaze, λ_cycle or λ_perceptual to 0 removes that term (and its cost) — the paper's
 ablations (§5.5: one model per removed term). λ_gaze weighs both gaze terms, the critic's and the
