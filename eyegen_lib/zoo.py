@@ -82,6 +82,13 @@ def write_manifest(manifest: Mapping, folder: Path | None = None) -> Path:
     return path
 
 
+def upsert_entry(entry: Mapping, folder: Path | None = None) -> Path:
+    """Add ``entry`` to the MANIFEST, replacing the entry of the same file."""
+    manifest = read_manifest(folder)
+    manifest["entries"] = [e for e in manifest["entries"] if e["file"] != entry["file"]] + [dict(entry)]
+    return write_manifest(manifest, folder)
+
+
 def length_free(config: Mapping) -> dict:
     """A config without its length fields (top level: where every model config keeps them)."""
     return {k: v for k, v in dict(config).items() if k not in LENGTH_FIELDS}

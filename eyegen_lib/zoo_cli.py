@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
@@ -93,8 +92,8 @@ def _cmd_add(args) -> int:
     from .checkpoint import config_to_dict, load_checkpoint
     from .profiles import get_profile
     from .registry import ARTIFACTS, gaze_gan_config, seg2eye_config
-    from .zoo import ZooError, export_entry, read_manifest, write_manifest, zoo_dir
-    from .zoo_verify import check_metrics, headline_metrics, load_entry_through_registry, within_tolerance
+    from .zoo import ZooError, export_entry, upsert_entry, zoo_dir
+    from .zoo_verify import check_metrics, headline_metrics, load_for_check, within_tolerance
 
     artifact = Path(args.artifact)
     if not artifact.is_file():
@@ -103,8 +102,7 @@ def _cmd_add(args) -> int:
     source = load_checkpoint(artifact)
     prov = source.get("provenance") or {}
     profile = get_profile(prov["profile"])
-    family, _, rest = args.name.partition("/")
-    variant, _, at = rest.partition("@")
+    family = args.name.partition("/")[0]
     if family not in ARTIFACTS:
         raise ZooError(f"--name must start with an artifact name ({', '.join(sorted(ARTIFACTS))}), got {args.name!r}")
     as_config = None
@@ -135,17 +133,9 @@ def _cmd_add(args) -> int:
     for half in ((True, False) if not args.fp32 else (False,)):
         entry = export_entry(artifact, sub, name=args.name, half=half, command=args.command, machine=machine,
                              wall_seconds=wall, as_config=as_config, made_from=made_from, file_name=file_name)
-        manifest = read_manifest(folder)
-        manifest["entries"] = [e for e in manifest["entries"] if e["file"] != entry["file"]] + [entry]
-        write_manifest(manifest, folder)
+        upsert_entry(entry, folder)
         os.environ["EYEGEN_ZOO_DIR"] = str(folder)
-        if at:
-            from .registry import length_snapshots
-
-            found = {s: m for s, m, _ in length_snapshots(family, profile, variant, seed=prov["seed"])}
-            model = found[int(at)]
-        else:
-            model, _ = load_entry_through_registry(entry)
+        model = load_for_check(entry)
         if wall_note:
             entry["wall_note"] = wall_note
         entry["check"] = check_metrics(args.name.partition("@")[0], model, profile, prov["seed"])
@@ -161,9 +151,7 @@ def _cmd_add(args) -> int:
         break
     if not entry["metrics"]:  # its training (or a snapshot) evaluated nothing: measure the headline figures here
         entry["metrics"] = headline_metrics(args.name, model, profile, prov["seed"])
-    manifest = read_manifest(folder)
-    manifest["entries"] = [e for e in manifest["entries"] if e["file"] != entry["file"]] + [entry]
-    write_manifest(manifest, folder)
+    upsert_entry(entry, folder)
     size = (folder / entry["file"]).stat().st_size
     print(f"added {entry['file']} ({size / 1e6:.2f} MB, {'fp16' if entry['half'] else 'fp32'}, {entry['steps']} steps): "
           f"check {entry['check']}, metrics {entry['metrics']}")

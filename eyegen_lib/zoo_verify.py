@@ -198,13 +198,28 @@ def within_tolerance(now: Mapping, then: Mapping) -> list[str]:
     return bad
 
 
+def load_for_check(entry: Mapping):
+    """The model of ``entry`` as the notebooks get it: through the registry, or — a length snapshot
+    ``<name>@<step>`` — through :func:`~eyegen_lib.registry.length_snapshots`."""
+    from .profiles import get_profile
+    from .registry import length_snapshots
+
+    name, _, at = entry["name"].partition("@")
+    if not at:
+        return load_entry_through_registry(entry)[0]
+    family, _, variant = name.partition("/")
+    found = {s: m for s, m, _ in length_snapshots(family, get_profile(entry["profile"]), variant, seed=entry["seed"])}
+    if int(at) not in found:
+        raise ZooError(f"{entry['file']} ({entry['name']}) no longer serves its run; rebuild it with: {entry['command']}")
+    return found[int(at)]
+
+
 def verify_zoo(folder: Path | None = None, *, evaluate: bool = True, progress: bool = False,
                on_entry=None) -> list[str]:
     """Problems with the zoo (empty when every entry holds): files missing or altered, entries that
     no longer serve their run, and — with ``evaluate`` — figures that moved. ``on_entry(entry,
     problems)`` is called per entry (the CLI prints a line)."""
     from .profiles import get_profile
-    from .registry import length_snapshots
 
     folder = Path(folder) if folder is not None else zoo_dir()
     manifest = read_manifest(folder)
@@ -218,17 +233,8 @@ def verify_zoo(folder: Path | None = None, *, evaluate: bool = True, progress: b
             own = verify_files({"entries": [entry]}, folder)
             if not own:
                 try:
-                    name, _, at = entry["name"].partition("@")
-                    if at:  # a length snapshot: loaded as the length figure loads it
-                        family, _, variant = name.partition("/")
-                        found = {s: m for s, m, _ in length_snapshots(family, get_profile(entry["profile"]), variant,
-                                                                      seed=entry["seed"])}
-                        if int(at) not in found:
-                            raise ZooError(f"{entry['file']} ({entry['name']}) no longer serves its run; rebuild it "
-                                           f"with: {entry['command']}")
-                        model = found[int(at)]
-                    else:
-                        model, _ = load_entry_through_registry(entry, progress=progress)
+                    name = entry["name"].partition("@")[0]
+                    model = load_for_check(entry)
                     if evaluate and entry.get("check"):
                         now = check_metrics(name, model, get_profile(entry["profile"]), entry["seed"])
                         moved = within_tolerance(now, entry["check"])
