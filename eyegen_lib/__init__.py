@@ -12,7 +12,7 @@ and ask :mod:`eyegen_lib.registry` for every model or prediction file they share
 from .checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, save_checkpoint
 from .paths import output_dir
 from .profiles import PROFILES, Profile, get_profile, resolve_profile
-from .record import Recorder, read_metrics
+from .record import Recorder, read_metrics, rising_margin
 from .runtime import choose_device, seed_everything, tqdm
 
 __version__ = "0.1.0"
@@ -21,6 +21,6 @@ __all__ = [
     "ArtifactMismatch", "CheckpointError", "load_checkpoint", "save_checkpoint",
     "output_dir",
     "PROFILES", "Profile", "get_profile", "resolve_profile",
-    "Recorder", "read_metrics",
+    "Recorder", "read_metrics", "rising_margin",
     "choose_device", "seed_everything", "tqdm",
 ]

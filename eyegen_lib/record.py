@@ -19,7 +19,7 @@ from typing import Any
 from .paths import output_dir
 from .profiles import Profile
 
-__all__ = ["Recorder", "read_metrics", "claim_state"]
+__all__ = ["Recorder", "read_metrics", "claim_state", "rising_margin"]
 
 
 def _plain(value: Any, what: str) -> Any:
@@ -172,6 +172,15 @@ def claim_state(holds: bool, margin: float | None = None, spread: float | None =
     if margin is not None and spread is not None and abs(float(margin)) <= float(spread):
         return "inconclusive"
     return "holds" if holds else "fails"
+
+
+def rising_margin(*values: float) -> float:
+    """The margin of a claim that ``values`` rise in the order given (a < b < c …): the smallest step
+    between neighbours, > 0 exactly when every step rises (a claim "x beats y" is ``rising_margin(x, y)``
+    for lower-is-better scores). In the values' own units, so seeds' margins compare."""
+    if len(values) < 2:
+        raise ValueError("a rising order needs at least two values")
+    return float(min(float(b) - float(a) for a, b in zip(values, values[1:])))
 
 
 def read_metrics(notebook: str, out: str | os.PathLike | None = None) -> dict:

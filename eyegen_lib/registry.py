@@ -116,14 +116,22 @@ def get(name: str, profile: Profile, *, seed: int = 0, **kwargs):
     return ARTIFACTS[name].build(profile, seed=seed, **kwargs)
 
 
-_PRETRAINED = {"on": False}
+_PRETRAINED = {"on": False, "except": frozenset()}
 
 
-def use_pretrained(on: bool = True) -> bool:
+def use_pretrained(on: bool = True, *, except_for: tuple[str, ...] = ()) -> bool:
     """Take models from the zoo when an entry serves the run (a notebook's ``PRETRAINED``); returns
-    the previous setting. ``retrain=True`` on a request still trains it here."""
-    previous, _PRETRAINED["on"] = _PRETRAINED["on"], bool(on)
+    the previous setting. ``retrain=True`` on a request still trains it here, and so do the
+    artifacts named in ``except_for`` ("refiner", "augmentation_estimator/augmented_full"):
+    ``eyegen train --pretrained`` trains its model on the zoo's upstream models that way."""
+    previous = _PRETRAINED["on"]
+    _PRETRAINED.update(on=bool(on), **{"except": frozenset(except_for)})
     return previous
+
+
+def _excepted(job_name: str) -> bool:
+    """Whether ``use_pretrained(except_for=…)`` names this artifact (a bare name covers its variants)."""
+    return any(job_name == x or ("/" not in x and job_name.startswith(x + "/")) for x in _PRETRAINED["except"])
 
 
 def origin(info: dict) -> str:
@@ -164,7 +172,8 @@ def _obtain(job: TrainingJob, name: str, variant: str, *, retrain: bool, train: 
             checkpointing: Checkpointing | None = None):
     """Load or train (resuming) through :func:`eyegen_lib.engine.obtain`, and note it in the record."""
     model, info = obtain(job, retrain=retrain, allow_training=train, progress=progress, on_log=on_log,
-                         checkpointing=checkpointing, pretrained=_PRETRAINED["on"])
+                         checkpointing=checkpointing,
+                         pretrained=_PRETRAINED["on"] and not _excepted(job.name))
     _record(name, variant, info)
     return model, info
 

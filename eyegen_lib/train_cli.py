@@ -71,6 +71,10 @@ def add_train_parser(sub) -> None:
                                                          "CPUs with AMX-BF16; default: $EYEGEN_PRECISION or auto)")
     train.add_argument("--restart", action="store_true",
                        help="train from step 0: an existing artifact and training state are kept aside, renamed")
+    train.add_argument("--pretrained", action="store_true",
+                       help="take the models this one is trained on (the refiner's segmenter, the augmented "
+                            "estimator's GAN) from the model zoo where it serves the run; the model itself is "
+                            "trained here (how the zoo's own entries are made)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=None)
 
@@ -180,6 +184,10 @@ def run_train(args) -> int:
         print(f"eyegen train: error: {exc}", file=sys.stderr)
         return 2
     profile = get_profile(args.profile)
+    if args.pretrained:
+        from . import registry
+
+        registry.use_pretrained(True, except_for=(args.model + (f"/{variant}" if variant else ""),))
     dist = init_distributed()
     common = {"retrain": args.restart, "progress": not args.quiet,
               "checkpointing": Checkpointing(every_steps=every, every_minutes=minutes, on_other_state="refuse",

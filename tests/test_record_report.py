@@ -101,3 +101,13 @@ def test_a_claim_takes_its_measured_seed_spread_and_is_inconclusive_within_it(tm
     assert "seeds 0, 1, 2" in claims["a"]["spread_note"] and claims["a2"]["state"] == "holds"
     rec.claim("a", paper="p", statement="s", measured={"v": 1}, holds=False, margin=-0.5)  # beyond it: fails
     assert read_metrics("95_demo", out=tmp_path)["claims"][-1]["state"] == "fails"
+
+
+def test_rising_margin_is_the_smallest_step_and_positive_only_for_a_rising_order():
+    from eyegen_lib import rising_margin
+
+    assert rising_margin(1.0, 3.0, 3.5) == pytest.approx(0.5)
+    assert rising_margin(2.0, 1.0) == pytest.approx(-1.0)
+    assert rising_margin(1.0, 4.0, 2.0) == pytest.approx(-2.0)  # one falling step fails the order
+    with pytest.raises(ValueError, match="two values"):
+        rising_margin(1.0)

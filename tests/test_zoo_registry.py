@@ -127,3 +127,28 @@ def test_the_shipped_zoo_verifies():
         pytest.skip("the zoo ships no entries yet")
     problems = verify_zoo(zoo_dir())
     assert problems == [], "\n".join(problems)
+
+
+def test_train_pretrained_trains_its_model_on_the_zoos_upstream_model(zoo, tmp_path, monkeypatch):
+    """`eyegen train --pretrained` (how the zoo's own entries are made): the augmented estimator is
+    trained here on the zoo's GAN (12 steps, not the profile's 6, which is never trained), and a
+    PRETRAINED run then loads that estimator, since it asks for the same GAN."""
+    folder, _ = zoo
+    monkeypatch.setenv("EYEGEN_ZOO_DIR", str(folder))
+    out = tmp_path / "build"
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(out))  # eyegen train sets it; restored after the test
+    previous = registry.use_pretrained(False)
+    try:
+        assert main(["train", "augmentation_estimator", "--variant", "augmented_full", "--profile", "smoke",
+                     "--pretrained", "--out", str(out), "--quiet"]) == 0
+        ckpts = out / "checkpoints" / "smoke" / "seed0"
+        assert (ckpts / "augmentation_estimator_augmented_full.pt").exists()
+        assert not (ckpts / "gaze_gan_full.pt").exists(), "the GAN came from the zoo, not trained here"
+        registry.use_pretrained(True)
+        _, info = registry.augmentation_estimator(get_profile("smoke"), "augmented_full", seed=0, train=False)
+        assert info["source"] == "loaded" and info["path"].startswith(str(out))
+        registry.use_pretrained(False)  # without the zoo the run asks for the profile's own GAN: not this estimator
+        with pytest.raises(Exception, match="gaze_gan|another run|no gaze_gan"):
+            registry.augmentation_estimator(get_profile("smoke"), "augmented_full", seed=0, train=False)
+    finally:
+        registry.use_pretrained(previous)
