@@ -150,7 +150,9 @@ def headline_metrics(name: str, model, profile, seed: int, *, progress: bool = F
     """Held-out figures for a MANIFEST entry whose training run evaluated nothing itself: the redirection
     models on every protocol pair of the test eyes at their size (LPIPS and MSE to the real eye at the
     target gaze), Seg2Eye on the OpenEDS protocol's targets with their K style images (challenge score,
-    LPIPS). Empty for the others (their artifacts carry their own evaluation)."""
+    LPIPS), the refiner on those targets from their top-1 reference (challenge score, blurriness),
+    §5.6's estimators on 08's two test sets (mean angular error). Empty for the others (their
+    artifacts carry their own evaluation)."""
     from .evaluation import evaluate_openeds
     from .metrics import lpips_distance
     from .protocols import person_split, split_indices
@@ -184,6 +186,30 @@ def headline_metrics(name: str, model, profile, seed: int, *, progress: bool = F
         df = evaluate_openeds(generate(model, test["mask"], test["image"][idx]), test["image"], test["mask"])
         return {"challenge_score": float(df["challenge_score"].mean()), "lpips": float(df["lpips"].mean()),
                 "blurriness": float(df["blurriness"].mean()), "targets": len(df)}
+    if family == "refiner":
+        from . import registry
+        from .metrics import blurriness, challenge_score
+        from .models.refiner import refine
+        from .protocols import rank_targets, ranking_setup
+
+        previous = registry.use_pretrained(True)  # its references come from the zoo's segmenter, as in 03
+        try:
+            with _empty_outputs():
+                seg, _ = registry.segmenter(profile, seed=seed, train=False, progress=progress)
+        finally:
+            registry.use_pretrained(previous)
+        setup = ranking_setup(profile, seg, seed=seed, progress=progress)
+        test, pool = setup["test"], setup["pool"]
+        top1 = rank_targets(setup, test, 1)[:, 0]
+        out, _ = refine(model, test["mask"], pool["image"][top1], pool["pseudo"][top1])
+        return {"challenge_score": float(challenge_score(out.float(), test["image"].float()).mean()),
+                "blurriness": float(blurriness(out.float()).mean()), "targets": len(out)}
+    if family == "augmentation_estimator":
+        from .augmentation import pitch_split_sets, score_estimator
+
+        sets = pitch_split_sets(profile, seed=seed, progress=progress)
+        return {f"{test}_error_deg": score_estimator(model, sets[test])["error_deg"]
+                for test in ("held_out_pitch", "other_persons")}
     return {}
 
 
