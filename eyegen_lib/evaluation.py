@@ -52,6 +52,18 @@ class RedirectionSet:
     def __len__(self) -> int:
         return len(self.source)
 
+    def subset(self, keep: torch.Tensor) -> "RedirectionSet":
+        """The pairs where boolean ``keep`` (N,) is true (e.g. Δyaw = 0 for a vertical-only model)."""
+        keep = torch.as_tensor(keep, dtype=torch.bool)
+        if keep.shape != (len(self),):
+            raise ValueError(f"keep must be a boolean mask of shape ({len(self)},), got {tuple(keep.shape)}")
+        return RedirectionSet(**{f: None if getattr(self, f) is None else getattr(self, f)[keep]
+                                 for f in self.__dataclass_fields__})
+
+    def same_yaw(self) -> "RedirectionSet":
+        """Only the vertical redirections (yaw unchanged): the protocol of a vertical-only model."""
+        return self.subset(self.target_gaze[:, 1] == self.source_gaze[:, 1])
+
 
 def build_redirection_set(source, indices, grid: torch.Tensor | None = None) -> RedirectionSet:
     """Render each of ``indices`` (one per test eye) at every grid gaze and pair all ordered

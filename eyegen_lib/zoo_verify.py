@@ -82,6 +82,14 @@ def load_entry_through_registry(entry: Mapping, *, progress: bool = False):
 
 
 @torch.no_grad()
+def _protocol_for(model, family: str, rset):
+    """The protocol pairs a redirection model can take: a vertical-only DeepWarp (05's
+    ``cfw_lcm_vertical``) only those whose yaw is unchanged."""
+    if family == "deepwarp" and model.config.angle_dims == 1:
+        return rset.same_yaw()
+    return rset
+
+
 def check_metrics(name: str, model, profile, seed: int) -> dict:
     """The model's figures on a small fixed held-out set of its run (see the module docstring)."""
     from .data.datasets import render_all
@@ -117,7 +125,7 @@ def check_metrics(name: str, model, profile, seed: int) -> dict:
         size = tuple(model.config.image_size)
         source = rgb_source(profile, seed=seed, size=size)
         eyes = redirection_eyes(source, split_indices(source, person_split(profile, seed=seed))["test"])
-        rset = build_redirection_set(source, eyes[:1])
+        rset = _protocol_for(model, family, build_redirection_set(source, eyes[:1]))
         keep = torch.arange(min(CHECK_IMAGES["redirection"], len(rset)))
         if family == "gaze_gan":
             from .models.gaze_gan import redirect
@@ -165,7 +173,7 @@ def headline_metrics(name: str, model, profile, seed: int, *, progress: bool = F
         size = tuple(model.config.image_size)
         source = rgb_source(profile, seed=seed, size=size)
         eyes = redirection_eyes(source, split_indices(source, person_split(profile, seed=seed))["test"])
-        rset = build_redirection_set(source, eyes[: profile.redirection_eyes or len(eyes)])
+        rset = _protocol_for(model, family, build_redirection_set(source, eyes[: profile.redirection_eyes or len(eyes)]))
         from .images import to_signed
 
         if family == "gaze_gan":

@@ -35,6 +35,21 @@ def test_redirection_set_pairs_every_direction_with_every_other(rset):
     assert set(rset.person.tolist()) == {0, 1}
 
 
+def test_same_yaw_keeps_only_vertical_redirections(rset):
+    vertical = rset.same_yaw()
+    assert 0 < len(vertical) < len(rset)
+    assert torch.equal(vertical.source_gaze[:, 1], vertical.target_gaze[:, 1])
+    assert (vertical.source_gaze[:, 0] != vertical.target_gaze[:, 0]).all()
+    # every field is cut alike: each kept pair is a pair of the full set
+    i = 5
+    full = [k for k in range(len(rset)) if torch.equal(rset.source_gaze[k], vertical.source_gaze[i])
+            and torch.equal(rset.target_gaze[k], vertical.target_gaze[i]) and rset.group[k] == vertical.group[i]]
+    assert len(full) == 1 and torch.equal(rset.target[full[0]], vertical.target[i])
+    assert torch.equal(rset.landmarks[full[0]], vertical.landmarks[i])
+    with pytest.raises(ValueError, match="boolean mask"):
+        rset.subset(torch.ones(3, dtype=torch.bool))
+
+
 def test_evaluate_redirection_and_binning(rset):
     df = ev.evaluate_redirection(rset.target, rset, method="oracle")
     assert np.allclose(df["lpips"], 0, atol=1e-6)
