@@ -26,9 +26,26 @@ def _seed(text: str) -> int:
     return value
 
 
-def _cmd_run(args) -> int:
-    from .runner import run_notebooks
+def _positive_seconds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--timeout takes a whole number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--timeout takes a positive number of seconds, got {value}")
+    return value
 
+
+def _cmd_run(args) -> int:
+    from .paths import output_dir
+    from .runner import check_output_folder, list_notebooks, run_notebooks
+
+    try:  # every argument checked before any work starts or any folder is made
+        list_notebooks(args.only)
+        check_output_folder(args.out if args.out is not None else output_dir())
+    except ValueError as exc:
+        print(f"eyegen run: error: {exc}", file=sys.stderr)
+        return 2
     summary = run_notebooks(args.profile, only=args.only, out=args.out, timeout=args.timeout, seed=args.seed,
                             pretrained=not args.no_pretrained)
     failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
@@ -85,20 +102,23 @@ def _cmd_refresh(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .profiles import PROFILES
 
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="eyegen", description="eyegen: eye-image synthesis papers, reproduced")
+    parser.add_argument("--version", action="version", version=f"eyegen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="execute the notebooks headless (papermill), write metrics and report.html")
     run.add_argument("--profile", default="auto", choices=["auto", *PROFILES],
                      help="run size; auto = paper with CUDA, else cpu (default: auto)")
-    run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    run.add_argument("--only", nargs="*", help="notebooks by number or name, e.g. 01 03 or dataset refiner")
     run.add_argument("--seed", type=_seed, default=None,
                      help="every notebook's SEED (default: 0); a run with another seed trains its own models")
     run.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/ in the checkout)")
     run.add_argument("--no-pretrained", action="store_true",
                      help="train every model here: take nothing from the model zoo (zoo/; default: take the zoo's "
                           "entry where one serves the run)")
-    run.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: none)")
+    run.add_argument("--timeout", type=_positive_seconds, default=None, help="seconds allowed per cell (default: none)")
     run.set_defaults(func=_cmd_run)
 
     from .train_cli import add_train_parser

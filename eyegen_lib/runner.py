@@ -21,20 +21,44 @@ from .profiles import resolve_profile
 from .report import build_report
 from .runtime import tqdm
 
-__all__ = ["list_notebooks", "run_notebook", "run_notebooks", "refresh_committed_outputs", "CHECK_MARK"]
+__all__ = ["list_notebooks", "check_output_folder", "run_notebook", "run_notebooks", "refresh_committed_outputs", "CHECK_MARK"]
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"  # cells whose committed outputs nbval compares
 
 
 def list_notebooks(only: Sequence[str] | None = None, folder: Path | None = None) -> list[Path]:
-    """The suite's notebooks in order; ``only`` keeps those whose name starts with or contains an item."""
+    """The suite's notebooks in order; ``only`` keeps those named exactly by an item: the number
+    ("04"), the full name ("04_seg2eye") or the name without its number ("seg2eye")."""
     folder = folder or notebooks_dir()
     books = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
     if only:
-        books = [p for p in books if any(p.stem.startswith(o) or o in p.stem for o in only)]
-        if not books:
-            raise ValueError(f"no notebook in {folder} matches {list(only)}")
+        names = {p.stem: p for p in books}
+        for p in books:
+            number, _, rest = p.stem.partition("_")
+            names.setdefault(number, p)
+            names.setdefault(rest, p)
+        unknown = [o for o in only if o not in names]
+        if unknown:
+            raise ValueError(f"unknown notebook {unknown[0]!r}: give a number or a name, one of "
+                             + ", ".join(p.stem for p in books))
+        wanted = {names[o] for o in only}
+        books = [p for p in books if p in wanted]
     return books
+
+
+def check_output_folder(out: Path) -> Path:
+    """``out`` as a folder a run can write, or a ValueError saying why not — before anything is created."""
+    out = Path(out).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder: name a folder (it is created if missing)")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, so the folder cannot be created there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable by this user: choose another folder")
+    return out
 
 
 @contextlib.contextmanager
@@ -97,9 +121,9 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     profile_name = resolve_profile(profile).name
-    out = Path(out) if out is not None else output_dir()
+    books = list_notebooks(only)  # an unknown name fails before the output folder is made
+    out = check_output_folder(out if out is not None else output_dir())
     out.mkdir(parents=True, exist_ok=True)
-    books = list_notebooks(only)
     summary = {"profile": profile_name, "seed": seed if seed is not None else 0, "pretrained": bool(pretrained),
                "notebooks": []}
     for nb in tqdm(books, desc=f"notebooks ({profile_name})", unit="nb"):

@@ -1,0 +1,70 @@
+"""`eyegen` answers a bad argument with one line saying what is wrong and what is valid, before any
+work starts and without creating anything."""
+import os
+
+import pytest
+
+from eyegen_lib import __version__
+from eyegen_lib.cli import main
+from eyegen_lib.runner import list_notebooks
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_only_matches_numbers_and_names_exactly():
+    assert [p.stem for p in list_notebooks(["04"])] == ["04_seg2eye"]
+    assert [p.stem for p in list_notebooks(["refiner", "01_dataset"])] == ["01_dataset", "03_refiner"]
+    with pytest.raises(ValueError, match="unknown notebook '0'"):  # no longer a substring of all nine
+        list_notebooks(["0"])
+
+
+@pytest.mark.parametrize("only", ["zz", "0", "seg"])
+def test_unknown_notebook_is_one_line_and_creates_nothing(tmp_path, capsys, only):
+    out = tmp_path / "out"
+    code, err = _run(capsys, "run", "--profile", "smoke", "--only", only, "--out", str(out))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"unknown notebook {only!r}" in err and "01_dataset" in err and "08_augmentation" in err
+    assert not out.exists()
+
+
+def test_out_naming_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    code, err = _run(capsys, "run", "--profile", "smoke", "--only", "01", "--out", str(target / "sub"))
+    assert code == 2 and "is a file" in err and len(err.splitlines()) == 1
+    code, err = _run(capsys, "run", "--profile", "smoke", "--only", "01", "--out", str(target))
+    assert code == 2 and "is a file, not a folder" in err
+    assert target.read_text() == "keep me"
+
+
+def test_unwritable_out_is_refused_before_running(tmp_path, capsys, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # root may write anywhere, so the permission is simulated: the check must ask os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if os.fspath(p) == os.fspath(locked) else real_access(p, mode))
+    code, err = _run(capsys, "run", "--profile", "smoke", "--only", "01", "--out", str(locked / "run"))
+    assert code == 2 and "not writable" in err
+    assert not (locked / "run").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--profile", "huge"], "invalid choice: 'huge'"),
+    (["run", "--timeout", "0"], "positive number of seconds"),
+    (["run", "--seed", "-1"], "non-negative integer"),
+])
+def test_bad_options_exit_2_with_the_valid_values(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"eyegen {__version__}"
