@@ -5,7 +5,7 @@
     eyegen report [--out outputs]                                                 # rebuild report.html
     eyegen train MODEL [--profile P] [--seed S] [--steps N] [--variant V] [--out DIR]  # one model, resumable
     eyegen zoo list | verify | add                                                # the shipped models (zoo/)
-    eyegen env                                                                    # versions, device, weights, datasets
+    eyegen env [--json]                                                           # versions, device, weights, datasets
     eyegen notebooks refresh [--only …]                                           # maintainers: re-record checked outputs
 """
 from __future__ import annotations
@@ -85,9 +85,10 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_env(args) -> int:
-    from .environment import environment_report
+    from .environment import environment_report, format_environment
 
-    print(json.dumps(environment_report(), indent=2))
+    report = environment_report()
+    print(json.dumps(report, indent=2) if args.json else format_environment(report))
     return 0
 
 
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_cmd_report)
 
     env = sub.add_parser("env", help="versions, device, backbone weights and datasets found")
+    env.add_argument("--json", action="store_true", help="print it as JSON (for scripts)")
     env.set_defaults(func=_cmd_env)
 
     nbs = sub.add_parser("notebooks", help="notebook maintenance")

@@ -11,7 +11,7 @@ import torch
 from .backbones import weights_status
 from .runtime import choose_device
 
-__all__ = ["environment_report", "DATASET_ENV_VARS"]
+__all__ = ["environment_report", "format_environment", "DATASET_ENV_VARS"]
 
 # Where a user's licensed copies are looked for; each notebook's "real data" section reads these.
 DATASET_ENV_VARS = {
@@ -47,3 +47,23 @@ def environment_report() -> dict:
         "weights": weights_status(),
         "datasets": datasets,
     }
+
+
+def format_environment(report: dict) -> str:
+    """``environment_report()`` for a person: a few aligned lines, what is missing said plainly."""
+    device = "CUDA: " + report["cuda_device"] if report["cuda"] else f"CPU ({report['cpu_threads']} threads); no CUDA"
+    lines = [f"python     {report['python']} on {report['platform']}",
+             f"device     {device}",
+             "packages   " + ", ".join(f"{k} {v}" for k, v in report["versions"].items())]
+    for name, where in report["weights"].items():
+        lines.append(f"weights    {name:<8} {where}")
+    for name, d in report["datasets"].items():
+        if d["found"]:
+            found = f"found at {d['path']}"
+        elif d["path"]:
+            found = f"{d['variable']}={d['path']} is not a folder: point it at {d['expects']}"
+        else:
+            found = f"not set: the renderer's eyes stand in (set {d['variable']} to {d['expects']})"
+        lines.append(f"dataset    {name}: {found}")
+    return "\n".join(lines)
+

@@ -68,3 +68,18 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"eyegen {__version__}"
+
+
+def test_env_is_readable_and_json_on_request(capsys, monkeypatch, tmp_path):
+    import json
+
+    monkeypatch.setenv("EYEGEN_MPIIGAZE_DIR", str(tmp_path / "missing"))
+    monkeypatch.delenv("EYEGEN_OPENEDS_DIR", raising=False)
+    assert main(["env"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("python ") and "device " in text
+    assert "EYEGEN_MPIIGAZE_DIR=" in text and "is not a folder" in text
+    assert "OpenEDS: not set" in text
+    assert main(["env", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["datasets"]["MPIIGaze"]["found"] is False and "torch" in data["versions"]
