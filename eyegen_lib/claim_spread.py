@@ -101,7 +101,7 @@ def measure_spread(profile: str, seeds: Sequence[int], *, only: Sequence[str], o
     for seed in seeds:
         run_out = Path(out) / f"seed{seed}"
         summary = run_notebooks(profile, only=only, out=run_out, seed=int(seed), pretrained=False, timeout=timeout)
-        failed = [n["notebook"] for n in summary["notebooks"] if n["status"] != "ok"]
+        failed = [n["notebook"] for n in summary["notebooks"] if n["notebook"] in summary["ran"] and n["status"] != "ok"]
         if failed:
             raise RuntimeError(f"seed {seed}: {', '.join(failed)} failed; see {run_out / 'report.html'}")
         records[int(seed)] = [(nb.stem, c) for nb in list_notebooks(only)

@@ -48,8 +48,9 @@ def _cmd_run(args) -> int:
         return 2
     summary = run_notebooks(args.profile, only=args.only, out=args.out, timeout=args.timeout, seed=args.seed,
                             pretrained=not args.no_pretrained)
-    failed = [n for n in summary["notebooks"] if n["status"] != "ok"]
-    for n in summary["notebooks"]:
+    this_run = [n for n in summary["notebooks"] if n["notebook"] in summary["ran"]]
+    failed = [n for n in this_run if n["status"] != "ok"]
+    for n in this_run:
         print(f"{n['status']:>7}  {n['seconds']:7.1f}s  {n['notebook']}" + (f"  — {n['error']}" if n.get("error") else ""))
     print(f"report: {summary['report']}")
     return 1 if failed else 0

@@ -121,10 +121,23 @@ def build_report(out: Path | None = None, *, title: str = "eyegen report") -> Pa
             f"{len(results)} notebook(s) recorded results.</p>"]
 
     if runs:
-        html.append("<h2>Notebook runs</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th><th>executed notebook</th></tr>")
-        for name, r in runs.items():
+        from .runner import list_notebooks
+
+        total = sum(r.get("seconds", 0) for r in runs.values())
+        html.append(f"<h2>Notebook runs</h2><p>The last run of each notebook into this folder ({total / 60:.1f} min "
+                    "in all).</p><table><tr><th>notebook</th><th>status</th><th>profile, seed</th><th>finished</th>"
+                    "<th>seconds</th><th>executed notebook</th></tr>")
+        for name in dict.fromkeys([p.stem for p in list_notebooks()] + list(runs)):
+            r = runs.get(name)
+            if r is None:
+                html.append(f"<tr class='fail'><td>{escape(name)}</td><td>not run</td><td></td><td></td><td></td>"
+                            f"<td><code>eyegen run --only {escape(name.partition('_')[0])}</code></td></tr>")
+                continue
             cls = "" if r["status"] == "ok" else " class='fail'"
-            html.append(f"<tr{cls}><td>{escape(name)}</td><td>{escape(r['status'])}</td><td>{r.get('seconds', 0):.1f}</td>"
+            html.append(f"<tr{cls}><td>{escape(name)}</td><td>{escape(r['status'])}</td>"
+                        f"<td>{escape(str(r.get('profile', summary.get('profile', ''))))}, "
+                        f"{escape(str(r.get('seed', summary.get('seed', ''))))}</td>"
+                        f"<td>{escape(str(r.get('finished', '')))}</td><td>{r.get('seconds', 0):.1f}</td>"
                         f"<td><a href='{escape(r.get('output', ''))}'><code>{escape(r.get('output', ''))}</code></a>{('<br>' + escape(r['error'])) if r.get('error') else ''}</td></tr>")
         html.append("</table>")
 

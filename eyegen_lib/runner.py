@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime, timezone
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -124,11 +125,13 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
     books = list_notebooks(only)  # an unknown name fails before the output folder is made
     out = check_output_folder(out if out is not None else output_dir())
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"profile": profile_name, "seed": seed if seed is not None else 0, "pretrained": bool(pretrained),
-               "notebooks": []}
+    run_seed = seed if seed is not None else 0
+    summary = {"profile": profile_name, "seed": run_seed, "pretrained": bool(pretrained), "ran": [],
+               "notebooks": _earlier_runs(out)}
     for nb in tqdm(books, desc=f"notebooks ({profile_name})", unit="nb"):
         start = time.perf_counter()
-        entry = {"notebook": nb.stem, "output": str(Path("notebooks") / nb.name)}
+        entry = {"notebook": nb.stem, "output": str(Path("notebooks") / nb.name), "profile": profile_name,
+                 "seed": run_seed, "pretrained": bool(pretrained)}
         params = {} if seed is None else {"SEED": seed}
         if not pretrained and "PRETRAINED" in _parameters_of(nb):
             params["PRETRAINED"] = False
@@ -139,11 +142,34 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
             entry["status"] = "failed"
             entry["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:400] if str(exc).strip() else ''}"
         entry["seconds"] = round(time.perf_counter() - start, 1)
-        summary["notebooks"].append(entry)
+        entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        summary["ran"].append(nb.stem)
+        summary["notebooks"] = _in_suite_order([e for e in summary["notebooks"] if e["notebook"] != nb.stem] + [entry])
         (out / "run_summary.json").write_text(json.dumps(summary, indent=2))
     summary["report"] = str(build_report(out))
     (out / "run_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _earlier_runs(out: Path) -> list[dict]:
+    """The last run of each notebook recorded in ``out`` by earlier ``eyegen run``s: a run of some
+    notebooks adds to the folder's record instead of replacing it."""
+    path = out / "run_summary.json"
+    try:
+        earlier = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        print(f"note: {path} is not readable JSON; the earlier runs it listed are left out of the report")
+        return []
+    entries = earlier.get("notebooks", []) if isinstance(earlier, dict) else []
+    for e in entries:  # summaries before runs accumulated had the profile and seed once, for all
+        e.setdefault("profile", earlier.get("profile"))
+        e.setdefault("seed", earlier.get("seed"))
+    return [e for e in entries if isinstance(e, dict) and "notebook" in e]
+
+
+def _in_suite_order(entries: list[dict]) -> list[dict]:
+    order = {p.stem: i for i, p in enumerate(list_notebooks())}
+    return sorted(entries, key=lambda e: (order.get(e["notebook"], len(order)), e["notebook"]))
 
 
 def refresh_committed_outputs(only: Sequence[str] | None = None) -> list[Path]:

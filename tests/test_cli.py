@@ -83,3 +83,21 @@ def test_env_is_readable_and_json_on_request(capsys, monkeypatch, tmp_path):
     assert main(["env", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["datasets"]["MPIIGaze"]["found"] is False and "torch" in data["versions"]
+
+
+def test_two_partial_runs_into_one_folder_report_both(tmp_path):
+    import json
+
+    from eyegen_lib.runner import run_notebooks
+
+    out = tmp_path / "out"
+    first = run_notebooks("smoke", only=["00"], out=out)
+    second = run_notebooks("smoke", only=["01"], out=out, seed=0)
+    assert first["ran"] == ["00_setup"] and second["ran"] == ["01_dataset"]
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert [n["notebook"] for n in summary["notebooks"]] == ["00_setup", "01_dataset"]
+    assert all(n["status"] == "ok" and n["profile"] == "smoke" and n["finished"] for n in summary["notebooks"])
+    report = (out / "report.html").read_text()
+    assert "00_setup" in report and "01_dataset" in report
+    assert report.count("not run") == len(list_notebooks()) - 2  # 02–08, each with the command that runs it
+    assert "eyegen run --only 08" in report
