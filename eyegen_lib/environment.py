@@ -66,4 +66,3 @@ def format_environment(report: dict) -> str:
             found = f"not set: the renderer's eyes stand in (set {d['variable']} to {d['expects']})"
         lines.append(f"dataset    {name}: {found}")
     return "\n".join(lines)
-

@@ -11,8 +11,8 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -126,6 +126,7 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
     out = check_output_folder(out if out is not None else output_dir())
     out.mkdir(parents=True, exist_ok=True)
     run_seed = seed if seed is not None else 0
+    suite_order = {p.stem: i for i, p in enumerate(list_notebooks())}
     summary = {"profile": profile_name, "seed": run_seed, "pretrained": bool(pretrained), "ran": [],
                "notebooks": _earlier_runs(out)}
     for nb in tqdm(books, desc=f"notebooks ({profile_name})", unit="nb"):
@@ -144,7 +145,8 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
         entry["seconds"] = round(time.perf_counter() - start, 1)
         entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         summary["ran"].append(nb.stem)
-        summary["notebooks"] = _in_suite_order([e for e in summary["notebooks"] if e["notebook"] != nb.stem] + [entry])
+        summary["notebooks"] = [e for e in summary["notebooks"] if e["notebook"] != nb.stem] + [entry]
+        summary["notebooks"].sort(key=lambda e: (suite_order.get(e["notebook"], len(suite_order)), e["notebook"]))
         (out / "run_summary.json").write_text(json.dumps(summary, indent=2))
     summary["report"] = str(build_report(out))
     (out / "run_summary.json").write_text(json.dumps(summary, indent=2))
@@ -165,11 +167,6 @@ def _earlier_runs(out: Path) -> list[dict]:
         e.setdefault("profile", earlier.get("profile"))
         e.setdefault("seed", earlier.get("seed"))
     return [e for e in entries if isinstance(e, dict) and "notebook" in e]
-
-
-def _in_suite_order(entries: list[dict]) -> list[dict]:
-    order = {p.stem: i for i, p in enumerate(list_notebooks())}
-    return sorted(entries, key=lambda e: (order.get(e["notebook"], len(order)), e["notebook"]))
 
 
 def refresh_committed_outputs(only: Sequence[str] | None = None) -> list[Path]:

@@ -81,15 +81,19 @@ def load_entry_through_registry(entry: Mapping, *, progress: bool = False):
     return model, info
 
 
+def _redirection_pairs(model, family: str, profile, seed: int, n_eyes: int | None):
+    """The redirection protocol's pairs of the first ``n_eyes`` test eyes (all when None) at the model's
+    size; a vertical-only DeepWarp (05's ``cfw_lcm_vertical``) takes only those whose yaw is unchanged."""
+    from .evaluation import build_redirection_set
+    from .protocols import person_split, redirection_eyes, rgb_source, split_indices
+
+    source = rgb_source(profile, seed=seed, size=tuple(model.config.image_size))
+    eyes = redirection_eyes(source, split_indices(source, person_split(profile, seed=seed))["test"])
+    rset = build_redirection_set(source, eyes[:n_eyes])
+    return rset.same_yaw() if family == "deepwarp" and model.config.angle_dims == 1 else rset
+
+
 @torch.no_grad()
-def _protocol_for(model, family: str, rset):
-    """The protocol pairs a redirection model can take: a vertical-only DeepWarp (05's
-    ``cfw_lcm_vertical``) only those whose yaw is unchanged."""
-    if family == "deepwarp" and model.config.angle_dims == 1:
-        return rset.same_yaw()
-    return rset
-
-
 def check_metrics(name: str, model, profile, seed: int) -> dict:
     """The model's figures on a small fixed held-out set of its run (see the module docstring)."""
     from .data.datasets import render_all
@@ -119,13 +123,7 @@ def check_metrics(name: str, model, profile, seed: int) -> dict:
             out = generate(model, masks, images.unsqueeze(1).expand(-1, k, -1, -1, -1).contiguous())
         return {"check_mse": float(((out.float() - truth) ** 2).mean())}
     if family in ("gaze_gan", "deepwarp"):
-        from .evaluation import build_redirection_set
-        from .protocols import redirection_eyes, rgb_source
-
-        size = tuple(model.config.image_size)
-        source = rgb_source(profile, seed=seed, size=size)
-        eyes = redirection_eyes(source, split_indices(source, person_split(profile, seed=seed))["test"])
-        rset = _protocol_for(model, family, build_redirection_set(source, eyes[:1]))
+        rset = _redirection_pairs(model, family, profile, seed, 1)
         keep = torch.arange(min(CHECK_IMAGES["redirection"], len(rset)))
         if family == "gaze_gan":
             from .models.gaze_gan import redirect
@@ -163,17 +161,10 @@ def headline_metrics(name: str, model, profile, seed: int, *, progress: bool = F
     artifacts carry their own evaluation)."""
     from .evaluation import evaluate_openeds
     from .metrics import lpips_distance
-    from .protocols import person_split, split_indices
 
     family = name.partition("/")[0]
     if family in ("gaze_gan", "deepwarp"):
-        from .evaluation import build_redirection_set
-        from .protocols import redirection_eyes, rgb_source
-
-        size = tuple(model.config.image_size)
-        source = rgb_source(profile, seed=seed, size=size)
-        eyes = redirection_eyes(source, split_indices(source, person_split(profile, seed=seed))["test"])
-        rset = _protocol_for(model, family, build_redirection_set(source, eyes[: profile.redirection_eyes or len(eyes)]))
+        rset = _redirection_pairs(model, family, profile, seed, profile.redirection_eyes or None)
         from .images import to_signed
 
         if family == "gaze_gan":
