@@ -11,7 +11,7 @@ import torch
 from .backbones import weights_status
 from .runtime import choose_device
 
-__all__ = ["environment_report", "format_environment", "DATASET_ENV_VARS"]
+__all__ = ["environment_report", "format_environment", "machine_description", "DATASET_ENV_VARS"]
 
 # Where a user's licensed copies are looked for; each notebook's "real data" section reads these.
 DATASET_ENV_VARS = {
@@ -22,6 +22,20 @@ DATASET_ENV_VARS = {
 
 _PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pillow", "matplotlib", "seaborn", "ipywidgets",
              "papermill", "nbval", "lpips", "tqdm"]
+
+
+def machine_description() -> str:
+    """The machine, in one line, as the zoo's MANIFEST and the report say it: CPU model, cores, GPU, torch."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}"
 
 
 def environment_report() -> dict:

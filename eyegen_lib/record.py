@@ -16,10 +16,13 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
+from .environment import machine_description
 from .paths import output_dir
 from .profiles import Profile
 
-__all__ = ["Recorder", "read_metrics", "claim_state", "rising_margin"]
+__all__ = ["Recorder", "read_metrics", "claim_state", "rising_margin", "ClaimsTable", "RENDERER_SOURCE"]
+
+RENDERER_SOURCE = "eyegen's procedural eye renderer (OpenEDS-like NIR, Columbia-like RGB)"
 
 
 def _plain(value: Any, what: str) -> Any:
@@ -72,6 +75,11 @@ class Recorder:
             "claims": [],
             "figures": [],
             "artifacts": [],
+            "absent_inputs": [],  # files it looked for that no notebook had made yet (see :meth:`absent`)
+            "produced": [],
+            "machine": machine_description(),
+            # every notebook draws its eyes from the renderer; a reader of a real dataset adds itself (data_read)
+            "data_sources": [RENDERER_SOURCE],
         }
         self._write()
         Recorder._current = self
@@ -99,6 +107,28 @@ class Recorder:
             return
         self.data["artifacts"] = [a for a in self.data["artifacts"] if a["file"] != entry["file"]] + [entry]
         self._write()
+
+    def absent(self, name: str, *, file: str | os.PathLike) -> None:
+        """Note an input this notebook looked for and did not find (another notebook's saved outputs,
+        not made yet): once that file exists, the report marks this notebook's run stale."""
+        entry = {"name": name, "file": str(file)}
+        if entry not in self.data["absent_inputs"]:
+            self.data["absent_inputs"].append(entry)
+            self._write()
+
+    def produced(self, name: str, *, file: str | os.PathLike, sha256: str) -> None:
+        """Note a file this notebook wrote for others to read (saved predictions)."""
+        self.data["produced"] = [p for p in self.data["produced"] if p["file"] != str(file)] + \
+            [{"name": name, "file": str(file), "sha256": sha256}]
+        self._write()
+
+    def data_read(self, dataset: str, root: str | os.PathLike, *, synthetic: bool) -> None:
+        """Note a dataset folder a reader opened: a licensed copy, or (``synthetic``) the renderer's
+        export in that dataset's layout."""
+        source = f"{dataset} at {root}" + (" (the renderer's export in its layout)" if synthetic else "")
+        if source not in self.data["data_sources"]:
+            self.data["data_sources"].append(source)
+            self._write()
 
     def metric(self, name: str, value: Any, *, unit: str = "", description: str = "",
                lower_is_better: bool | None = None) -> Any:
@@ -158,6 +188,13 @@ class Recorder:
         self._write()
         return path
 
+    def claims_table(self) -> "ClaimsTable":
+        """The claims recorded so far as a table for the notebook's closing cell: one row per claim with
+        its paper reference, state (holds / fails / inconclusive), margin ± spread, what was measured and
+        the full statement (never truncated). Shows as an HTML table in Jupyter and nbconvert, as plain
+        text elsewhere; ``.frame`` is the same as a DataFrame."""
+        return ClaimsTable(self.data["claims"])
+
     def _write(self) -> None:
         self.data["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +202,123 @@ class Recorder:
         with os.fdopen(fd, "w") as f:
             json.dump(self.data, f, indent=2, allow_nan=False)
         os.replace(tmp, self.path)
+
+
+def _compact(value: Any) -> str:
+    """A measured value, short: floats to 4 significant figures, dicts as ``k=v, …``, lists as ``[a, b]``."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_compact(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    return str(value)
+
+
+def _measured_parts(measured: Mapping) -> list[str]:
+    """One short string per measured quantity; a nested group reads ``name: k=v, …``."""
+    return [f"{k}: {_compact(v)}" if isinstance(v, Mapping) else f"{k}={_compact(v)}" for k, v in measured.items()]
+
+
+class ClaimsTable:
+    """A notebook's recorded claims, for display (:meth:`Recorder.claims_table`): HTML in Jupyter and
+    nbconvert (text wraps, nothing is cut), readable plain text otherwise, ``.frame`` as a DataFrame."""
+
+    _STATE_COLOUR = {"holds": "#0a7a28", "fails": "#b3141b", "inconclusive": "#a15c00"}
+    _MARKS = {"holds": "✓", "fails": "✗", "inconclusive": "?"}
+
+    def __init__(self, claims: list[dict]):
+        self.claims = [dict(c) for c in claims]
+
+    @staticmethod
+    def _state(claim: Mapping) -> str:
+        return claim.get("state") or ("holds" if claim["holds"] else "fails")
+
+    @staticmethod
+    def _margin(claim: Mapping) -> str:
+        if claim.get("margin") is None:
+            return ""
+        text = f"{claim['margin']:+.3g}"
+        if claim.get("spread") is not None:
+            text += f" ± {claim['spread']:.2g}"
+        return text
+
+    def _lengths(self, claim: Mapping) -> str:
+        """The claim at other training lengths: "1000: ✗ · 5000: ✓"."""
+        return " · ".join(f"{step}: {self._MARKS[self._state(r)]}" for step, r in (claim.get("by_length") or {}).items())
+
+    def rows(self) -> list[dict]:
+        """One dict per claim: claim, paper, state, margin (± spread), measured, statement, note (and the
+        states at other training lengths where a claim has them)."""
+        with_lengths = any(c.get("by_length") for c in self.claims)
+        rows = []
+        for c in self.claims:
+            nested = any(isinstance(v, Mapping) for v in c.get("measured", {}).values())
+            row = {"claim": c["name"], "paper": c["paper"], "state": self._state(c), "margin": self._margin(c),
+                   "measured": ("; " if nested else ", ").join(_measured_parts(c.get("measured", {}))),
+                   "statement": c["statement"], "note": c.get("note", "")}
+            if with_lengths:
+                row["at other lengths"] = self._lengths(c)
+            rows.append(row)
+        return rows
+
+    @property
+    def frame(self):
+        """The table as a pandas DataFrame (one row per claim)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows(), columns=["claim", "paper", "state", "margin", "measured", "statement", "note"]
+                            + (["at other lengths"] if any(c.get("by_length") for c in self.claims) else []))
+
+    def __len__(self) -> int:
+        return len(self.claims)
+
+    def __repr__(self) -> str:
+        if not self.claims:
+            return "No claims recorded."
+        blocks = []
+        for c, row in zip(self.claims, self.rows()):
+            head = f"{row['claim']} ({row['paper']}): {row['state']}" + (f", margin {row['margin']}" if row["margin"] else "")
+            lines = [head, f"  {row['statement']}", f"  measured: {row['measured']}"]
+            if row.get("at other lengths"):
+                lines.append(f"  at other lengths: {row['at other lengths']}")
+            if row["note"]:
+                lines.append(f"  note: {row['note']}")
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        if not self.claims:
+            return "<p>No claims recorded.</p>"
+        # inline styles: Jupyter and nbconvert keep them (a <style> block is dropped from untrusted output);
+        # text wraps in its cell instead of being cut, and the wide columns keep a readable width
+        cell = "text-align:left;vertical-align:top;white-space:normal;overflow-wrap:break-word;padding:.3em .5em"
+        wide = {"measured": ";min-width:12em", "statement": ";min-width:18em"}
+        head = ["claim", "paper", "state", "margin ± spread", "measured", "statement"]
+        with_lengths = any(c.get("by_length") for c in self.claims)
+        if with_lengths:
+            head.append("at other lengths")
+        html = ["<table class='eyegen-claims' style='border-collapse:collapse;table-layout:auto;width:100%'>",
+                "<thead><tr>" + "".join(f"<th style='{cell}{wide.get(h, '')}'>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+        for c, row in zip(self.claims, self.rows()):
+            nested = any(isinstance(v, Mapping) for v in c.get("measured", {}).values())
+            measured = ("<br>" if nested else ", ").join(escape(p) for p in _measured_parts(c.get("measured", {})))
+            note = f"<br><small style='color:#555'>{escape(row['note'])}</small>" if row["note"] else ""
+            spread_note = f"<br><small style='color:#555'>{escape(c['spread_note'])}</small>" if c.get("spread_note") else ""
+            colour = self._STATE_COLOUR[row["state"]]
+            cells = [f"<b>{escape(row['claim'])}</b>", escape(row["paper"]),
+                     f"<span style='color:{colour};font-weight:600'>{escape(row['state'])}</span>",
+                     f"<span style='white-space:nowrap'>{escape(row['margin'])}</span>{spread_note}", measured,
+                     escape(row["statement"]) + note]
+            if with_lengths:
+                cells.append(escape(row["at other lengths"]))
+            html.append("<tr>" + "".join(f"<td style='{cell}'>{v}</td>" for v in cells) + "</tr>")
+        html.append("</tbody></table>")
+        return "".join(html)
 
 
 def claim_state(holds: bool, margin: float | None = None, spread: float | None = None) -> str:

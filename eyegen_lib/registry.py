@@ -576,6 +576,11 @@ def save_predictions(task: str, method: str, images: torch.Tensor, profile: Prof
     tmp = path.with_suffix(".tmp")
     torch.save({"images": images.cpu(), "provenance": prov}, tmp)
     os.replace(tmp, path)
+    rec = Recorder.current()
+    if rec is not None:
+        import hashlib
+
+        rec.produced(f"predictions/{task}/{method}", file=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
     return path
 
 
@@ -606,4 +611,8 @@ def load_predictions(task: str, profile: Profile, *, seed: int = 0) -> dict[str,
         out[method] = data
         _record("predictions", f"{task}/{method}", {"path": str(path), "sha256": hashlib.sha256(raw).hexdigest(),
                                                     "provenance": prov, "trained_now": False})
+    rec = Recorder.current()
+    for method in PREDICTION_TASKS[task]:  # not made yet: once it is, the report marks this notebook stale
+        if rec is not None and not prediction_path(task, method, profile, seed=seed).exists():
+            rec.absent(f"predictions/{task}/{method}", file=prediction_path(task, method, profile, seed=seed))
     return out

@@ -10,15 +10,21 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
+from .claim_context import account, paper_value, tensions
 from .paths import output_dir
+from .record import RENDERER_SOURCE
+from .staleness import stale_reasons
 
 __all__ = ["build_report", "collect_results"]
+
+_FOLD_AFTER = 6  # a metric with more values than this folds in the report
 
 _CSS = """
 body{font-family:system-ui,-apple-system,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;width:100%}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;font-size:.92em}
 th{background:#f3f3f3}.yes{color:#0a7a28;font-weight:600}.no{color:#b3141b;font-weight:600}.maybe{color:#a15c00;font-weight:600}.fail{background:#fde8e8}
-figure{display:inline-block;margin:.4em;max-width:48%}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
+figure{display:inline-block;margin:.4em;max-width:48%;cursor:zoom-in;vertical-align:top}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
+figure.big{display:block;max-width:100%;cursor:zoom-out}figure.big img{width:100%}details summary{cursor:pointer}ul.context li{margin:.2em 0}
 code{background:#f5f5f5;padding:0 .2em}
 """
 
@@ -108,6 +114,92 @@ def _img(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
+def _value(value) -> str:
+    """A metric's value; a long dict or list folds behind its first items (click to unfold)."""
+    size = len(value) if isinstance(value, (dict, list)) else 0
+    if size <= _FOLD_AFTER:
+        return _fmt(value)
+    head = dict(list(value.items())[:3]) if isinstance(value, dict) else value[:3]
+    return f"<details><summary>{_fmt(head)} … ({size} values)</summary>{_fmt(value)}</details>"
+
+
+def _context(results: list[dict], runs: dict) -> list[str]:
+    """Where the numbers come from: data, machine, what was trained and what loaded, time in all."""
+    sources = list(dict.fromkeys(s for r in results for s in r.get("data_sources", [RENDERER_SOURCE])))
+    real = [s for s in sources if s != RENDERER_SOURCE and "renderer's export" not in s]
+    data = ("every number comes from " + escape(RENDERER_SOURCE) + "; no licensed dataset was read (README, "
+            "“Real data”, says what OpenEDS, Columbia Gaze and MPIIGaze are used for)") if not real else \
+        "real data read: " + escape("; ".join(real)) + " — besides " + escape(RENDERER_SOURCE)
+    machines = list(dict.fromkeys(r["machine"] for r in results if r.get("machine")))
+    artifacts = [a for r in results for a in r.get("artifacts", [])]
+    zoo = sum(a.get("source") == "zoo" for a in artifacts)
+    trained = [a for a in artifacts if a.get("trained_now") and a.get("source") != "zoo"]
+    loaded = len(artifacts) - zoo - len(trained)
+    train_min = sum(a.get("train_seconds") or 0 for a in trained) / 60
+    total = sum(r.get("seconds", 0) for r in runs.values())
+    items = [f"<b>Data</b>: {data}.",
+             f"<b>Machine</b>: {escape('; '.join(machines)) if machines else 'not recorded'}.",
+             f"<b>Models and predictions used</b>: {zoo} from the model zoo, {len(trained)} trained here "
+             f"({train_min:.1f} min of training), {loaded} loaded from earlier runs (per notebook below).",
+             f"<b>Time</b>: {total / 60:.1f} min for the last run of each notebook ({len(runs)} notebooks)."]
+    return ["<ul class='context'>"] + [f"<li>{i}</li>" for i in items] + ["</ul>"]
+
+
+def _run_table(runs: dict, stale: dict[str, list[str]], out: Path) -> list[str]:
+    from .runner import list_notebooks
+
+    total = sum(r.get("seconds", 0) for r in runs.values())
+    html = [f"<h2>Notebook runs</h2><p>The last run of each notebook into this folder ({total / 60:.1f} min in all). "
+            "A run is <span class='maybe'>stale</span> when a file it read has changed since, or one it looked for "
+            "exists now: run it again.</p><table><tr><th>notebook</th><th>status</th><th>profile, seed</th>"
+            "<th>finished</th><th>seconds</th><th>executed notebook</th></tr>"]
+    for name in dict.fromkeys([p.stem for p in list_notebooks()] + list(runs)):
+        r = runs.get(name)
+        command = f"<code>eyegen run --only {escape(name.partition('_')[0])}</code>"
+        if r is None:
+            html.append(f"<tr class='fail'><td>{escape(name)}</td><td>not run</td><td></td><td></td><td></td>"
+                        f"<td>{command}</td></tr>")
+            continue
+        status = escape(r["status"])
+        if stale.get(name):
+            status += ("<br><span class='maybe'>stale</span>: " + escape("; ".join(stale[name]))
+                       + f"<br>re-run: {command}")
+        cls = "" if r["status"] == "ok" and not stale.get(name) else " class='fail'"
+        output = r.get("output", "")
+        rendered = Path(output).with_suffix(".html")
+        link = (f"<a href='{escape(str(rendered))}'>{escape(rendered.name)}</a> "
+                f"<small>(<a href='{escape(output)}'>.ipynb</a>)</small>" if (out / rendered).is_file()
+                else f"<a href='{escape(output)}'><code>{escape(output)}</code></a>")
+        html.append(f"<tr{cls}><td>{escape(name)}</td><td>{status}</td>"
+                    f"<td>{escape(str(r.get('profile', '')))}, {escape(str(r.get('seed', '')))}</td>"
+                    f"<td>{escape(str(r.get('finished', '')))}</td><td>{r.get('seconds', 0):.1f}</td>"
+                    f"<td>{link}{('<br>' + escape(r['error'])) if r.get('error') else ''}</td></tr>")
+    html.append("</table>")
+    return html
+
+
+def _claims_table(claims: list[tuple[str, dict]]) -> list[str]:
+    html = ["<h2>Paper claims</h2>"]
+    if not claims:
+        return html + ["<p>No claims recorded yet.</p>"]
+    states = [_state(c) for _, c in claims]
+    counts = {s: states.count(s) for s in ("holds", "inconclusive", "fails")}
+    at_odds = tensions([c for _, c in claims])
+    html.append(f"<p>Of {len(claims)} claims, {counts['holds']} hold here, {counts['fails']} do not, and "
+                f"{counts['inconclusive']} are inconclusive (their margin lies within the seed-to-seed spread). "
+                "Every claim that does not hold carries our best account of why.</p>"
+                "<table><tr><th>notebook</th><th>paper</th><th>claim</th><th>paper's value</th><th>measured here</th>"
+                "<th>state</th><th>margin ± spread</th><th>at other lengths</th><th>note</th></tr>")
+    for nb, c in claims:
+        notes = [n for n in (c.get("note", ""), account(c), at_odds.get(c["name"], "")) if n]
+        html.append(f"<tr><td>{escape(nb)}</td><td>{escape(c['paper'])}</td><td><b>{escape(c['name'])}</b><br>"
+                    f"{escape(c['statement'])}</td><td>{escape(paper_value(c['name']))}</td><td>{_fmt(c['measured'])}</td>"
+                    f"<td>{_verdict(_state(c))}</td><td>{_margin(c)}</td><td>{_lengths(c)}</td>"
+                    f"<td>{'<br>'.join(escape(n) for n in notes)}</td></tr>")
+    html.append("</table>")
+    return html
+
+
 def build_report(out: Path | None = None, *, title: str = "eyegen report") -> Path:
     """Write ``<out>/report.html`` from the recorded metrics (and ``run_summary.json`` if present)."""
     out = Path(out) if out is not None else output_dir()
@@ -115,50 +207,20 @@ def build_report(out: Path | None = None, *, title: str = "eyegen report") -> Pa
     summary_path = out / "run_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     runs = {r["notebook"]: r for r in summary.get("notebooks", [])}
+    stale = {res["notebook"]: stale_reasons(res) for res in results}
+    profiles = sorted({str(r.get("profile")) for r in runs.values()} or {str(summary.get("profile", "—"))})
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     html = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{_CSS}</style></head><body>",
-            f"<h1>{escape(title)}</h1><p>Built {now}. Profile: <b>{escape(str(summary.get('profile', '—')))}</b>. "
-            f"{len(results)} notebook(s) recorded results.</p>"]
-
+            f"<h1>{escape(title)}</h1><p>Built {now}. Profile: <b>{escape(', '.join(profiles))}</b>. "
+            f"{len(results)} notebook(s) recorded results"
+            + (f"; <span class='maybe'>{sum(map(bool, stale.values()))} stale</span>" if any(stale.values()) else "")
+            + ".</p>"]
+    html.extend(_context(results, runs))
     if runs:
-        from .runner import list_notebooks
+        html.extend(_run_table(runs, stale, out))
+    html.extend(_claims_table([(res["notebook"], c) for res in results for c in res.get("claims", [])]))
 
-        total = sum(r.get("seconds", 0) for r in runs.values())
-        html.append(f"<h2>Notebook runs</h2><p>The last run of each notebook into this folder ({total / 60:.1f} min "
-                    "in all).</p><table><tr><th>notebook</th><th>status</th><th>profile, seed</th><th>finished</th>"
-                    "<th>seconds</th><th>executed notebook</th></tr>")
-        for name in dict.fromkeys([p.stem for p in list_notebooks()] + list(runs)):
-            r = runs.get(name)
-            if r is None:
-                html.append(f"<tr class='fail'><td>{escape(name)}</td><td>not run</td><td></td><td></td><td></td>"
-                            f"<td><code>eyegen run --only {escape(name.partition('_')[0])}</code></td></tr>")
-                continue
-            cls = "" if r["status"] == "ok" else " class='fail'"
-            html.append(f"<tr{cls}><td>{escape(name)}</td><td>{escape(r['status'])}</td>"
-                        f"<td>{escape(str(r.get('profile', summary.get('profile', ''))))}, "
-                        f"{escape(str(r.get('seed', summary.get('seed', ''))))}</td>"
-                        f"<td>{escape(str(r.get('finished', '')))}</td><td>{r.get('seconds', 0):.1f}</td>"
-                        f"<td><a href='{escape(r.get('output', ''))}'><code>{escape(r.get('output', ''))}</code></a>{('<br>' + escape(r['error'])) if r.get('error') else ''}</td></tr>")
-        html.append("</table>")
-
-    claims = [(res["notebook"], c) for res in results for c in res.get("claims", [])]
-    html.append("<h2>Paper claims</h2>")
-    if claims:
-        states = [_state(c) for _, c in claims]
-        counts = {s: states.count(s) for s in ("holds", "inconclusive", "fails")}
-        html.append(f"<p>Of {len(claims)} claims, {counts['holds']} hold here, {counts['fails']} do not, and "
-                    f"{counts['inconclusive']} are inconclusive (their margin lies within the seed-to-seed spread)."
-                    "</p><table><tr><th>notebook</th><th>paper</th><th>claim</th><th>measured</th><th>state</th>"
-                    "<th>margin ± spread</th><th>at other lengths</th><th>note</th></tr>")
-        for nb, c in claims:
-            html.append(f"<tr><td>{escape(nb)}</td><td>{escape(c['paper'])}</td><td><b>{escape(c['name'])}</b><br>{escape(c['statement'])}</td>"
-                        f"<td>{_fmt(c['measured'])}</td><td>{_verdict(_state(c))}</td><td>{_margin(c)}</td>"
-                        f"<td>{_lengths(c)}</td><td>{escape(c.get('note', ''))}</td></tr>")
-        html.append("</table>")
-    else:
-        html.append("<p>No claims recorded yet.</p>")
-
-    html.append("<h2>Metrics</h2>")
+    html.append("<h2>Metrics</h2><p><small>Click a figure to enlarge it; click again to shrink it.</small></p>")
     for res in results:
         html.append(f"<h3>{escape(res['notebook'])} <small>(profile {escape(str(res.get('profile')))}, seed "
                     f"{escape(str(res.get('seed', '—')))}, updated {escape(str(res.get('updated', '')))})</small></h3>")
@@ -169,13 +231,14 @@ def build_report(out: Path | None = None, *, title: str = "eyegen report") -> Pa
             html.append("<table><tr><th>metric</th><th>value</th><th>unit</th><th>better</th><th>what it is</th></tr>")
             for name, m in res["metrics"].items():
                 better = {True: "lower", False: "higher"}.get(m.get("lower_is_better"), "")
-                html.append(f"<tr><td>{escape(name)}</td><td>{_fmt(m['value'])}</td><td>{escape(m.get('unit', ''))}</td>"
+                html.append(f"<tr><td>{escape(name)}</td><td>{_value(m['value'])}</td><td>{escape(m.get('unit', ''))}</td>"
                             f"<td>{better}</td><td>{escape(m.get('description', ''))}</td></tr>")
             html.append("</table>")
         for fig in res.get("figures", []):
             path = out / fig["path"]
             if path.is_file():
-                html.append(f"<figure><img src='{_img(path)}' alt='{escape(fig['name'])}'><figcaption>{escape(fig['name'])}: "
+                html.append(f"<figure onclick=\"this.classList.toggle('big')\"><img src='{_img(path)}' "
+                            f"alt='{escape(fig['name'])}'><figcaption>{escape(fig['name'])}: "
                             f"{escape(fig.get('caption', ''))}</figcaption></figure>")
     html.append("</body></html>")
     target = out / "report.html"

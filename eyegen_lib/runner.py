@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 
+from .notebook_html import export_html
 from .paths import notebooks_dir, output_dir
 from .profiles import resolve_profile
 from .report import build_report
@@ -143,6 +144,12 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
             entry["status"] = "failed"
             entry["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:400] if str(exc).strip() else ''}"
         entry["seconds"] = round(time.perf_counter() - start, 1)
+        executed = out / entry["output"]
+        if executed.is_file():  # a failed run's page shows the failing cell
+            try:
+                export_html(executed)
+            except Exception as exc:  # the page is a convenience; the run's record must not depend on it
+                print(f"note: {nb.stem} ran, but its HTML page could not be written ({type(exc).__name__}: {exc})")
         entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         summary["ran"].append(nb.stem)
         summary["notebooks"] = [e for e in summary["notebooks"] if e["notebook"] != nb.stem] + [entry]

@@ -9,27 +9,10 @@
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from pathlib import Path
 
-__all__ = ["add_zoo_parser", "machine_description"]
-
-
-def machine_description() -> str:
-    """The machine a zoo entry was trained on, as its MANIFEST says it."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}"
+__all__ = ["add_zoo_parser"]
 
 
 def _cmd_list(args) -> int:
@@ -128,6 +111,8 @@ def _cmd_add(args) -> int:
     sub = folder / profile.name
     sub.mkdir(parents=True, exist_ok=True)
     file_name = f"{args.name.replace('/', '_').replace('@', '.step')}.pt"
+    from .environment import machine_description
+
     machine = args.machine or machine_description()
     entry = None
     for half in ((True, False) if not args.fp32 else (False,)):
