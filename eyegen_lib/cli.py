@@ -1,6 +1,7 @@
 """The ``eyegen`` command line.
 
     eyegen run [--profile auto|smoke|cpu|gpu|paper] [--only 01 03] [--out outputs]   # the main job
+    eyegen list [--only 04]                                                       # the notebooks' cards
     eyegen check paper                                                            # dry run at paper shapes
     eyegen report [--out outputs]                                                 # rebuild report.html
     eyegen train MODEL [--profile P] [--seed S] [--steps N] [--variant V] [--out DIR]  # one model, resumable
@@ -14,6 +15,24 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument gets one line (what is wrong, what is valid) rather than the usage
+    block: ``eyegen run: error: argument --profile: invalid choice: 'x' (choose from …); see eyegen run --help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"takes a whole number ≥ 1, got {value}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -56,6 +75,28 @@ def _cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_list(args) -> int:
+    from .cards import CARDS, card_text, timeout_for
+    from .profiles import resolve_profile
+    from .runner import list_notebooks
+
+    try:
+        books = list_notebooks(args.only)
+    except ValueError as exc:
+        print(f"eyegen list: error: {exc}", file=sys.stderr)
+        return 2
+    profile = resolve_profile(args.profile).name
+    for nb in books:
+        if nb.stem not in CARDS:
+            print(f"{nb.stem}\n  (no card yet: add one to eyegen_lib/cards.py)\n")
+            continue
+        limit = timeout_for(nb.stem, profile)
+        print(card_text(nb.stem) + f"\n  {'Time limit:':<11} " +
+              (f"{limit / 60:.0f} min at {profile} (eyegen run --timeout overrides it)\n" if limit
+               else f"none at {profile} (not timed there)\n"))
+    return 0
+
+
 def _cmd_train(args) -> int:
     from .train_cli import run_train
 
@@ -79,9 +120,15 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_report(args) -> int:
+    from .paths import output_dir
     from .report import build_report
 
-    print(build_report(args.out))
+    out = Path(args.out if args.out is not None else output_dir()).expanduser()
+    if not (out / "metrics").is_dir() and not (out / "run_summary.json").is_file():
+        print(f"eyegen report: error: {out} holds no recorded run (no metrics/ or run_summary.json): name the folder "
+              "an `eyegen run --out` wrote, or run the notebooks first", file=sys.stderr)
+        return 2
+    print(build_report(out))
     return 0
 
 
@@ -94,8 +141,13 @@ def _cmd_env(args) -> int:
 
 
 def _cmd_refresh(args) -> int:
-    from .runner import refresh_committed_outputs
+    from .runner import list_notebooks, refresh_committed_outputs
 
+    try:
+        list_notebooks(args.only)
+    except ValueError as exc:
+        print(f"eyegen notebooks refresh: error: {exc}", file=sys.stderr)
+        return 2
     for path in refresh_committed_outputs(args.only):
         print(f"refreshed {path}")
     return 0
@@ -106,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="eyegen", description="eyegen: eye-image synthesis papers, reproduced")
+    parser = _Parser(prog="eyegen", description="eyegen: eye-image synthesis papers, reproduced")
     parser.add_argument("--version", action="version", version=f"eyegen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -120,8 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-pretrained", action="store_true",
                      help="train every model here: take nothing from the model zoo (zoo/; default: take the zoo's "
                           "entry where one serves the run)")
-    run.add_argument("--timeout", type=_positive_seconds, default=None, help="seconds allowed per cell (default: none)")
+    run.add_argument("--timeout", type=_positive_seconds, default=None,
+                     help="seconds each notebook may run before it is stopped (default: 3× the time on its card for "
+                          "this profile, at least 600; no limit where the card has no time; see eyegen list)")
     run.set_defaults(func=_cmd_run)
+
+    lst = sub.add_parser("list", help="the notebooks' cards: what each reproduces, needs and makes, and its run time")
+    lst.add_argument("--only", nargs="*", help="notebooks by number or name (default: all)")
+    lst.add_argument("--profile", default="auto", choices=["auto", *PROFILES],
+                     help="the profile whose time limit to show (default: auto)")
+    lst.set_defaults(func=_cmd_list)
 
     from .train_cli import add_train_parser
 
@@ -133,14 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     chk = sub.add_parser("check", help="dry run: every notebook's models at a profile's shapes, 2 iterations each; "
                                        "parameters, s/iteration, peak RSS, FLOPs, GPU-hours")
-    chk.add_argument("profile", choices=list(PROFILES))
+    chk.add_argument("profile", choices=list(PROFILES), help="the profile whose shapes to check (paper: the papers')")
     chk.add_argument("--only", nargs="*", help="model families (default: all)")
-    chk.add_argument("--max-batch", type=int, default=None,
+    chk.add_argument("--max-batch", type=_positive_int, default=None,
                      help="measure with at most this batch (FLOPs and GPU-hours are scaled to the full batch)")
     chk.set_defaults(func=_cmd_check)
 
     rep = sub.add_parser("report", help="rebuild outputs/report.html from the recorded metrics")
-    rep.add_argument("--out", type=Path, default=None)
+    rep.add_argument("--out", type=Path, default=None,
+                     help="the folder an eyegen run wrote (default: outputs/ in the checkout)")
     rep.set_defaults(func=_cmd_report)
 
     env = sub.add_parser("env", help="versions, device, backbone weights and datasets found")
@@ -150,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     nbs = sub.add_parser("notebooks", help="notebook maintenance")
     nbsub = nbs.add_subparsers(dest="action", required=True)
     refresh = nbsub.add_parser("refresh", help="re-run under smoke; keep only the outputs nbval checks")
-    refresh.add_argument("--only", nargs="*")
+    refresh.add_argument("--only", nargs="*", help="notebooks by number or name (default: all)")
     refresh.set_defaults(func=_cmd_refresh)
 
     synth = sub.add_parser("synth", help="the procedural eye renderer: export its eyes in real datasets' formats")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -17,13 +19,15 @@ from pathlib import Path
 
 import nbformat
 
+from .cards import timeout_for
 from .notebook_html import export_html
 from .paths import notebooks_dir, output_dir
 from .profiles import resolve_profile
 from .report import build_report
 from .runtime import tqdm
 
-__all__ = ["list_notebooks", "check_output_folder", "run_notebook", "run_notebooks", "refresh_committed_outputs", "CHECK_MARK"]
+__all__ = ["list_notebooks", "check_output_folder", "run_notebook", "run_notebooks", "refresh_committed_outputs", "CHECK_MARK",
+           "NotebookTimeout"]
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"  # cells whose committed outputs nbval compares
 
@@ -79,30 +83,104 @@ def _kernel_environment(profile: str, out: Path) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _ipc_kernel_manager():
+def _ipc_kernel_manager(started: list | None = None):
     """Kernels talk over local unix sockets instead of TCP ports: no open ports, and no
-    "running over TCP without encryption" warning from every kernel."""
+    "running over TCP without encryption" warning from every kernel. Each manager made is appended
+    to ``started`` (the watch stops its kernel at the notebook's deadline)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, *args, **kwargs):
             kwargs.setdefault("transport", "ipc")
             super().__init__(*args, **kwargs)
+            if started is not None:
+                started.append(self)
 
     return IPCKernelManager
 
 
+class NotebookTimeout(RuntimeError):
+    """A notebook ran past its time (its card's measured time × margin, or ``--timeout``)."""
+
+
+class _CellWatch(threading.Thread):
+    """Shows which cell of a running notebook executes and for how long — papermill saves the
+    executed copy at every cell start — and stops the kernel once the notebook's time is up."""
+
+    def __init__(self, target: Path, name: str, kernels: list, deadline_s: float | None, every_s: float = 2.0):
+        super().__init__(daemon=True)
+        self.target, self.name, self.kernels, self.deadline_s, self.every_s = target, name, kernels, deadline_s, every_s
+        self.started_at, self.timed_out = time.monotonic(), False
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+    def _running_cell(self, bar) -> None:
+        try:
+            nb = nbformat.read(self.target, as_version=4)
+        except Exception:  # papermill is writing it right now: look again next time
+            return
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        bar.total = len(code)
+        done = sum(c.metadata.get("papermill", {}).get("status") == "completed" for c in code)
+        bar.update(done - bar.n)
+        for i, c in enumerate(code, 1):
+            pm_meta = c.metadata.get("papermill", {})
+            if pm_meta.get("status") == "running" and pm_meta.get("start_time"):
+                started = datetime.fromisoformat(pm_meta["start_time"])
+                if started.tzinfo is None:
+                    started = started.replace(tzinfo=timezone.utc)
+                seconds = (datetime.now(timezone.utc) - started).total_seconds()
+                first = next((line for line in c.source.splitlines() if line.strip() and not line.startswith("#")), "")
+                bar.set_postfix_str(f"cell {i}/{len(code)} running {seconds:.0f} s: {first[:48]}", refresh=False)
+
+    def _stop_kernel(self) -> None:
+        self.timed_out = True
+        for km in self.kernels:
+            pid = getattr(getattr(km, "provisioner", None), "pid", None)
+            if pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def run(self) -> None:
+        with tqdm(total=None, desc=f"  {self.name}", unit="cell", leave=False, mininterval=2) as bar:
+            while not self._stop_event.wait(self.every_s):
+                self._running_cell(bar)
+                bar.refresh()
+                if self.deadline_s is not None and time.monotonic() - self.started_at > self.deadline_s:
+                    self._stop_kernel()
+                    return
+
+
 def run_notebook(notebook: Path, profile: str, out: Path, *, parameters: dict | None = None,
-                 timeout: int | None = None) -> Path:
-    """Execute one notebook with papermill; returns the executed copy's path. Raises on a failed cell."""
+                 timeout: float | None = None, watch: bool = False) -> Path:
+    """Execute one notebook with papermill; returns the executed copy's path. Raises on a failed cell,
+    and :class:`NotebookTimeout` once the notebook has run ``timeout`` seconds in all (no cell may
+    take longer either). ``watch`` shows the running cell and its time."""
     import papermill as pm
 
     target = out / "notebooks" / notebook.name
     target.parent.mkdir(parents=True, exist_ok=True)
+    kernels: list = []
+    watcher = _CellWatch(target, notebook.stem, kernels, timeout) if (watch or timeout) else None
     with _kernel_environment(profile, out):
-        pm.execute_notebook(str(notebook), str(target), parameters={"PROFILE": profile, **(parameters or {})},
-                            cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
-                            execution_timeout=timeout, kernel_manager_class=_ipc_kernel_manager())
+        if watcher is not None:
+            watcher.start()
+        try:
+            pm.execute_notebook(str(notebook), str(target), parameters={"PROFILE": profile, **(parameters or {})},
+                                cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
+                                execution_timeout=None if timeout is None else int(timeout) + 1,
+                                kernel_manager_class=_ipc_kernel_manager(kernels))
+        except Exception as exc:
+            if (watcher is not None and watcher.timed_out) or "Timeout" in type(exc).__name__:  # nbclient's CellTimeoutError
+                raise NotebookTimeout(f"{notebook.stem} ran past its {timeout:.0f} s; the executed copy shows the "
+                                      "cell it stopped in (raise the limit with --timeout SECONDS)") from exc
+            raise
+        finally:
+            if watcher is not None:
+                watcher.stop()
     return target
 
 
@@ -137,9 +215,14 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
         params = {} if seed is None else {"SEED": seed}
         if not pretrained and "PRETRAINED" in _parameters_of(nb):
             params["PRETRAINED"] = False
+        limit = timeout if timeout is not None else timeout_for(nb.stem, profile_name, pretrained)
+        entry["timeout_s"] = limit
         try:
-            run_notebook(nb, profile_name, out, timeout=timeout, parameters=params or None)
+            run_notebook(nb, profile_name, out, timeout=limit, parameters=params or None, watch=True)
             entry["status"] = "ok"
+        except NotebookTimeout as exc:
+            entry["status"] = "timed out"
+            entry["error"] = str(exc)
         except Exception as exc:  # papermill raises PapermillExecutionError with the failing cell
             entry["status"] = "failed"
             entry["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:400] if str(exc).strip() else ''}"

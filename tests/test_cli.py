@@ -61,7 +61,66 @@ def test_bad_options_exit_2_with_the_valid_values(capsys, argv, message):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, "one line, no usage block"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "nosuch"], "unknown model 'nosuch': choose one of segmenter"),
+    (["train", "segmenter", "--profile", "huge"], "unknown profile 'huge': choose one of smoke"),
+    (["check", "smoke", "--only", "nosuch"], "unknown model 'nosuch': choose from segmenter"),
+    (["check", "smoke", "--max-batch", "-1"], "takes a whole number ≥ 1, got -1"),
+    (["synth", "export", "--format", "mat", "--out", "{tmp}/export"], "invalid choice: 'mat' (choose from 'openeds', 'columbia')"),
+    (["synth", "export", "--format", "openeds", "--out", "{tmp}/export", "--persons", "0"], "takes a whole number ≥ 1"),
+    (["report", "--out", "{tmp}/export"], "holds no recorded run"),
+    (["list", "--only", "zz"], "unknown notebook 'zz'"),
+    (["notebooks", "refresh", "--only", "zz"], "unknown notebook 'zz'"),
+    (["zoo", "add"], "the following arguments are required"),
+    (["env", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_every_subcommand_answers_a_bad_argument_with_one_line_and_creates_nothing(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == [], "nothing created"
+
+
+def test_synth_export_onto_a_file_is_refused_and_the_file_kept(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    code, err = _run(capsys, "synth", "export", "--format", "openeds", "--out", str(target), "--no-progress")
+    assert code == 2 and "is a file" in err and len(err.splitlines()) == 1 and target.read_text() == "keep me"
+
+
+def test_every_option_has_help_text():
+    import argparse
+
+    from eyegen_lib.cli import build_parser
+
+    def silent(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from silent(sub, f"{path} {name}")
+            elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)) and not action.help:
+                yield f"{path} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(silent(build_parser(), "eyegen")) == []
+
+
+def test_list_shows_every_notebooks_card_and_its_time_limit(capsys):
+    from eyegen_lib.cards import CARDS
+
+    assert set(CARDS) == {p.stem for p in list_notebooks()}, "every notebook has a card"
+    assert main(["list", "--profile", "cpu"]) == 0
+    out = capsys.readouterr().out
+    for name in CARDS:
+        assert name in out and f"eyegen run --only {name[:2]}" in out
+    assert out.count("Reproduces:") == len(CARDS) and "Time limit:" in out and "with the zoo" in out
 
 
 def test_version(capsys):

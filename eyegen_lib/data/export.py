@@ -7,6 +7,7 @@ default), ``--format columbia`` He et al.'s Columbia patch naming (64×64 RGB by
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -57,10 +58,32 @@ def export_dataset(format: str, out, *, persons: int = 4, images_per_person: int
     return summary
 
 
+def _at_least_one(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"takes a whole number ≥ 1, got {value}")
+    return value
+
+
 def _cmd_export(args) -> int:
-    summary = export_dataset(args.format, args.out, persons=args.persons, images_per_person=args.images_per_person,
+    from .errors import DatasetError
+
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():  # checked before any rendering starts
+        print(f"eyegen synth export: error: --out {out} is a file: name a new or empty folder", file=sys.stderr)
+        return 2
+    try:
+        summary = export_dataset(args.format, args.out, persons=args.persons, images_per_person=args.images_per_person,
                              seed=args.seed, size=tuple(args.size) if args.size else None,
                              progress=not args.no_progress, lossless=args.lossless)
+    except DatasetError as exc:
+        print("eyegen synth export: error: " + " — ".join(line.strip() for line in str(exc).splitlines()), file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -69,12 +92,12 @@ def add_export_cli(subparsers) -> None:
     """Register ``export`` on the ``synth`` subcommand's subparsers."""
     p = subparsers.add_parser("export", help="write synthetic eyes in the OpenEDS or Columbia-patch file format",
                               description=__doc__)
-    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--format", required=True, choices=FORMATS, help="the real dataset's layout to write")
     p.add_argument("--out", required=True, type=Path, help="new or empty folder to write")
-    p.add_argument("--persons", type=int, default=4, help="synthetic people (default: 4)")
+    p.add_argument("--persons", type=_at_least_one, default=4, help="synthetic people (default: 4)")
     p.add_argument("--images-per-person", type=int, default=None,
                    help="openeds: frames per person (default 8); columbia: a multiple of 42 (default 42)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the renderer's seed: which people and gazes (default: 0)")
     p.add_argument("--size", type=int, nargs=2, metavar=("ROWS", "COLS"), default=None,
                    help="image size (default: native, 400 640 for openeds, 64 64 for columbia)")
     p.add_argument("--lossless", action="store_true", help="columbia: write .png instead of JPEG (same names)")
