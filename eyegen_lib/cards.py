@@ -125,3 +125,37 @@ def timeout_for(notebook: str, profile: str, pretrained: bool = True) -> float |
     MIN_TIMEOUT_S; None (no limit) where that run has not been timed."""
     seconds = CARDS[notebook].measured(profile, pretrained) if notebook in CARDS else None
     return None if seconds is None else max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * seconds)
+
+
+README_START, README_END = "<!-- cards: eyegen notebooks cards -->", "<!-- /cards -->"
+
+
+def refresh_cards(notebooks: list | None = None, readme=None) -> list:
+    """Write each notebook's card cell (tagged ``card``, right under the title cell) and the README's
+    table between its markers from CARDS; returns the files changed. ``eyegen notebooks cards``."""
+    import nbformat
+
+    from .paths import notebooks_dir, project_root
+
+    changed = []
+    for path in notebooks if notebooks is not None else sorted(notebooks_dir().glob("[0-9]*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        cells = [c for c in nb.cells if "card" not in c.get("metadata", {}).get("tags", [])]
+        cell = nbformat.v4.new_markdown_cell(card_markdown(path.stem), metadata={"tags": ["card"]})
+        old = [c for c in nb.cells if "card" in c.get("metadata", {}).get("tags", [])]
+        if old:
+            cell["id"] = old[0].get("id", cell["id"])
+        if old and old[0].source == cell.source and nb.cells.index(old[0]) == 1:
+            continue
+        nb.cells = cells[:1] + [cell] + cells[1:]
+        nbformat.write(nb, path)
+        changed.append(path)
+    readme = readme or (project_root() / "README.md")
+    text = readme.read_text()
+    if README_START in text and README_END in text:
+        head, rest = text.split(README_START, 1)
+        new = head + README_START + "\n" + cards_table() + "\n" + README_END + rest.split(README_END, 1)[1]
+        if new != text:
+            readme.write_text(new)
+            changed.append(readme)
+    return changed

@@ -8,6 +8,7 @@
     eyegen zoo list | verify | add                                                # the shipped models (zoo/)
     eyegen env [--json]                                                           # versions, device, weights, datasets
     eyegen notebooks refresh [--only …]                                           # maintainers: re-record checked outputs
+    eyegen notebooks cards                                                        # maintainers: card cells + README table
 """
 from __future__ import annotations
 
@@ -153,6 +154,14 @@ def _cmd_refresh(args) -> int:
     return 0
 
 
+def _cmd_cards(args) -> int:
+    from .cards import refresh_cards
+
+    for path in refresh_cards():
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .profiles import PROFILES
 
@@ -213,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     refresh = nbsub.add_parser("refresh", help="re-run under smoke; keep only the outputs nbval checks")
     refresh.add_argument("--only", nargs="*", help="notebooks by number or name (default: all)")
     refresh.set_defaults(func=_cmd_refresh)
+
+    cards = nbsub.add_parser("cards", help="write each notebook's card cell and the README's table from eyegen_lib/cards.py")
+    cards.set_defaults(func=_cmd_cards)
 
     synth = sub.add_parser("synth", help="the procedural eye renderer: export its eyes in real datasets' formats")
     synthsub = synth.add_subparsers(dest="action", required=True)

@@ -34,3 +34,12 @@ def test_a_notebook_past_its_time_is_stopped_and_says_so(tmp_path):
     assert time.monotonic() - started < 90, "stopped at its deadline, not after the cell"
     executed = nbformat.read(tmp_path / "out" / "notebooks" / "99_sleepy.ipynb", as_version=4)
     assert executed.cells[-1].metadata["papermill"]["duration"] < 60, "the copy shows the cell it stopped in"
+
+
+def test_the_readme_table_is_rendered_from_the_cards():
+    from eyegen_lib.cards import README_END, README_START, cards_table
+    from eyegen_lib.paths import project_root
+
+    text = (project_root() / "README.md").read_text()
+    assert text.split(README_START, 1)[1].split(README_END, 1)[0].strip() == cards_table().strip(), \
+        "stale README table: run `eyegen notebooks cards`"

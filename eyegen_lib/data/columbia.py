@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..runtime import tqdm
-from .errors import DatasetError, read_image, read_label
+from .errors import DatasetError, note_data_read, read_image, read_label
 
 __all__ = ["ColumbiaPatches", "ColumbiaRecord", "export_columbia", "columbia_gaze", "he_label", "parse_patch_name",
            "patch_name", "H_GRID", "V_GRID", "POSES", "TRAIN_SUBJECTS", "TEST_SUBJECTS"]
@@ -138,6 +138,7 @@ class ColumbiaPatches:
         self.records = records
         self.persons = sorted({r.subject for r in records})
         self._sidecar = self._read_sidecar()
+        note_data_read("Columbia Gaze patches", self.root, synthetic=bool(self._sidecar))
 
     def _read_sidecar(self) -> dict:
         path = self.root / SIDECAR_NAME

@@ -12,9 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DatasetError", "read_image", "read_label", "check_label_values", "N_CLASSES"]
+__all__ = ["DatasetError", "note_data_read", "read_image", "read_label", "check_label_values", "N_CLASSES"]
 
 N_CLASSES = 4  # 0 skin/background, 1 sclera, 2 iris, 3 pupil (OpenEDS)
+
+
+def note_data_read(dataset: str, root, *, synthetic: bool) -> None:
+    """Tell the running notebook's record (if any) which dataset folder a reader opened, so the report
+    says whether its numbers rest on a licensed dataset or on the renderer."""
+    from ..record import Recorder
+
+    rec = Recorder.current()
+    if rec is not None:
+        rec.data_read(dataset, root, synthetic=synthetic)
 
 
 class DatasetError(ValueError):

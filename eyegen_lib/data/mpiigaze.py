@@ -23,7 +23,7 @@ import torch
 
 from ..gaze import eye_to_target_to_pitchyaw
 from ..runtime import tqdm
-from .errors import DatasetError
+from .errors import DatasetError, note_data_read
 
 __all__ = ["MPIIGazeNormalized", "MPIIGazeRecord", "write_normalized_day", "normalized_dir"]
 
@@ -130,6 +130,7 @@ class MPIIGazeNormalized:
                                fix="check the eyes argument and the files")
         self.records = records
         self.persons = sorted({r.person for r in records})
+        note_data_read("MPIIGaze", self.root, synthetic=False)
         self._gaze = eye_to_target_to_pitchyaw(np.concatenate(gaze)).astype(np.float32)
         self._pose = np.concatenate(pose).astype(np.float32)
         self._cache: OrderedDict[Path, dict] = OrderedDict()

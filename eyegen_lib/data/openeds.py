@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..runtime import tqdm
-from .errors import DatasetError, read_image, read_label
+from .errors import DatasetError, note_data_read, read_image, read_label
 
 __all__ = ["OpenEDS", "OpenEDSRecord", "export_openeds", "SPLITS", "SUBSETS", "SIDECAR_NAME", "mapping_path"]
 
@@ -138,6 +138,7 @@ class OpenEDS:
         images, labels = self._list_split(folder, require_labels)
         self.records = self._build_records(images, labels)
         self.persons = sorted({r.person for r in self.records})
+        note_data_read("OpenEDS", self.root, synthetic=bool(self._sidecar))
 
     # -- building ----------------------------------------------------------------------------------
     def _check_root(self) -> Path:
