@@ -111,3 +111,32 @@ def test_rising_margin_is_the_smallest_step_and_positive_only_for_a_rising_order
     assert rising_margin(1.0, 4.0, 2.0) == pytest.approx(-2.0)  # one falling step fails the order
     with pytest.raises(ValueError, match="two values"):
         rising_margin(1.0)
+
+
+def test_the_claims_table_shows_full_statements_measured_values_and_states(tmp_path):
+    rec = Recorder("94_demo", "smoke", out=tmp_path)
+    long = "challenge score: the refiner beats copying the top-1 reference, which beats the mean image of its mode"
+    assert len(long) > 50
+    rec.claim("refiner_beats_copy", paper="Seg2Eye §5.1", statement=long,
+              measured={"refiner": 0.036312345, "copy": 0.0405, "mean image": 0.05123}, holds=True, margin=0.0042,
+              note="margin: the smaller gap")
+    rec.claim("sharper_than_refiner", paper="Seg2Eye §5.2", statement="Seg2Eye " + "is sharper than the refiner " * 3,
+              measured={"seg2eye": {"lpips": 0.21234, "blurriness": 0.0013}, "refiner": {"lpips": 0.3}},
+              holds=False, margin=-0.01, spread=0.05, spread_note="3 seeds", by_length={1000: {"holds": True, "margin": 0.2}})
+    table = rec.claims_table()
+    assert len(table) == 2
+    rows = table.frame.to_dict("records")
+    assert [r["claim"] for r in rows] == ["refiner_beats_copy", "sharper_than_refiner"]
+    assert rows[0]["statement"] == long and rows[1]["statement"] == "Seg2Eye " + "is sharper than the refiner " * 3
+    assert rows[0]["measured"] == "refiner=0.03631, copy=0.0405, mean image=0.05123"
+    assert rows[1]["measured"] == "seg2eye: lpips=0.2123, blurriness=0.0013; refiner: lpips=0.3"
+    assert [r["state"] for r in rows] == ["holds", "inconclusive"]
+    assert rows[0]["margin"] == "+0.0042" and rows[1]["margin"] == "-0.01 ± 0.05"
+    assert rows[0]["paper"] == "Seg2Eye §5.1" and rows[1]["at other lengths"] == "1000: ✓"
+    # as Jupyter and nbconvert show it: the whole statement (escaped), the values, the state; nothing cut
+    html = table._repr_html_()
+    assert long.replace("<", "&lt;") in html and "refiner=0.03631, copy=0.0405" in html and "lpips=0.2123" in html
+    assert ">inconclusive<" in html and ">holds<" in html and "white-space:normal" in html and "..." not in html
+    text = repr(table)
+    assert long in text and "refiner=0.03631" in text and "inconclusive, margin -0.01 ± 0.05" in text
+    assert repr(Recorder("93_demo", "smoke", out=tmp_path).claims_table()) == "No claims recorded."
