@@ -20,12 +20,12 @@ __all__ = ["build_report", "collect_results"]
 _FOLD_AFTER = 6  # a metric with more values than this folds in the report
 
 _CSS = """
-body{font-family:system-ui,-apple-system,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,sans-serif;max-width:1500px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;width:100%}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;font-size:.92em}
 th{background:#f3f3f3}.yes{color:#0a7a28;font-weight:600}.no{color:#b3141b;font-weight:600}.maybe{color:#a15c00;font-weight:600}.fail{background:#fde8e8}
 figure{display:inline-block;margin:.4em;max-width:48%;cursor:zoom-in;vertical-align:top}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
 figure.big{display:block;max-width:100%;cursor:zoom-out}figure.big img{width:100%}details summary{cursor:pointer}ul.context li{margin:.2em 0}
-code{background:#f5f5f5;padding:0 .2em}
+code{background:#f5f5f5;padding:0 .2em}table.claims td:nth-child(3){min-width:12em}table.claims td:last-child{min-width:16em;font-size:.85em}
 """
 
 
@@ -188,7 +188,7 @@ def _claims_table(claims: list[tuple[str, dict]]) -> list[str]:
     html.append(f"<p>Of {len(claims)} claims, {counts['holds']} hold here, {counts['fails']} do not, and "
                 f"{counts['inconclusive']} are inconclusive (their margin lies within the seed-to-seed spread). "
                 "Every claim that does not hold carries our best account of why.</p>"
-                "<table><tr><th>notebook</th><th>paper</th><th>claim</th><th>paper's value</th><th>measured here</th>"
+                "<table class='claims'><tr><th>notebook</th><th>paper</th><th>claim</th><th>paper's value</th><th>measured here</th>"
                 "<th>state</th><th>margin ± spread</th><th>at other lengths</th><th>note</th></tr>")
     for nb, c in claims:
         notes = [n for n in (c.get("note", ""), account(c), at_odds.get(c["name"], "")) if n]
