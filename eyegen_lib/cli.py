@@ -26,34 +26,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes a whole number ≥ 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"takes a whole number ≥ 1, got {value}")
-    return value
+def whole_number(minimum: int = 1, *, option: str = "", what: str = ""):
+    """An argparse ``type`` for a whole number ≥ ``minimum`` whose error says what was expected:
+    ``argument --max-batch: takes a whole number ≥ 1, got -1``."""
+    what = what or ("a non-negative integer" if minimum == 0 else f"a whole number ≥ {minimum}")
+    prefix = f"{option} takes" if option else "takes"
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{prefix} {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{prefix} {what}, got {value}")
+        return value
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed takes a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--seed takes a non-negative integer, got {value}")
-    return value
-
-
-def _positive_seconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--timeout takes a whole number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"--timeout takes a positive number of seconds, got {value}")
-    return value
+    return parse
 
 
 def _cmd_run(args) -> int:
@@ -175,13 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="auto", choices=["auto", *PROFILES],
                      help="run size; auto = paper with CUDA, else cpu (default: auto)")
     run.add_argument("--only", nargs="*", help="notebooks by number or name, e.g. 01 03 or dataset refiner")
-    run.add_argument("--seed", type=_seed, default=None,
+    run.add_argument("--seed", type=whole_number(0, option="--seed"), default=None,
                      help="every notebook's SEED (default: 0); a run with another seed trains its own models")
     run.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/ in the checkout)")
     run.add_argument("--no-pretrained", action="store_true",
                      help="train every model here: take nothing from the model zoo (zoo/; default: take the zoo's "
                           "entry where one serves the run)")
-    run.add_argument("--timeout", type=_positive_seconds, default=None,
+    run.add_argument("--timeout", type=whole_number(1, option="--timeout", what="a positive number of seconds"), default=None,
                      help="seconds each notebook may run before it is stopped (default: 3× the time on its card for "
                           "this profile, at least 600; no limit where the card has no time; see eyegen list)")
     run.set_defaults(func=_cmd_run)
@@ -204,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "parameters, s/iteration, peak RSS, FLOPs, GPU-hours")
     chk.add_argument("profile", choices=list(PROFILES), help="the profile whose shapes to check (paper: the papers')")
     chk.add_argument("--only", nargs="*", help="model families (default: all)")
-    chk.add_argument("--max-batch", type=_positive_int, default=None,
+    chk.add_argument("--max-batch", type=whole_number(1), default=None,
                      help="measure with at most this batch (FLOPs and GPU-hours are scaled to the full batch)")
     chk.set_defaults(func=_cmd_check)
 

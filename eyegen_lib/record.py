@@ -20,7 +20,8 @@ from .environment import machine_description
 from .paths import output_dir
 from .profiles import Profile
 
-__all__ = ["Recorder", "read_metrics", "claim_state", "rising_margin", "ClaimsTable", "RENDERER_SOURCE"]
+__all__ = ["Recorder", "read_metrics", "claim_state", "rising_margin", "ClaimsTable", "RENDERER_SOURCE", "state_of",
+           "margin_text"]
 
 RENDERER_SOURCE = "eyegen's procedural eye renderer (OpenEDS-like NIR, Columbia-like RGB)"
 
@@ -222,6 +223,21 @@ def _measured_parts(measured: Mapping) -> list[str]:
     return [f"{k}: {_compact(v)}" if isinstance(v, Mapping) else f"{k}={_compact(v)}" for k, v in measured.items()]
 
 
+def state_of(claim: Mapping) -> str:
+    """A recorded claim's state: "holds", "fails" or "inconclusive" (records from before states: holds/fails)."""
+    return claim.get("state") or ("holds" if claim["holds"] else "fails")
+
+
+def margin_text(claim: Mapping) -> str:
+    """"+0.1 ± 0.2": a claim's margin and its seed spread, as the notebooks and the report print them."""
+    if claim.get("margin") is None:
+        return ""
+    text = f"{claim['margin']:+.3g}"
+    if claim.get("spread") is not None:
+        text += f" ± {claim['spread']:.2g}"
+    return text
+
+
 class ClaimsTable:
     """A notebook's recorded claims, for display (:meth:`Recorder.claims_table`): HTML in Jupyter and
     nbconvert (text wraps, nothing is cut), readable plain text otherwise, ``.frame`` as a DataFrame."""
@@ -232,22 +248,10 @@ class ClaimsTable:
     def __init__(self, claims: list[dict]):
         self.claims = [dict(c) for c in claims]
 
-    @staticmethod
-    def _state(claim: Mapping) -> str:
-        return claim.get("state") or ("holds" if claim["holds"] else "fails")
-
-    @staticmethod
-    def _margin(claim: Mapping) -> str:
-        if claim.get("margin") is None:
-            return ""
-        text = f"{claim['margin']:+.3g}"
-        if claim.get("spread") is not None:
-            text += f" ± {claim['spread']:.2g}"
-        return text
 
     def _lengths(self, claim: Mapping) -> str:
         """The claim at other training lengths: "1000: ✗ · 5000: ✓"."""
-        return " · ".join(f"{step}: {self._MARKS[self._state(r)]}" for step, r in (claim.get("by_length") or {}).items())
+        return " · ".join(f"{step}: {self._MARKS[state_of(r)]}" for step, r in (claim.get("by_length") or {}).items())
 
     def rows(self) -> list[dict]:
         """One dict per claim: claim, paper, state, margin (± spread), measured, statement, note (and the
@@ -256,7 +260,7 @@ class ClaimsTable:
         rows = []
         for c in self.claims:
             nested = any(isinstance(v, Mapping) for v in c.get("measured", {}).values())
-            row = {"claim": c["name"], "paper": c["paper"], "state": self._state(c), "margin": self._margin(c),
+            row = {"claim": c["name"], "paper": c["paper"], "state": state_of(c), "margin": margin_text(c),
                    "measured": ("; " if nested else ", ").join(_measured_parts(c.get("measured", {}))),
                    "statement": c["statement"], "note": c.get("note", "")}
             if with_lengths:

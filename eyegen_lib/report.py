@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .claim_context import account, paper_value, tensions
 from .paths import output_dir
-from .record import RENDERER_SOURCE
+from .record import RENDERER_SOURCE, margin_text, state_of
 from .staleness import stale_reasons
 
 __all__ = ["build_report", "collect_results"]
@@ -84,8 +84,7 @@ def _artifact_table(artifacts: list[dict]) -> list[str]:
     return rows
 
 
-def _state(claim: dict) -> str:
-    return claim.get("state") or ("holds" if claim["holds"] else "fails")
+_state = state_of
 
 
 def _verdict(state: str) -> str:
@@ -94,12 +93,7 @@ def _verdict(state: str) -> str:
 
 
 def _margin(claim: dict) -> str:
-    if claim.get("margin") is None:
-        return ""
-    text = f"{claim['margin']:+.3g}"
-    if claim.get("spread") is not None:
-        text += f" ± {claim['spread']:.2g}"
-    return escape(text) + (f"<br><small>{escape(claim['spread_note'])}</small>" if claim.get("spread_note") else "")
+    return escape(margin_text(claim)) + (f"<br><small>{escape(claim['spread_note'])}</small>" if claim.get("spread_note") else "")
 
 
 def _lengths(claim: dict) -> str:

@@ -159,6 +159,8 @@ def _cmd_spread(args) -> int:
 
 
 def add_zoo_parser(sub) -> None:
+    from .cli import whole_number
+
     zoo = sub.add_parser("zoo", help="the model zoo: list, verify, add entries",
                          description="The model zoo: models trained far longer than a notebook run, shipped in zoo/.")
     zsub = zoo.add_subparsers(dest="action", required=True)
@@ -173,10 +175,12 @@ def add_zoo_parser(sub) -> None:
     spr = zsub.add_parser("spread", help="maintainers: run notebooks at several seeds (no zoo) and record each "
                                          "claim's seed-to-seed spread in zoo/<profile>/claim_spread.json")
     spr.add_argument("--profile", default="cpu", help="the profile (default: cpu)")
-    spr.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    spr.add_argument("--seeds", nargs="+", type=whole_number(0, option="--seeds"), default=[0, 1, 2],
+                     help="seeds (default: 0 1 2)")
     spr.add_argument("--only", nargs="+", required=True, help="notebooks, e.g. 05 07")
     spr.add_argument("--out", type=Path, required=True, help="where the seeds' runs go (one folder per seed)")
-    spr.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell")
+    spr.add_argument("--timeout", type=whole_number(1, option="--timeout", what="a positive number of seconds"),
+                     default=None, help="seconds each notebook may run (default: 3× its card's time, as eyegen run)")
     spr.add_argument("--folder", type=Path, default=None, help="a zoo folder (default: zoo/ in the checkout)")
     spr.set_defaults(func=_cmd_spread)
     add = zsub.add_parser("add", help="maintainers: export an artifact eyegen train made into the zoo")

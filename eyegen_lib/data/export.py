@@ -58,18 +58,6 @@ def export_dataset(format: str, out, *, persons: int = 4, images_per_person: int
     return summary
 
 
-def _at_least_one(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"takes a whole number ≥ 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"takes a whole number ≥ 1, got {value}")
-    return value
-
-
 def _cmd_export(args) -> int:
     from .errors import DatasetError
 
@@ -90,11 +78,13 @@ def _cmd_export(args) -> int:
 
 def add_export_cli(subparsers) -> None:
     """Register ``export`` on the ``synth`` subcommand's subparsers."""
+    from ..cli import whole_number
+
     p = subparsers.add_parser("export", help="write synthetic eyes in the OpenEDS or Columbia-patch file format",
                               description=__doc__)
     p.add_argument("--format", required=True, choices=FORMATS, help="the real dataset's layout to write")
     p.add_argument("--out", required=True, type=Path, help="new or empty folder to write")
-    p.add_argument("--persons", type=_at_least_one, default=4, help="synthetic people (default: 4)")
+    p.add_argument("--persons", type=whole_number(1), default=4, help="synthetic people (default: 4)")
     p.add_argument("--images-per-person", type=int, default=None,
                    help="openeds: frames per person (default 8); columbia: a multiple of 42 (default 42)")
     p.add_argument("--seed", type=int, default=0, help="the renderer's seed: which people and gazes (default: 0)")
