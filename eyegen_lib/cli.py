@@ -60,6 +60,14 @@ def _cmd_run(args) -> int:
     failed = [n for n in this_run if n["status"] != "ok"]
     for n in this_run:
         print(f"{n['status']:>7}  {n['seconds']:7.1f}s  {n['notebook']}" + (f"  — {n['error']}" if n.get("error") else ""))
+    from .report import collect_results
+    from .staleness import stale_reasons
+
+    for res in collect_results(Path(summary["report"]).parent):  # notebooks this run made out of date
+        reasons = stale_reasons(res)
+        if reasons:
+            print(f"  stale  {res['notebook']}: {reasons[0]}{' …' if len(reasons) > 1 else ''} "
+                  f"(eyegen run --only {res['notebook'][:2]})")
     print(f"report: {summary['report']}")
     return 1 if failed else 0
 
