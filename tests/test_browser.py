@@ -299,15 +299,14 @@ def test_deepwarp_redirection_panel_redraws_in_the_browser(request, screenshot_d
     cell = page.locator(".jp-CodeCell", has=page.locator(".widget-dropdown"))
     controls = cell.locator(".widget-vbox").first
     panel = controls.locator(".widget-output")
-    # the cell draws the default redirection once below the controls; the panel fills on a change
-    static = wait_for(lambda: image_src(cell.locator(".jp-Cell-outputArea > .jp-OutputArea-child")
-                                        .filter(has_not=page.locator(".widget-vbox"))),
-                      WIDGET_TIMEOUT_S, f"{name}: the default redirection is drawn")
-    shot(cell.locator(".jp-Cell-outputWrapper"), screenshot_dir, "05_deepwarp-widget-before.png")
+    # the panel shows the default redirection (Δpitch 10°, cfw_lcm) before any control moves
+    first = wait_for(lambda: image_src(panel), WIDGET_TIMEOUT_S, f"{name}: the default redirection is drawn in the panel")
+    shot(controls, screenshot_dir, "05_deepwarp-widget-before.png")
 
     pitch = -5.0
     move_slider(slider(controls, "pitch"), "ArrowLeft", 15, expect=pitch)
-    moved = wait_new_image(tab, panel, static, f"{name}: the panel redrawn after Δpitch -> {pitch}")
+    moved = wait_new_image(tab, panel, first, f"{name}: the panel redrawn after Δpitch -> {pitch}")
+    assert cell.locator(".jp-OutputArea-output img").count() == 1, f"{name}: one figure, the panel's (no stale one below)"
     shot(controls, screenshot_dir, "05_deepwarp-widget-after-slider.png")
 
     dropdown = controls.locator(".widget-dropdown select")
