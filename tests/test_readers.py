@@ -2,6 +2,7 @@
 import hashlib
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -377,8 +378,13 @@ def test_cli_exports_readable_folders(tmp_path, capsys):
                      "--no-progress"]) == 0
     patches = ColumbiaPatches(out)
     assert len(patches) == 42 and patches.records[0].path.suffix == ".jpg" and patches[0]["image"].shape == (3, 64, 64)
-    with pytest.raises(DatasetError, match="not empty"):  # never writes into an existing dataset
-        cli_main(["synth", "export", "--format", "columbia", "--out", str(out), "--persons", "1", "--no-progress"])
-    with pytest.raises(ValueError, match="multiple of|must be 42"):
-        cli_main(["synth", "export", "--format", "columbia", "--out", str(tmp_path / "c2"), "--persons", "1",
-                  "--images-per-person", "40", "--no-progress"])
+    capsys.readouterr()
+    before = sorted(p.name for p in out.iterdir())
+    # never writes into an existing dataset; a bad size is refused: one line each, nothing written
+    assert cli_main(["synth", "export", "--format", "columbia", "--out", str(out), "--persons", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not empty" in err and len(err.splitlines()) == 1 and sorted(p.name for p in out.iterdir()) == before
+    assert cli_main(["synth", "export", "--format", "columbia", "--out", str(tmp_path / "c2"), "--persons", "1",
+                     "--images-per-person", "40", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search("multiple of|must be 42", err) and len(err.splitlines()) == 1 and not (tmp_path / "c2").exists()

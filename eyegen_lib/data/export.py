@@ -69,7 +69,7 @@ def _cmd_export(args) -> int:
         summary = export_dataset(args.format, args.out, persons=args.persons, images_per_person=args.images_per_person,
                              seed=args.seed, size=tuple(args.size) if args.size else None,
                              progress=not args.no_progress, lossless=args.lossless)
-    except DatasetError as exc:
+    except (DatasetError, ValueError) as exc:  # a folder or a size that cannot be exported: one line, nothing written
         print("eyegen synth export: error: " + " — ".join(line.strip() for line in str(exc).splitlines()), file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2))
