@@ -135,10 +135,11 @@ def refresh_cards(notebooks: list | None = None, readme=None) -> list:
     table between its markers from CARDS; returns the files changed. ``eyegen notebooks cards``."""
     import nbformat
 
-    from .paths import notebooks_dir, project_root
+    from .paths import project_root
+    from .runner import list_notebooks
 
     changed = []
-    for path in notebooks if notebooks is not None else sorted(notebooks_dir().glob("[0-9]*.ipynb")):
+    for path in notebooks if notebooks is not None else list_notebooks():
         nb = nbformat.read(path, as_version=4)
         cells = [c for c in nb.cells if "card" not in c.get("metadata", {}).get("tags", [])]
         cell = nbformat.v4.new_markdown_cell(card_markdown(path.stem), metadata={"tags": ["card"]})

@@ -44,15 +44,29 @@ def whole_number(minimum: int = 1, *, option: str = "", what: str = ""):
     return parse
 
 
+def _usable(command: str, check) -> bool:
+    """Run an argument check that raises ValueError; on failure print its one line and say so."""
+    try:
+        check()
+    except ValueError as exc:
+        print(f"eyegen {command}: error: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _known_notebooks(command: str, only) -> bool:
+    from .runner import list_notebooks
+
+    return _usable(command, lambda: list_notebooks(only))
+
+
 def _cmd_run(args) -> int:
     from .paths import output_dir
-    from .runner import check_output_folder, list_notebooks, run_notebooks
+    from .runner import check_output_folder, run_notebooks
 
-    try:  # every argument checked before any work starts or any folder is made
-        list_notebooks(args.only)
-        check_output_folder(args.out if args.out is not None else output_dir())
-    except ValueError as exc:
-        print(f"eyegen run: error: {exc}", file=sys.stderr)
+    # every argument checked before any work starts or any folder is made
+    if not (_known_notebooks("run", args.only)
+            and _usable("run", lambda: check_output_folder(args.out if args.out is not None else output_dir()))):
         return 2
     summary = run_notebooks(args.profile, only=args.only, out=args.out, timeout=args.timeout, seed=args.seed,
                             pretrained=not args.no_pretrained)
@@ -60,14 +74,8 @@ def _cmd_run(args) -> int:
     failed = [n for n in this_run if n["status"] != "ok"]
     for n in this_run:
         print(f"{n['status']:>7}  {n['seconds']:7.1f}s  {n['notebook']}" + (f"  — {n['error']}" if n.get("error") else ""))
-    from .report import collect_results
-    from .staleness import stale_reasons
-
-    for res in collect_results(Path(summary["report"]).parent):  # notebooks this run made out of date
-        reasons = stale_reasons(res)
-        if reasons:
-            print(f"  stale  {res['notebook']}: {reasons[0]}{' …' if len(reasons) > 1 else ''} "
-                  f"(eyegen run --only {res['notebook'][:2]})")
+    for name, reasons in summary["stale"].items():  # notebooks whose inputs changed since they ran
+        print(f"  stale  {name}: {reasons[0]}{' …' if len(reasons) > 1 else ''} (eyegen run --only {name[:2]})")
     print(f"report: {summary['report']}")
     return 1 if failed else 0
 
@@ -77,11 +85,9 @@ def _cmd_list(args) -> int:
     from .profiles import resolve_profile
     from .runner import list_notebooks
 
-    try:
-        books = list_notebooks(args.only)
-    except ValueError as exc:
-        print(f"eyegen list: error: {exc}", file=sys.stderr)
+    if not _known_notebooks("list", args.only):
         return 2
+    books = list_notebooks(args.only)
     profile = resolve_profile(args.profile).name
     for nb in books:
         if nb.stem not in CARDS:
@@ -138,12 +144,9 @@ def _cmd_env(args) -> int:
 
 
 def _cmd_refresh(args) -> int:
-    from .runner import list_notebooks, refresh_committed_outputs
+    from .runner import refresh_committed_outputs
 
-    try:
-        list_notebooks(args.only)
-    except ValueError as exc:
-        print(f"eyegen notebooks refresh: error: {exc}", file=sys.stderr)
+    if not _known_notebooks("notebooks refresh", args.only):
         return 2
     for path in refresh_committed_outputs(args.only):
         print(f"refreshed {path}")

@@ -21,7 +21,7 @@ from .paths import output_dir
 from .profiles import Profile
 
 __all__ = ["Recorder", "read_metrics", "claim_state", "rising_margin", "ClaimsTable", "RENDERER_SOURCE", "state_of",
-           "margin_text"]
+           "margin_text", "lengths_text"]
 
 RENDERER_SOURCE = "eyegen's procedural eye renderer (OpenEDS-like NIR, Columbia-like RGB)"
 
@@ -238,33 +238,33 @@ def margin_text(claim: Mapping) -> str:
     return text
 
 
+def lengths_text(claim: Mapping) -> str:
+    """The claim at a long run's snapshots: "1000: ✗ · 5000: ✓" ("?" inconclusive)."""
+    marks = {"holds": "✓", "fails": "✗", "inconclusive": "?"}
+    return " · ".join(f"{step}: {marks[state_of(r)]}" for step, r in (claim.get("by_length") or {}).items())
+
+
 class ClaimsTable:
     """A notebook's recorded claims, for display (:meth:`Recorder.claims_table`): HTML in Jupyter and
     nbconvert (text wraps, nothing is cut), readable plain text otherwise, ``.frame`` as a DataFrame."""
 
     _STATE_COLOUR = {"holds": "#0a7a28", "fails": "#b3141b", "inconclusive": "#a15c00"}
-    _MARKS = {"holds": "✓", "fails": "✗", "inconclusive": "?"}
 
     def __init__(self, claims: list[dict]):
         self.claims = [dict(c) for c in claims]
-
-
-    def _lengths(self, claim: Mapping) -> str:
-        """The claim at other training lengths: "1000: ✗ · 5000: ✓"."""
-        return " · ".join(f"{step}: {self._MARKS[state_of(r)]}" for step, r in (claim.get("by_length") or {}).items())
+        self.with_lengths = any(c.get("by_length") for c in self.claims)  # the column shows only when used
 
     def rows(self) -> list[dict]:
         """One dict per claim: claim, paper, state, margin (± spread), measured, statement, note (and the
         states at other training lengths where a claim has them)."""
-        with_lengths = any(c.get("by_length") for c in self.claims)
         rows = []
         for c in self.claims:
             nested = any(isinstance(v, Mapping) for v in c.get("measured", {}).values())
             row = {"claim": c["name"], "paper": c["paper"], "state": state_of(c), "margin": margin_text(c),
                    "measured": ("; " if nested else ", ").join(_measured_parts(c.get("measured", {}))),
                    "statement": c["statement"], "note": c.get("note", "")}
-            if with_lengths:
-                row["at other lengths"] = self._lengths(c)
+            if self.with_lengths:
+                row["at other lengths"] = lengths_text(c)
             rows.append(row)
         return rows
 
@@ -274,7 +274,7 @@ class ClaimsTable:
         import pandas as pd
 
         return pd.DataFrame(self.rows(), columns=["claim", "paper", "state", "margin", "measured", "statement", "note"]
-                            + (["at other lengths"] if any(c.get("by_length") for c in self.claims) else []))
+                            + (["at other lengths"] if self.with_lengths else []))
 
     def __len__(self) -> int:
         return len(self.claims)
@@ -303,8 +303,7 @@ class ClaimsTable:
         cell = "text-align:left;vertical-align:top;white-space:normal;overflow-wrap:break-word;padding:.3em .5em"
         wide = {"measured": ";min-width:12em", "statement": ";min-width:18em"}
         head = ["claim", "paper", "state", "margin ± spread", "measured", "statement"]
-        with_lengths = any(c.get("by_length") for c in self.claims)
-        if with_lengths:
+        if self.with_lengths:
             head.append("at other lengths")
         html = ["<table class='eyegen-claims' style='border-collapse:collapse;table-layout:auto;width:100%'>",
                 "<thead><tr>" + "".join(f"<th style='{cell}{wide.get(h, '')}'>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
@@ -318,7 +317,7 @@ class ClaimsTable:
                      f"<span style='color:{colour};font-weight:600'>{escape(row['state'])}</span>",
                      f"<span style='white-space:nowrap'>{escape(row['margin'])}</span>{spread_note}", measured,
                      escape(row["statement"]) + note]
-            if with_lengths:
+            if self.with_lengths:
                 cells.append(escape(row["at other lengths"]))
             html.append("<tr>" + "".join(f"<td style='{cell}'>{v}</td>" for v in cells) + "</tr>")
         html.append("</tbody></table>")

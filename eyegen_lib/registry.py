@@ -22,6 +22,9 @@ data, trained longer; see :mod:`eyegen_lib.zoo`) and goes on as above when none 
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -564,8 +567,6 @@ def save_predictions(task: str, method: str, images: torch.Tensor, profile: Prof
     """Store a method's outputs (uint8 images in protocol order) for ``07_evaluation``, with their
     provenance: profile, seed, the protocol's data fingerprint, and the models (``made_by``: their
     registry infos) that made them."""
-    import os
-
     from .protocols import protocol_recipe
 
     path = prediction_path(task, method, profile, seed=seed)
@@ -573,14 +574,14 @@ def save_predictions(task: str, method: str, images: torch.Tensor, profile: Prof
     prov = _prediction_provenance(task, method, profile, seed, protocol_recipe(profile, task, seed=seed))
     prov["made_by"] = [{"file": Path(i["path"]).name, "sha256": i["sha256"], "identity": identity(i["provenance"])}
                        for i in made_by]
+    buffer = io.BytesIO()  # serialised once: written, and hashed for the record, from the same bytes
+    torch.save({"images": images.cpu(), "provenance": prov}, buffer)
     tmp = path.with_suffix(".tmp")
-    torch.save({"images": images.cpu(), "provenance": prov}, tmp)
+    tmp.write_bytes(buffer.getvalue())
     os.replace(tmp, path)
     rec = Recorder.current()
     if rec is not None:
-        import hashlib
-
-        rec.produced(f"predictions/{task}/{method}", file=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        rec.produced(f"predictions/{task}/{method}", file=path, sha256=hashlib.sha256(buffer.getvalue()).hexdigest())
     return path
 
 
@@ -588,9 +589,6 @@ def load_predictions(task: str, profile: Profile, *, seed: int = 0) -> dict[str,
     """Every method's saved outputs on ``task`` for this run: {method: {"images", "provenance"}}.
     A file made for another profile, seed or protocol (or with no provenance) is skipped with a
     printed note, never compared; each one used is noted in the notebook's record."""
-    import hashlib
-    import io
-
     from .protocols import protocol_recipe
 
     recipe = protocol_recipe(profile, task, seed=seed)
@@ -612,7 +610,8 @@ def load_predictions(task: str, profile: Profile, *, seed: int = 0) -> dict[str,
         _record("predictions", f"{task}/{method}", {"path": str(path), "sha256": hashlib.sha256(raw).hexdigest(),
                                                     "provenance": prov, "trained_now": False})
     rec = Recorder.current()
-    for method in PREDICTION_TASKS[task]:  # not made yet: once it is, the report marks this notebook stale
-        if rec is not None and not prediction_path(task, method, profile, seed=seed).exists():
-            rec.absent(f"predictions/{task}/{method}", file=prediction_path(task, method, profile, seed=seed))
+    for method in PREDICTION_TASKS[task] if rec is not None else ():  # once made, the report marks this run stale
+        expected = prediction_path(task, method, profile, seed=seed)
+        if not expected.exists():
+            rec.absent(f"predictions/{task}/{method}", file=expected)
     return out

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .claim_context import account, paper_value, tensions
 from .paths import output_dir
-from .record import RENDERER_SOURCE, margin_text, state_of
+from .record import RENDERER_SOURCE, lengths_text, margin_text, state_of
 from .staleness import stale_reasons
 
 __all__ = ["build_report", "collect_results"]
@@ -84,9 +84,6 @@ def _artifact_table(artifacts: list[dict]) -> list[str]:
     return rows
 
 
-_state = state_of
-
-
 def _verdict(state: str) -> str:
     cls = {"holds": "yes", "fails": "no", "inconclusive": "maybe"}[state]
     return f"<span class='{cls}'>{ {'holds': 'holds', 'fails': 'does not hold', 'inconclusive': 'inconclusive'}[state]}</span>"
@@ -94,14 +91,6 @@ def _verdict(state: str) -> str:
 
 def _margin(claim: dict) -> str:
     return escape(margin_text(claim)) + (f"<br><small>{escape(claim['spread_note'])}</small>" if claim.get("spread_note") else "")
-
-
-def _lengths(claim: dict) -> str:
-    """The claim at a long run's snapshots: "1000: no · 2000: no · 5000: holds"."""
-    rows = claim.get("by_length") or {}
-    marks = {"holds": "✓", "fails": "✗", "inconclusive": "?"}
-    return " · ".join(f"{escape(step)}: {marks[r.get('state') or ('holds' if r['holds'] else 'fails')]}"
-                      for step, r in rows.items())
 
 
 def _img(path: Path) -> str:
@@ -117,7 +106,7 @@ def _value(value) -> str:
     return f"<details><summary>{_fmt(head)} … ({size} values)</summary>{_fmt(value)}</details>"
 
 
-def _context(results: list[dict], runs: dict) -> list[str]:
+def _context(results: list[dict], runs: dict, total: float) -> list[str]:
     """Where the numbers come from: data, machine, what was trained and what loaded, time in all."""
     sources = list(dict.fromkeys(s for r in results for s in r.get("data_sources", [RENDERER_SOURCE])))
     real = [s for s in sources if s != RENDERER_SOURCE and "renderer's export" not in s]
@@ -130,7 +119,6 @@ def _context(results: list[dict], runs: dict) -> list[str]:
     trained = [a for a in artifacts if a.get("trained_now") and a.get("source") != "zoo"]
     loaded = len(artifacts) - zoo - len(trained)
     train_min = sum(a.get("train_seconds") or 0 for a in trained) / 60
-    total = sum(r.get("seconds", 0) for r in runs.values())
     items = [f"<b>Data</b>: {data}.",
              f"<b>Machine</b>: {escape('; '.join(machines)) if machines else 'not recorded'}.",
              f"<b>Models and predictions used</b>: {zoo} from the model zoo, {len(trained)} trained here "
@@ -139,10 +127,9 @@ def _context(results: list[dict], runs: dict) -> list[str]:
     return ["<ul class='context'>"] + [f"<li>{i}</li>" for i in items] + ["</ul>"]
 
 
-def _run_table(runs: dict, stale: dict[str, list[str]], out: Path) -> list[str]:
+def _run_table(runs: dict, stale: dict[str, list[str]], out: Path, total: float) -> list[str]:
     from .runner import list_notebooks
 
-    total = sum(r.get("seconds", 0) for r in runs.values())
     html = [f"<h2>Notebook runs</h2><p>The last run of each notebook into this folder ({total / 60:.1f} min in all). "
             "A run is <span class='maybe'>stale</span> when a file it read has changed since, or one it looked for "
             "exists now: run it again.</p><table><tr><th>notebook</th><th>status</th><th>profile, seed</th>"
@@ -176,7 +163,7 @@ def _claims_table(claims: list[tuple[str, dict]]) -> list[str]:
     html = ["<h2>Paper claims</h2>"]
     if not claims:
         return html + ["<p>No claims recorded yet.</p>"]
-    states = [_state(c) for _, c in claims]
+    states = [state_of(c) for _, c in claims]
     counts = {s: states.count(s) for s in ("holds", "inconclusive", "fails")}
     at_odds = tensions([c for _, c in claims])
     html.append(f"<p>Of {len(claims)} claims, {counts['holds']} hold here, {counts['fails']} do not, and "
@@ -188,20 +175,23 @@ def _claims_table(claims: list[tuple[str, dict]]) -> list[str]:
         notes = [n for n in (c.get("note", ""), account(c), at_odds.get(c["name"], "")) if n]
         html.append(f"<tr><td>{escape(nb)}</td><td>{escape(c['paper'])}</td><td><b>{escape(c['name'])}</b><br>"
                     f"{escape(c['statement'])}</td><td>{escape(paper_value(c['name']))}</td><td>{_fmt(c['measured'])}</td>"
-                    f"<td>{_verdict(_state(c))}</td><td>{_margin(c)}</td><td>{_lengths(c)}</td>"
+                    f"<td>{_verdict(state_of(c))}</td><td>{_margin(c)}</td><td>{escape(lengths_text(c))}</td>"
                     f"<td>{'<br>'.join(escape(n) for n in notes)}</td></tr>")
     html.append("</table>")
     return html
 
 
-def build_report(out: Path | None = None, *, title: str = "eyegen report") -> Path:
-    """Write ``<out>/report.html`` from the recorded metrics (and ``run_summary.json`` if present)."""
+def build_report(out: Path | None = None, *, title: str = "eyegen report",
+                 stale: dict[str, list[str]] | None = None) -> Path:
+    """Write ``<out>/report.html`` from the recorded metrics (and ``run_summary.json`` if present);
+    ``stale`` the notebooks' stale reasons when the caller has them already (else found here)."""
     out = Path(out) if out is not None else output_dir()
     results = collect_results(out)
     summary_path = out / "run_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     runs = {r["notebook"]: r for r in summary.get("notebooks", [])}
-    stale = {res["notebook"]: stale_reasons(res) for res in results}
+    if stale is None:
+        stale = {res["notebook"]: reasons for res in results if (reasons := stale_reasons(res))}
     profiles = sorted({str(r.get("profile")) for r in runs.values()} or {str(summary.get("profile", "—"))})
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     html = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>{_CSS}</style></head><body>",
@@ -209,9 +199,10 @@ def build_report(out: Path | None = None, *, title: str = "eyegen report") -> Pa
             f"{len(results)} notebook(s) recorded results"
             + (f"; <span class='maybe'>{sum(map(bool, stale.values()))} stale</span>" if any(stale.values()) else "")
             + ".</p>"]
-    html.extend(_context(results, runs))
+    total_s = sum(r.get("seconds", 0) for r in runs.values())
+    html.extend(_context(results, runs, total_s))
     if runs:
-        html.extend(_run_table(runs, stale, out))
+        html.extend(_run_table(runs, stale, out, total_s))
     html.extend(_claims_table([(res["notebook"], c) for res in results for c in res.get("claims", [])]))
 
     html.append("<h2>Metrics</h2><p><small>Click a figure to enlarge it; click again to shrink it.</small></p>")

@@ -23,8 +23,9 @@ from .cards import timeout_for
 from .notebook_html import export_html
 from .paths import notebooks_dir, output_dir
 from .profiles import resolve_profile
-from .report import build_report
+from .report import build_report, collect_results
 from .runtime import tqdm
+from .staleness import stale_reasons
 
 __all__ = ["list_notebooks", "check_output_folder", "run_notebook", "run_notebooks", "refresh_committed_outputs", "CHECK_MARK",
            "NotebookTimeout"]
@@ -112,29 +113,41 @@ class _CellWatch(threading.Thread):
         self.target, self.name, self.kernels, self.deadline_s, self.every_s = target, name, kernels, deadline_s, every_s
         self.started_at, self.timed_out = time.monotonic(), False
         self._stop_event = threading.Event()
+        self._seen_mtime, self._total, self._done, self._running = None, None, 0, None
 
     def stop(self) -> None:
         self._stop_event.set()
         self.join(timeout=10)
 
-    def _running_cell(self, bar) -> None:
+    def _read(self) -> None:
+        """Re-read the executed copy only when papermill has saved it again (a cell started or ended):
+        it embeds every figure so far, too large to parse every two seconds for nothing."""
         try:
-            nb = nbformat.read(self.target, as_version=4)
-        except Exception:  # papermill is writing it right now: look again next time
+            mtime = self.target.stat().st_mtime_ns
+            if mtime == self._seen_mtime:
+                return
+            cells = [c for c in nbformat.read(self.target, as_version=4).cells if c.cell_type == "code"]
+        except Exception:  # not written yet, or papermill is writing it right now: look again next time
             return
-        code = [c for c in nb.cells if c.cell_type == "code"]
-        bar.total = len(code)
-        done = sum(c.metadata.get("papermill", {}).get("status") == "completed" for c in code)
-        bar.update(done - bar.n)
-        for i, c in enumerate(code, 1):
+        self._seen_mtime = mtime
+        self._total = len(cells)
+        self._done = sum(c.metadata.get("papermill", {}).get("status") == "completed" for c in cells)
+        self._running = None
+        for i, c in enumerate(cells, 1):
             pm_meta = c.metadata.get("papermill", {})
             if pm_meta.get("status") == "running" and pm_meta.get("start_time"):
                 started = datetime.fromisoformat(pm_meta["start_time"])
-                if started.tzinfo is None:
-                    started = started.replace(tzinfo=timezone.utc)
-                seconds = (datetime.now(timezone.utc) - started).total_seconds()
                 first = next((line for line in c.source.splitlines() if line.strip() and not line.startswith("#")), "")
-                bar.set_postfix_str(f"cell {i}/{len(code)} running {seconds:.0f} s: {first[:48]}", refresh=False)
+                self._running = (i, started if started.tzinfo else started.replace(tzinfo=timezone.utc), first[:48])
+
+    def _show(self, bar) -> None:
+        self._read()
+        bar.total = self._total
+        bar.update(self._done - bar.n)
+        if self._running:
+            i, started, first = self._running
+            seconds = (datetime.now(timezone.utc) - started).total_seconds()
+            bar.set_postfix_str(f"cell {i}/{self._total} running {seconds:.0f} s: {first}", refresh=False)
 
     def _stop_kernel(self) -> None:
         self.timed_out = True
@@ -147,7 +160,7 @@ class _CellWatch(threading.Thread):
     def run(self) -> None:
         with tqdm(total=None, desc=f"  {self.name}", unit="cell", leave=False, mininterval=2) as bar:
             while not self._stop_event.wait(self.every_s):
-                self._running_cell(bar)
+                self._show(bar)
                 bar.refresh()
                 if self.deadline_s is not None and time.monotonic() - self.started_at > self.deadline_s:
                     self._stop_kernel()
@@ -174,7 +187,9 @@ def run_notebook(notebook: Path, profile: str, out: Path, *, parameters: dict | 
                                 execution_timeout=None if timeout is None else int(timeout) + 1,
                                 kernel_manager_class=_ipc_kernel_manager(kernels))
         except Exception as exc:
-            if (watcher is not None and watcher.timed_out) or "Timeout" in type(exc).__name__:  # nbclient's CellTimeoutError
+            from nbclient.exceptions import CellTimeoutError
+
+            if (watcher is not None and watcher.timed_out) or isinstance(exc, CellTimeoutError):
                 raise NotebookTimeout(f"{notebook.stem} ran past its {timeout:.0f} s; the executed copy shows the "
                                       "cell it stopped in (raise the limit with --timeout SECONDS)") from exc
             raise
@@ -238,7 +253,9 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
         summary["notebooks"] = [e for e in summary["notebooks"] if e["notebook"] != nb.stem] + [entry]
         summary["notebooks"].sort(key=lambda e: (suite_order.get(e["notebook"], len(suite_order)), e["notebook"]))
         (out / "run_summary.json").write_text(json.dumps(summary, indent=2))
-    summary["report"] = str(build_report(out))
+    # notebooks whose inputs changed since they ran (this run's outputs, say): the report and the CLI name them
+    summary["stale"] = {res["notebook"]: reasons for res in collect_results(out) if (reasons := stale_reasons(res))}
+    summary["report"] = str(build_report(out, stale=summary["stale"]))
     (out / "run_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -259,14 +259,20 @@ def shot(element, folder: Path, name: str) -> None:
     element.screenshot(path=str(folder / name))
 
 
-def test_dataset_eye_explorer_redraws_in_the_browser(request, screenshot_dir):
-    """01_dataset: the interactive eye renderer redraws for the yaw slider and the NIR/RGB buttons."""
-    name = "01_dataset.ipynb"
+def run_all_cells(request, name: str):
+    """Open a notebook in a fresh tab, Run All Cells, and check that no cell failed; returns the tab."""
     tab = browser_tab(request)
     tab.open_notebook(name)
     seconds = tab.run_all(name)
     print(f"{name}: Run All Cells took {seconds:.0f} s")
     tab.assert_clean(name)
+    return tab
+
+
+def test_dataset_eye_explorer_redraws_in_the_browser(request, screenshot_dir):
+    """01_dataset: the interactive eye renderer redraws for the yaw slider and the NIR/RGB buttons."""
+    name = "01_dataset.ipynb"
+    tab = run_all_cells(request, name)
 
     page = tab.page
     interact = page.locator(".widget-interact").last
@@ -289,11 +295,7 @@ def test_dataset_eye_explorer_redraws_in_the_browser(request, screenshot_dir):
 def test_deepwarp_redirection_panel_redraws_in_the_browser(request, screenshot_dir):
     """05_deepwarp: the redirection panel redraws for the Δpitch slider and the variant dropdown."""
     name = "05_deepwarp.ipynb"
-    tab = browser_tab(request)
-    tab.open_notebook(name)
-    seconds = tab.run_all(name)
-    print(f"{name}: Run All Cells took {seconds:.0f} s")
-    tab.assert_clean(name)
+    tab = run_all_cells(request, name)
 
     page = tab.page
     cell = page.locator(".jp-CodeCell", has=page.locator(".widget-dropdown"))
