@@ -44,6 +44,10 @@ class RedirectionSet:
     person: torch.Tensor
     group: torch.Tensor  # which (person, eye) grid each pair comes from
     landmarks: torch.Tensor | None = None  # of the source image
+    # class masks (N, H, W) uint8 (0 skin, 1 sclera, 2 iris, 3 pupil) where the data has them (the
+    # renderer): the identity measures (metrics.identity) read skin and iris through them
+    source_mask: torch.Tensor | None = None
+    target_mask: torch.Tensor | None = None
 
     @property
     def angle_deg(self) -> torch.Tensor:
@@ -72,7 +76,8 @@ def build_redirection_set(source, indices, grid: torch.Tensor | None = None) -> 
     g = len(grid)
     src_i, tgt_i = zip(*[(i, j) for i in range(g) for j in range(g) if i != j])
     src_i, tgt_i = torch.tensor(src_i), torch.tensor(tgt_i)
-    parts = {k: [] for k in ("source", "target", "source_gaze", "target_gaze", "person", "group", "landmarks")}
+    parts = {k: [] for k in ("source", "target", "source_gaze", "target_gaze", "person", "group", "landmarks",
+                             "source_mask", "target_mask")}
     for group, index in enumerate(indices):
         out = source.render([index] * g, gaze=grid)
         parts["source"].append(out["image"][src_i])
@@ -82,6 +87,8 @@ def build_redirection_set(source, indices, grid: torch.Tensor | None = None) -> 
         parts["person"].append(out["person"][src_i])
         parts["group"].append(torch.full((len(src_i),), group))
         parts["landmarks"].append(out["landmarks"][src_i])
+        parts["source_mask"].append(out["mask"][src_i])
+        parts["target_mask"].append(out["mask"][tgt_i])
     return RedirectionSet(**{k: torch.cat(v) for k, v in parts.items()})
 
 

@@ -91,11 +91,12 @@ PAPER_GENERATOR_STEPS = PAPER_GAZE_GAN_STEPS
 # The named losses train_step returns; each is already multiplied by its λ, so a side's keys sum to
 # its objective. A term whose λ is 0 is absent.
 D_LOSS_KEYS = ("d_adv", "d_gp", "d_gaze")
-G_LOSS_KEYS = ("g_adv", "g_gaze", "g_cycle", "g_content", "g_style")
+G_LOSS_KEYS = ("g_adv", "g_gaze", "g_cycle", "g_content", "g_style", "g_identity")
 # §5.5's ablations: one model per removed loss term (config overrides of the full model).
 VGG_INPUTS = ("official", "imagenet")  # how the perceptual loss's VGG-16 sees the images (module doc)
+# "no_identity" removes our one departure, the identity term: it is the authors' objective as their code has it.
 ABLATIONS = {"full": {}, "no_perceptual": {"lambda_perceptual": 0.0}, "no_cycle": {"lambda_cycle": 0.0},
-             "no_gaze": {"lambda_gaze": 0.0}}
+             "no_gaze": {"lambda_gaze": 0.0}, "no_identity": {"lambda_identity": 0.0}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -112,6 +113,9 @@ class GazeGANConfig:
     lambda_gaze: float = 5.0  # 0: ablation "no gaze loss" (neither head training nor generator term)
     lambda_cycle: float = 50.0  # 0: ablation "no cycle-consistency loss"
     lambda_perceptual: float = 100.0  # × (content + style); 0: ablation "no perceptual loss" (VGG not loaded)
+    # × L1(G(x_s, g_s), x_s): redirecting an eye to its own gaze must give it back. Our departure from
+    # the authors' code (which has no such term: 0 restores it, the "no_identity" variant); see the module doc
+    lambda_identity: float = 25.0
     vgg_input: str = "official"  # "official": [−1, 1] as the TF code fed it; "imagenet": normalised (see module doc)
     n_critic: int = 5
     lr: float = 2e-4
@@ -136,7 +140,7 @@ class GazeGANConfig:
         if len(self.image_size) != 2 or any(s % stride for s in self.image_size):
             raise ValueError(f"image_size {self.image_size} must be divisible by 2**{len(self.discriminator_widths)} = "
                              f"{stride}: the discriminator halves it once per layer")
-        for name in ("lambda_gp", "lambda_gaze", "lambda_cycle", "lambda_perceptual"):
+        for name in ("lambda_gp", "lambda_gaze", "lambda_cycle", "lambda_perceptual", "lambda_identity"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.vgg_input not in VGG_INPUTS:
@@ -564,6 +568,9 @@ class GazeGANTrainer(Trainer):
             # the second pass through G uses the bare module: one DDP forward per backward
             back = self.module("generator")(fake, self._code(batch["source_gaze"]))
             losses["g_cycle"] = c.lambda_cycle * F.l1_loss(back, source)
+        if c.lambda_identity > 0:
+            same = self.module("generator")(source, self._code(batch["source_gaze"]))
+            losses["g_identity"] = c.lambda_identity * F.l1_loss(same, source)
         if c.lambda_perceptual > 0:
             content, style = self.perceptual.losses(fake, target, c.vgg_input)
             losses["g_content"] = c.lambda_perceptual * content
