@@ -228,7 +228,8 @@ def test_a_tiny_gan_trains_with_finite_named_losses(pairs, vgg):
 
 
 @pytest.mark.parametrize("switch,removed", [("lambda_gaze", {"d_gaze", "g_gaze"}), ("lambda_cycle", {"g_cycle"}),
-                                            ("lambda_perceptual", {"g_content", "g_style"})])
+                                            ("lambda_perceptual", {"g_content", "g_style"}),
+                                            ("lambda_identity", {"g_identity"})])
 def test_ablation_switches_remove_their_loss_terms(pairs, vgg, switch, removed):
     config = tiny_config(**{switch: 0.0})
     torch.manual_seed(0)

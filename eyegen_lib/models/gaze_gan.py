@@ -29,7 +29,7 @@ Losses (eq. 1–9 with the official code's weights), on paired data (x_s at gaze
   + λ_gp = 10 · gradient penalty ``(‖∇_x̂ ΣD(x̂)‖₂ − 1)²`` at random interpolates x̂ of real and fake
   + λ_gaze = 5 · MSE(gaze head(x_s), g_s) — the gaze head learns on real images only;
 * generator: ``−D(G(x_s, g_t))`` + λ_gaze = 5 · MSE(gaze head(G(x_s, g_t)), g_t) (D fixed)
-  + λ_cycle = 50 · L1(G(G(x_s, g_t), g_s), x_s)
+  + λ_cycle = 50 · L1(G(G(x_s, g_t), g_s), x_s) + λ_identity = 25 · L1(G(x_s, g_s), x_s) (ours, below)
   + λ_perceptual = 100 · (content + style) against the ground truth x_t, on ImageNet VGG-16:
   content = MSE of conv5_3 activations; style = Σ over conv1_2, conv2_2, conv3_3, conv4_3 of
   ``‖Gram(φ(fake)) − Gram(φ(x_t))‖² / |φ|`` with ``Gram = φᵀφ / (H·W·C)`` per image and |φ| the
@@ -45,13 +45,28 @@ Losses (eq. 1–9 with the official code's weights), on paired data (x_s at gaze
   ``"imagenet"`` feeds properly normalised images. Measured at the ``cpu`` profile: with
   ``"imagenet"`` the content term (≈ 30–60 after λ) dominates the generator's objective, the cycle
   L1 stays at ≈ 0.3 for 400 updates and the output is colour noise; with ``"official"`` the
-  perceptual terms fall to ≈ 0.03 and the cycle loss falls. Longer runs show the catch (the model zoo,
-  ``cpu``, renderer 2026.12-1): from 1,000 to 10,000 iterations the full recipe turns light skin dark
-  and dark skin light — a swap the cycle term cannot forbid, since the way back undoes it — while the
-  no-perceptual ablation keeps each person's skin (06 measures it: ``skin_tone_r``).
+  perceptual terms fall to ≈ 0.03 and the cycle loss falls.
+
+**The identity term — our one departure from the authors' objective** (``lambda_identity``, 25;
+0 gives their code's objective, the ``no_identity`` variant). Under the official objective our GAN
+swapped skin tones: dark skin came out light and light skin dark (source/output skin-tone r −0.96
+for the zoo's 10,000-iteration model, renderer 2026.12-1; :mod:`eyegen_lib.metrics.identity`).
+Nothing in that objective tells a swap from the identity: the cycle term is satisfied by any
+mapping that the way back undoes, a swap included; the critic judges the distribution of outputs,
+which a swap keeps; the gaze head does not look at skin; and the perceptual terms, fed as the
+official code feeds them, barely see colour (a 30-grey-level tone shift of the target costs 0.0006
+after λ, against 0.07 for our outputs' typical error). The generator's instance norms hide
+absolute brightness from it, so a random generator's output tone correlates with its input's at
+r ≈ ±0.5, with a sign set by the initialisation; training amplifies whichever it is. In isolation
+runs at ``cpu`` (120 iterations, one change at a time) the official objective swapped in 2 of 3
+seeds, while the term below kept every seed's skin (r ≈ 0.9). CycleGAN's identity loss (Zhu et
+al. 2017, §5.2, added there "to preserve color composition between the input and output") is the
+smallest change that breaks the tie: redirecting an eye to the gaze it already has must return it,
+``λ_identity · L1(G(x_s, g_s), x_s)``, at half the cycle weight as in CycleGAN. It costs one more
+generator pass per generator step.
 
 Setting λ_gaze, λ_cycle or λ_perceptual to 0 removes that term (and its cost) — the paper's
-ablations (§5.5: one model per removed term). λ_gaze weighs both gaze terms, the critic's and the
+ablations (§5.5: one model per removed term); λ_identity = 0 removes ours. λ_gaze weighs both gaze terms, the critic's and the
 generator's, as the official code uses one weight (5) for both. Optimisation: Adam, lr 2e−4, β = (0.5, 0.999), batch 32; **5 critic steps per generator
 step**, each on its own mini-batch (the official loop draws a batch per update); the learning rate
 is constant for the first half of training and decays linearly to 0 over the second (the paper's
