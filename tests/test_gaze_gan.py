@@ -227,6 +227,45 @@ def test_a_tiny_gan_trains_with_finite_named_losses(pairs, vgg):
     assert out.dtype == torch.uint8 and out.shape == (3, 3, SIZE, SIZE)
 
 
+class ToneMap(nn.Module):
+    """A stand-in generator that ignores the gaze and keeps the patch (``sign`` +1) or inverts it (−1):
+    dark skin light and light skin dark, a mapping the way back undoes, like the swap issue 27 found."""
+
+    def __init__(self, sign: float):
+        super().__init__()
+        self.sign = sign
+        self.unused = nn.Parameter(torch.zeros(1))  # the optimiser needs a parameter
+
+    def forward(self, image, gaze_code):
+        return self.sign * image + 0 * self.unused
+
+
+def person_costs(pairs, vgg, config: GazeGANConfig) -> dict[str, float]:
+    """The generator's losses that tie its output to the person (cycle, identity, content, style), for a
+    generator that keeps the skin tone and for one that swaps it, on one mini-batch."""
+    batch = {k: v[0] for k, v in one_iteration(pairs, config).items()}
+    costs = {}
+    for name, sign in (("keep", 1.0), ("swap", -1.0)):
+        torch.manual_seed(0)
+        model = GazeGAN(config)
+        model.generator = ToneMap(sign)
+        losses = GazeGANTrainer(model, config, perceptual=vgg, device="cpu").generator_losses(batch)
+        costs[name] = float(sum(v.detach() for k, v in losses.items() if k in ("g_cycle", "g_identity", "g_content", "g_style")))
+    return costs
+
+
+def test_the_objective_charges_a_generator_that_swaps_skin_tone(pairs, vgg):
+    # Issue 27: under the authors' objective the zoo's GAN swapped dark and light skin. A swap the way
+    # back undoes costs no cycle loss, and the perceptual terms fed as the official code feeds VGG
+    # hardly see colour, so nothing charged it; the identity term (our default) does, by ~25·L1.
+    # keeping the source costs only its perceptual distance to the target (another gaze): ≈ 0.001
+    official = person_costs(pairs, vgg, tiny_config(batch_size=4, lambda_identity=0.0))
+    assert official["keep"] < 0.01 and abs(official["swap"] - official["keep"]) < 0.05, \
+        f"the authors' objective charges a swap of skin tone as little as keeping it: {official}"
+    ours = person_costs(pairs, vgg, tiny_config(batch_size=4))
+    assert ours["keep"] < 0.01 and ours["swap"] - ours["keep"] > 5.0, f"the identity term must charge a swap: {ours}"
+
+
 @pytest.mark.parametrize("switch,removed", [("lambda_gaze", {"d_gaze", "g_gaze"}), ("lambda_cycle", {"g_cycle"}),
                                             ("lambda_perceptual", {"g_content", "g_style"}),
                                             ("lambda_identity", {"g_identity"})])

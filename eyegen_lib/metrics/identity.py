@@ -4,9 +4,9 @@ A gaze-redirection method should move the eye and leave the person alone. Three 
 over the pairs of a redirection protocol (one value per method, not per image):
 
 * **skin-tone r** — Pearson r over pairs of the output's mean skin brightness against the
-  source's. Skin is where the class mask says 0 (the output is read where the *target* has skin:
-  that is where a correct output has it), or, without masks (real photographs), a border ring
-  ``border_px`` wide, which on a 64 × 64 eye patch is skin and brow. The unchanged input scores ≈ 1;
+  source's, both read on the same pixels: where the class masks of the source and of the *target*
+  (where a correct output has skin) both say skin (0); without masks (real photographs), on a
+  border ring ``border_px`` wide, which on a 64 × 64 eye patch is skin and brow. The unchanged input scores ≈ 1;
   a method that paints every person with one tone scores ≈ 0; one that swaps dark and light skin
   scores below 0.
 * **iris-colour r** — the same for the mean RGB colour of the iris (class 2, without the pupil),
@@ -73,8 +73,9 @@ def skin_tone_r(output: torch.Tensor, source: torch.Tensor, *, output_mask: torc
         raise ValueError("give masks for both output and source, or for neither (then a border ring is skin)")
     if output_mask is None:
         out, src = border_mean(output, border_px), border_mean(source, border_px)
-    else:
-        out, src = region_mean(output, output_mask, SKIN), region_mean(source, source_mask, SKIN)
+    else:  # the skin both frames share: an output that leaves the skin alone scores exactly 1
+        both = torch.where((output_mask == SKIN) & (source_mask == SKIN), SKIN, SKIN + 1).to(torch.uint8)
+        out, src = region_mean(output, both, SKIN), region_mean(source, both, SKIN)
     return pearson_r(out.mean(1), src.mean(1))
 
 

@@ -569,9 +569,10 @@ class GazeGANTrainer(Trainer):
         opt.step()
         return {k: v.detach().item() for k, v in losses.items()}
 
-    def generator_step(self, batch: dict) -> dict[str, float]:
-        """One generator update on a mini-batch, the discriminator fixed."""
-        c, g, opt = self.config, self.models["generator"], self.optimizers["generator"]
+    def generator_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The generator's named losses on a mini-batch (each × its λ, with their graphs), the
+        discriminator fixed: what :meth:`generator_step` minimises."""
+        c, g = self.config, self.models["generator"]
         source, target = batch["source"], batch["target"]
         fake = g(source, self._code(batch["target_gaze"]))
         with _frozen(self.module("discriminator")) as d:  # bare: under DDP only G's gradients are reduced here
@@ -579,8 +580,8 @@ class GazeGANTrainer(Trainer):
         losses = {"g_adv": -scores.mean()}
         if c.lambda_gaze > 0:
             losses["g_gaze"] = c.lambda_gaze * F.mse_loss(gaze, self._code(batch["target_gaze"]))
+        # the second and third passes through G use the bare module: one DDP forward per backward
         if c.lambda_cycle > 0:
-            # the second pass through G uses the bare module: one DDP forward per backward
             back = self.module("generator")(fake, self._code(batch["source_gaze"]))
             losses["g_cycle"] = c.lambda_cycle * F.l1_loss(back, source)
         if c.lambda_identity > 0:
@@ -590,6 +591,12 @@ class GazeGANTrainer(Trainer):
             content, style = self.perceptual.losses(fake, target, c.vgg_input)
             losses["g_content"] = c.lambda_perceptual * content
             losses["g_style"] = c.lambda_perceptual * style
+        return losses
+
+    def generator_step(self, batch: dict) -> dict[str, float]:
+        """One generator update on a mini-batch, the discriminator fixed."""
+        opt = self.optimizers["generator"]
+        losses = self.generator_losses(batch)
         opt.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         opt.step()
