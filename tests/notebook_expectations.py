@@ -152,6 +152,10 @@ def check_06_gaze_gan(data: dict) -> None:
     shifts = metric(data, "perceptual_loss_on_tone_shift")
     assert set(shifts) == {"target +30 grey levels", "target −30 grey levels", "GAN output"}
     assert len(metric(data, "untrained_skin_tone_r")) == 5
+    floor = metric(data, "repaint_floor_lpips")
+    assert len(floor) == 4 and all(0 <= v < 1 for v in floor.values()), floor
+    assert claim(data, "gan_repaint_floor_above_deepwarp")["measured"]["GAN at the same gaze"] == \
+        floor["GAN: LPIPS to the input at the same gaze"]
     measured = claim(data, "no_cycle_raises_lpips")["measured"]
     assert "GAN reference" in measured, "ablations compare with the reference"
     assert claim(data, "gan_keeps_skin_tone")["measured"]["GAN"] == identity["GAN"]["skin_tone_r"]

@@ -58,8 +58,11 @@ official code feeds them, barely see colour (a 30-grey-level tone shift of the t
 after λ, against 0.07 for our outputs' typical error). The generator's instance norms hide
 absolute brightness from it, so a random generator's output tone correlates with its input's at
 r ≈ ±0.5, with a sign set by the initialisation; training amplifies whichever it is. In isolation
-runs at ``cpu`` (120 iterations, one change at a time) the official objective swapped in 2 of 3
-seeds, while the term below kept every seed's skin (r ≈ 0.9). CycleGAN's identity loss (Zhu et
+runs at ``cpu`` (120 iterations, one change at a time; ``benchmarks/gaze_gan_identity.py``) the
+official objective swapped in 2 of 4 seeds (r −0.60, −0.93), while with the term below all 3 seeds
+kept their skin (r 0.89–0.91) at lower LPIPS. Without the perceptual terms both seeds tried kept
+their skin (r 0.91, 0.92), too few to blame those terms; VGG fed normalised images (r 0.77) and the
+paper's learning rate (r 0.11) ran one seed each, and each passed below 0 on the way. CycleGAN's identity loss (Zhu et
 al. 2017, §5.2, added there "to preserve color composition between the input and output") is the
 smallest change that breaks the tie: redirecting an eye to the gaze it already has must return it,
 ``λ_identity · L1(G(x_s, g_s), x_s)``, at half the cycle weight as in CycleGAN. It costs one more
