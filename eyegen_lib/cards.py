@@ -60,7 +60,8 @@ CARDS: dict[str, NotebookCard] = {c.notebook: c for c in (
     NotebookCard("06_gaze_gan", "He et al., ICCV 2019: GAN gaze redirection, its ablations, against DeepWarp",
                  "05's protocol DeepWarp, 07's gaze estimator (both taken or trained through the registry)",
                  "the GAN and its ablations; its outputs on the redirection protocol (read by 07, 08)",
-                 _t(42.0, 203.2, None), "without the zoo, the GAN alone trains 73 min at cpu; not timed end to end"),
+                 _t(42.0, 203.2, None), "without the zoo, the GAN alone trains 73 min at cpu; not timed end to end. The identity measures "
+                 "(§5b) came after the cpu timing: with them the run took 8 min beside a test run, not re-timed quietly"),
     NotebookCard("07_evaluation", "the metrics (challenge L2, LPIPS, blurriness, gaze error), He et al.'s Table 1, "
                  "and every method side by side", "the saved outputs of 03–06 (each left out until made)",
                  "the independent gaze estimator", _t(15.8, 56.1, 90.0)),

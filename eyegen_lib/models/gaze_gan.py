@@ -50,7 +50,8 @@ Losses (eq. 1–9 with the official code's weights), on paired data (x_s at gaze
 **The identity term — our one departure from the authors' objective** (``lambda_identity``, 25;
 0 gives their code's objective, the ``no_identity`` variant). Under the official objective our GAN
 swapped skin tones: dark skin came out light and light skin dark (source/output skin-tone r −0.96
-for the zoo's 10,000-iteration model, renderer 2026.12-1; :mod:`eyegen_lib.metrics.identity`).
+for the zoo's former 10,000-iteration model, renderer 2026.12-1, :mod:`eyegen_lib.metrics.identity`;
+its 1,000-iteration snapshot is the zoo's ``no_identity`` entry, r −0.94).
 Nothing in that objective tells a swap from the identity: the cycle term is satisfied by any
 mapping that the way back undoes, a swap included; the critic judges the distribution of outputs,
 which a swap keeps; the gaze head does not look at skin; and the perceptual terms, fed as the
