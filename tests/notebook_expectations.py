@@ -143,12 +143,13 @@ def check_06_gaze_gan(data: dict) -> None:
     by_angle = metric(data, "by_angle")
     assert all(math.isfinite(v) for m in by_angle.values() for d in m.values() for v in d.values())
     # the identity measures: the unchanged input keeps its skin exactly and changes nothing; the real
-    # target keeps its skin; every method has a value in range
+    # target differs from its input by the gaze change only; every method has a value in range
     identity = metric(data, "identity")
     assert {"GAN", "GAN no identity", "unchanged input", "real (target)"} <= set(identity), sorted(identity)
     assert identity["unchanged input"]["skin_tone_r"] > 0.999 and identity["unchanged input"]["lpips_to_input"] < 1e-6
-    # smoke has two test eyes, too few for the iris-colour r (test_identity_metrics checks it on six)
-    assert identity["real (target)"]["skin_tone_r"] > 0.9, identity["real (target)"]
+    # smoke's two test eyes are one person's: no spread of skin or iris between them, so the real target's r
+    # is noise here (test_identity_metrics checks it on six eyes); its LPIPS to the input is the gaze change's
+    assert 0 < identity["real (target)"]["lpips_to_input"] < 0.5, identity["real (target)"]
     assert all(-1 <= row["skin_tone_r"] <= 1 for row in identity.values()), identity
     shifts = metric(data, "perceptual_loss_on_tone_shift")
     assert set(shifts) == {"target +30 grey levels", "target −30 grey levels", "GAN output"}
