@@ -64,49 +64,6 @@ WHY_IT_MAY_NOT_HOLD: dict[str, str] = {
     "gan_keeps_skin_tone": "see 06 §5b: the identity term anchors the tone only as far as training has gone",
     "identity_term_keeps_skin_tone": "under the authors' objective the sign of the skin-tone r is set by the "
                                      "initialisation (06 §5b): a seed that happens not to swap keeps skin as well",
-    "table1_shift_highest_mse_lowest_lpips": "MSE blurred 69.6, noisy 155.4, shifted 176.1; LPIPS 0.122, 0.106, 0.016 "
-                                             "(He et al. 2019, Table 1, on one eye patch)",
-}
-
-_SHORT = ("at the cpu profile's own length the models are far from the paper's training; the zoo's longer models "
-          "and the by-length column show the trend")
-
-WHY_IT_MAY_NOT_HOLD: dict[str, str] = {
-    "class_means_like_openeds": "the renderer samples skin tone per person; with a few dozen persons the skin mean "
-                                "moves by more than the 15-level band from seed to seed",
-    "ranking_beats_random": "ranked references beat random ones by far at every seed; the other half (random same-mode "
-                            "beats random other-mode) flips with the seed: the renderer's two modes differ less than "
-                            "OpenEDS's",
-    "same_mode_references_score_better": "the renderer's two modes differ less than OpenEDS's",
-    "colouring_helps": "the raw labels 0–3 are themselves nearly an affine colouring of the class means (02 §4), so "
-                       "colouring changes the ranking little; the small loss is stable over seeds",
-    "refiner_beats_copy_beats_mean": "the refiner is trained on few rendered persons; " + _SHORT,
-    "refiner_outputs_blurry": "the refiner adds a residual to a sharp reference image and keeps much of its detail; "
-                              "whether it ends blurrier than real images flips with the seed",
-    "seg2eye_worse_score_but_sharper_than_refiner": "Seg2Eye draws each mask exactly and the L2 score rewards that, so "
-                                                    "its score is better than the refiner's here, against the paper; "
-                                                    "its outputs stay blurrier than the refiner's at every zoo length",
-    "style_branch_preserves_style": "the GauGAN baseline reads a downsampled style image, which carries the renderer's "
-                                    "few style factors (skin tone, iris colour) well; on OpenEDS it collapsed to one "
-                                    "style (Seg2Eye §5.2), which the renderer's simpler styles do not provoke",
-    "style_consistency_smooths_interpolation": "evenness is measured on one interpolation strip per model, a noisy "
-                                               "measure whose sign flips with the seed at short lengths",
-    "content_follows_mask": _SHORT,
-    "variant_order_at_large_angles": "DeepWarp's variants are close at short training; " + _SHORT,
-    "cfw_lcm_beats_input_at_every_angle": "at small angles the unchanged input is already close to the target; "
-                                          + _SHORT,
-    "lcm_helps_most_where_eye_white_disoccluded": "the tertiles hold few pairs each; " + _SHORT,
-    "registration_aware_loss_sharpens": "the misregistration is simulated (shifted targets), not the paper's real "
-                                        "head-fixed captures",
-    "gan_beats_deepwarp_lpips": "DeepWarp warps the input's own pixels, so on the renderer's clean eyes it keeps "
-                                "appearance exactly; the GAN regenerates the patch and swaps skin tone at cpu lengths "
-                                "(06's skin-tone check); the paper trained on real Columbia faces far longer",
-    "gan_beats_deepwarp_gaze_error_deg": "DeepWarp at 4,000 steps moves the gaze closer than the GAN at 10,000 "
-                                         "iterations; the GAN's gaze head is trained on few rendered persons",
-    "no_gaze_loss_gaze_does_not_move": "the gaze still moves through the cycle and perceptual losses' pull to the target",
-    "no_cycle_raises_lpips": "the ablations are compared with the full recipe's snapshot at the same length, whose "
-                             "skin-tone swap raises its LPIPS above theirs",
-    "no_perceptual_raises_lpips": "as no_cycle_raises_lpips: the full recipe's skin-tone swap raises its LPIPS",
     "table1_shift_highest_mse_lowest_lpips": "the perturbations are applied to rendered patches at the paper's sizes; "
                                              "a smoother rendered patch blurs with less MSE",
     "augmentation_lowers_error_held_out_pitch": "the GAN's redirected images carry its errors into the training set",
