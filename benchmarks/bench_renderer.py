@@ -1,53 +1,151 @@
-"""Throughput of the procedural eye renderer (images per second, warm-up excluded).
+"""Throughput of the procedural eye renderer (images per second, warm-up excluded), optionally
+side by side with an older commit's renderer in the same run.
 
-    PYTHONPATH=. python benchmarks/bench_renderer.py --batch 32 --threads 2
+    python benchmarks/bench_renderer.py --batch 32 --threads 2
+    python benchmarks/bench_renderer.py --against 0459d9f --rounds 2     # old and new, alternating
 
 Renders NIR frames at 400×640 and 80×128 and RGB patches at 64×64 and 41×51 through
-``SyntheticEyes.render`` (the full path: parameter draws, textures from the per-person cache,
-shading, uint8 output). Reports the best of ``--repeats`` timed batches (the median too), so
-that a noisy shared machine does not hide the renderer's own speed.
+``SyntheticEyes.render`` (the full path: parameter draws, textures from the cache, shading, uint8
+output), batch ``--batch`` for NIR and at least 256 for RGB, over ``--persons`` persons in random
+order. Each (version, case) runs in its own worker process, which warms up (every person's textures
+and frames built once), then times ``--repeats`` batches; with ``--against`` the two versions take
+turns case by case, round by round, on the same threads, so a busy machine slows both alike. The
+older version is ``git archive``d into a temporary folder and imported from there. Prints, per case,
+the median (and best) images per second of each version and their ratio, and each worker's peak
+resident memory (textures and frames cached for the case's persons).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+from io import BytesIO
+from pathlib import Path
 
-import torch
-
-from eyegen_lib.data import SyntheticEyes, SyntheticEyeSpec
-
+ROOT = Path(__file__).resolve().parents[1]
 CASES = [("nir", (400, 640)), ("nir", (80, 128)), ("rgb", (64, 64)), ("rgb", (41, 51))]
 
 
-def bench(modality: str, size: tuple[int, int], batch: int, repeats: int, n_persons: int) -> tuple[float, float]:
-    ds = SyntheticEyes(SyntheticEyeSpec(modality, size=size, n_persons=n_persons, images_per_person=256, seed=0))
-    n = len(ds)
-    batches = [[(k * batch + i) * 7919 % n for i in range(batch)] for k in range(repeats + 1)]
-    for p in range(n_persons):       # warm-up: build every person's textures once
-        ds.render([p * 256, p * 256 + 1])
-    ds.render(batches[0])
-    times = []
-    for idx in batches[1:]:
-        t0 = time.perf_counter()
-        ds.render(idx)
-        times.append(time.perf_counter() - t0)
-    return batch / min(times), batch / statistics.median(times)
+def _worker(threads: int) -> None:
+    """Serve timing requests, one JSON line each, from stdin: the renderer imported is the one on PYTHONPATH."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from eyegen_lib.data import SyntheticEyes, SyntheticEyeSpec
+
+    sources = {}
+    for line in sys.stdin:
+        req = json.loads(line)
+        key = (req["modality"], tuple(req["size"]))
+        per_person = 256
+        if key not in sources:
+            ds = SyntheticEyes(SyntheticEyeSpec(req["modality"], size=tuple(req["size"]), n_persons=req["persons"],
+                                                images_per_person=per_person, seed=0))
+            for p in range(req["persons"]):    # warm-up: both eyes of every person
+                ds.render([p * per_person, p * per_person + 1])
+            sources[key] = ds
+        ds, n, batch = sources[key], req["persons"] * per_person, req["batch"]
+        start = req["round"] * (req["repeats"] + 1)
+        batches = [[((start + k) * batch + i) * 7919 % n for i in range(batch)] for k in range(req["repeats"] + 1)]
+        ds.render(batches[0])
+        times = []
+        for idx in batches[1:]:
+            t0 = time.perf_counter()
+            ds.render(idx)
+            times.append(time.perf_counter() - t0)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"times": times, "peak_rss_mb": peak_mb}), flush=True)
 
 
-def main():
+def _tree_of(commit: str, into: Path) -> Path:
+    """The library as it was at ``commit``, extracted under ``into``."""
+    blob = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit, "eyegen_lib"],
+                          capture_output=True, check=False)
+    if blob.returncode:
+        raise SystemExit(f"--against {commit}: git archive failed: {blob.stderr.decode().strip()}")
+    with tarfile.open(fileobj=BytesIO(blob.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+class Worker:
+    def __init__(self, tree: Path, threads: int):
+        env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads))
+        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", "--threads", str(threads)], env=env,
+                                     cwd=str(tree), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, **req) -> dict:
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"a renderer worker ({self.proc.args}) died; run it alone to see its error")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="timed batches per case and round")
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--persons", type=int, default=8)
+    ap.add_argument("--against", metavar="COMMIT", help="also time this commit's renderer, alternating with today's")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}")
-    for modality, size in CASES:
-        b = args.batch if modality == "nir" else max(args.batch, 256)
-        best, median = bench(modality, size, b, args.repeats, args.persons)
-        print(f"{modality} {size[0]}x{size[1]} (batch {b}): best {best:8.0f} img/s, median {median:8.0f} img/s")
+    if args.worker:
+        _worker(args.threads)
+        return
+    for name in ("batch", "threads", "repeats", "rounds", "persons"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name} must be ≥ 1, got {getattr(args, name)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        versions = {"today": ROOT}
+        if args.against:
+            versions = {args.against: _tree_of(args.against, Path(tmp)), **versions}
+        times = {(v, c): [] for v in versions for c in range(len(CASES))}
+        peak = {}
+        workers = {(v, c): Worker(tree, args.threads) for v, tree in versions.items() for c in range(len(CASES))}
+        try:
+            for r in range(args.rounds):
+                for c, (modality, size) in enumerate(CASES):
+                    order = list(versions) if (r + c) % 2 == 0 else list(versions)[::-1]
+                    for v in order:
+                        batch = args.batch if modality == "nir" else max(args.batch, 256)
+                        res = workers[v, c].ask(modality=modality, size=size, batch=batch, repeats=args.repeats,
+                                                persons=args.persons, round=r)
+                        times[v, c] += res["times"]
+                        peak[v, c] = res["peak_rss_mb"]
+        finally:
+            for w in workers.values():
+                w.close()
+    import torch
+    print(f"torch {torch.__version__}, {args.threads} threads, NIR batch {args.batch}, RGB batch "
+          f"{max(args.batch, 256)}, {args.persons} persons, {args.rounds} round(s) × {args.repeats} batches")
+    names = list(versions)
+    head = " | ".join(f"{v} img/s median (best) | {v} peak RSS MB" for v in names)
+    print(f"| case | {head} |" + (f" {names[1]} / {names[0]} |" if len(names) == 2 else ""))
+    print("|---" * (1 + 2 * len(names) + (len(names) == 2)) + "|")
+    for c, (modality, size) in enumerate(CASES):
+        batch = args.batch if modality == "nir" else max(args.batch, 256)
+        cells, medians = [], []
+        for v in names:
+            med, best = batch / statistics.median(times[v, c]), batch / min(times[v, c])
+            medians.append(med)
+            cells.append(f"{med:,.0f} ({best:,.0f}) | {peak[v, c]:,.0f}")
+        ratio = f" {medians[1] / medians[0]:.2f} |" if len(names) == 2 else ""
+        print(f"| {modality.upper()} {size[0]}×{size[1]}, batch {batch} | " + " | ".join(cells) + " |" + ratio)
 
 
 if __name__ == "__main__":

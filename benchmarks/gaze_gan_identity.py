@@ -7,12 +7,13 @@ Each run trains the ``profile``'s GAN (its widths, batch and pairs) at a constan
 ``--steps`` iterations under one change, and scores it every ``--every`` iterations on a tenth of
 the redirection protocol (every 10th pair): the source/output skin-tone r and iris-colour r
 (:mod:`eyegen_lib.metrics.identity`), LPIPS to the target, and the independent estimator's gaze
-error (the zoo's, or trained here when the zoo does not serve). Prints one row per (variant, seed)
+error (the zoo's, or trained here when the zoo does not serve), and the repaint floor: LPIPS of each
+source redirected to the gaze it already has, to itself. Prints one row per (variant, seed)
 and a summary per variant; ``--jsonl FILE`` also writes every scoring.
 
 Variants (``VARIANTS``): ``official`` — the authors' objective (λ_identity = 0); ``identity`` — ours
 (the default config); ``no_perceptual``, ``imagenet_vgg`` (VGG fed normalised images, λ_perceptual 1),
-``lr_2e-4`` (the paper's learning rate) and ``batch_32`` (the paper's batch) — each of those on the
+``identity_100`` (ours at four times the identity weight), ``lr_2e-4`` (the paper's learning rate) and ``batch_32`` (the paper's batch) — each of those on the
 official objective, to see whether it alone changes the outcome. At ``cpu`` one run of 120
 iterations takes about 4 minutes on one thread. The sign of the skin-tone r is set within the first
 hundred iterations (the zoo's official model: −0.94 after 1,000 iterations, −0.96 after 10,000).
@@ -29,13 +30,15 @@ import torch
 import eyegen_lib as eg
 from eyegen_lib import protocols, registry
 from eyegen_lib.evaluation import evaluate_redirection
-from eyegen_lib.metrics import identity_scores
-from eyegen_lib.models.gaze_gan import GazeGANConfig, gaze_gan_run, redirect_set
+from eyegen_lib.images import to_signed
+from eyegen_lib.metrics import identity_scores, lpips_distance
+from eyegen_lib.models.gaze_gan import GazeGANConfig, gaze_gan_run, redirect, redirect_set
 
 OFFICIAL = {"lambda_identity": 0.0}
 VARIANTS = {
     "official": OFFICIAL,
     "identity": {},
+    "identity_100": {"lambda_identity": 100.0},
     "no_perceptual": {**OFFICIAL, "lambda_perceptual": 0.0},
     "imagenet_vgg": {**OFFICIAL, "vgg_input": "imagenet", "lambda_perceptual": 1.0},
     "lr_2e-4": {**OFFICIAL, "lr": 2e-4},
@@ -62,7 +65,7 @@ def main() -> None:
     estimator, _ = registry.gaze_estimator(profile, seed=0, progress=False)
     out = open(args.jsonl, "w") if args.jsonl else None
     final = {}
-    print(f"{'variant':14s} {'seed':>4s} {'step':>5s} {'skin r':>7s} {'iris r':>7s} {'LPIPS':>6s} {'gaze °':>7s} {'s':>6s}")
+    print(f"{'variant':14s} {'seed':>4s} {'step':>5s} {'skin r':>7s} {'iris r':>7s} {'LPIPS':>6s} {'floor':>6s} {'gaze °':>7s} {'s':>6s}")
     for variant in args.variants:
         for seed in args.seeds:
             config = GazeGANConfig.for_profile(profile, decay_start=1.0, ablation_steps=None, steps=args.steps,
@@ -76,11 +79,14 @@ def main() -> None:
                     return
                 pred = redirect_set(run.model, rset)
                 frame = evaluate_redirection(pred, rset, estimator)
+                # the repaint floor: each source redirected to the gaze it already has, LPIPS to itself
+                same = redirect(run.model, rset.source, rset.source_gaze)
+                floor = float(lpips_distance(to_signed(same), to_signed(rset.source)).mean())
                 row = {"variant": variant, "seed": seed, "step": step, **identity_scores(pred, rset),
-                       "lpips": float(frame.lpips.mean()), "gaze_error_deg": float(frame.gaze_error_deg.mean()),
+                       "lpips": float(frame.lpips.mean()), "repaint_floor_lpips": floor, "gaze_error_deg": float(frame.gaze_error_deg.mean()),
                        "seconds": time.perf_counter() - start}
                 print(f"{variant:14s} {seed:4d} {step:5d} {row['skin_tone_r']:7.3f} {row['iris_colour_r']:7.3f} "
-                      f"{row['lpips']:6.3f} {row['gaze_error_deg']:7.2f} {row['seconds']:6.0f}", flush=True)
+                      f"{row['lpips']:6.3f} {floor:6.3f} {row['gaze_error_deg']:7.2f} {row['seconds']:6.0f}", flush=True)
                 if out:
                     out.write(json.dumps(row) + "\n")
                     out.flush()
@@ -94,6 +100,7 @@ def main() -> None:
         r = [row["skin_tone_r"] for row in rows]
         print(f"{variant:14s} skin r {' '.join(f'{v:+.2f}' for v in r)}  (swapped in {sum(v < 0 for v in r)} of {len(r)}),"
               f" LPIPS {statistics.mean(row['lpips'] for row in rows):.3f},"
+              f" repaint floor {statistics.mean(row['repaint_floor_lpips'] for row in rows):.3f},"
               f" gaze error {statistics.mean(row['gaze_error_deg'] for row in rows):.2f}°")
 
 

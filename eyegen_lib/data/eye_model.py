@@ -29,12 +29,13 @@ import numpy as np
 import torch
 
 from eyegen_lib.gaze import pitchyaw_to_vector
+from .texture_cache import MipPyramid, mip_levels
 
 __all__ = [
     "GEOMETRY_RANGES", "STATE_KEYS", "LANDMARK_NAMES", "N_EYELID_POINTS", "render_in_chunks",
     "rng_for", "sample_geometry", "bump", "tail", "eye_boxes", "stack_params", "canonical_gaze", "gaze_axes", "pupil_ratio",
     "lid_curves", "eye_landmarks", "eye_fields", "mirror_points", "polar_noise_texture",
-    "fractal_noise", "iris_structure_texture", "lash_texture", "mip_levels", "LazyMips", "sample_texture",
+    "fractal_noise", "iris_structure_texture", "lash_texture", "mip_levels", "MipPyramid", "sample_texture",
 ]
 
 # Uniform ranges of a person's eye shape (eye units unless said otherwise).
@@ -491,44 +492,6 @@ def lash_texture(rng: np.random.Generator, density: float, length: float, lower:
     return small
 
 
-def mip_levels(tex: torch.Tensor, n: int = 5) -> list[torch.Tensor]:
-    """(C, H, W) texture → list of 2×2-average-pooled versions (level 0 = full resolution)."""
-    levels = [tex]
-    for _ in range(n - 1):
-        if min(levels[-1].shape[-2:]) < 8:
-            break
-        levels.append(torch.nn.functional.avg_pool2d(levels[-1][None], 2, ceil_mode=True)[0])
-    return levels
-
-
-class LazyMips:
-    """The mip levels of a texture (as :func:`mip_levels`), each kept only once it is sampled.
-
-    A person's lash textures are 8 MB at full resolution, yet a renderer of small patches samples
-    only a coarse level: keeping just the levels in use keeps a cache of many persons small (the
-    renderer runs in every DataLoader worker). ``levels`` is the full pyramid when the texture is
-    made; the first lookup keeps that level and drops the others. A level dropped and then wanted
-    is rebuilt from ``make()``, which must return the same base texture (it replays the person's
-    seeded draws), so every lookup returns the same values as a full pyramid would."""
-
-    def __init__(self, levels: list[torch.Tensor], make):
-        self._pending: list[torch.Tensor] | None = list(levels)
-        self._kept: dict[int, torch.Tensor] = {}
-        self._n = len(levels)
-        self._make = make
-
-    def __len__(self) -> int:
-        return self._n
-
-    def __getitem__(self, level: int) -> torch.Tensor:
-        level = range(self._n)[level]
-        if level not in self._kept:
-            levels = self._pending if self._pending is not None else mip_levels(self._make(), self._n)
-            self._kept[level] = levels[level]
-            self._pending = None
-        return self._kept[level]
-
-
 def sample_texture(levels_per_item: list[list[torch.Tensor]], grid: torch.Tensor, texels_per_px,
                    padding_mode: str = "zeros") -> torch.Tensor:
     """Bilinear lookup of per-image textures at ``grid`` (B, H, W, 2) in [-1, 1] (x then y),
@@ -572,7 +535,7 @@ def _sample_at_level(levels_per_item, grid: torch.Tensor, level: int, padding_mo
     if len(groups) == 1:
         tex = next(iter(groups.values()))[0]
         return sample(tex, grid.reshape(1, B * H, W, 2)).view(tex.shape[0], B, H, W).transpose(0, 1)
-    out = torch.empty(B, levels_per_item[0][0].shape[0], H, W)
+    out = torch.empty(B, next(iter(groups.values()))[0].shape[0], H, W)  # never level 0: it may be dropped
     for tex, idx in groups.values():
         sel = torch.tensor(idx)
         res = sample(tex, grid.index_select(0, sel).reshape(1, len(idx) * H, W, 2))

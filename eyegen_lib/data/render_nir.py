@@ -19,13 +19,13 @@ frame is a cached per-person background (skin × vignette), so big frames stay c
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import eye_model as em
+from .texture_cache import ByteLRU, MipPyramid, process_cache
 
 __all__ = ["NIR_RANGES", "NIR_SIDE_RANGES", "ALL_STAGES", "sample_nir_look", "NIRTextureCache", "render_eye",
            "lid_shade", "lid_shade_maps", "lid_textures", "defocus_blur"]
@@ -85,51 +85,46 @@ def sample_nir_look(rng: np.random.Generator, side: str, side_rng: np.random.Gen
 # ----------------------------------------------------------------------------------------------
 
 class NIRTextureCache:
-    """Per-person iris/lash textures and per-(person, side, size) skin × vignette frames.
-
-    ``key`` is any hashable identity (e.g. (seed, person)); textures are drawn from ``rng_seed``.
-    Frames are kept in a small LRU (a 400 × 640 frame's four maps are 4 MB; a renderer runs in
-    every DataLoader worker, and renders in person order when it renders a split).
+    """Per-person iris/lash textures and per-(person, side, size) skin × vignette frames, held in a
+    byte-bounded LRU (:func:`~eyegen_lib.data.texture_cache.process_cache` unless ``cache`` is
+    given). ``key`` is any hashable identity (e.g. (seed, person)); textures are drawn from
+    ``rng_seed``. A 400 × 640 frame's four maps are 4 MB, an 80 × 128 one's 160 kB; a person's lid
+    pyramids keep only the levels its render size samples (:class:`~eyegen_lib.data.texture_cache.MipPyramid`).
     """
 
-    def __init__(self, max_frames: int = 8):
-        self.textures: dict = {}
-        self.frames: OrderedDict = OrderedDict()
-        self.max_frames = max_frames
+    def __init__(self, cache: ByteLRU | None = None):
+        self.cache = cache if cache is not None else process_cache()
 
     def person(self, key, rng_seed: int, geom_row: dict, look_row: dict) -> dict:
-        if key not in self.textures:
-            rng = np.random.default_rng(rng_seed)
-            iris = torch.from_numpy(em.iris_structure_texture(rng))[None]
-            upper, lower = lid_textures(rng, geom_row, look_row)
+        return self.cache.get(("nir", "person", key), lambda: self._person(rng_seed, geom_row, look_row))
 
-            def lids(which):  # the person's lid textures again, from the same draws (see em.LazyMips)
-                def make():
-                    replay = np.random.default_rng(rng_seed)
-                    em.iris_structure_texture(replay)
-                    return lid_textures(replay, geom_row, look_row)[which]
-                return make
+    @staticmethod
+    def _person(rng_seed: int, geom_row: dict, look_row: dict) -> dict:
+        rng = np.random.default_rng(rng_seed)
+        iris = torch.from_numpy(em.iris_structure_texture(rng))[None]
+        upper, lower = lid_textures(rng, geom_row, look_row)
 
-            self.textures[key] = {"iris": em.mip_levels(iris), "upper": em.LazyMips(em.mip_levels(upper, 5), lids(0)),
-                                  "lower": em.LazyMips(em.mip_levels(lower, 5), lids(1))}
-        return self.textures[key]
+        def lids(which):  # the person's lid textures again, from the same draws (see MipPyramid)
+            def make():
+                replay = np.random.default_rng(rng_seed)
+                em.iris_structure_texture(replay)
+                return lid_textures(replay, geom_row, look_row)[which]
+            return make
+
+        return {"iris": em.mip_levels(iris), "upper": MipPyramid(em.mip_levels(upper, 5), lids(0)),
+                "lower": MipPyramid(em.mip_levels(lower, 5), lids(1))}
 
     def frame(self, key, side: str, rng_seed: int, look_row: dict, size: tuple[int, int]) -> tuple:
         """(skin, vignette, skin × vignette, vessels), each (H, W), canonical layout. The skin
         depends on the person only (same ``rng_seed`` for both eyes), the vignette on the camera
         side; ``vessels`` is the conjunctival vessel darkening (0..1) around the eye."""
-        fkey = (key, side, tuple(size))
-        if fkey in self.frames:
-            self.frames.move_to_end(fkey)
-            return self.frames[fkey]
-        rng = np.random.default_rng(rng_seed)
-        skin = skin_map(rng, look_row, size)
-        vig = vignette_map(look_row, size)
-        vessels = vessel_map(rng, look_row, size)
-        self.frames[fkey] = (skin, vig, skin * vig, vessels)
-        if len(self.frames) > self.max_frames:
-            self.frames.popitem(last=False)
-        return self.frames[fkey]
+        def build():
+            rng = np.random.default_rng(rng_seed)
+            skin = skin_map(rng, look_row, size)
+            vig = vignette_map(look_row, size)
+            vessels = vessel_map(rng, look_row, size)
+            return (skin, vig, skin * vig, vessels)
+        return self.cache.get(("nir", "frame", key, side, tuple(size)), build)
 
 
 def skin_map(rng: np.random.Generator, look: dict, size: tuple[int, int]) -> torch.Tensor:

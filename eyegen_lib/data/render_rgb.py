@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import eye_model as em
+from .texture_cache import ByteLRU, MipPyramid, process_cache
 from .render_nir import ALL_STAGES, _sample_lids, defocus_blur, lid_shade, lid_textures
 
 __all__ = ["RGB_RANGES", "SKIN_TONES", "IRIS_COLOURS", "sample_rgb_look", "RGBTextureCache", "patch_placement",
@@ -123,35 +124,39 @@ def _rgb(look: dict, name: str) -> torch.Tensor:
 
 class RGBTextureCache:
     """Per-person textures: skin with eyebrow (3 × 160 × 160 over ±SKIN_EXTENT eye units),
-    iris relief, lashes, sclera veins; each as mip levels."""
+    iris relief, lashes, sclera veins; each as mip levels, held in a byte-bounded LRU
+    (:func:`~eyegen_lib.data.texture_cache.process_cache` unless ``cache`` is given)."""
 
-    def __init__(self):
-        self.textures: dict = {}
+    def __init__(self, cache: ByteLRU | None = None):
+        self.cache = cache if cache is not None else process_cache()
 
     def person(self, key, rng_seed: int, geom_row: dict, look_row: dict) -> dict:
-        if key not in self.textures:
-            rng = np.random.default_rng(rng_seed)
-            iris = torch.from_numpy(em.iris_structure_texture(rng))[None]
-            upper, lower = lid_textures(rng, geom_row, look_row, rgb=True)
-            skin = torch.from_numpy(skin_texture(rng, look_row))
-            # Scleral veins resampled onto the skin texture's grid as a 4th channel: one lookup
-            # over the patch gives skin colour and vessel coverage.
-            veins = torch.from_numpy(vein_texture(rng))[None, None]
-            coords = ((torch.arange(skin.shape[-1], dtype=torch.float32) + 0.5) / skin.shape[-1] * 2 - 1) * (SKIN_EXTENT / VEIN_EXTENT)
-            gy, gx = torch.meshgrid(coords, coords, indexing="ij")
-            veins = F.grid_sample(veins, torch.stack([gx, gy], -1)[None], mode="bilinear", padding_mode="zeros",
-                                  align_corners=False)[0]
-            skin = torch.cat([skin, veins])
-            def lids(which):  # the person's lid textures again, from the same draws (see em.LazyMips)
-                def make():
-                    replay = np.random.default_rng(rng_seed)
-                    em.iris_structure_texture(replay)
-                    return lid_textures(replay, geom_row, look_row, rgb=True)[which]
-                return make
+        return self.cache.get(("rgb", "person", key), lambda: self._person(rng_seed, geom_row, look_row))
 
-            self.textures[key] = {"iris": em.mip_levels(iris), "upper": em.LazyMips(em.mip_levels(upper, 5), lids(0)),
-                                  "lower": em.LazyMips(em.mip_levels(lower, 5), lids(1)), "skin": em.mip_levels(skin, 4)}
-        return self.textures[key]
+    @staticmethod
+    def _person(rng_seed: int, geom_row: dict, look_row: dict) -> dict:
+        rng = np.random.default_rng(rng_seed)
+        iris = torch.from_numpy(em.iris_structure_texture(rng))[None]
+        upper, lower = lid_textures(rng, geom_row, look_row, rgb=True)
+        skin = torch.from_numpy(skin_texture(rng, look_row))
+        # Scleral veins resampled onto the skin texture's grid as a 4th channel: one lookup
+        # over the patch gives skin colour and vessel coverage.
+        veins = torch.from_numpy(vein_texture(rng))[None, None]
+        coords = ((torch.arange(skin.shape[-1], dtype=torch.float32) + 0.5) / skin.shape[-1] * 2 - 1) * (SKIN_EXTENT / VEIN_EXTENT)
+        gy, gx = torch.meshgrid(coords, coords, indexing="ij")
+        veins = F.grid_sample(veins, torch.stack([gx, gy], -1)[None], mode="bilinear", padding_mode="zeros",
+                              align_corners=False)[0]
+        skin = torch.cat([skin, veins])
+
+        def lids(which):  # the person's lid textures again, from the same draws (see MipPyramid)
+            def make():
+                replay = np.random.default_rng(rng_seed)
+                em.iris_structure_texture(replay)
+                return lid_textures(replay, geom_row, look_row, rgb=True)[which]
+            return make
+
+        return {"iris": em.mip_levels(iris), "upper": MipPyramid(em.mip_levels(upper, 5), lids(0)),
+                "lower": MipPyramid(em.mip_levels(lower, 5), lids(1)), "skin": em.mip_levels(skin, 4)}
 
 
 def skin_texture(rng: np.random.Generator, look: dict, n: int = 160) -> np.ndarray:

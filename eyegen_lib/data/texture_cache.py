@@ -1,0 +1,156 @@
+"""The renderer's per-process caches: mip pyramids that keep only the levels in use, and an LRU
+bounded by bytes rather than entries.
+
+A renderer runs in every DataLoader worker, so what it caches is paid once per worker. Two things
+are worth caching: per-person textures (lashes, lid shading, iris relief, skin; drawing them replays
+fractal noise and takes tens of milliseconds) and per-(person, camera side, size) frames (skin ×
+vignette maps, as large as the image). Both are pure functions of their seeds, so anything evicted
+is rebuilt bit for bit when it is wanted again; the cache only trades memory for speed.
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Callable
+
+import torch
+
+__all__ = ["mip_levels", "MipPyramid", "ByteLRU", "nbytes_of", "process_cache", "DEFAULT_CACHE_MB"]
+
+
+def mip_levels(tex: torch.Tensor, n: int = 5) -> list[torch.Tensor]:
+    """(C, H, W) texture → list of 2×2-average-pooled versions (level 0 = full resolution)."""
+    levels = [tex]
+    for _ in range(n - 1):
+        if min(levels[-1].shape[-2:]) < 8:
+            break
+        levels.append(torch.nn.functional.avg_pool2d(levels[-1][None], 2, ceil_mode=True)[0])
+    return levels
+
+
+class MipPyramid:
+    """A texture's mip levels (as :func:`mip_levels`), keeping the finest level sampled so far and
+    every coarser one.
+
+    A person's lash textures are 6.5 MB at full resolution, yet a renderer of small patches samples
+    only a coarse level, and one render size always samples about the same level. The pyramid is
+    built whole; the first lookup drops the levels finer than the one it asks for (the coarser ones
+    cost at most a third of it and are kept, so a slightly smaller image never rebuilds). A finer
+    level wanted later is rebuilt once from ``make()``, which must return the same base texture (it
+    replays the person's seeded draws), so every lookup returns what a full pyramid would."""
+
+    def __init__(self, levels: list[torch.Tensor], make: Callable[[], torch.Tensor]):
+        self._levels: list[torch.Tensor | None] = list(levels)
+        self._settled = False           # False until the first lookup: every level is still held
+        self._make = make
+        self.channels = int(levels[0].shape[0])
+
+    def __len__(self) -> int:
+        return len(self._levels)
+
+    def __getitem__(self, level: int) -> torch.Tensor:
+        level = range(len(self._levels))[level]
+        if self._levels[level] is None:
+            self._levels = mip_levels(self._make(), len(self._levels))
+            self._settled = False
+        if not self._settled:
+            self._levels[:level] = [None] * level
+            self._settled = True
+        return self._levels[level]
+
+    @property
+    def kept_levels(self) -> list[int]:
+        return [i for i, lv in enumerate(self._levels) if lv is not None]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(lv.nbytes for lv in self._levels if lv is not None)
+
+
+def nbytes_of(value) -> int:
+    """Bytes held by a cached value: tensors, pyramids, and dicts / lists / tuples of them."""
+    if isinstance(value, (torch.Tensor, MipPyramid)):
+        return int(value.nbytes)
+    if isinstance(value, dict):
+        return sum(nbytes_of(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes_of(v) for v in value)
+    return 0
+
+
+class ByteLRU:
+    """A least-recently-used cache bounded by the bytes of its values (:func:`nbytes_of`).
+
+    ``get(key, build)`` returns the cached value or builds, stores and returns it, then evicts the
+    least recently used entries until the total fits ``max_bytes`` (the newest entry always stays).
+    An entry's size is measured again on its first few fetches, as a :class:`MipPyramid` shrinks
+    at its first lookup."""
+
+    def __init__(self, max_bytes: int):
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be ≥ 0, got {max_bytes}")
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict = OrderedDict()
+        self._sizes: dict = {}
+        self._fetches: dict = {}
+        self.total_bytes = 0
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key) -> bool:
+        return key in self._entries
+
+    def values(self):
+        return self._entries.values()
+
+    def get(self, key, build: Callable[[], object]):
+        if key in self._entries:
+            self.hits += 1
+            self._entries.move_to_end(key)
+            value = self._entries[key]
+            fetches = self._fetches[key] = self._fetches[key] + 1
+            if fetches > 3:    # a pyramid settles at its first lookup: later fetches need no re-measuring
+                return value
+        else:
+            self.misses += 1
+            value = self._entries[key] = build()
+            self._fetches[key] = 1
+        size = nbytes_of(value)
+        self.total_bytes += size - self._sizes.get(key, 0)
+        self._sizes[key] = size
+        while self.total_bytes > self.max_bytes and len(self._entries) > 1:
+            old, _ = self._entries.popitem(last=False)
+            self.total_bytes -= self._sizes.pop(old)
+            del self._fetches[old]
+        return value
+
+
+DEFAULT_CACHE_MB = 256
+
+
+def _cache_budget() -> int:
+    raw = os.environ.get("EYEGEN_RENDER_CACHE_MB", str(DEFAULT_CACHE_MB))
+    try:
+        mb = float(raw)
+    except ValueError:
+        raise ValueError(f"EYEGEN_RENDER_CACHE_MB must be a number of megabytes, got {raw!r}") from None
+    if mb < 0:
+        raise ValueError(f"EYEGEN_RENDER_CACHE_MB must be ≥ 0, got {raw!r}")
+    return int(mb * 2 ** 20)
+
+
+_PROCESS_CACHE: ByteLRU | None = None
+
+
+def process_cache() -> ByteLRU:
+    """The renderers' one cache in this process (every :class:`~eyegen_lib.data.SyntheticEyes`
+    shares it; keys name the modality, seed and person, so sources of one seed share persons).
+    Its bound is ``EYEGEN_RENDER_CACHE_MB`` (default 256 MB), read when it is first used; a
+    DataLoader worker forked from a process that already holds one starts with a copy of its
+    entries (shared pages until written)."""
+    global _PROCESS_CACHE
+    if _PROCESS_CACHE is None:
+        _PROCESS_CACHE = ByteLRU(_cache_budget())
+    return _PROCESS_CACHE
