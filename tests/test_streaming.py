@@ -144,23 +144,75 @@ def test_the_registry_trains_every_family_from_streamed_data(streaming_profile):
 
 def test_lash_textures_keep_only_the_levels_in_use_and_rebuild_the_others_exactly():
     from eyegen_lib.data import eye_model as em
+    from eyegen_lib.data.texture_cache import ByteLRU, MipPyramid
 
     base = torch.rand(3, 64, 128, generator=torch.Generator().manual_seed(0))
-    lazy = em.LazyMips(em.mip_levels(base, 5), lambda: base.clone())
     full = em.mip_levels(base, 5)
-    assert len(lazy) == len(full) and torch.equal(lazy[2], full[2])
-    assert lazy._pending is None and set(lazy._kept) == {2}, "the first lookup drops the other levels"
-    assert torch.equal(lazy[0], full[0]) and torch.equal(lazy[-1], full[-1]), "a dropped level is rebuilt alike"
-    # through the renderer: a person's textures first sampled at one level, then at others
+    pyramid = MipPyramid(em.mip_levels(base, 5), lambda: base.clone())
+    assert len(pyramid) == len(full) and torch.equal(pyramid[2], full[2])
+    assert pyramid.kept_levels == [2, 3, 4], "the first lookup drops the finer levels and keeps the coarser"
+    assert torch.equal(pyramid[4], full[4]) and pyramid.kept_levels == [2, 3, 4], "a coarser level is no rebuild"
+    assert torch.equal(pyramid[0], full[0]) and pyramid.kept_levels == [0, 1, 2, 3, 4], "a finer level is rebuilt alike"
+    # through the renderer: a person's textures first sampled at one level, then at a finer one
+    cache = ByteLRU(1 << 30)
     warm, cold = rgb(size=(64, 64)), rgb(size=(64, 64))
+    warm._textures.cache = cache
     warm.render(list(range(12)))
     assert torch.equal(warm.render([7])["image"], cold.render([7])["image"])
+    kept = {lv for tx in cache.values() for lv in tx["upper"].kept_levels}
     big = SyntheticEyes(SyntheticEyeSpec("rgb", size=(160, 160), n_persons=3, images_per_person=6))
-    big._textures = warm._textures  # the same persons' cached textures, now sampled at a finer level
-    kept = {lv for tx in warm._textures.textures.values() for lv in tx["upper"]._kept}
+    big._textures.cache = cache  # the same persons' cached textures, now sampled at a finer level
     fresh = SyntheticEyes(SyntheticEyeSpec("rgb", size=(160, 160), n_persons=3, images_per_person=6))
+    fresh._textures.cache = ByteLRU(1 << 30)
     assert torch.equal(big.render([7, 2])["image"], fresh.render([7, 2])["image"])
-    assert {lv for tx in warm._textures.textures.values() for lv in tx["upper"]._kept} > kept, "a level was rebuilt"
+    assert {lv for tx in cache.values() for lv in tx["upper"].kept_levels} > kept, "a finer level was rebuilt"
+
+
+def test_the_render_cache_holds_its_byte_bound_and_an_evicted_person_renders_alike():
+    from eyegen_lib.data.texture_cache import ByteLRU
+
+    spec = SyntheticEyeSpec("nir", size=(80, 128), n_persons=6, images_per_person=4)
+    roomy = SyntheticEyes(spec)
+    roomy._textures.cache = ByteLRU(1 << 30)
+    idx = list(range(24))
+    want = roomy.render(idx)["image"]
+    roomy.render([0])          # measures the entries again, now that their pyramids kept only what was sampled
+    one_person = roomy._textures.cache.total_bytes // 6
+    tight = SyntheticEyes(spec)
+    tight._textures.cache = ByteLRU(2 * one_person)     # room for about two persons' textures and frames
+    for _ in range(2):                                  # the second pass rebuilds what the first evicted
+        assert torch.equal(torch.cat([tight.render([i])["image"] for i in idx]), want)
+        assert tight._textures.cache.total_bytes <= 2 * one_person
+    assert tight._textures.cache.misses >= 2 * roomy._textures.cache.misses - 6, "the tight cache evicted and rebuilt"
+    with pytest.raises(ValueError, match="max_bytes"):
+        ByteLRU(-1)
+
+
+def test_a_bad_render_cache_size_is_one_clear_error(monkeypatch):
+    from eyegen_lib.data import texture_cache
+
+    monkeypatch.setattr(texture_cache, "_PROCESS_CACHE", None)
+    monkeypatch.setenv("EYEGEN_RENDER_CACHE_MB", "lots")
+    with pytest.raises(ValueError, match="EYEGEN_RENDER_CACHE_MB must be a number of megabytes"):
+        texture_cache.process_cache()
+    monkeypatch.setenv("EYEGEN_RENDER_CACHE_MB", "64")
+    assert texture_cache.process_cache().max_bytes == 64 << 20
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: compares the GPU renderer with the CPU's")
+@pytest.mark.parametrize("modality, size", [("nir", (80, 128)), ("nir", (400, 640)), ("rgb", (64, 64))])
+def test_the_renderer_draws_alike_on_the_gpu(modality, size):
+    spec = SyntheticEyeSpec(modality, size=size, n_persons=4, images_per_person=8)
+    idx = list(range(0, 32, 3))
+    cpu = SyntheticEyes(spec).render(idx)
+    gpu = SyntheticEyes(spec, device="cuda").render(idx)
+    assert gpu["image"].device.type == "cuda" and gpu["mask"].device.type == "cuda"
+    diff = (gpu["image"].cpu().float() - cpu["image"].float()).abs()
+    # transcendentals and texture lookups round differently on a GPU: a grey level, on few pixels
+    assert diff.max() <= 2 and (diff > 0).float().mean() < 0.02, (float(diff.max()), float((diff > 0).float().mean()))
+    assert (gpu["mask"].cpu() != cpu["mask"]).float().mean() < 0.002
+    assert torch.allclose(gpu["landmarks"].cpu(), cpu["landmarks"], atol=1e-3)
+    assert torch.equal(gpu["gaze"].cpu(), cpu["gaze"])
 
 
 @pytest.mark.parametrize("modality, size", [("nir", (80, 128)), ("rgb", (64, 64)), ("rgb", (41, 51)), ("nir", (400, 640))])

@@ -492,6 +492,9 @@ def lash_texture(rng: np.random.Generator, density: float, length: float, lower:
     return small
 
 
+STACKED_TEXTURE_BYTES = 8 << 20
+
+
 def sample_texture(levels_per_item: list[list[torch.Tensor]], grid: torch.Tensor, texels_per_px,
                    padding_mode: str = "zeros") -> torch.Tensor:
     """Bilinear lookup of per-image textures at ``grid`` (B, H, W, 2) in [-1, 1] (x then y),
@@ -528,7 +531,10 @@ def _sample_at_level(levels_per_item, grid: torch.Tensor, level: int, padding_mo
     B, H, W, _ = grid.shape
     sample = lambda tex, g: torch.nn.functional.grid_sample(tex[None], g, mode="bilinear", padding_mode=padding_mode,
                                                             align_corners=False)
-    if 2 * len(groups) > B:   # little sharing: one batched call on stacked textures is cheaper
+    first = next(iter(groups.values()))[0]
+    # One batched call on per-image copies of the textures, unless copying them would cost more
+    # than sampling each person's texture separately (big textures shared by several images).
+    if 2 * len(groups) > B or first.nbytes * B <= STACKED_TEXTURE_BYTES:
         tex = torch.stack([lv[min(level, len(lv) - 1)] for lv in levels_per_item])
         return torch.nn.functional.grid_sample(tex, grid, mode="bilinear", padding_mode=padding_mode,
                                                align_corners=False)

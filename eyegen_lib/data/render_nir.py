@@ -18,6 +18,7 @@ frame is a cached per-person background (skin × vignette), so big frames stay c
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import eye_model as em
-from .texture_cache import ByteLRU, MipPyramid, process_cache
+from .texture_cache import ByteLRU, MipPyramid, cached_on, process_cache
 
 __all__ = ["NIR_RANGES", "NIR_SIDE_RANGES", "ALL_STAGES", "sample_nir_look", "NIRTextureCache", "render_eye",
            "lid_shade", "lid_shade_maps", "lid_textures", "defocus_blur"]
@@ -95,8 +96,8 @@ class NIRTextureCache:
     def __init__(self, cache: ByteLRU | None = None):
         self.cache = cache if cache is not None else process_cache()
 
-    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict) -> dict:
-        return self.cache.get(("nir", "person", key), lambda: self._person(rng_seed, geom_row, look_row))
+    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict, device=torch.device("cpu")) -> dict:
+        return cached_on(self.cache, ("nir", "person", key), lambda: self._person(rng_seed, geom_row, look_row), device)
 
     @staticmethod
     def _person(rng_seed: int, geom_row: dict, look_row: dict) -> dict:
@@ -114,7 +115,8 @@ class NIRTextureCache:
         return {"iris": em.mip_levels(iris), "upper": MipPyramid(em.mip_levels(upper, 5), lids(0)),
                 "lower": MipPyramid(em.mip_levels(lower, 5), lids(1))}
 
-    def frame(self, key, side: str, rng_seed: int, look_row: dict, size: tuple[int, int]) -> tuple:
+    def frame(self, key, side: str, rng_seed: int, look_row: dict, size: tuple[int, int],
+              device=torch.device("cpu")) -> tuple:
         """(skin, vignette, skin × vignette, vessels), each (H, W), canonical layout. The skin
         depends on the person only (same ``rng_seed`` for both eyes), the vignette on the camera
         side; ``vessels`` is the conjunctival vessel darkening (0..1) around the eye."""
@@ -124,7 +126,7 @@ class NIRTextureCache:
             vig = vignette_map(look_row, size)
             vessels = vessel_map(rng, look_row, size)
             return (skin, vig, skin * vig, vessels)
-        return self.cache.get(("nir", "frame", key, side, tuple(size)), build)
+        return cached_on(self.cache, ("nir", "frame", key, side, tuple(size)), build, device)
 
 
 def skin_map(rng: np.random.Generator, look: dict, size: tuple[int, int]) -> torch.Tensor:
@@ -347,6 +349,14 @@ def to_pixels(points: torch.Tensor, cx, cy, ppu):
     return torch.stack([cx[:, None] + ppu[:, None] * points[..., 0], cy[:, None] + ppu[:, None] * points[..., 1]], -1)
 
 
+@functools.lru_cache(maxsize=4096)
+def _glint_jitter(seed: int) -> np.ndarray:
+    """A person's per-LED glint offsets (drawn once per person, not per image)."""
+    jitter = np.random.default_rng(seed).normal(0, 0.08, MAX_GLINTS).astype(np.float32)
+    jitter.flags.writeable = False
+    return jitter
+
+
 def _glints(look, state, g, cx, cy, ppu, origin, n_rows, n_cols):
     """LED glints as saturating Gaussian sprites splatted into a (B, h, w) layer.
 
@@ -359,8 +369,7 @@ def _glints(look, state, g, cx, cy, ppu, origin, n_rows, n_cols):
     k = torch.arange(MAX_GLINTS, dtype=torch.float32)
     count = look["glint_count"][:, None]
     # Per-LED irregularity (mounting tolerances): fixed per person, from its seed.
-    jit = torch.stack([torch.from_numpy(np.random.default_rng(int(s)).normal(0, 0.08, MAX_GLINTS).astype(np.float32))
-                       for s in look["glint_jitter_seed"].tolist()])
+    jit = torch.from_numpy(np.stack([_glint_jitter(int(s)) for s in look["glint_jitter_seed"].tolist()])).to(k.device)
     ang = look["glint_phase"][:, None] + 2 * math.pi * k[None] / count + jit
     ring_x = look["glint_ring"][:, None] * torch.cos(ang)
     ring_y = look["glint_ring"][:, None] * look["glint_aspect"][:, None] * torch.sin(ang)

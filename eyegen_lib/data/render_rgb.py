@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import eye_model as em
-from .texture_cache import ByteLRU, MipPyramid, process_cache
+from .texture_cache import ByteLRU, MipPyramid, cached_on, process_cache
 from .render_nir import ALL_STAGES, _sample_lids, defocus_blur, lid_shade, lid_textures
 
 __all__ = ["RGB_RANGES", "SKIN_TONES", "IRIS_COLOURS", "sample_rgb_look", "RGBTextureCache", "patch_placement",
@@ -130,8 +130,8 @@ class RGBTextureCache:
     def __init__(self, cache: ByteLRU | None = None):
         self.cache = cache if cache is not None else process_cache()
 
-    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict) -> dict:
-        return self.cache.get(("rgb", "person", key), lambda: self._person(rng_seed, geom_row, look_row))
+    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict, device=torch.device("cpu")) -> dict:
+        return cached_on(self.cache, ("rgb", "person", key), lambda: self._person(rng_seed, geom_row, look_row), device)
 
     @staticmethod
     def _person(rng_seed: int, geom_row: dict, look_row: dict) -> dict:

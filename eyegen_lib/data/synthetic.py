@@ -83,13 +83,21 @@ CAMERA_KEYS = ("defocus", "noise_gain")
 
 
 class SyntheticEyes:
-    """Random-access renderer-backed dataset; ``len = n_persons * images_per_person``."""
+    """Random-access renderer-backed dataset; ``len = n_persons * images_per_person``.
 
-    def __init__(self, spec: SyntheticEyeSpec):
+    ``device``: where :meth:`render` draws (default the CPU). The renderer is plain tensor code, so on
+    a GPU it runs as on the CPU, and its images equal the CPU's within float tolerance (a GPU's
+    transcendental functions and texture lookups round differently, which may move a pixel by a
+    grey level after quantisation). Per-person textures are drawn on the CPU (numpy) and uploaded
+    once (see :mod:`~eyegen_lib.data.texture_cache`)."""
+
+    def __init__(self, spec: SyntheticEyeSpec, device: str | torch.device | None = None):
         self.spec = spec
+        self.device = torch.device(device if device is not None else "cpu")
         self._persons: dict[tuple[int, str], tuple[dict, dict]] = {}
         self._tex_seeds: dict[int, int] = {}
         self._noise_bank: torch.Tensor | None = None
+        self._noise_banks: dict = {}
         self._textures = render_nir.NIRTextureCache() if spec.modality == "nir" else render_rgb.RGBTextureCache()
 
     def __len__(self) -> int:
@@ -130,13 +138,17 @@ class SyntheticEyes:
         return sample_state(em.rng_for(self.spec.seed, _STATE, index), self.spec.gaze_range_deg,
                             mirror, self.spec.blink_probability)
 
-    def _noise(self, states: list[dict], shape: tuple[int, ...]) -> torch.Tensor:
-        """Unit sensor noise per image: a crop of a seeded noise bank at an offset drawn per image."""
+    def _noise(self, states: list[dict], shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """Unit sensor noise per image: a crop of a seeded noise bank at an offset drawn per image
+        (the bank is drawn on the CPU, so every device sees the same noise)."""
         pad = 97
         if self._noise_bank is None or self._noise_bank.shape[-2] < shape[-2] + pad or self._noise_bank.shape[-1] < shape[-1] + pad:
             gen = torch.Generator().manual_seed(int(em.rng_for(self.spec.seed, _NOISE).integers(1 << 62)))
-            self._noise_bank = torch.randn(*shape[:-2], shape[-2] + pad, shape[-1] + pad, generator=gen)
-        bank = self._noise_bank
+            self._noise_bank = torch.randn(*shape[:-2], shape[-2] + pad, shape[-1] + pad, generator=gen, device="cpu")
+            self._noise_banks = {}
+        if device not in self._noise_banks:
+            self._noise_banks[device] = self._noise_bank.to(device)
+        bank = self._noise_banks[device]
         crops = []
         for st in states:
             oy = st["noise_y"] % (bank.shape[-2] - shape[-2] + 1)
@@ -146,13 +158,19 @@ class SyntheticEyes:
 
     # -- rendering -------------------------------------------------------------------------------
     def render(self, indices, *, gaze=None, overrides: dict | None = None, stages=None,
-               return_layers: bool = False) -> dict:
+               return_layers: bool = False, device: str | torch.device | None = None) -> dict:
         """Render a batch. ``gaze``: optional (B, 2) (pitch, yaw) radians replacing the sampled
         gaze (everything else about the image stays identical); ``overrides``: per-image
         parameter overrides by name — any key of the state (e.g. ``pupil_scale``, ``openness``,
         ``blink``), of the person geometry (e.g. ``iris_radius``) or of the look — as a scalar
-        or a (B,) sequence. ``stages``: see ``render_nir.ALL_STAGES``."""
-        idx = [int(i) for i in torch.as_tensor(indices).reshape(-1).tolist()]
+        or a (B,) sequence. ``stages``: see ``render_nir.ALL_STAGES``. ``device``: where to draw
+        (default: the dataset's); every returned tensor lies there."""
+        device = torch.device(device) if device is not None else self.device
+        with torch.device(device):
+            return self._render(indices, gaze, overrides, stages, return_layers, device)
+
+    def _render(self, indices, gaze, overrides, stages, return_layers, device: torch.device) -> dict:
+        idx = [int(i) for i in torch.as_tensor(indices, device="cpu").reshape(-1).tolist()]
         if any(i < 0 or i >= len(self) for i in idx):
             raise IndexError(f"indices must lie in [0, {len(self)})")
         persons = [self.person_of(i) for i in idx]
@@ -163,42 +181,42 @@ class SyntheticEyes:
         look = em.stack_params([r[1] for r in rows])
         state = em.stack_params(states, em.STATE_KEYS + CAMERA_KEYS)
         if gaze is not None:
-            gaze_t = torch.as_tensor(gaze, dtype=torch.float32).reshape(len(idx), 2)
+            gaze_t = torch.as_tensor(gaze, dtype=torch.float32).to(device).reshape(len(idx), 2)
             state["pitch"], state["yaw"] = gaze_t[:, 0].clone(), gaze_t[:, 1].clone()
         for name, value in (overrides or {}).items():
             target = next((d for d in (state, geom, look) if name in d), None)
             if target is None:
                 raise KeyError(f"unknown override {name!r}")
-            target[name] = torch.as_tensor(value, dtype=torch.float32).expand(len(idx)).clone()
+            target[name] = torch.as_tensor(value, dtype=torch.float32).to(device).expand(len(idx)).clone()
         stages = tuple(stages) if stages is not None else self.spec.stages
         if self.spec.modality == "nir":
-            out = self._render_nir(persons, sides, rows, geom, look, state, states, stages, return_layers)
+            out = self._render_nir(persons, sides, rows, geom, look, state, states, stages, return_layers, device)
         else:
-            out = self._render_rgb(persons, rows, geom, look, state, states, stages, return_layers)
+            out = self._render_rgb(persons, rows, geom, look, state, states, stages, return_layers, device)
         out.update(gaze=torch.stack([state["pitch"], state["yaw"]], -1),
                    person=torch.tensor(persons, dtype=torch.int64), side=sides,
                    index=torch.tensor(idx, dtype=torch.int64))
         return out
 
-    def _render_nir(self, persons, sides, rows, geom, look, state, states, stages, return_layers):
+    def _render_nir(self, persons, sides, rows, geom, look, state, states, stages, return_layers, device):
         size = self.spec.size
         s = self.spec.seed
         textures, frames = [], []
         for p, side, (g_row, l_row) in zip(persons, sides, rows):
             tex_seed = self._tex_seed(p)
-            textures.append(self._textures.person((s, p), tex_seed, g_row, l_row))
-            frames.append(self._textures.frame((s, p), side, tex_seed + 1, l_row, size))
-        noise = self._noise(states, size) if self.spec.noise else None
+            textures.append(self._textures.person((s, p), tex_seed, g_row, l_row, device))
+            frames.append(self._textures.frame((s, p), side, tex_seed + 1, l_row, size, device))
+        noise = self._noise(states, size, device) if self.spec.noise else None
         out = render_nir.render_eye(geom, look, state, size, textures, frames, noise, stages, return_layers)
         out["image"] = out["image"].clamp(0, 255).round().to(torch.uint8)[:, None]
         return out
 
-    def _render_rgb(self, persons, rows, geom, look, state, states, stages, return_layers):
+    def _render_rgb(self, persons, rows, geom, look, state, states, stages, return_layers, device):
         s = self.spec.seed
         textures = []
         for p, (g_row, l_row) in zip(persons, rows):
-            textures.append(self._textures.person((s, p), self._tex_seed(p), g_row, l_row))
-        noise = self._noise(states, (3, *self.spec.size)) if self.spec.noise else None
+            textures.append(self._textures.person((s, p), self._tex_seed(p), g_row, l_row, device))
+        noise = self._noise(states, (3, *self.spec.size), device) if self.spec.noise else None
         out = render_rgb.render_eye(geom, look, state, self.spec.size, textures, noise, stages, return_layers)
         out["image"] = out["image"].clamp(0, 255).round().to(torch.uint8)
         return out

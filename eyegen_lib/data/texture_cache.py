@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["mip_levels", "MipPyramid", "ByteLRU", "nbytes_of", "process_cache", "DEFAULT_CACHE_MB"]
+__all__ = ["mip_levels", "MipPyramid", "ByteLRU", "nbytes_of", "process_cache", "DEFAULT_CACHE_MB", "to_device", "cached_on"]
 
 
 def mip_levels(tex: torch.Tensor, n: int = 5) -> list[torch.Tensor]:
@@ -39,11 +39,10 @@ class MipPyramid:
     level wanted later is rebuilt once from ``make()``, which must return the same base texture (it
     replays the person's seeded draws), so every lookup returns what a full pyramid would."""
 
-    def __init__(self, levels: list[torch.Tensor], make: Callable[[], torch.Tensor]):
+    def __init__(self, levels: list[torch.Tensor | None], make: Callable[[], torch.Tensor]):
         self._levels: list[torch.Tensor | None] = list(levels)
         self._settled = False           # False until the first lookup: every level is still held
         self._make = make
-        self.channels = int(levels[0].shape[0])
 
     def __len__(self) -> int:
         return len(self._levels)
@@ -58,6 +57,17 @@ class MipPyramid:
             self._settled = True
         return self._levels[level]
 
+    def to(self, device) -> "MipPyramid":
+        """The same pyramid on ``device`` (a rebuild replays on the CPU, then moves)."""
+        make = self._make
+        moved = MipPyramid([lv if lv is None else lv.to(device) for lv in self._levels], lambda: make().to(device))
+        moved._settled = self._settled
+        return moved
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
     @property
     def kept_levels(self) -> list[int]:
         return [i for i, lv in enumerate(self._levels) if lv is not None]
@@ -65,6 +75,39 @@ class MipPyramid:
     @property
     def nbytes(self) -> int:
         return sum(lv.nbytes for lv in self._levels if lv is not None)
+
+
+def to_device(value, device):
+    """A cached value (tensors, pyramids, and dicts / lists / tuples of them) on ``device``."""
+    if isinstance(value, (torch.Tensor, MipPyramid)):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
+
+
+def cached_on(cache: "ByteLRU", key, build: Callable[[], object], device: torch.device):
+    """``cache.get`` of ``key`` built on the CPU (textures are drawn with numpy), and, for another
+    device, a copy there cached under its own key (so a GPU renderer uploads each person once)."""
+    def on_cpu():
+        with torch.device("cpu"):
+            return build()
+    if device.type == "cpu":
+        return cache.get(key, on_cpu)
+    return cache.get((key, str(device)), lambda: to_device(cache.get(key, on_cpu), device))
+
+
+def _settled(value) -> bool:
+    """Whether every pyramid in a cached value has had its first lookup (its size is final)."""
+    if isinstance(value, MipPyramid):
+        return value.settled
+    if isinstance(value, dict):
+        return all(_settled(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_settled(v) for v in value)
+    return True
 
 
 def nbytes_of(value) -> int:
@@ -83,8 +126,8 @@ class ByteLRU:
 
     ``get(key, build)`` returns the cached value or builds, stores and returns it, then evicts the
     least recently used entries until the total fits ``max_bytes`` (the newest entry always stays).
-    An entry's size is measured again on its first few fetches, as a :class:`MipPyramid` shrinks
-    at its first lookup."""
+    An entry's size is measured again at the next few fetches after its own, as a :class:`MipPyramid`
+    shrinks at its first lookup."""
 
     def __init__(self, max_bytes: int):
         if max_bytes < 0:
@@ -92,7 +135,7 @@ class ByteLRU:
         self.max_bytes = int(max_bytes)
         self._entries: OrderedDict = OrderedDict()
         self._sizes: dict = {}
-        self._fetches: dict = {}
+        self._unsettled: dict = {}   # key → how many more times to measure it
         self.total_bytes = 0
         self.hits = self.misses = 0
 
@@ -110,21 +153,31 @@ class ByteLRU:
             self.hits += 1
             self._entries.move_to_end(key)
             value = self._entries[key]
-            fetches = self._fetches[key] = self._fetches[key] + 1
-            if fetches > 3:    # a pyramid settles at its first lookup: later fetches need no re-measuring
-                return value
         else:
             self.misses += 1
             value = self._entries[key] = build()
-            self._fetches[key] = 1
-        size = nbytes_of(value)
-        self.total_bytes += size - self._sizes.get(key, 0)
-        self._sizes[key] = size
+            self._sizes[key] = 0
+            self._unsettled[key] = self.REMEASURE
+        self._remeasure()
         while self.total_bytes > self.max_bytes and len(self._entries) > 1:
             old, _ = self._entries.popitem(last=False)
             self.total_bytes -= self._sizes.pop(old)
-            del self._fetches[old]
+            self._unsettled.pop(old, None)
         return value
+
+    # An entry holding a pyramid not yet looked up is measured again at every fetch (of any entry)
+    # until it has been, or for at most this many fetches (a render that skips the lids never looks).
+    REMEASURE = 64
+
+    def _remeasure(self) -> None:
+        for key in list(self._unsettled):
+            value = self._entries[key]
+            size = nbytes_of(value)
+            self.total_bytes += size - self._sizes[key]
+            self._sizes[key] = size
+            self._unsettled[key] -= 1
+            if not self._unsettled[key] or _settled(value):
+                del self._unsettled[key]
 
 
 DEFAULT_CACHE_MB = 256
