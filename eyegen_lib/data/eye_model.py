@@ -552,8 +552,8 @@ def _sample_at_level(levels_per_item, grid: torch.Tensor, level: int, padding_mo
 def render_in_chunks(render_slice, image: torch.Tensor, mask: torch.Tensor, chunk: int, *, quantize: bool,
                      landmarks: torch.Tensor, eyelid: torch.Tensor, mirror: torch.Tensor, return_layers: bool) -> dict:
     """Fill ``image``/``mask`` (B, …) chunk by chunk — ``render_slice(sl)`` returns (image, mask,
-    layers) of the images in ``sl`` — so memory stays bounded, then mirror the labels of left eyes
-    and assemble the renderers' common output dict."""
+    layers) of the images in ``sl``, in the canonical layout — so memory stays bounded, then mirror
+    left eyes' images, masks and labels and assemble the renderers' common output dict."""
     width = image.shape[-1]
     layers = []
     for a in range(0, image.shape[0], chunk):
@@ -563,6 +563,12 @@ def render_in_chunks(render_slice, image: torch.Tensor, mask: torch.Tensor, chun
         mask[sl] = msk
         if return_layers:
             layers.append(lay)
+    # Left eyes are drawn in the canonical (right-eye) layout and mirrored here, once per batch:
+    # on the quantised image that moves a quarter of the bytes it would as floats.
+    flip = mirror.bool()
+    if flip.any():
+        image[flip] = image[flip].flip(-1)
+        mask[flip] = mask[flip].flip(-1)
     out = {"image": image, "mask": mask,
            "landmarks": mirror_points(landmarks, mirror, width, True),
            "eyelid": mirror_points(eyelid, mirror, width, False)}

@@ -624,9 +624,5 @@ def _render_chunk(geom, look, state, size, textures, frames, noise, stages, cx, 
             n_gain = state["noise_gain"] if "noise_gain" in state else torch.ones(B)
             full += noise * (look["noise_sigma"] * n_gain)[:, None, None]
 
-    mirror = state["mirror"].bool()
-    if mirror.any():
-        full[mirror] = full[mirror].flip(-1)
-        mask[mirror] = mask[mirror].flip(-1)
     f.update(lid_box=lid_box, eye_box_frame=eye_box)
     return full, mask, f

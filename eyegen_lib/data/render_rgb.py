@@ -421,10 +421,6 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
             image = image + noise * (look["noise_sigma"] * n_gain)[:, None, None, None]
     mask = torch.zeros(B, H, W, dtype=torch.uint8)
     mask[:, eye_box[0]:eye_box[1], eye_box[2]:eye_box[3]] = f["mask"] if with_iris else f["mask"].clamp(max=1)
-    mirror = state["mirror"].bool()
-    if mirror.any():
-        image[mirror] = image[mirror].flip(-1)
-        mask[mirror] = mask[mirror].flip(-1)
     f.update(lid_box=lid_box, eye_box_frame=eye_box)
     return image, mask, f
 

@@ -207,8 +207,9 @@ class SyntheticEyes:
             textures.append(self._textures.person((s, p), tex_seed, g_row, l_row, device))
             frames.append(self._textures.frame((s, p), side, tex_seed + 1, l_row, size, device))
         noise = self._noise(states, size, device) if self.spec.noise else None
-        out = render_nir.render_eye(geom, look, state, size, textures, frames, noise, stages, return_layers)
-        out["image"] = out["image"].clamp(0, 255).round().to(torch.uint8)[:, None]
+        out = render_nir.render_eye(geom, look, state, size, textures, frames, noise, stages, return_layers,
+                                    quantize=True)
+        out["image"] = out["image"][:, None]
         return out
 
     def _render_rgb(self, persons, rows, geom, look, state, states, stages, return_layers, device):
@@ -217,8 +218,8 @@ class SyntheticEyes:
         for p, (g_row, l_row) in zip(persons, rows):
             textures.append(self._textures.person((s, p), self._tex_seed(p), g_row, l_row, device))
         noise = self._noise(states, (3, *self.spec.size), device) if self.spec.noise else None
-        out = render_rgb.render_eye(geom, look, state, self.spec.size, textures, noise, stages, return_layers)
-        out["image"] = out["image"].clamp(0, 255).round().to(torch.uint8)
+        out = render_rgb.render_eye(geom, look, state, self.spec.size, textures, noise, stages, return_layers,
+                                    quantize=True)
         return out
 
     def __getitem__(self, index: int) -> dict:
