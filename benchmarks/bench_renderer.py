@@ -12,14 +12,14 @@ and frames built once), then times ``--repeats`` batches; with ``--against`` the
 turns case by case, round by round, on the same threads, so a busy machine slows both alike. The
 older version is ``git archive``d into a temporary folder and imported from there. Prints, per case,
 the median (and best) images per second of each version and their ratio, and each worker's peak
-resident memory (textures and frames cached for the case's persons).
+PSS (a data worker's memory: the library and torch, plus the textures and frames cached for the
+case's persons; sampled after each timed batch).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -35,9 +35,11 @@ CASES = [("nir", (400, 640)), ("nir", (80, 128)), ("rgb", (64, 64)), ("rgb", (41
 
 def _worker(threads: int) -> None:
     """Serve timing requests, one JSON line each, from stdin: the renderer imported is the one on PYTHONPATH."""
+    import psutil
     import torch
 
     torch.set_num_threads(threads)
+    me, peak_pss = psutil.Process(), 0
     from eyegen_lib.data import SyntheticEyes, SyntheticEyeSpec
 
     sources = {}
@@ -60,8 +62,8 @@ def _worker(threads: int) -> None:
             t0 = time.perf_counter()
             ds.render(idx)
             times.append(time.perf_counter() - t0)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"times": times, "peak_rss_mb": peak_mb}), flush=True)
+            peak_pss = max(peak_pss, me.memory_full_info().pss)   # outside the timed span
+        print(json.dumps({"times": times, "peak_pss_mb": peak_pss / 2 ** 20}), flush=True)
 
 
 def _tree_of(commit: str, into: Path) -> Path:
@@ -126,7 +128,7 @@ def main() -> None:
                         res = workers[v, c].ask(modality=modality, size=size, batch=batch, repeats=args.repeats,
                                                 persons=args.persons, round=r)
                         times[v, c] += res["times"]
-                        peak[v, c] = res["peak_rss_mb"]
+                        peak[v, c] = res["peak_pss_mb"]
         finally:
             for w in workers.values():
                 w.close()
@@ -134,7 +136,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, NIR batch {args.batch}, RGB batch "
           f"{max(args.batch, 256)}, {args.persons} persons, {args.rounds} round(s) × {args.repeats} batches")
     names = list(versions)
-    head = " | ".join(f"{v} img/s median (best) | {v} peak RSS MB" for v in names)
+    head = " | ".join(f"{v} img/s median (best) | {v} peak PSS MB" for v in names)
     print(f"| case | {head} |" + (f" {names[1]} / {names[0]} |" if len(names) == 2 else ""))
     print("|---" * (1 + 2 * len(names) + (len(names) == 2)) + "|")
     for c, (modality, size) in enumerate(CASES):

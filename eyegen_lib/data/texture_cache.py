@@ -180,7 +180,7 @@ class ByteLRU:
                 del self._unsettled[key]
 
 
-DEFAULT_CACHE_MB = 256
+DEFAULT_CACHE_MB = 128
 
 
 def _cache_budget() -> int:
@@ -200,7 +200,7 @@ _PROCESS_CACHE: ByteLRU | None = None
 def process_cache() -> ByteLRU:
     """The renderers' one cache in this process (every :class:`~eyegen_lib.data.SyntheticEyes`
     shares it; keys name the modality, seed and person, so sources of one seed share persons).
-    Its bound is ``EYEGEN_RENDER_CACHE_MB`` (default 256 MB), read when it is first used; a
+    Its bound is ``EYEGEN_RENDER_CACHE_MB`` (default 128 MB), read when it is first used; a
     DataLoader worker forked from a process that already holds one starts with a copy of its
     entries (shared pages until written)."""
     global _PROCESS_CACHE
