@@ -63,7 +63,7 @@ def sample_state(rng: np.random.Generator, gaze_range_deg, mirror: bool, blink_p
     (people mostly look ahead in a headset) with a uniform tail up to the range's edge."""
     max_p, max_y = np.deg2rad(gaze_range_deg)
     if rng.random() < 0.6:
-        pitch, yaw = np.clip(rng.normal(0, 0.45, 2), -1, 1) * (max_p, max_y)
+        pitch, yaw = np.minimum(np.maximum(rng.normal(0, 0.45, 2), -1.0), 1.0) * (max_p, max_y)  # = np.clip, cheaper
     else:
         pitch, yaw = rng.uniform(-1, 1, 2) * (max_p, max_y)
     blinking = rng.random() < blink_probability
@@ -171,7 +171,9 @@ class SyntheticEyes:
         or a (B,) sequence. ``stages``: see ``render_nir.ALL_STAGES``. ``device``: where to draw
         (default: the dataset's); every returned tensor lies there."""
         device = torch.device(device) if device is not None else self.device
-        with torch.device(device):
+        if device.type == "cpu":    # torch's default: no device mode, whose per-op dispatch costs ~25 %
+            return self._render(indices, gaze, overrides, stages, return_layers, device)
+        with torch.device(device):  # every tensor the renderer makes is made there
             return self._render(indices, gaze, overrides, stages, return_layers, device)
 
     def _render(self, indices, gaze, overrides, stages, return_layers, device: torch.device) -> dict:
