@@ -130,6 +130,12 @@ class RGBTextureCache:
     def __init__(self, cache: ByteLRU | None = None):
         self.cache = cache if cache is not None else process_cache()
 
+    def __getstate__(self):   # a pickled renderer (a spawned worker's) uses that process's cache
+        return {"cache": None if self.cache is process_cache() else self.cache}
+
+    def __setstate__(self, state):
+        self.cache = state["cache"] if state["cache"] is not None else process_cache()
+
     def person(self, key, rng_seed: int, geom_row: dict, look_row: dict, device=torch.device("cpu")) -> dict:
         return cached_on(self.cache, ("rgb", "person", key), lambda: self._person(rng_seed, geom_row, look_row), device)
 
