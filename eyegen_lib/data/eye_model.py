@@ -35,7 +35,7 @@ __all__ = [
     "GEOMETRY_RANGES", "STATE_KEYS", "LANDMARK_NAMES", "N_EYELID_POINTS", "render_in_chunks",
     "rng_for", "sample_geometry", "bump", "tail", "eye_boxes", "stack_params", "canonical_gaze", "gaze_axes", "pupil_ratio",
     "lid_curves", "eye_landmarks", "eye_fields", "mirror_points", "polar_noise_texture",
-    "fractal_noise", "iris_structure_texture", "lash_texture", "mip_levels", "MipPyramid", "sample_texture",
+    "fractal_noise", "iris_structure_texture", "lash_texture", "mip_levels", "MipPyramid", "mip_level_of", "sample_texture",
 ]
 
 # Uniform ranges of a person's eye shape (eye units unless said otherwise).
@@ -495,6 +495,13 @@ def lash_texture(rng: np.random.Generator, density: float, length: float, lower:
 STACKED_TEXTURE_BYTES = 8 << 20
 
 
+def mip_level_of(texels_per_px, n_levels: int) -> np.ndarray:
+    """The mip level whose texels are about one output pixel: ⌊log₂ texels per pixel⌋, within the
+    pyramid's ``n_levels``; ``texels_per_px`` a number or one per image."""
+    tpp = np.atleast_1d(np.asarray(torch.as_tensor(texels_per_px, dtype=torch.float64).cpu()))
+    return np.clip(np.floor(np.log2(np.maximum(tpp, 1e-6))), 0, n_levels - 1).astype(int)
+
+
 def sample_texture(levels_per_item: list[list[torch.Tensor]], grid: torch.Tensor, texels_per_px,
                    padding_mode: str = "zeros") -> torch.Tensor:
     """Bilinear lookup of per-image textures at ``grid`` (B, H, W, 2) in [-1, 1] (x then y),
@@ -507,8 +514,7 @@ def sample_texture(levels_per_item: list[list[torch.Tensor]], grid: torch.Tensor
     so textures are not copied per image when a batch holds few people.
     """
     n_items = len(levels_per_item)
-    tpp = np.broadcast_to(np.asarray(torch.as_tensor(texels_per_px, dtype=torch.float64).cpu()), (n_items,))
-    level_of = np.clip(np.floor(np.log2(np.maximum(tpp, 1e-6))), 0, len(levels_per_item[0]) - 1).astype(int)
+    level_of = np.broadcast_to(mip_level_of(texels_per_px, len(levels_per_item[0])), (n_items,))
     levels = sorted(set(level_of.tolist()))
     if len(levels) == 1:
         return _sample_at_level(levels_per_item, grid, levels[0], padding_mode)

@@ -102,11 +102,14 @@ class NIRTextureCache:
     def __setstate__(self, state):
         self.cache = state["cache"] if state["cache"] is not None else process_cache()
 
-    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict, device=torch.device("cpu")) -> dict:
-        return cached_on(self.cache, ("nir", "person", key), lambda: self._person(rng_seed, geom_row, look_row), device)
+    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict, device=torch.device("cpu"),
+               lid_level: int = 0) -> dict:
+        """The person's textures; ``lid_level``: the finest lid mip level the caller will sample."""
+        return cached_on(self.cache, ("nir", "person", key), lambda: self._person(rng_seed, geom_row, look_row, lid_level),
+                         device)
 
     @staticmethod
-    def _person(rng_seed: int, geom_row: dict, look_row: dict) -> dict:
+    def _person(rng_seed: int, geom_row: dict, look_row: dict, lid_level: int = 0) -> dict:
         rng = np.random.default_rng(rng_seed)
         iris = torch.from_numpy(em.iris_structure_texture(rng))[None]
         upper, lower = lid_textures(rng, geom_row, look_row)
@@ -118,8 +121,8 @@ class NIRTextureCache:
                 return lid_textures(replay, geom_row, look_row)[which]
             return make
 
-        return {"iris": em.mip_levels(iris), "upper": MipPyramid(em.mip_levels(upper, 5), lids(0)),
-                "lower": MipPyramid(em.mip_levels(lower, 5), lids(1))}
+        return {"iris": em.mip_levels(iris), "upper": MipPyramid(em.mip_levels(upper, LID_MIP_LEVELS), lids(0), lid_level),
+                "lower": MipPyramid(em.mip_levels(lower, LID_MIP_LEVELS), lids(1), lid_level)}
 
     def frame(self, key, side: str, rng_seed: int, look_row: dict, size: tuple[int, int],
               device=torch.device("cpu")) -> tuple:
@@ -434,18 +437,36 @@ def lid_shade(f: dict, geom: dict) -> torch.Tensor:
     return shade
 
 
+LID_MIP_LEVELS = 5
+
+
+def lid_texels_per_px(ppu: torch.Tensor) -> torch.Tensor:
+    """Lid-texture texels per output pixel, per image, at ``ppu`` pixels per eye unit."""
+    (t_lo, t_hi) = em.LASH_T_RANGE
+    return 1.0 / ((t_hi - t_lo) * em.LASH_UNITS_PER_T / em.LASH_N_T * ppu)
+
+
+def lid_levels_by_person(persons: list[int], ppu: torch.Tensor) -> dict[int, int]:
+    """The finest lid mip level each person's images in a batch sample (see :class:`MipPyramid`'s ``keep_from``)."""
+    levels = em.mip_level_of(lid_texels_per_px(ppu), LID_MIP_LEVELS)
+    finest: dict[int, int] = {}
+    for p, level in zip(persons, levels.tolist()):
+        finest[p] = min(finest.get(p, level), level)
+    return finest
+
+
 def _sample_lids(f, textures, ppu, up_rows, lo_rows, channels_last=False):
     """Sample the per-person lid textures (:func:`lid_textures`) at every pixel of the lid box:
     the upper one over ``up_rows`` at the distance above the upper margin, the lower one over
     ``lo_rows`` at the distance below the lower margin. Returns (B, 3, r, w) and (B, 2, r, w)."""
     (t_lo, t_hi), (d_lo, d_hi) = em.LASH_T_RANGE, em.LASH_D_RANGE
     gx = (f["t"] - t_lo) * (2 / (t_hi - t_lo)) - 1
-    texel_px = (t_hi - t_lo) * em.LASH_UNITS_PER_T / em.LASH_N_T * ppu  # per image
+    tpp = lid_texels_per_px(ppu)  # per image
     out = []
     for key, dist_key, rows in (("upper", "above_upper", up_rows), ("lower", "below_lower", lo_rows)):
         dist = f[dist_key][:, rows]
         grid = torch.stack([gx.expand_as(dist), (dist - d_lo) * (2 / (d_hi - d_lo)) - 1], -1)
-        out.append(em.sample_texture([tx[key] for tx in textures], grid, 1.0 / texel_px, padding_mode="border"))
+        out.append(em.sample_texture([tx[key] for tx in textures], grid, tpp, padding_mode="border"))
     return out
 
 

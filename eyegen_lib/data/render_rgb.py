@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from . import eye_model as em
 from .texture_cache import ByteLRU, MipPyramid, cached_on, process_cache
-from .render_nir import ALL_STAGES, _sample_lids, defocus_blur, lid_shade, lid_textures
+from .render_nir import ALL_STAGES, LID_MIP_LEVELS, _sample_lids, defocus_blur, lid_shade, lid_textures
 
 __all__ = ["RGB_RANGES", "SKIN_TONES", "IRIS_COLOURS", "sample_rgb_look", "RGBTextureCache", "patch_placement",
            "render_eye"]
@@ -136,11 +136,14 @@ class RGBTextureCache:
     def __setstate__(self, state):
         self.cache = state["cache"] if state["cache"] is not None else process_cache()
 
-    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict, device=torch.device("cpu")) -> dict:
-        return cached_on(self.cache, ("rgb", "person", key), lambda: self._person(rng_seed, geom_row, look_row), device)
+    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict, device=torch.device("cpu"),
+               lid_level: int = 0) -> dict:
+        """The person's textures; ``lid_level``: the finest lid mip level the caller will sample."""
+        return cached_on(self.cache, ("rgb", "person", key), lambda: self._person(rng_seed, geom_row, look_row, lid_level),
+                         device)
 
     @staticmethod
-    def _person(rng_seed: int, geom_row: dict, look_row: dict) -> dict:
+    def _person(rng_seed: int, geom_row: dict, look_row: dict, lid_level: int = 0) -> dict:
         rng = np.random.default_rng(rng_seed)
         iris = torch.from_numpy(em.iris_structure_texture(rng))[None]
         upper, lower = lid_textures(rng, geom_row, look_row, rgb=True)
@@ -161,8 +164,8 @@ class RGBTextureCache:
                 return lid_textures(replay, geom_row, look_row, rgb=True)[which]
             return make
 
-        return {"iris": em.mip_levels(iris), "upper": MipPyramid(em.mip_levels(upper, 5), lids(0)),
-                "lower": MipPyramid(em.mip_levels(lower, 5), lids(1)), "skin": em.mip_levels(skin, 4)}
+        return {"iris": em.mip_levels(iris), "upper": MipPyramid(em.mip_levels(upper, LID_MIP_LEVELS), lids(0), lid_level),
+                "lower": MipPyramid(em.mip_levels(lower, LID_MIP_LEVELS), lids(1), lid_level), "skin": em.mip_levels(skin, 4)}
 
 
 def skin_texture(rng: np.random.Generator, look: dict, n: int = 160) -> np.ndarray:

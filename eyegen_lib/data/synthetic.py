@@ -209,9 +209,10 @@ class SyntheticEyes:
         size = self.spec.size
         s = self.spec.seed
         textures, frames = [], []
+        lid_level = render_nir.lid_levels_by_person(persons, render_nir.frame_placement(look, state, size)[2])
         for p, side, (g_row, l_row) in zip(persons, sides, rows):
             tex_seed = self._tex_seed(p)
-            textures.append(self._textures.person((s, p), tex_seed, g_row, l_row, device))
+            textures.append(self._textures.person((s, p), tex_seed, g_row, l_row, device, lid_level[p]))
             frames.append(self._textures.frame((s, p), side, tex_seed + 1, l_row, size, device))
         noise = self._noise(states, size, device) if self.spec.noise else None
         out = render_nir.render_eye(geom, look, state, size, textures, frames, noise, stages, return_layers,
@@ -222,8 +223,9 @@ class SyntheticEyes:
     def _render_rgb(self, persons, rows, geom, look, state, states, stages, return_layers, device):
         s = self.spec.seed
         textures = []
+        lid_level = render_nir.lid_levels_by_person(persons, render_rgb.patch_placement(geom, state, self.spec.size)[2])
         for p, (g_row, l_row) in zip(persons, rows):
-            textures.append(self._textures.person((s, p), self._tex_seed(p), g_row, l_row, device))
+            textures.append(self._textures.person((s, p), self._tex_seed(p), g_row, l_row, device, lid_level[p]))
         noise = self._noise(states, (3, *self.spec.size), device) if self.spec.noise else None
         out = render_rgb.render_eye(geom, look, state, self.spec.size, textures, noise, stages, return_layers,
                                     quantize=True)

@@ -37,12 +37,17 @@ class MipPyramid:
     built whole; the first lookup drops the levels finer than the one it asks for (the coarser ones
     cost at most a third of it and are kept, so a slightly smaller image never rebuilds). A finer
     level wanted later is rebuilt once from ``make()``, which must return the same base texture (it
-    replays the person's seeded draws), so every lookup returns what a full pyramid would."""
+    replays the person's seeded draws), so every lookup returns what a full pyramid would.
+    ``keep_from``: the finest level the caller expects to sample, to drop the finer ones at once
+    (a renderer fetching a batch's new persons would otherwise hold every one's full pyramid until
+    its first lookup)."""
 
-    def __init__(self, levels: list[torch.Tensor | None], make: Callable[[], torch.Tensor]):
+    def __init__(self, levels: list[torch.Tensor | None], make: Callable[[], torch.Tensor], keep_from: int = 0):
         self._levels: list[torch.Tensor | None] = list(levels)
         self._settled = False           # False until the first lookup: every level is still held
         self._make = make
+        if keep_from > 0:               # the caller knows the finest level it will sample: drop the rest now
+            self[min(keep_from, len(self._levels) - 1)]
 
     def __len__(self) -> int:
         return len(self._levels)
