@@ -547,14 +547,12 @@ def _sample_at_level(levels_per_item, grid: torch.Tensor, level: int, padding_mo
     if len(groups) == 1:
         tex = next(iter(groups.values()))[0]
         return sample(tex, grid.reshape(1, B * H, W, 2)).view(tex.shape[0], B, H, W).transpose(0, 1)
-    # Gathered channel-major, (C, B, H, W): each person's result lands as whole (H, W) planes, and
-    # the returned (B, C, H, W) view gives every channel as one contiguous (B, H, W) block.
-    out = torch.empty(first.shape[0], B, H, W)
+    out = torch.empty(B, first.shape[0], H, W)
     for tex, idx in groups.values():
         sel = torch.tensor(idx)
         res = sample(tex, grid.index_select(0, sel).reshape(1, len(idx) * H, W, 2))
-        out.index_copy_(1, sel, res.view(tex.shape[0], len(idx), H, W))
-    return out.transpose(0, 1)
+        out.index_copy_(0, sel, res.view(tex.shape[0], len(idx), H, W).transpose(0, 1))
+    return out
 
 
 def render_in_chunks(render_slice, image: torch.Tensor, mask: torch.Tensor, chunk: int, *, quantize: bool,
