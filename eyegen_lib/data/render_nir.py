@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import eye_model as em
-from .texture_cache import ByteLRU, MipPyramid, cached_on, process_cache
+from .texture_cache import MipPyramid, PersonTextures, cached_on
 
 __all__ = ["NIR_RANGES", "NIR_SIDE_RANGES", "ALL_STAGES", "sample_nir_look", "NIRTextureCache", "render_eye",
            "lid_shade", "lid_shade_maps", "lid_textures", "defocus_blur"]
@@ -85,7 +85,7 @@ def sample_nir_look(rng: np.random.Generator, side: str, side_rng: np.random.Gen
 # Per-person textures and per-(person, side, size) backgrounds, cached.
 # ----------------------------------------------------------------------------------------------
 
-class NIRTextureCache:
+class NIRTextureCache(PersonTextures):
     """Per-person iris/lash textures and per-(person, side, size) skin × vignette frames, held in a
     byte-bounded LRU (:func:`~eyegen_lib.data.texture_cache.process_cache` unless ``cache`` is
     given). ``key`` is any hashable identity (e.g. (seed, person)); textures are drawn from
@@ -93,20 +93,7 @@ class NIRTextureCache:
     pyramids keep only the levels its render size samples (:class:`~eyegen_lib.data.texture_cache.MipPyramid`).
     """
 
-    def __init__(self, cache: ByteLRU | None = None):
-        self.cache = cache if cache is not None else process_cache()
-
-    def __getstate__(self):   # a pickled renderer (a spawned worker's) uses that process's cache
-        return {"cache": None if self.cache is process_cache() else self.cache}
-
-    def __setstate__(self, state):
-        self.cache = state["cache"] if state["cache"] is not None else process_cache()
-
-    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict, device=torch.device("cpu"),
-               lid_level: int = 0) -> dict:
-        """The person's textures; ``lid_level``: the finest lid mip level the caller will sample."""
-        return cached_on(self.cache, ("nir", "person", key), lambda: self._person(rng_seed, geom_row, look_row, lid_level),
-                         device)
+    modality = "nir"
 
     @staticmethod
     def _person(rng_seed: int, geom_row: dict, look_row: dict, lid_level: int = 0) -> dict:

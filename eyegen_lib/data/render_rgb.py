@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import eye_model as em
-from .texture_cache import ByteLRU, MipPyramid, cached_on, process_cache
+from .texture_cache import MipPyramid, PersonTextures
 from .render_nir import ALL_STAGES, LID_MIP_LEVELS, _sample_lids, defocus_blur, lid_shade, lid_textures
 
 __all__ = ["RGB_RANGES", "SKIN_TONES", "IRIS_COLOURS", "sample_rgb_look", "RGBTextureCache", "patch_placement",
@@ -122,25 +122,12 @@ def _rgb(look: dict, name: str) -> torch.Tensor:
 # Per-person textures
 # ----------------------------------------------------------------------------------------------
 
-class RGBTextureCache:
+class RGBTextureCache(PersonTextures):
     """Per-person textures: skin with eyebrow (3 × 160 × 160 over ±SKIN_EXTENT eye units),
     iris relief, lashes, sclera veins; each as mip levels, held in a byte-bounded LRU
     (:func:`~eyegen_lib.data.texture_cache.process_cache` unless ``cache`` is given)."""
 
-    def __init__(self, cache: ByteLRU | None = None):
-        self.cache = cache if cache is not None else process_cache()
-
-    def __getstate__(self):   # a pickled renderer (a spawned worker's) uses that process's cache
-        return {"cache": None if self.cache is process_cache() else self.cache}
-
-    def __setstate__(self, state):
-        self.cache = state["cache"] if state["cache"] is not None else process_cache()
-
-    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict, device=torch.device("cpu"),
-               lid_level: int = 0) -> dict:
-        """The person's textures; ``lid_level``: the finest lid mip level the caller will sample."""
-        return cached_on(self.cache, ("rgb", "person", key), lambda: self._person(rng_seed, geom_row, look_row, lid_level),
-                         device)
+    modality = "rgb"
 
     @staticmethod
     def _person(rng_seed: int, geom_row: dict, look_row: dict, lid_level: int = 0) -> dict:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["mip_levels", "MipPyramid", "ByteLRU", "nbytes_of", "process_cache", "DEFAULT_CACHE_MB", "to_device", "cached_on"]
+__all__ = ["mip_levels", "MipPyramid", "ByteLRU", "nbytes_of", "process_cache", "DEFAULT_CACHE_MB", "to_device", "cached_on", "PersonTextures"]
 
 
 def mip_levels(tex: torch.Tensor, n: int = 5) -> list[torch.Tensor]:
@@ -212,3 +212,29 @@ def process_cache() -> ByteLRU:
     if _PROCESS_CACHE is None:
         _PROCESS_CACHE = ByteLRU(_cache_budget())
     return _PROCESS_CACHE
+
+
+class PersonTextures:
+    """What the NIR and RGB renderers' texture caches share: a :class:`ByteLRU` (the process cache
+    unless ``cache`` is given) of per-person textures made by the subclass's ``_person``."""
+
+    modality = ""
+
+    def __init__(self, cache: ByteLRU | None = None):
+        self.cache = cache if cache is not None else process_cache()
+
+    def __getstate__(self):   # a pickled renderer (a spawned worker's) uses that process's cache
+        return {"cache": None if self.cache is process_cache() else self.cache}
+
+    def __setstate__(self, state):
+        self.cache = state["cache"] if state["cache"] is not None else process_cache()
+
+    def person(self, key, rng_seed: int, geom_row: dict, look_row: dict, device=torch.device("cpu"),
+               lid_level: int = 0) -> dict:
+        """The person's textures; ``lid_level``: the finest lid mip level the caller will sample."""
+        return cached_on(self.cache, (self.modality, "person", key),
+                         lambda: self._person(rng_seed, geom_row, look_row, lid_level), device)
+
+    @staticmethod
+    def _person(rng_seed: int, geom_row: dict, look_row: dict, lid_level: int = 0) -> dict:
+        raise NotImplementedError
