@@ -96,6 +96,14 @@ def test_synth_export_onto_a_file_is_refused_and_the_file_kept(tmp_path, capsys)
     assert code == 2 and "is a file" in err and len(err.splitlines()) == 1 and target.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("size", [("0", "0"), ("-3", "64")])
+def test_synth_export_of_an_impossible_size_is_one_line_and_writes_nothing(tmp_path, capsys, size):
+    out = tmp_path / "export"
+    code, err = _run(capsys, "synth", "export", "--format", "openeds", "--out", str(out), "--size", *size, "--no-progress")
+    assert code == 2 and "size must be (rows, cols)" in err and len(err.splitlines()) == 1, err
+    assert not out.exists(), "nothing written, so a retry with a good size works"
+
+
 def test_every_option_has_help_text():
     import argparse
 

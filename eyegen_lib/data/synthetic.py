@@ -27,6 +27,7 @@ __all__ = ["SyntheticEyeSpec", "SyntheticEyes", "DEFAULT_SIZES", "sample_state",
 RENDERER_VERSION = "2026.12-1"
 
 DEFAULT_SIZES = {"nir": (400, 640), "rgb": (64, 64)}
+MIN_SIDE = 8  # pixels: smaller images have no room for an eye (and the renderer's blur needs 5 taps)
 
 # Purposes for rng_for: keep them distinct so that no two kinds of draw share a stream.
 _GEOMETRY, _LOOK, _SIDE_LOOK, _STATE, _TEXTURE, _NOISE = range(6)
@@ -50,7 +51,15 @@ class SyntheticEyeSpec:
             raise ValueError(f"modality must be 'nir' or 'rgb', got {self.modality!r}")
         if self.size is None:
             object.__setattr__(self, "size", DEFAULT_SIZES[self.modality])
+        if len(tuple(self.size)) != 2 or any(int(s) != s or s < MIN_SIDE for s in self.size):
+            raise ValueError(f"size must be (rows, cols), whole numbers of at least {MIN_SIDE} pixels each, "
+                             f"got {tuple(self.size)}")
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        for name in ("n_persons", "images_per_person"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.blink_probability <= 1.0:
+            raise ValueError(f"blink_probability is a probability, got {self.blink_probability}")
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
