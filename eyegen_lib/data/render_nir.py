@@ -445,54 +445,16 @@ def lid_levels_by_person(persons: list[int], ppu: torch.Tensor) -> dict[int, int
 def _sample_lids(f, textures, ppu, up_rows, lo_rows, channels_last=False):
     """Sample the per-person lid textures (:func:`lid_textures`) at every pixel of the lid box:
     the upper one over ``up_rows`` at the distance above the upper margin, the lower one over
-    ``lo_rows`` at the distance below the lower margin. Returns (B, 3, r, w) and (B, 2, r, w).
-
-    The textures' first and last rows are zero (no lash or shading that far from the margin), and a
-    border-padded lookup beyond them returns exactly that row: rows of the box whose every pixel lies
-    a texel or more beyond the texture are filled with zeros instead of sampled (about half of them;
-    the same values either way)."""
+    ``lo_rows`` at the distance below the lower margin. Returns (B, 3, r, w) and (B, 2, r, w)."""
     (t_lo, t_hi), (d_lo, d_hi) = em.LASH_T_RANGE, em.LASH_D_RANGE
     gx = (f["t"] - t_lo) * (2 / (t_hi - t_lo)) - 1
     tpp = lid_texels_per_px(ppu)  # per image
-    levels = em.mip_level_of(tpp, LID_MIP_LEVELS)
-    # a texel of the coarsest level in use, in eye units: pixels this far beyond an edge row's
-    # centre are clamped onto it
-    texel = (d_hi - d_lo) / em.LASH_N_D * 2 ** int(levels.max())
     out = []
     for key, dist_key, rows in (("upper", "above_upper", up_rows), ("lower", "below_lower", lo_rows)):
         dist = f[dist_key][:, rows]
-        pyramids = [tx[key] for tx in textures]
-        band = slice(0, dist.shape[1])
-        if _edge_rows_zero(pyramids, levels):
-            near = ((dist > d_lo - 2 * texel) & (dist < d_hi + 2 * texel)).any(2).any(0).nonzero()
-            band = slice(int(near[0]), int(near[-1]) + 1) if len(near) else slice(0, 0)
-        d_band = dist[:, band]
-        sampled = None
-        if d_band.shape[1]:
-            grid = torch.stack([gx.expand_as(d_band), (d_band - d_lo) * (2 / (d_hi - d_lo)) - 1], -1)
-            sampled = em.sample_texture(pyramids, grid, tpp, padding_mode="border")
-        if band.start == 0 and band.stop == dist.shape[1]:
-            out.append(sampled)
-            continue
-        channels = pyramids[0][int(levels[0])].shape[0]
-        full = torch.zeros(dist.shape[0], channels, *dist.shape[1:])
-        if sampled is not None:
-            full[:, :, band] = sampled
-        out.append(full)
+        grid = torch.stack([gx.expand_as(dist), (dist - d_lo) * (2 / (d_hi - d_lo)) - 1], -1)
+        out.append(em.sample_texture([tx[key] for tx in textures], grid, tpp, padding_mode="border"))
     return out
-
-
-def _edge_rows_zero(pyramids, levels) -> bool:
-    """Whether every image's lid texture, at the level it samples, has all-zero first and last rows."""
-    seen = set()
-    for pyramid, level in zip(pyramids, levels.tolist()):
-        tex = pyramid[level]
-        if id(tex) in seen:
-            continue
-        seen.add(id(tex))
-        if tex[:, 0].any() or tex[:, -1].any():
-            return False
-    return True
 
 
 def defocus_blur(img: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
