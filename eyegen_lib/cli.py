@@ -44,6 +44,23 @@ def whole_number(minimum: int = 1, *, option: str = "", what: str = ""):
     return parse
 
 
+def positive_number(*, option: str = "", what: str = "a positive number"):
+    """An argparse ``type`` for a number > 0 (a fraction too): ``--timeout takes a positive number of
+    seconds, got '0'``."""
+    prefix = f"{option} takes" if option else "takes"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{prefix} {what}, got {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{prefix} {what}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _usable(command: str, check) -> bool:
     """Run an argument check that raises ValueError; on failure print its one line and say so."""
     try:
@@ -180,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-pretrained", action="store_true",
                      help="train every model here: take nothing from the model zoo (zoo/; default: take the zoo's "
                           "entry where one serves the run)")
-    run.add_argument("--timeout", type=whole_number(1, option="--timeout", what="a positive number of seconds"), default=None,
+    run.add_argument("--timeout", type=positive_number(option="--timeout", what="a positive number of seconds"), default=None,
                      help="seconds each notebook may run before it is stopped (default: 3× the time on its card for "
                           "this profile, at least 600; no limit where the card has no time; see eyegen list)")
     run.set_defaults(func=_cmd_run)

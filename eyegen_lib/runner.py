@@ -35,7 +35,7 @@ CHECK_MARK = "# NBVAL_CHECK_OUTPUT"  # cells whose committed outputs nbval compa
 
 def list_notebooks(only: Sequence[str] | None = None, folder: Path | None = None) -> list[Path]:
     """The suite's notebooks in order; ``only`` keeps those named exactly by an item: the number
-    ("04"), the full name ("04_seg2eye") or the name without its number ("seg2eye")."""
+    ("04" or "4"), the full name ("04_seg2eye") or the name without its number ("seg2eye")."""
     folder = folder or notebooks_dir()
     books = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
     if only:
@@ -44,6 +44,8 @@ def list_notebooks(only: Sequence[str] | None = None, folder: Path | None = None
             number, _, rest = p.stem.partition("_")
             names.setdefault(number, p)
             names.setdefault(rest, p)
+            if number.isdigit():
+                names.setdefault(str(int(number)), p)   # "4" for "04"
         unknown = [o for o in only if o not in names]
         if unknown:
             raise ValueError(f"unknown notebook {unknown[0]!r}: give a number or a name, one of "
@@ -205,7 +207,7 @@ def _parameters_of(notebook: Path) -> str:
 
 
 def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, out: Path | None = None,
-                  timeout: int | None = None, seed: int | None = None, pretrained: bool = True) -> dict:
+                  timeout: float | None = None, seed: int | None = None, pretrained: bool = True) -> dict:
     """Run the suite, then write ``run_summary.json`` and ``report.html``. Returns the summary.
 
     ``seed`` sets every notebook's ``SEED`` (default: the notebooks' own, 0); a run with another

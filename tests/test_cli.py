@@ -17,12 +17,14 @@ def _run(capsys, *argv):
 
 def test_only_matches_numbers_and_names_exactly():
     assert [p.stem for p in list_notebooks(["04"])] == ["04_seg2eye"]
+    assert [p.stem for p in list_notebooks(["4"])] == ["04_seg2eye"], "a number without its leading zero"
     assert [p.stem for p in list_notebooks(["refiner", "01_dataset"])] == ["01_dataset", "03_refiner"]
-    with pytest.raises(ValueError, match="unknown notebook '0'"):  # no longer a substring of all nine
-        list_notebooks(["0"])
+    assert [p.stem for p in list_notebooks(["0"])] == ["00_setup"], "a number, not a substring of all nine"
+    with pytest.raises(ValueError, match="unknown notebook '9'"):
+        list_notebooks(["9"])
 
 
-@pytest.mark.parametrize("only", ["zz", "0", "seg"])
+@pytest.mark.parametrize("only", ["zz", "9", "seg"])
 def test_unknown_notebook_is_one_line_and_creates_nothing(tmp_path, capsys, only):
     out = tmp_path / "out"
     code, err = _run(capsys, "run", "--profile", "smoke", "--only", only, "--out", str(out))
@@ -52,9 +54,16 @@ def test_unwritable_out_is_refused_before_running(tmp_path, capsys, monkeypatch)
     assert not (locked / "run").exists()
 
 
+def test_a_fractional_timeout_is_a_timeout():
+    from eyegen_lib.cli import build_parser
+
+    assert build_parser().parse_args(["run", "--timeout", "0.5"]).timeout == 0.5
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--profile", "huge"], "invalid choice: 'huge'"),
     (["run", "--timeout", "0"], "positive number of seconds"),
+    (["run", "--timeout", "soon"], "positive number of seconds, got 'soon'"),
     (["run", "--seed", "-1"], "non-negative integer"),
 ])
 def test_bad_options_exit_2_with_the_valid_values(capsys, argv, message):
