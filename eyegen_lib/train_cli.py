@@ -50,12 +50,14 @@ def _epilog() -> str:
 
 
 def add_train_parser(sub) -> None:
+    from .profiles import PROFILES
+
     train = sub.add_parser("train", help="train one model (any notebook's), resumable and data-parallel",
                            description="Train one model into the registry artifact the notebooks load. Run the same "
                                        "command again after a kill or Ctrl-C to resume.",
                            epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("model", metavar="MODEL", help="one of: " + ", ".join(_models()))
-    train.add_argument("--profile", default="cpu", help="smoke | cpu | paper (default: cpu)")
+    train.add_argument("--profile", default="cpu", help=f"{' | '.join(PROFILES)} (default: cpu)")
     train.add_argument("--seed", default="0", help="the run's seed (default 0): a notebook with SEED=S loads it")
     train.add_argument("--steps", default=None, help="train this many steps instead of the profile's (the artifact "
                                                      "then records that config)")

@@ -54,6 +54,19 @@ def test_unwritable_out_is_refused_before_running(tmp_path, capsys, monkeypatch)
     assert not (locked / "run").exists()
 
 
+def test_help_names_every_profile_and_prints_no_rest_markup(capsys):
+    from eyegen_lib.profiles import PROFILES
+
+    for argv in (["train", "--help"], ["synth", "export", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        assert "``" not in out, argv
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert " | ".join(PROFILES) in capsys.readouterr().out
+
+
 def test_a_fractional_timeout_is_a_timeout():
     from eyegen_lib.cli import build_parser
 

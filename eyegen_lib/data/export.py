@@ -81,7 +81,7 @@ def add_export_cli(subparsers) -> None:
     from ..cli import whole_number
 
     p = subparsers.add_parser("export", help="write synthetic eyes in the OpenEDS or Columbia-patch file format",
-                              description=__doc__)
+                              description=__doc__.replace("``", ""))  # plain text, not reST
     p.add_argument("--format", required=True, choices=FORMATS, help="the real dataset's layout to write")
     p.add_argument("--out", required=True, type=Path, help="new or empty folder to write")
     p.add_argument("--persons", type=whole_number(1), default=4, help="synthetic people (default: 4)")
