@@ -25,6 +25,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        # A leaf subcommand names itself in its error (``see eyegen zoo verify --help``) instead of
+        # passing the words it does not know up to ``eyegen``'s parser.
+        leaf = " " in self.prog and not any(isinstance(a, argparse._SubParsersAction) for a in self._actions)
+        if extras and leaf:
+            self.error("unrecognized arguments: " + " ".join(extras))
+        return namespace, extras
+
 
 def whole_number(minimum: int = 1, *, option: str = "", what: str = ""):
     """An argparse ``type`` for a whole number ≥ ``minimum`` whose error says what was expected:

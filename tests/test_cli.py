@@ -99,6 +99,7 @@ def test_bad_options_exit_2_with_the_valid_values(capsys, argv, message):
     (["notebooks", "refresh", "--only", "zz"], "unknown notebook 'zz'"),
     (["zoo", "add"], "the following arguments are required"),
     (["env", "--bogus"], "unrecognized arguments: --bogus"),
+    (["zoo", "verify", "--profile", "x"], "eyegen zoo verify: error: unrecognized arguments: --profile x; see eyegen zoo verify --help"),
 ])
 def test_every_subcommand_answers_a_bad_argument_with_one_line_and_creates_nothing(tmp_path, capsys, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
