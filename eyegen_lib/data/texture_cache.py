@@ -131,8 +131,9 @@ class ByteLRU:
 
     ``get(key, build)`` returns the cached value or builds, stores and returns it, then evicts the
     least recently used entries until the total fits ``max_bytes`` (the newest entry always stays).
-    An entry's size is measured again at the next few fetches after its own, as a :class:`MipPyramid`
-    shrinks at its first lookup."""
+    An entry is measured again at every fetch until its pyramids have had their first lookup (a
+    :class:`MipPyramid` shrinks then). A pyramid that later rebuilds a finer level (the same seed's
+    persons drawn at a larger size) is not measured again: the bound can be exceeded by that much."""
 
     def __init__(self, max_bytes: int):
         if max_bytes < 0:
