@@ -35,39 +35,31 @@ class _Parser(argparse.ArgumentParser):
         return namespace, extras
 
 
-def whole_number(minimum: int = 1, *, option: str = "", what: str = ""):
-    """An argparse ``type`` for a whole number ≥ ``minimum`` whose error says what was expected:
-    ``argument --max-batch: takes a whole number ≥ 1, got -1``."""
-    what = what or ("a non-negative integer" if minimum == 0 else f"a whole number ≥ {minimum}")
-    prefix = f"{option} takes" if option else "takes"
-
-    def parse(text: str) -> int:
+def _checked_type(convert, accept, prefix: str, what: str):
+    """An argparse ``type``: ``convert(text)`` that ``accept`` must pass, else ``<prefix> <what>, got …``."""
+    def parse(text: str):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{prefix} {what}, got {text!r}") from None
-        if value < minimum:
+        if not accept(value):
             raise argparse.ArgumentTypeError(f"{prefix} {what}, got {value}")
         return value
 
     return parse
 
 
+def whole_number(minimum: int = 1, *, option: str = "", what: str = ""):
+    """An argparse ``type`` for a whole number ≥ ``minimum`` whose error says what was expected:
+    ``argument --max-batch: takes a whole number ≥ 1, got -1``."""
+    what = what or ("a non-negative integer" if minimum == 0 else f"a whole number ≥ {minimum}")
+    return _checked_type(int, lambda v: v >= minimum, f"{option} takes" if option else "takes", what)
+
+
 def positive_number(*, option: str = "", what: str = "a positive number"):
-    """An argparse ``type`` for a number > 0 (a fraction too): ``--timeout takes a positive number of
-    seconds, got '0'``."""
-    prefix = f"{option} takes" if option else "takes"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{prefix} {what}, got {text!r}") from None
-        if not value > 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"{prefix} {what}, got {text!r}")
-        return value
-
-    return parse
+    """An argparse ``type`` for a finite number > 0 (a fraction too): ``--timeout takes a positive
+    number of seconds, got 0.0``."""
+    return _checked_type(float, lambda v: 0 < v < float("inf"), f"{option} takes" if option else "takes", what)
 
 
 def _usable(command: str, check) -> bool:

@@ -100,16 +100,7 @@ class NIRTextureCache(PersonTextures):
         rng = np.random.default_rng(rng_seed)
         iris = torch.from_numpy(em.iris_structure_texture(rng))[None]
         upper, lower = lid_textures(rng, geom_row, look_row)
-
-        def lids(which):  # the person's lid textures again, from the same draws (see MipPyramid)
-            def make():
-                replay = np.random.default_rng(rng_seed)
-                em.iris_structure_texture(replay)
-                return lid_textures(replay, geom_row, look_row)[which]
-            return make
-
-        return {"iris": em.mip_levels(iris), "upper": MipPyramid(em.mip_levels(upper, LID_MIP_LEVELS), lids(0), lid_level),
-                "lower": MipPyramid(em.mip_levels(lower, LID_MIP_LEVELS), lids(1), lid_level)}
+        return {"iris": em.mip_levels(iris), **lid_pyramids(upper, lower, rng_seed, geom_row, look_row, lid_level)}
 
     def frame(self, key, side: str, rng_seed: int, look_row: dict, size: tuple[int, int],
               device=torch.device("cpu")) -> tuple:
@@ -425,6 +416,21 @@ def lid_shade(f: dict, geom: dict) -> torch.Tensor:
 
 
 LID_MIP_LEVELS = 5
+
+
+def lid_pyramids(upper, lower, rng_seed: int, geom_row: dict, look_row: dict, lid_level: int = 0,
+                 **lid_options) -> dict:
+    """A person's lid textures (the person's second draw, after the iris) as :class:`MipPyramid` s
+    keeping ``lid_level`` and coarser; a dropped level is rebuilt by replaying the same draws."""
+    def replay(which):
+        def make():
+            rng = np.random.default_rng(rng_seed)
+            em.iris_structure_texture(rng)
+            return lid_textures(rng, geom_row, look_row, **lid_options)[which]
+        return make
+
+    return {"upper": MipPyramid(em.mip_levels(upper, LID_MIP_LEVELS), replay(0), lid_level),
+            "lower": MipPyramid(em.mip_levels(lower, LID_MIP_LEVELS), replay(1), lid_level)}
 
 
 def lid_texels_per_px(ppu: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from . import eye_model as em
-from .texture_cache import MipPyramid, PersonTextures
-from .render_nir import ALL_STAGES, LID_MIP_LEVELS, _sample_lids, defocus_blur, lid_shade, lid_textures
+from .texture_cache import PersonTextures
+from .render_nir import ALL_STAGES, _sample_lids, defocus_blur, lid_pyramids, lid_shade, lid_textures
 
 __all__ = ["RGB_RANGES", "SKIN_TONES", "IRIS_COLOURS", "sample_rgb_look", "RGBTextureCache", "patch_placement",
            "render_eye"]
@@ -144,15 +144,8 @@ class RGBTextureCache(PersonTextures):
                               align_corners=False)[0]
         skin = torch.cat([skin, veins])
 
-        def lids(which):  # the person's lid textures again, from the same draws (see MipPyramid)
-            def make():
-                replay = np.random.default_rng(rng_seed)
-                em.iris_structure_texture(replay)
-                return lid_textures(replay, geom_row, look_row, rgb=True)[which]
-            return make
-
-        return {"iris": em.mip_levels(iris), "upper": MipPyramid(em.mip_levels(upper, LID_MIP_LEVELS), lids(0), lid_level),
-                "lower": MipPyramid(em.mip_levels(lower, LID_MIP_LEVELS), lids(1), lid_level), "skin": em.mip_levels(skin, 4)}
+        return {"iris": em.mip_levels(iris), **lid_pyramids(upper, lower, rng_seed, geom_row, look_row, lid_level, rgb=True),
+                "skin": em.mip_levels(skin, 4)}
 
 
 def skin_texture(rng: np.random.Generator, look: dict, n: int = 160) -> np.ndarray:

@@ -96,34 +96,35 @@ def to_device(value, device):
 def cached_on(cache: "ByteLRU", key, build: Callable[[], object], device: torch.device):
     """``cache.get`` of ``key`` built on the CPU (textures are drawn with numpy), and, for another
     device, a copy there cached under its own key (so a GPU renderer uploads each person once)."""
-    def on_cpu():
+    if device.type == "cpu":    # no device mode active (SyntheticEyes enters one for other devices only)
+        return cache.get(key, build)
+
+    def on_cpu():               # inside the render's device mode: make the CPU original on the CPU
         with torch.device("cpu"):
             return build()
-    if device.type == "cpu":
-        return cache.get(key, on_cpu)
     return cache.get((key, str(device)), lambda: to_device(cache.get(key, on_cpu), device))
+
+
+def _leaves(value):
+    """The tensors and pyramids in a cached value (a tensor, a pyramid, or dicts / lists / tuples of them)."""
+    if isinstance(value, (torch.Tensor, MipPyramid)):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _leaves(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _leaves(v)
 
 
 def _settled(value) -> bool:
     """Whether every pyramid in a cached value has had its first lookup (its size is final)."""
-    if isinstance(value, MipPyramid):
-        return value.settled
-    if isinstance(value, dict):
-        return all(_settled(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return all(_settled(v) for v in value)
-    return True
+    return all(leaf.settled for leaf in _leaves(value) if isinstance(leaf, MipPyramid))
 
 
 def nbytes_of(value) -> int:
     """Bytes held by a cached value: tensors, pyramids, and dicts / lists / tuples of them."""
-    if isinstance(value, (torch.Tensor, MipPyramid)):
-        return int(value.nbytes)
-    if isinstance(value, dict):
-        return sum(nbytes_of(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(nbytes_of(v) for v in value)
-    return 0
+    return sum(int(leaf.nbytes) for leaf in _leaves(value))
 
 
 class ByteLRU:
