@@ -9,6 +9,7 @@ its measured time. Times are wall seconds of a whole notebook as measured on a 2
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from .files import atomic_write_text
 
 __all__ = ["NotebookCard", "CARDS", "card", "card_fields", "card_markdown", "card_text", "cards_table", "timeout_for", "MEASURED_ON",
            "TIMEOUT_FACTOR", "MIN_TIMEOUT_S"]
@@ -158,6 +159,6 @@ def refresh_cards(notebooks: list | None = None, readme=None) -> list:
         head, rest = text.split(README_START, 1)
         new = head + README_START + "\n" + cards_table() + "\n" + README_END + rest.split(README_END, 1)[1]
         if new != text:
-            readme.write_text(new)
+            atomic_write_text(readme, new)
             changed.append(readme)
     return changed

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import io
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from .files import atomic_writer
 
 __all__ = ["CheckpointError", "ArtifactMismatch", "save_checkpoint", "load_checkpoint", "config_to_dict",
            "config_differences", "file_sha256", "set_aside", "atomic_save"]
@@ -125,29 +125,12 @@ def save_checkpoint(path: str | os.PathLike, *, kind: str, model: nn.Module | Ma
     return atomic_save(payload, path)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_save(payload: Mapping, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it: a
     kill at any moment leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; artifacts are shared like any file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_writer(path, "wb") as f:
+        torch.save(payload, f)
+    return Path(path)
 
 
 def config_differences(saved: Mapping, wanted: Mapping, prefix: str = "") -> list[str]:

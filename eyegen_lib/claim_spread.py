@@ -20,6 +20,7 @@ import json
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from .files import atomic_write_json
 
 __all__ = ["SPREAD_SDS", "SPREAD_FORMAT", "spread_path", "read_spread", "claim_spread", "margins_of", "write_spread",
            "measure_spread"]
@@ -83,10 +84,8 @@ def write_spread(profile: str, measured: Mapping[str, dict], *, length: str, fol
     for name, entry in measured.items():
         data["claims"][name] = {**entry, "length": length}
     path = spread_path(profile, folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"format": SPREAD_FORMAT, "profile": profile,
-                                "claims": dict(sorted(data["claims"].items()))}, indent=1, sort_keys=True) + "\n")
-    return path
+    return atomic_write_json(path, {"format": SPREAD_FORMAT, "profile": profile,
+                                    "claims": dict(sorted(data["claims"].items()))}, indent=1, sort_keys=True)
 
 
 def measure_spread(profile: str, seeds: Sequence[int], *, only: Sequence[str], out: Path,

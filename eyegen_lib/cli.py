@@ -253,17 +253,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "train":
-        return _cmd_train(args)
-    if args.command == "zoo":
-        from .zoo import ZooError
+    from .files import WriteError
 
-        try:
-            return args.func(args)
-        except ZooError as exc:
-            print(f"eyegen zoo: error: {exc}", file=sys.stderr)
-            return 2
-    return args.func(args)
+    try:
+        if args.command == "train":
+            return _cmd_train(args)
+        if args.command == "zoo":
+            from .zoo import ZooError
+
+            try:
+                return args.func(args)
+            except ZooError as exc:
+                print(f"eyegen zoo: error: {exc}", file=sys.stderr)
+                return 2
+        return args.func(args)
+    except WriteError as exc:  # a full disk or an unwritable folder: one line, earlier records intact
+        print(f"eyegen {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

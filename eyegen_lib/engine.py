@@ -19,6 +19,7 @@ Under ``torchrun`` every process runs this; each trains on its own shard, only r
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -39,6 +40,7 @@ from .distributed import DistInfo, any_rank, barrier, broadcast_buffers, gather_
 from .provenance import provenance_differences, with_config
 from .runtime import seed_everything
 from .training import Trainer, TrainingStopped, history_columns
+from .files import artifact_lock, atomic_writer
 
 __all__ = ["TrainingRun", "TrainingJob", "Snapshot", "Checkpointing", "obtain", "state_path", "length_snapshot_path", "with_steps",
            "ResumeRefused", "STATE_FORMAT"]
@@ -164,10 +166,10 @@ class _Trace:
 
     def write(self, model: nn.Module) -> None:
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"samples": torch.cat(self.samples) if self.samples else torch.zeros(0, dtype=torch.int64),
-                        "weights": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "wrote": self.wrote},
-                       self.path)
+            with atomic_writer(self.path, "wb") as f:
+                torch.save({"samples": torch.cat(self.samples) if self.samples else torch.zeros(0, dtype=torch.int64),
+                            "weights": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                            "wrote": self.wrote}, f)
 
 
 # -- reading a training state ----------------------------------------------------------------------------
@@ -242,6 +244,14 @@ def obtain(job: TrainingJob, *, retrain: bool = False, allow_training: bool = Tr
         why = why_no_entry(job.kind, job.name, job.provenance)
         if why and dist.is_main:
             print(f"note: {why}")
+    # one run at a time per artifact: a second run waits here for the first's training, then loads it
+    with artifact_lock(path, job.name) if dist.is_main else contextlib.nullcontext():
+        return _load_or_train(job, path, spath, hint, dist, ck, retrain=retrain, allow_training=allow_training,
+                              progress=progress, on_log=on_log)
+
+
+def _load_or_train(job: TrainingJob, path: Path, spath: Path, hint: str, dist: DistInfo, ck: Checkpointing, *,
+                   retrain: bool, allow_training: bool, progress: bool, on_log):
     barrier(dist)  # every rank reads the files before rank 0 moves any
     stale = None
     if path.exists() and not retrain:

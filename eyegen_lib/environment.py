@@ -48,8 +48,14 @@ def environment_report() -> dict:
     datasets = {}
     for name, (var, what) in DATASET_ENV_VARS.items():
         value = os.environ.get(var)
-        datasets[name] = {"variable": var, "expects": what,
-                          "found": bool(value) and Path(value).expanduser().is_dir(), "path": value or ""}
+        found = bool(value) and Path(value).expanduser().is_dir()
+        datasets[name] = {"variable": var, "expects": what, "found": found, "usable": False, "summary": "",
+                          "path": value or ""}
+        if found:  # a folder is not yet a dataset: open it with the reader, count, decode one sample
+            from .data.validate import check_dataset
+
+            checked = check_dataset(name, value)
+            datasets[name].update(usable=checked["ok"], summary=checked["summary"])
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -72,8 +78,10 @@ def format_environment(report: dict) -> str:
     for name, where in report["weights"].items():
         lines.append(f"weights    {name:<8} {where}")
     for name, d in report["datasets"].items():
-        if d["found"]:
-            found = f"found at {d['path']}"
+        if d["usable"]:
+            found = f"found at {d['path']}: {d['summary']}"
+        elif d["found"]:
+            found = f"{d['variable']}={d['path']} is not usable: {d['summary']}"
         elif d["path"]:
             found = f"{d['variable']}={d['path']} is not a folder: point it at {d['expects']}"
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from .files import atomic_write_text
 
 __all__ = ["export_html", "MATHJAX_CONFIG"]
 
@@ -35,5 +36,4 @@ def export_html(notebook: Path) -> Path:
     exporter = HTMLExporter(template_name="lab", mathjax_url=f"mathjax/MathJax.js?config={MATHJAX_CONFIG}")
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     target = notebook.with_suffix(".html")
-    target.write_text(body, encoding="utf-8")
-    return target
+    return atomic_write_text(target, body)

@@ -10,7 +10,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from typing import Any
 from .environment import machine_description
 from .paths import output_dir
 from .profiles import Profile
+from .files import atomic_write_json
 
 __all__ = ["Recorder", "read_metrics", "claim_state", "rising_margin", "ClaimsTable", "RENDERER_SOURCE", "state_of",
            "margin_text", "lengths_text"]
@@ -198,11 +198,7 @@ class Recorder:
 
     def _write(self) -> None:
         self.data["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.data, f, indent=2, allow_nan=False)
-        os.replace(tmp, self.path)
+        atomic_write_json(self.path, self.data, indent=2, allow_nan=False)
 
 
 def _compact(value: Any) -> str:

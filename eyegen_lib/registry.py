@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +36,7 @@ from .protocols import redirection_training_pairs_recipe
 from .engine import Checkpointing, Snapshot, TrainingJob, obtain, with_steps
 from .provenance import data_recipe, identity, make_provenance, provenance_differences
 from .record import Recorder
+from .files import atomic_writer
 
 __all__ = ["Artifact", "ARTIFACTS", "artifact_path", "prediction_path", "get", "segmenter", "refiner", "seg2eye",
            "seg2eye_config", "deepwarp", "deepwarp_config", "protocol_deepwarp", "gaze_gan", "gaze_gan_config", "gaze_estimator", "augmentation_estimator",
@@ -576,9 +576,8 @@ def save_predictions(task: str, method: str, images: torch.Tensor, profile: Prof
                        for i in made_by]
     buffer = io.BytesIO()  # serialised once: written, and hashed for the record, from the same bytes
     torch.save({"images": images.cpu(), "provenance": prov}, buffer)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    with atomic_writer(path, "wb") as f:
+        f.write(buffer.getvalue())
     rec = Recorder.current()
     if rec is not None:
         rec.produced(f"predictions/{task}/{method}", file=path, sha256=hashlib.sha256(buffer.getvalue()).hexdigest())

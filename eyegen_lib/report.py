@@ -14,6 +14,7 @@ from .claim_context import account, paper_value, tensions
 from .paths import output_dir
 from .record import RENDERER_SOURCE, lengths_text, margin_text, state_of
 from .staleness import stale_reasons
+from .files import atomic_write_text
 
 __all__ = ["build_report", "collect_results"]
 
@@ -159,23 +160,50 @@ def _run_table(runs: dict, stale: dict[str, list[str]], out: Path, total: float)
     return html
 
 
-def _claims_table(claims: list[tuple[str, dict]]) -> list[str]:
+def superseded(results: list[dict], runs: dict) -> dict[str, str]:
+    """Notebooks whose latest run did not finish, and why their recorded claims are not current:
+    ``{notebook: note}``. A record written before that run began is an earlier run's; one written
+    during it is the failed run's, and incomplete."""
+    notes = {}
+    for res in results:
+        run = runs.get(res["notebook"])
+        if not run or run.get("status") == "ok":
+            continue
+        try:
+            finished = datetime.fromisoformat(run["finished"])
+            began = finished.timestamp() - float(run.get("seconds", 0))
+            updated = datetime.fromisoformat(res["updated"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            began, updated = None, None
+        when = f"the latest run {run['status']}" + (f" ({run['error']})" if run.get("error") else "")
+        if updated is not None and updated < began:
+            notes[res["notebook"]] = f"from an earlier run ({res['updated']}); {when}"
+        else:
+            notes[res["notebook"]] = f"recorded by a run that did not finish: {when}"
+    return notes
+
+
+def _claims_table(claims: list[tuple[str, dict]], old: dict[str, str] | None = None) -> list[str]:
     html = ["<h2>Paper claims</h2>"]
     if not claims:
         return html + ["<p>No claims recorded yet.</p>"]
+    old = old or {}
     states = [state_of(c) for _, c in claims]
     counts = {s: states.count(s) for s in ("holds", "inconclusive", "fails")}
     at_odds = tensions([c for _, c in claims])
     html.append(f"<p>Of {len(claims)} claims, {counts['holds']} hold here, {counts['fails']} do not, and "
                 f"{counts['inconclusive']} are inconclusive (their margin lies within the seed-to-seed spread). "
-                "Every claim that does not hold carries our best account of why.</p>"
+                "Every claim that does not hold carries our best account of why."
+                + (f" {sum(nb in old for nb, _ in claims)} claim(s) are not current: their notebook's latest run did "
+                   "not finish (marked <span class='maybe'>not current</span>)." if old else "") + "</p>"
                 "<table class='claims'><tr><th>notebook</th><th>paper</th><th>claim</th><th>paper's value</th><th>measured here</th>"
                 "<th>state</th><th>margin ± spread</th><th>at other lengths</th><th>note</th></tr>")
     for nb, c in claims:
         notes = [n for n in (c.get("note", ""), account(c), at_odds.get(c["name"], "")) if n]
         html.append(f"<tr><td>{escape(nb)}</td><td>{escape(c['paper'])}</td><td><b>{escape(c['name'])}</b><br>"
                     f"{escape(c['statement'])}</td><td>{escape(paper_value(c['name']))}</td><td>{_fmt(c['measured'])}</td>"
-                    f"<td>{_verdict(state_of(c))}</td><td>{_margin(c)}</td><td>{escape(lengths_text(c))}</td>"
+                    f"<td>{_verdict(state_of(c))}" + (f"<br><span class='maybe'>not current</span>: {escape(old[nb])}"
+                                                        if nb in old else "") + f"</td><td>{_margin(c)}</td><td>{escape(lengths_text(c))}</td>"
                     f"<td>{'<br>'.join(escape(n) for n in notes)}</td></tr>")
     html.append("</table>")
     return html
@@ -203,7 +231,8 @@ def build_report(out: Path | None = None, *, title: str = "eyegen report",
     html.extend(_context(results, runs, total_s))
     if runs:
         html.extend(_run_table(runs, stale, out, total_s))
-    html.extend(_claims_table([(res["notebook"], c) for res in results for c in res.get("claims", [])]))
+    html.extend(_claims_table([(res["notebook"], c) for res in results for c in res.get("claims", [])],
+                              superseded(results, runs)))
 
     html.append("<h2>Metrics</h2><p><small>Click a figure to enlarge it; click again to shrink it.</small></p>")
     for res in results:
@@ -227,6 +256,4 @@ def build_report(out: Path | None = None, *, title: str = "eyegen report",
                             f"{escape(fig.get('caption', ''))}</figcaption></figure>")
     html.append("</body></html>")
     target = out / "report.html"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n".join(html))
-    return target
+    return atomic_write_text(target, "\n".join(html))

@@ -26,6 +26,7 @@ from .profiles import resolve_profile
 from .report import build_report, collect_results
 from .runtime import tqdm
 from .staleness import stale_reasons
+from .files import atomic_write_json
 
 __all__ = ["list_notebooks", "check_output_folder", "run_notebook", "run_notebooks", "refresh_committed_outputs", "CHECK_MARK",
            "NotebookTimeout"]
@@ -242,7 +243,7 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
             entry["error"] = str(exc)
         except Exception as exc:  # papermill raises PapermillExecutionError with the failing cell
             entry["status"] = "failed"
-            entry["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:400] if str(exc).strip() else ''}"
+            entry["error"] = failure_cause(exc)
         entry["seconds"] = round(time.perf_counter() - start, 1)
         executed = out / entry["output"]
         if executed.is_file():  # a failed run's page shows the failing cell
@@ -254,12 +255,24 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
         summary["ran"].append(nb.stem)
         summary["notebooks"] = [e for e in summary["notebooks"] if e["notebook"] != nb.stem] + [entry]
         summary["notebooks"].sort(key=lambda e: (suite_order.get(e["notebook"], len(suite_order)), e["notebook"]))
-        (out / "run_summary.json").write_text(json.dumps(summary, indent=2))
+        atomic_write_json(out / "run_summary.json", summary, indent=2)
     # notebooks whose inputs changed since they ran (this run's outputs, say): the report and the CLI name them
     summary["stale"] = {res["notebook"]: reasons for res in collect_results(out) if (reasons := stale_reasons(res))}
     summary["report"] = str(build_report(out, stale=summary["stale"]))
-    (out / "run_summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out / "run_summary.json", summary, indent=2)
     return summary
+
+
+def failure_cause(exc: BaseException, limit: int = 600) -> str:
+    """One line for a failed notebook: the exception raised *inside* it (papermill's ``ename`` and
+    ``evalue``, every line of its message) rather than papermill's wrapper or the message's last line."""
+    name = getattr(exc, "ename", None) or type(exc).__name__
+    message = getattr(exc, "evalue", None)
+    if message is None:
+        message = str(exc)
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    text = f"{name}: {text}" if text else name
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _earlier_runs(out: Path) -> list[dict]:

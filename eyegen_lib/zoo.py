@@ -30,6 +30,7 @@ import torch
 
 from .checkpoint import atomic_save, file_sha256
 from .paths import project_root
+from .files import atomic_write_json
 
 __all__ = ["LENGTH_FIELDS", "ZooError", "zoo_dir", "manifest_path", "read_manifest", "write_manifest",
            "length_free", "matches", "find_entry", "snapshot_entries", "why_no_entry", "load_entry", "export_entry",
@@ -74,12 +75,8 @@ def read_manifest(folder: Path | None = None) -> dict:
 
 def write_manifest(manifest: Mapping, folder: Path | None = None) -> Path:
     path = manifest_path(folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
     entries = sorted(manifest["entries"], key=lambda e: e["file"])
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"format": MANIFEST_FORMAT, "entries": entries}, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, {"format": MANIFEST_FORMAT, "entries": entries}, indent=1, sort_keys=True)
 
 
 def upsert_entry(entry: Mapping, folder: Path | None = None) -> Path:

@@ -141,3 +141,39 @@ def test_a_state_of_another_config_is_refused_with_what_differs_or_set_aside(tmp
 def test_provenance_of_the_helper_jobs_is_what_the_artifact_records(tmp_path):
     _, info = obtain(tiny_job(tmp_path / "m.pt"), progress=False)
     assert info["provenance"] == provenance_of(TinyConfig())
+
+
+class SlowTrainer(SupervisedTrainer):
+    def train_step(self, batch):
+        import time
+        time.sleep(0.05)
+        return super().train_step(batch)
+
+
+def test_two_runs_that_want_one_artifact_train_it_once(tmp_path, capsys):
+    """The second waits on the artifact's lock while the first trains, then loads what it made."""
+    import threading
+    import time
+
+    def slow_job():
+        j = tiny_job(tmp_path / "m.pt")
+        make_run = j.make_run
+
+        def slow_run(dist):
+            run = make_run(dist)
+            run.trainer.__class__ = SlowTrainer
+            return run
+        return replace(j, make_run=slow_run)
+
+    results = []
+    first = threading.Thread(target=lambda: results.append(obtain(slow_job(), progress=False)[1]))
+    first.start()
+    while not (tmp_path / "m.pt.lock").exists():
+        time.sleep(0.01)
+    time.sleep(0.1)  # the first holds the lock and trains (12 steps of 50 ms)
+    second = threading.Thread(target=lambda: results.append(obtain(slow_job(), progress=False)[1]))
+    second.start()
+    first.join(), second.join()
+    assert [r["trained_now"] for r in results] == [True, False], "one trains, the other loads its result"
+    assert results[0]["sha256"] == results[1]["sha256"]
+    assert "another run is making tiny; waiting for it" in capsys.readouterr().err

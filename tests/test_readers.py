@@ -388,3 +388,30 @@ def test_cli_exports_readable_folders(tmp_path, capsys):
                      "--images-per-person", "40", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert re.search("multiple of|must be 42", err) and len(err.splitlines()) == 1 and not (tmp_path / "c2").exists()
+
+
+def test_eyegen_env_opens_each_dataset_folder_and_reports_an_unusable_one_with_its_cause(
+        openeds_root, columbia_jpg, mpii_root, tmp_path, monkeypatch):
+    from eyegen_lib.environment import environment_report, format_environment
+
+    monkeypatch.setenv("EYEGEN_OPENEDS_DIR", str(openeds_root))
+    monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(columbia_jpg))
+    monkeypatch.setenv("EYEGEN_MPIIGAZE_DIR", str(mpii_root[0]))
+    report = environment_report()
+    assert all(d["usable"] for d in report["datasets"].values()), report["datasets"]
+    text = format_environment(report)
+    openeds = next(line for line in text.splitlines() if "OpenEDS:" in line)
+    assert f"found at {openeds_root}" in openeds and "semantic/train" in openeds and "labelled" in openeds
+    assert "patches of 2 subjects" in text and "2 day files of 2 persons; p00: 4 eye images" in text
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    for var in ("EYEGEN_OPENEDS_DIR", "EYEGEN_COLUMBIA_DIR", "EYEGEN_MPIIGAZE_DIR"):
+        monkeypatch.setenv(var, str(empty))
+    report = environment_report()
+    assert not any(d["usable"] for d in report["datasets"].values()) and all(d["found"] for d in report["datasets"].values())
+    lines = format_environment(report).splitlines()
+    assert any("EYEGEN_OPENEDS_DIR=" in ln and "is not usable: not an OpenEDS folder" in ln and "found: []" in ln for ln in lines)
+    assert any("EYEGEN_COLUMBIA_DIR=" in ln and "no Columbia patches" in ln for ln in lines)
+    assert any("EYEGEN_MPIIGAZE_DIR=" in ln and "Data/Normalized/ is missing" in ln for ln in lines)
