@@ -21,7 +21,7 @@ from torch import nn
 from .files import atomic_writer
 
 __all__ = ["CheckpointError", "ArtifactMismatch", "save_checkpoint", "load_checkpoint", "config_to_dict",
-           "config_differences", "file_sha256", "set_aside", "atomic_save"]
+           "config_differences", "file_sha256", "set_aside", "atomic_save", "field_added_later"]
 
 FORMAT = "eyegen-checkpoint"
 FORMAT_VERSION = 1
@@ -133,12 +133,28 @@ def atomic_save(payload: Mapping, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+# Config fields added after artifacts were made without them, each with the value that reproduces
+# what those older artifacts did (see field_added_later). A saved config that lacks such a field is
+# read as having that value, so adding a switch does not orphan the artifacts of its old behaviour.
+FIELDS_ADDED_LATER: dict[str, Any] = {}
+
+
+def field_added_later(name: str, value_before: Any) -> None:
+    """Declare that config field ``name`` is new and that an artifact saved without it behaved as
+    ``value_before`` (e.g. the gaze GAN's ``generator_output``: "image", what it always did)."""
+    if FIELDS_ADDED_LATER.get(name, value_before) != value_before:
+        raise ValueError(f"config field {name!r} is already declared added later with {FIELDS_ADDED_LATER[name]!r}")
+    FIELDS_ADDED_LATER[name] = value_before
+
+
 def config_differences(saved: Mapping, wanted: Mapping, prefix: str = "") -> list[str]:
-    """One line per config field that differs between a saved config and the one asked for."""
+    """One line per config field that differs between a saved config and the one asked for (a field
+    the saved one lacks counts as its :data:`FIELDS_ADDED_LATER` value, where it has one)."""
     def short(value) -> str:
         text = repr(value)
         return text if len(text) <= 80 else text[:79] + "…"
 
+    saved = {**{k: v for k, v in FIELDS_ADDED_LATER.items() if k in wanted and k not in saved}, **saved}
     keys = sorted(set(saved) | set(wanted))
     return [f"{prefix}{k}: checkpoint has {short(saved.get(k, '<absent>'))}, you asked for {short(wanted.get(k, '<absent>'))}"
             for k in keys if saved.get(k, "<absent>") != wanted.get(k, "<absent>")]

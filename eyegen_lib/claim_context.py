@@ -50,8 +50,8 @@ WHY_IT_MAY_NOT_HOLD: dict[str, str] = {
     "registration_aware_loss_sharpens": "the misregistration is simulated (shifted targets), not the paper's real "
                                         "head-fixed captures",
     "gan_beats_deepwarp_lpips": "DeepWarp warps the input's own pixels, so on the renderer's clean eyes it keeps "
-                                "appearance almost exactly; the GAN repaints every pixel through a 16×16 bottleneck, at "
-                                "a quarter of the paper's widths and about a fortieth of its iterations at cpu",
+                                "appearance almost exactly; the GAN paints where its keep mask opens, through a 16×16 "
+                                "bottleneck, at a quarter of the paper's widths and about a fortieth of its iterations at cpu",
     "gan_beats_deepwarp_gaze_error_deg": "DeepWarp (4,000 steps) moves the gaze closer than the GAN at cpu lengths; "
                                          "the GAN's gaze head is trained on few rendered persons",
     "no_gaze_loss_gaze_does_not_move": "the gaze still moves through the cycle and perceptual losses' pull to the target",
@@ -60,10 +60,16 @@ WHY_IT_MAY_NOT_HOLD: dict[str, str] = {
     "no_perceptual_raises_lpips": "the perceptual terms, fed to VGG as the official code feeds it, are small by "
                                   "construction (06 §1, §5b): after λ they stay far below the cycle term",
     "gan_lpips_below_unchanged_input": "the unchanged input is the same clean rendered eye at a gaze at most 32° away "
-                                       "(LPIPS ≈ 0.05): a generator that repaints every pixel must come closer than that",
-    "gan_keeps_skin_tone": "see 06 §5b: the identity term anchors the tone only as far as training has gone",
-    "identity_term_keeps_skin_tone": "under the authors' objective the sign of the skin-tone r is set by the "
-                                     "initialisation (06 §5b): a seed that happens not to swap keeps skin as well",
+                                       "(LPIPS ≈ 0.05): where the keep mask opens the painted iris must come closer "
+                                       "to the target than the unmoved one, at cpu widths and lengths",
+    "gan_keeps_skin_tone": "see 06 §5b: the keep mask and the identity term anchor the tone only as far as training "
+                           "has gone",
+    "our_departures_keep_skin_tone": "under the authors' recipe the sign of the skin-tone r is set by the "
+                                     "initialisation (06 §5b): a seed that happens not to swap keeps skin nearly as well",
+    "keep_mask_lowers_repaint_floor": "one run each, at the ablations' length; the authors' generator's floor falls as "
+                                      "it learns to repaint",
+    "identity_term_lowers_repaint_floor": "one run each, at the ablations' length: the cycle term alone also pulls "
+                                          "the mask towards keeping the input",
     "table1_shift_highest_mse_lowest_lpips": "the perturbations are applied to rendered patches at the paper's sizes; "
                                              "a smoother rendered patch blurs with less MSE",
     "augmentation_lowers_error_held_out_pitch": "the GAN's redirected images carry its errors into the training set",

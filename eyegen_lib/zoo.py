@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_save, file_sha256
+from .checkpoint import atomic_save, config_differences, file_sha256
 from .paths import project_root
 from .files import atomic_write_json
 
@@ -95,7 +95,14 @@ def matches(entry: Mapping, provenance: Mapping) -> bool:
     """Whether a zoo ``entry`` serves a run that wants ``provenance``."""
     return (entry.get("profile") == provenance.get("profile") and entry.get("seed") == provenance.get("seed")
             and entry.get("data_fingerprint") == (provenance.get("data") or {}).get("fingerprint")
-            and length_free(entry.get("config") or {}) == length_free(provenance.get("config") or {}))
+            and not _config_keys_differing(entry, provenance))
+
+
+def _config_keys_differing(entry: Mapping, provenance: Mapping) -> list[str]:
+    """The config fields, lengths aside, in which ``entry`` differs from the run (a field added to the
+    config after the entry was made counts as the value it had before: checkpoint.FIELDS_ADDED_LATER)."""
+    cfg, want = length_free(entry.get("config") or {}), length_free(provenance.get("config") or {})
+    return [line.split(":", 1)[0] for line in config_differences(cfg, want)]
 
 
 def find_entry(kind: str, name: str, provenance: Mapping, manifest: Mapping | None = None) -> dict | None:
@@ -132,8 +139,7 @@ def why_no_entry(kind: str, name: str, provenance: Mapping, manifest: Mapping | 
         if e.get("data_fingerprint") != (provenance.get("data") or {}).get("fingerprint"):
             why.append(f"data fingerprint {e.get('data_fingerprint')} (this run: "
                        f"{(provenance.get('data') or {}).get('fingerprint')})")
-        cfg, want = length_free(e.get("config") or {}), length_free(provenance.get("config") or {})
-        keys = sorted(k for k in set(cfg) | set(want) if cfg.get(k) != want.get(k))
+        keys = _config_keys_differing(e, provenance)
         if keys:
             why.append("config " + ", ".join(keys[:4]) + (" …" if len(keys) > 4 else ""))
         reasons.append(f"{e['file']} was made for " + "; ".join(why))

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from eyegen_lib import CheckpointError, load_checkpoint, save_checkpoint
+from eyegen_lib.checkpoint import config_to_dict
 
 
 @dataclass
@@ -82,3 +83,19 @@ def test_pickled_code_is_never_executed(tmp_path):
         pickle.dump({"format": "eyegen-checkpoint", "x": Evil()}, f)
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(evil)
+
+
+def test_a_field_added_to_a_config_later_reads_as_its_old_behaviour_in_older_artifacts():
+    from eyegen_lib.checkpoint import FIELDS_ADDED_LATER, config_differences, field_added_later
+    from eyegen_lib.models.gaze_gan import GazeGANConfig
+
+    assert FIELDS_ADDED_LATER["generator_output"] == "image"  # every GAN saved before the switch repainted
+    old = config_to_dict(GazeGANConfig(generator_output="image"))
+    del old["generator_output"]  # as saved before the field existed
+    assert config_differences(old, config_to_dict(GazeGANConfig(generator_output="image"))) == []
+    assert config_differences(old, config_to_dict(GazeGANConfig())) == \
+        ["generator_output: checkpoint has 'image', you asked for 'blend'"]
+    # a config without the field at all is not given one
+    assert config_differences({"width": 8}, {"width": 8}) == []
+    with pytest.raises(ValueError, match="already declared"):
+        field_added_later("generator_output", "blend")

@@ -104,6 +104,26 @@ def test_paper_width_networks_build_and_run_at_64_by_64():
     assert g.encoder[0][0].weight.std().item() == pytest.approx(0.02, rel=0.1)
 
 
+def test_a_blend_generator_starts_near_its_input_and_the_authors_output_keeps_their_layers(eyes):
+    """"blend" (ours): a keep mask passes pixels through; "image" (the authors'): the last conv paints
+    all three channels, with the parameter names the zoo's checkpoints of that generator carry."""
+    x = torch.stack([eyes[i]["image"] for i in range(4)]).float() / 127.5 - 1
+    code = torch.zeros(4, 2)
+    torch.manual_seed(0)
+    image = GazeGAN(tiny_config(generator_output="image")).generator
+    torch.manual_seed(0)
+    blend = GazeGAN(tiny_config(generator_output="blend")).generator
+    assert image.decoder[-1].weight.shape[0] == 3 and "keep_bias" not in dict(image.named_parameters())
+    assert set(dict(blend.named_parameters())) - set(dict(image.named_parameters())) == {"keep_bias"}
+    with torch.no_grad():
+        painted, kept = image(x, code), blend(x, code)
+    assert kept.abs().max() <= 1
+    # a fresh authors' generator paints near-constant grey; a fresh blend returns ≈ 0.88 of the input
+    assert (kept - x).abs().mean() < 0.3 * (painted - x).abs().mean(), ((kept - x).abs().mean(), (painted - x).abs().mean())
+    with pytest.raises(ValueError, match="generator_output must be one of"):
+        tiny_config(generator_output="residual")
+
+
 def test_gaze_codes_normalise_the_columbia_grid_to_plus_minus_one():
     gaze = torch.deg2rad(torch.tensor([[10.0, -15.0], [-5.0, 7.5]]))
     torch.testing.assert_close(gaze_to_code(gaze, (10, 15)), torch.tensor([[1.0, -1.0], [-0.5, 0.5]]))
@@ -393,3 +413,31 @@ def test_bad_inputs_raise_clear_errors(pairs):
     unstacked = {k: v[0] for k, v in one_iteration(pairs, config).items()}
     with pytest.raises(ValueError, match="n_critic"):
         trainer.train_step(unstacked)
+
+
+@pytest.fixture(scope="module")
+def persons():
+    """Eight persons (eight skin tones), their pairs, and a protocol over three gazes per person."""
+    many = SyntheticEyes(SyntheticEyeSpec("rgb", size=(SIZE, SIZE), n_persons=8, images_per_person=8, noise=False,
+                                          blink_probability=0.0))
+    grid = torch.deg2rad(torch.tensor([[0.0, 0.0], [0.0, 15.0], [10.0, -10.0]]))
+    return render_redirection_pairs(many, range(64), progress=False), build_redirection_set(many, range(0, 64, 8), grid)
+
+
+@pytest.mark.parametrize("recipe,keeps", [("ours", True), ("authors'", False)])
+def test_a_short_training_keeps_each_persons_skin_tone(persons, recipe, keeps):
+    """Issue 27's identity drift at smoke size: 20 iterations of the authors' recipe (a generator that
+    repaints every pixel, no identity term) leave the source/output skin-tone r far from 1 (−0.41 to
+    +0.37 over seeds 0–2 when this test was written: a fresh repainting generator's lean, amplified);
+    ours (the keep mask and the identity term) keeps r ≈ 1.00 from the start."""
+    from eyegen_lib.metrics import skin_tone_r
+
+    pairs, rset = persons
+    change = {} if recipe == "ours" else {"generator_output": "image", "lambda_identity": 0.0}
+    config = tiny_config(batch_size=4, steps=20, decay_start=1.0, lr=5e-4, **change)
+    torch.manual_seed(0)
+    run = gaze_gan_run(pairs, config, seed=0)
+    run.trainer.fit(run.batches, config.steps, progress=False)
+    r = skin_tone_r(redirect_set(run.model, rset), rset.source, output_mask=rset.target_mask,
+                    source_mask=rset.source_mask)
+    assert (r >= 0.9) == keeps, f"{recipe} recipe: skin-tone r {r:.3f}"

@@ -10,6 +10,7 @@ authors' TF code (``HzDmS/gaze_redirection``):
   6 residual blocks of [conv3×3 · IN · ReLU · conv3×3 · IN] + identity at 256 × 16 × 16;
   transposed conv4×4 s2 (pad 1) to 128 and 64, each IN · ReLU; conv7×7-3 · tanh.
   Instance norm with a learned scale and shift (TF ``instance_norm``, ε = 1e−5); no conv biases.
+  (Ours by default: a fourth output channel, the keep mask — see the departures below.)
 * **Discriminator** — a shared trunk of **5** conv4×4 s2 (pad 1) layers, 64 → 128 → 256 → 512 →
   1024 channels, each LeakyReLU(0.01), with biases and *no* normalisation (a WGAN-GP critic's
   gradient penalty is per sample, which batch norm would break): 64 px → 2 px. Two heads on the
@@ -47,8 +48,12 @@ Losses (eq. 1–9 with the official code's weights), on paired data (x_s at gaze
   L1 stays at ≈ 0.3 for 400 updates and the output is colour noise; with ``"official"`` the
   perceptual terms fall to ≈ 0.03 and the cycle loss falls.
 
-**The identity term — our one departure from the authors' objective** (``lambda_identity``, 25;
-0 gives their code's objective, the ``no_identity`` variant). Under the official objective our GAN
+**Our two departures from the authors' code** (each a named switch; the ``authors`` variant undoes
+both): an identity term in the objective, and a generator that keeps its input where it need not
+change it.
+
+*The identity term* (``lambda_identity``, 25; 0 removes it, the ``no_identity`` variant). Under the
+official objective our GAN
 swapped skin tones: dark skin came out light and light skin dark (source/output skin-tone r −0.96
 for the zoo's former 10,000-iteration model, renderer 2026.12-1, :mod:`eyegen_lib.metrics.identity`;
 its 1,000-iteration snapshot is the zoo's ``no_identity`` entry, r −0.94).
@@ -69,6 +74,19 @@ smallest change that breaks the tie: redirecting an eye to the gaze it already h
 ``λ_identity · L1(G(x_s, g_s), x_s)``, at half the cycle weight as in CycleGAN. It costs one more
 generator pass per generator step.
 
+*The keep mask* (``generator_output``: ``"blend"``, ours; ``"image"``, the authors'). With the identity
+term alone the skin stayed but every pixel was still repainted through the 16 × 16 bottleneck: at the
+zoo's 2,000 ``cpu`` iterations the full recipe's protocol LPIPS was 0.143 against 0.050 for the
+unchanged input, and an eye redirected to the gaze it already had came back 0.18–0.19 away from
+itself in LPIPS (its *repaint floor*, about its whole distance to the target). GANimation's
+attention-mask generator (Pumarola et al., ECCV 2018, eq. 1) lets pixels through instead:
+``y = K·x + (1 − K)·C``, colour C and mask K from the last conv. In isolation runs at ``cpu``
+(``benchmarks/gaze_gan_identity.py``, seed 0, a tenth of the protocol, where the unchanged input
+scores LPIPS 0.047 and gaze error 16.5°): the identity recipe without the mask reached LPIPS 0.199
+(floor 0.192, gaze error 4.6°) at 600 iterations; with the mask, 0.055 (floor 0.009, 15.4°) at 100
+and 0.059 (floor 0.001, 12.4°) at 600, skin-tone r 1.00 throughout; the mask without the identity
+term, 0.115 (floor 0.070) at 100. The mask trades gaze movement for fidelity at these lengths.
+
 Setting λ_gaze, λ_cycle or λ_perceptual to 0 removes that term (and its cost) — the paper's
 ablations (§5.5: one model per removed term); λ_identity = 0 removes ours. λ_gaze weighs both gaze terms, the critic's and the
 generator's, as the official code uses one weight (5) for both. Optimisation: Adam, lr 2e−4, β = (0.5, 0.999), batch 32; **5 critic steps per generator
@@ -87,6 +105,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import load_backbone_features
+from ..checkpoint import field_added_later
 from ..batches import BatchSource
 from ..data.pairs import PairRows, pair_parts
 from ..distributed import DistInfo, init_distributed
@@ -112,10 +131,15 @@ PAPER_GENERATOR_STEPS = PAPER_GAZE_GAN_STEPS
 D_LOSS_KEYS = ("d_adv", "d_gp", "d_gaze")
 G_LOSS_KEYS = ("g_adv", "g_gaze", "g_cycle", "g_content", "g_style", "g_identity")
 # §5.5's ablations: one model per removed loss term (config overrides of the full model).
-VGG_INPUTS = ("official", "imagenet")  # how the perceptual loss's VGG-16 sees the images (module doc)
-# "no_identity" removes our one departure, the identity term: it is the authors' objective as their code has it.
+VGG_INPUTS = ("official", "imagenet")
+GENERATOR_OUTPUTS = ("image", "blend")  # what the generator's last layer makes (Generator's doc)
+# every gaze GAN saved before the switch existed repainted the patch: such an artifact serves "image" runs
+field_added_later("generator_output", "image")
+KEEP_LOGIT_INIT = 2.0  # σ(2) ≈ 0.88: a fresh "blend" generator keeps most of each input pixel  # how the perceptual loss's VGG-16 sees the images (module doc)
+# "authors" undoes both of our departures: their generator and objective, as their code has them.
 ABLATIONS = {"full": {}, "no_perceptual": {"lambda_perceptual": 0.0}, "no_cycle": {"lambda_cycle": 0.0},
-             "no_gaze": {"lambda_gaze": 0.0}, "no_identity": {"lambda_identity": 0.0}}
+             "no_gaze": {"lambda_gaze": 0.0}, "no_identity": {"lambda_identity": 0.0},
+             "authors": {"generator_output": "image", "lambda_identity": 0.0}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -136,6 +160,9 @@ class GazeGANConfig:
     # the authors' code (which has no such term: 0 restores it, the "no_identity" variant); see the module doc
     lambda_identity: float = 25.0
     vgg_input: str = "official"  # "official": [−1, 1] as the TF code fed it; "imagenet": normalised (see module doc)
+    # "blend" (ours): the input kept through a learned mask; "image": the authors' generator, which repaints
+    # every pixel (the "authors" variant). See Generator and the module doc
+    generator_output: str = "blend"
     n_critic: int = 5
     lr: float = 2e-4
     beta1: float = 0.5
@@ -164,6 +191,8 @@ class GazeGANConfig:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.vgg_input not in VGG_INPUTS:
             raise ValueError(f"vgg_input must be one of {VGG_INPUTS}, got {self.vgg_input!r}")
+        if self.generator_output not in GENERATOR_OUTPUTS:
+            raise ValueError(f"generator_output must be one of {GENERATOR_OUTPUTS}, got {self.generator_output!r}")
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be ≥ 1, got {self.n_critic}")
         if not 0 <= self.decay_start <= 1:
@@ -262,10 +291,21 @@ class ResidualBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """(B, 3, H, W) patch in [−1, 1] and (B, 2) gaze code → (B, 3, H, W) patch in [−1, 1]."""
+    """(B, 3, H, W) patch in [−1, 1] and (B, 2) gaze code → (B, 3, H, W) patch in [−1, 1].
 
-    def __init__(self, widths: tuple[int, int, int] = GENERATOR_WIDTHS, n_res_blocks: int = 6, gaze_dims: int = 2):
+    ``output="image"`` (the authors'): the last conv7×7 paints the whole patch (tanh).
+    ``output="blend"`` (ours, :data:`GENERATOR_OUTPUTS`): it paints a colour image C and a keep mask
+    K = σ(·) from one more channel, and the patch is ``K·x + (1 − K)·C`` — the attention-mask
+    generator of GANimation (Pumarola et al., ECCV 2018, eq. 1), so pixels the redirection need not
+    touch can pass through unchanged instead of being repainted. K's bias starts at
+    :data:`KEEP_LOGIT_INIT` (K ≈ 0.88): a fresh generator mostly returns its input."""
+
+    def __init__(self, widths: tuple[int, int, int] = GENERATOR_WIDTHS, n_res_blocks: int = 6, gaze_dims: int = 2,
+                 output: str = "image"):
         super().__init__()
+        if output not in GENERATOR_OUTPUTS:
+            raise ValueError(f"generator output must be one of {GENERATOR_OUTPUTS}, got {output!r}")
+        self.output = output
         w0, w1, w2 = widths
         self.encoder = nn.Sequential(_conv_norm_relu(3 + gaze_dims, w0, 7, 1, 3),
                                      _conv_norm_relu(w0, w1, 4, 2, 1), _conv_norm_relu(w1, w2, 4, 2, 1))
@@ -273,12 +313,20 @@ class Generator(nn.Module):
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(w2, w1, 4, 2, 1, bias=False), _instance_norm(w1), nn.ReLU(inplace=True),
             nn.ConvTranspose2d(w1, w0, 4, 2, 1, bias=False), _instance_norm(w0), nn.ReLU(inplace=True),
-            nn.Conv2d(w0, 3, 7, 1, 3, bias=False), nn.Tanh())
+            # "blend" adds the keep mask's logit as a fourth channel of the same last conv
+            nn.Conv2d(w0, 3 if output == "image" else 4, 7, 1, 3, bias=False))
         _init_weights(self)
+        # the mask's bias (the conv has none, as in the authors' code): starts near "keep everything"
+        self.keep_bias = nn.Parameter(torch.tensor(KEEP_LOGIT_INIT)) if output == "blend" else None
 
     def forward(self, image: torch.Tensor, gaze_code: torch.Tensor) -> torch.Tensor:
         tiled = gaze_code[:, :, None, None].expand(-1, -1, *image.shape[-2:]).to(image.dtype)
-        return self.decoder(self.blocks(self.encoder(torch.cat([image, tiled], 1))))
+        out = self.decoder(self.blocks(self.encoder(torch.cat([image, tiled], 1))))
+        painted = torch.tanh(out[:, :3])
+        if self.keep_bias is None:
+            return painted
+        keep = torch.sigmoid(out[:, 3:] + self.keep_bias)
+        return keep * image + (1 - keep) * painted
 
 
 class Discriminator(nn.Module):
@@ -312,7 +360,7 @@ class GazeGAN(nn.Module):
     def __init__(self, config: GazeGANConfig):
         super().__init__()
         self.config = config
-        self.generator = Generator(config.generator_widths, config.n_res_blocks)
+        self.generator = Generator(config.generator_widths, config.n_res_blocks, output=config.generator_output)
         self.discriminator = Discriminator(config.discriminator_widths, config.discriminator_map_size)
 
     def check_inputs(self, image: torch.Tensor, gaze: torch.Tensor | None = None) -> None:
