@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="execute the notebooks headless (papermill), write metrics and report.html")
     run.add_argument("--profile", default="auto", choices=["auto", *PROFILES],
-                     help="run size; auto = paper with CUDA, else cpu (default: auto)")
+                     help="run size; auto = gpu with CUDA, else cpu; paper only when named (default: auto)")
     run.add_argument("--only", nargs="*", help="notebooks by number or name, e.g. 01 03 or dataset refiner")
     run.add_argument("--seed", type=whole_number(0, option="--seed"), default=None,
                      help="every notebook's SEED (default: 0); a run with another seed trains its own models")

@@ -17,7 +17,7 @@ def test_env_overrides_and_auto(monkeypatch):
     monkeypatch.setenv("EYEGEN_PROFILE", "cpu")
     assert resolve_profile("paper").name == "cpu"
     monkeypatch.delenv("EYEGEN_PROFILE")
-    assert resolve_profile("auto").name == ("paper" if torch.cuda.is_available() else "cpu")
+    assert resolve_profile("auto").name == ("gpu" if torch.cuda.is_available() else "cpu")
     assert resolve_profile("smoke").name == "smoke"
 
 
