@@ -82,7 +82,7 @@ def backbone_features_state_dict(name: str) -> tuple[dict[str, torch.Tensor], st
     raise BackboneWeightsNotFound(
         f"ImageNet {name} weights were not found and could not be downloaded. Either put the features-only file "
         f"'{spec.features_file}' (see shared/weights/README.md) in a folder and set EYEGEN_WEIGHTS_DIR to that folder "
-        f"(the tests and CI use ../shared/weights), or put torchvision's '{spec.torchvision_file}' in "
+        f"(the tests use ../shared/weights when it exists; the GitHub workflow downloads torchvision's files), or put torchvision's '{spec.torchvision_file}' in "
         f"{Path(torch.hub.get_dir()) / 'checkpoints'}."
     )
 

@@ -112,7 +112,7 @@ def _context(results: list[dict], runs: dict, total: float) -> list[str]:
     sources = list(dict.fromkeys(s for r in results for s in r.get("data_sources", [RENDERER_SOURCE])))
     real = [s for s in sources if s != RENDERER_SOURCE and "renderer's export" not in s]
     data = ("every number comes from " + escape(RENDERER_SOURCE) + "; no licensed dataset was read (README, "
-            "“Real data”, says what OpenEDS, Columbia Gaze and MPIIGaze are used for)") if not real else \
+            "“Real datasets”, says what OpenEDS, Columbia Gaze and MPIIGaze are used for)") if not real else \
         "real data read: " + escape("; ".join(real)) + " — besides " + escape(RENDERER_SOURCE)
     machines = list(dict.fromkeys(r["machine"] for r in results if r.get("machine")))
     artifacts = [a for r in results for a in r.get("artifacts", [])]
