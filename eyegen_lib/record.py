@@ -21,7 +21,7 @@ from .profiles import Profile
 from .files import atomic_write_json
 
 __all__ = ["Recorder", "read_metrics", "claim_state", "rising_margin", "ClaimsTable", "RENDERER_SOURCE", "state_of",
-           "margin_text", "lengths_text"]
+           "margin_text", "lengths_text", "STATE_LABELS", "LENGTHS_LEGEND", "spread_legend"]
 
 RENDERER_SOURCE = "eyegen's procedural eye renderer (OpenEDS-like NIR, Columbia-like RGB)"
 
@@ -224,6 +224,24 @@ def state_of(claim: Mapping) -> str:
     return claim.get("state") or ("holds" if claim["holds"] else "fails")
 
 
+# One word per state wherever a claim is shown (notebooks, report, text): the record keeps "fails"
+STATE_LABELS = {"holds": "holds", "fails": "does not hold", "inconclusive": "inconclusive"}
+LENGTHS_LEGEND = ("at other lengths: the claim at the zoo's snapshots of the same long run, by training step — "
+                  "✓ holds, ✗ does not hold, ? inconclusive")
+
+
+def spread_legend(claims: list[Mapping]) -> tuple[dict[str, str], list[str]]:
+    """How each claim's seed spread was measured, said once: ``({claim name: marker}, legend lines)``
+    with one marker ("a", "b", …) per distinct ``spread_note``."""
+    notes: dict[str, str] = {}
+    markers = {}
+    for c in claims:
+        note = c.get("spread_note")
+        if note:
+            markers[c["name"]] = notes.setdefault(note, chr(ord("a") + len(notes)))
+    return markers, [f"({m}) ± is {note}" for note, m in notes.items()]
+
+
 def margin_text(claim: Mapping) -> str:
     """"+0.1 ± 0.2": a claim's margin and its seed spread, as the notebooks and the report print them."""
     if claim.get("margin") is None:
@@ -256,7 +274,7 @@ class ClaimsTable:
         rows = []
         for c in self.claims:
             nested = any(isinstance(v, Mapping) for v in c.get("measured", {}).values())
-            row = {"claim": c["name"], "paper": c["paper"], "state": state_of(c), "margin": margin_text(c),
+            row = {"claim": c["name"], "paper": c["paper"], "state": STATE_LABELS[state_of(c)], "margin": margin_text(c),
                    "measured": ("; " if nested else ", ").join(_measured_parts(c.get("measured", {}))),
                    "statement": c["statement"], "note": c.get("note", "")}
             if self.with_lengths:
@@ -301,14 +319,15 @@ class ClaimsTable:
         head = ["claim", "paper", "state", "margin ± spread", "measured", "statement"]
         if self.with_lengths:
             head.append("at other lengths")
+        markers, legend = spread_legend(self.claims)
         html = ["<table class='eyegen-claims' style='border-collapse:collapse;table-layout:auto;width:100%'>",
                 "<thead><tr>" + "".join(f"<th style='{cell}{wide.get(h, '')}'>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
         for c, row in zip(self.claims, self.rows()):
             nested = any(isinstance(v, Mapping) for v in c.get("measured", {}).values())
             measured = ("<br>" if nested else ", ").join(escape(p) for p in _measured_parts(c.get("measured", {})))
             note = f"<br><small style='color:#555'>{escape(row['note'])}</small>" if row["note"] else ""
-            spread_note = f"<br><small style='color:#555'>{escape(c['spread_note'])}</small>" if c.get("spread_note") else ""
-            colour = self._STATE_COLOUR[row["state"]]
+            spread_note = f"<sup>({markers[c['name']]})</sup>" if c["name"] in markers else ""
+            colour = self._STATE_COLOUR[state_of(c)]
             cells = [f"<b>{escape(row['claim'])}</b>", escape(row["paper"]),
                      f"<span style='color:{colour};font-weight:600'>{escape(row['state'])}</span>",
                      f"<span style='white-space:nowrap'>{escape(row['margin'])}</span>{spread_note}", measured,
@@ -317,6 +336,8 @@ class ClaimsTable:
                 cells.append(escape(row["at other lengths"]))
             html.append("<tr>" + "".join(f"<td style='{cell}'>{v}</td>" for v in cells) + "</tr>")
         html.append("</tbody></table>")
+        small = "<p style='font-size:.85em;color:#555;margin:.2em 0'>{}</p>"
+        html.extend(small.format(escape(line)) for line in legend + ([LENGTHS_LEGEND] if self.with_lengths else []))
         return "".join(html)
 
 

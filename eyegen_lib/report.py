@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .claim_context import account, paper_value, tensions
 from .paths import output_dir
-from .record import RENDERER_SOURCE, lengths_text, margin_text, state_of
+from .record import LENGTHS_LEGEND, RENDERER_SOURCE, STATE_LABELS, lengths_text, margin_text, spread_legend, state_of
 from .staleness import stale_reasons
 from .files import atomic_write_text
 
@@ -21,12 +21,15 @@ __all__ = ["build_report", "collect_results"]
 _FOLD_AFTER = 6  # a metric with more values than this folds in the report
 
 _CSS = """
-body{font-family:system-ui,-apple-system,sans-serif;max-width:1500px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,sans-serif;max-width:1240px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em;width:100%}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;font-size:.92em}
 th{background:#f3f3f3}.yes{color:#0a7a28;font-weight:600}.no{color:#b3141b;font-weight:600}.maybe{color:#a15c00;font-weight:600}.fail{background:#fde8e8}
 figure{display:inline-block;margin:.4em;max-width:48%;cursor:zoom-in;vertical-align:top}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
 figure.big{display:block;max-width:100%;cursor:zoom-out}figure.big img{width:100%}details summary{cursor:pointer}ul.context li{margin:.2em 0}
-code{background:#f5f5f5;padding:0 .2em}table.claims td:nth-child(3){min-width:12em}table.claims td:last-child{min-width:16em;font-size:.85em}
+code{background:#f5f5f5;padding:0 .2em}table.claims{font-size:.9em}table.claims td{overflow-wrap:anywhere}
+table.claims td:nth-child(3){min-width:11em}table.claims td:last-child{min-width:12em;font-size:.85em}
+table.mini{margin:0;width:auto;font-size:.9em}table.mini th,table.mini td{padding:.1em .3em;border-color:#e3e3e3}
+.nowrap{white-space:nowrap}p.legend{font-size:.85em;color:#555;margin:.2em 0}
 """
 
 
@@ -87,11 +90,25 @@ def _artifact_table(artifacts: list[dict]) -> list[str]:
 
 def _verdict(state: str) -> str:
     cls = {"holds": "yes", "fails": "no", "inconclusive": "maybe"}[state]
-    return f"<span class='{cls}'>{ {'holds': 'holds', 'fails': 'does not hold', 'inconclusive': 'inconclusive'}[state]}</span>"
+    return f"<span class='{cls}'>{STATE_LABELS[state]}</span>"
 
 
-def _margin(claim: dict) -> str:
-    return escape(margin_text(claim)) + (f"<br><small>{escape(claim['spread_note'])}</small>" if claim.get("spread_note") else "")
+def _margin(claim: dict, markers: dict[str, str]) -> str:
+    return (f"<span class='nowrap'>{escape(margin_text(claim))}</span>"
+            + (f"<sup>({markers[claim['name']]})</sup>" if claim["name"] in markers else ""))
+
+
+def _measured(value) -> str:
+    """A claim's measured values: a small table where they are nested (method → metric → value)."""
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        cols = list(dict.fromkeys(k for v in value.values() for k in v))
+        if all(not isinstance(x, dict) for v in value.values() for x in v.values()):
+            return ("<table class='mini'><tr><th></th>" + "".join(f"<th>{escape(str(c))}</th>" for c in cols) + "</tr>"
+                    + "".join(f"<tr><th>{escape(str(k))}</th>" + "".join(f"<td>{_fmt(v.get(c, ''))}</td>" for c in cols)
+                              + "</tr>" for k, v in value.items()) + "</table>")
+    if isinstance(value, dict) and len(value) > 3:
+        return "<br>".join(f"{escape(str(k))}: {_fmt(v)}" for k, v in value.items())
+    return _fmt(value)
 
 
 def _img(path: Path) -> str:
@@ -191,6 +208,7 @@ def _claims_table(claims: list[tuple[str, dict]], old: dict[str, str] | None = N
     states = [state_of(c) for _, c in claims]
     counts = {s: states.count(s) for s in ("holds", "inconclusive", "fails")}
     at_odds = tensions([c for _, c in claims])
+    markers, legend = spread_legend([c for _, c in claims])
     html.append(f"<p>Of {len(claims)} claims, {counts['holds']} hold here, {counts['fails']} do not, and "
                 f"{counts['inconclusive']} are inconclusive (their margin lies within the seed-to-seed spread). "
                 "Every claim that does not hold carries our best account of why."
@@ -201,11 +219,12 @@ def _claims_table(claims: list[tuple[str, dict]], old: dict[str, str] | None = N
     for nb, c in claims:
         notes = [n for n in (c.get("note", ""), account(c), at_odds.get(c["name"], "")) if n]
         html.append(f"<tr><td>{escape(nb)}</td><td>{escape(c['paper'])}</td><td><b>{escape(c['name'])}</b><br>"
-                    f"{escape(c['statement'])}</td><td>{escape(paper_value(c['name']))}</td><td>{_fmt(c['measured'])}</td>"
+                    f"{escape(c['statement'])}</td><td>{escape(paper_value(c['name']))}</td><td>{_measured(c['measured'])}</td>"
                     f"<td>{_verdict(state_of(c))}" + (f"<br><span class='maybe'>not current</span>: {escape(old[nb])}"
-                                                        if nb in old else "") + f"</td><td>{_margin(c)}</td><td>{escape(lengths_text(c))}</td>"
+                                                        if nb in old else "") + f"</td><td>{_margin(c, markers)}</td><td>{escape(lengths_text(c))}</td>"
                     f"<td>{'<br>'.join(escape(n) for n in notes)}</td></tr>")
     html.append("</table>")
+    html.extend(f"<p class='legend'>{escape(line)}</p>" for line in legend + [LENGTHS_LEGEND])
     return html
 
 

@@ -85,7 +85,7 @@ def test_the_report_marks_claims_of_a_notebook_whose_latest_run_failed_as_not_cu
              "output": "notebooks/97_demo.ipynb", "finished": "2026-12-02T07:00:00+00:00",
              "error": "DatasetError: not an OpenEDS folder"}
     atomic_write_json(tmp_path / "run_summary.json", {"profile": "smoke", "seed": 0, "notebooks": [entry]})
-    claims = build_report(tmp_path).read_text().split("<h2>Paper claims")[1].split("</table>")[0]
+    claims = build_report(tmp_path).read_text().split("<h2>Paper claims")[1].split("<h2>Metrics")[0]
     assert "not current</span>: from an earlier run (2026-12-01T07:00:00+00:00); the latest run failed " \
            "(DatasetError: not an OpenEDS folder)" in claims
     entry["status"] = "ok"

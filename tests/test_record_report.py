@@ -140,3 +140,22 @@ def test_the_claims_table_shows_full_statements_measured_values_and_states(tmp_p
     text = repr(table)
     assert long in text and "refiner=0.03631" in text and "inconclusive, margin -0.01 ± 0.05" in text
     assert repr(Recorder("93_demo", "smoke", out=tmp_path).claims_table()) == "No claims recorded."
+
+
+def test_claims_say_does_not_hold_and_explain_the_spread_and_lengths_once_in_a_legend(tmp_path):
+    from eyegen_lib.report import build_report
+
+    rec = Recorder("93_demo", "smoke", out=tmp_path)
+    note = "2 sd of its margin over seeds 0, 1, 2 (the profile length)"
+    for name, holds in (("x", True), ("y", False), ("z", False)):
+        rec.claim(name, paper="p", statement=f"{name} holds", measured={"m": {"lpips": 0.1, "gaze": 3.0}},
+                  holds=holds, margin=0.5 if holds else -0.5, spread=0.1, spread_note=note,
+                  by_length={600: {"holds": holds, "margin": 0.1}})
+    html = rec.claims_table()._repr_html_()
+    assert ">does not hold<" in html and ">fails<" not in html
+    assert html.count(note) == 1 and html.count("<sup>(a)</sup>") == 3 and "✓ holds, ✗ does not hold" in html
+    assert [r["state"] for r in rec.claims_table().rows()] == ["holds", "does not hold", "does not hold"]
+    claims = build_report(tmp_path).read_text().split("<h2>Paper claims")[1].split("<h2>Metrics")[0]
+    assert claims.count(note) == 1 and claims.count("<sup>(a)</sup>") == 3 and "✓ holds, ✗ does not hold" in claims
+    # nested measured values as a small table (method × metric), not flattened into text
+    assert "<table class='mini'><tr><th></th><th>lpips</th><th>gaze</th></tr><tr><th>m</th><td>0.1</td><td>3</td>" in claims

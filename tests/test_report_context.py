@@ -98,7 +98,7 @@ def test_claims_show_paper_values_accounts_and_tensions(tmp_path):
                          "refiner": {"challenge_score": 0.036, "blurriness": 2.0e-3, "lpips": 0.12},
                          "real images": {"blurriness": 1.0e-3}}, holds=False, margin=-1.0)
     html = build_report(tmp_path).read_text()
-    claims = html.split("<h2>Paper claims")[1].split("</table>")[0]
+    claims = html.split("<h2>Paper claims")[1].split("<h2>Metrics")[0]
     assert PAPER_VALUES["table1_shift_highest_mse_lowest_lpips"].split(";")[0] in claims  # the paper's MSE beside ours
     assert "Likely why: " + WHY_IT_MAY_NOT_HOLD["seg2eye_worse_score_but_sharper_than_refiner"][:40] in claims
     assert claims.count("In tension with") == 2 and "not between the refiner and real images" in claims
