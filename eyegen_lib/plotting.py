@@ -102,26 +102,31 @@ class LiveLossPlot:
     """A loss plot redrawn in place while a model trains: pass ``on_log`` to a trainer's ``fit``.
 
     Redraws every ``every`` logged steps (drawing is slow next to a small training step); call
-    :meth:`close` when done so the notebook keeps one final static figure of its own."""
+    :meth:`close` when done so the notebook keeps one final static figure of its own. Nothing is
+    shown until the first loss arrives: a model loaded rather than trained leaves no empty frame."""
 
     def __init__(self, title: str, *, every: int = 10, logy: bool = True):
-        from IPython.display import display
-
-        self.fig, self.ax = plt.subplots(figsize=(6, 3))
         self.title, self.every, self.logy, self.logs = title, every, logy, []
-        self.handle = display(self.fig, display_id=True)
+        self.fig = self.ax = self.handle = None
 
     def on_log(self, step: int, losses: dict) -> None:
         self.logs.append({"step": step, **losses})
+        if self.fig is None:  # the first loss: only now is there something to draw
+            from IPython.display import display
+
+            self.fig, self.ax = plt.subplots(figsize=(6, 3))
+            self.handle = display(self.fig, display_id=True)
         if len(self.logs) % self.every == 0:
             import pandas as pd
 
             self.ax.clear()
             pd.DataFrame(self.logs).set_index("step").plot(ax=self.ax, logy=self.logy, title=self.title)
-            self.handle.update(self.fig)
+            if self.handle is not None:  # None outside IPython (a script): nothing to redraw in place
+                self.handle.update(self.fig)
 
     def close(self) -> None:
-        plt.close(self.fig)
+        if self.fig is not None:
+            plt.close(self.fig)
 
 
 def flow_arrows(ax, image: torch.Tensor, flow: torch.Tensor, *, step: int = 3, title: str = "", color: str = "yellow"):
