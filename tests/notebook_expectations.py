@@ -25,7 +25,19 @@ def metric(data: dict, name: str):
 def claim(data: dict, name: str) -> dict:
     found = [c for c in data["claims"] if c["name"] == name]
     assert found, f"{data['notebook']} did not record the claim {name!r}"
+    check_claim(found[0])
     return found[0]
+
+
+def check_claim(c: dict) -> None:
+    """A recorded claim agrees with itself: a notebook computes whether it holds and by how much
+    separately, so the sign of the margin must say the same as ``holds``, and the state must follow
+    (inconclusive aside); and it names what it measured."""
+    assert c["measured"], f"claim {c['name']!r} lacks its measurements"
+    if c.get("margin") is not None and c["margin"] != 0:  # 0: a tie, which a claim may count either way
+        assert c["holds"] == (c["margin"] > 0), \
+            f"claim {c['name']!r}: holds={c['holds']} but margin {c['margin']:+.4g} — the two computations disagree"
+    assert c["state"] == "inconclusive" or (c["state"] == "holds") == c["holds"], c
 
 
 def check_00_setup(data: dict) -> None:
@@ -73,7 +85,7 @@ def check_02_ranking(data: dict) -> None:
     assert metric(data, "mode_split_accuracy") >= 0.9, "k-means on antisymmetric features must find left/right eyes"
     assert metric(data, "ranking_oracle")["mask MSE, top-1"] <= metric(data, "ranking_random_same_mode")["mask MSE, top-1"]
     for name in ("ranking_beats_random", "same_mode_references_score_better", "colouring_helps"):
-        assert isinstance(claim(data, name)["holds"], bool)
+        claim(data, name)  # checked against its margin
 
 
 def check_03_refiner(data: dict) -> None:
@@ -82,7 +94,7 @@ def check_03_refiner(data: dict) -> None:
     assert scores["mean_image_of_mode"] > scores["copy_top1_reference"], "a real same-mode reference must beat the mean image"
     assert metric(data, "real_blurriness") > 0
     for name in ("refiner_beats_copy_beats_mean", "refiner_outputs_blurry"):
-        assert isinstance(claim(data, name)["holds"], bool)
+        claim(data, name)  # checked against its margin
 
 
 EXPECTATIONS.update({"02_ranking": check_02_ranking, "03_refiner": check_03_refiner})
@@ -103,7 +115,7 @@ def check_04_seg2eye(data: dict) -> None:
     k_sweep = metric(data, "k_sweep_style_accuracy")
     assert "1" in k_sweep and len(k_sweep) >= 2 and all(0 <= v <= 1 for v in k_sweep.values())
     for name in ("style_branch_preserves_style", "style_consistency_smooths_interpolation", "content_follows_mask"):
-        assert isinstance(claim(data, name)["holds"], bool)  # recorded as measured; holds or not
+        claim(data, name)  # checked against its margin
 
 
 EXPECTATIONS.update({"04_seg2eye": check_04_seg2eye})
@@ -125,7 +137,7 @@ def check_05_deepwarp(data: dict) -> None:
     assert 0 <= proto["lpips"] < 1 and proto["blurriness"] > 0 and 0 <= proto["gaze_error_deg"] < 90
     for name in ("variant_order_at_large_angles", "cfw_lcm_beats_input_at_every_angle",
                  "lcm_helps_most_where_eye_white_disoccluded", "registration_aware_loss_sharpens"):
-        assert isinstance(claim(data, name)["holds"], bool)
+        claim(data, name)  # checked against its margin
 
 
 EXPECTATIONS.update({"05_deepwarp": check_05_deepwarp})
@@ -182,7 +194,7 @@ def check_08_augmentation(data: dict) -> None:
     assert min(sizes["raw"], sizes["donors"], sizes["held_out_pitch"], sizes["other_persons"]) > 0, sizes
     assert sizes["redirected"] == 2 * sizes["donors"], "each donor image is redirected TARGETS_PER_IMAGE = 2 times"
     for test in ("held_out_pitch", "other_persons"):
-        assert isinstance(claim(data, f"augmentation_lowers_error_{test}")["holds"], bool)
+        claim(data, f"augmentation_lowers_error_{test}")  # checked against its margin
 
 
 EXPECTATIONS.update({"06_gaze_gan": check_06_gaze_gan, "08_augmentation": check_08_augmentation})
