@@ -3,7 +3,28 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["challenge_loss"]
+__all__ = ["challenge_loss", "gram_matrix", "GRAM_OVER"]
+
+GRAM_OVER = ("image", "batch")
+
+
+def gram_matrix(features: torch.Tensor, over: str = "image") -> torch.Tensor:
+    """Gram matrices of (B, C, H, W) features, the style statistic of both style losses here.
+
+    ``over="image"``: one (C, C) matrix per image, ``φ φᵀ / (C·H·W)`` — He et al.'s official ``gram``
+    (gaze GAN). ``over="batch"``: one (B·C, B·C) matrix over the whole batch, ``F Fᵀ / (B·C·H·W)``
+    with ``F = x.view(B·C, H·W)`` — the PyTorch style-transfer tutorial's, which Seg2Eye's official
+    code uses (its batches are one image). The two agree for a batch of one."""
+    if features.ndim != 4:
+        raise ValueError(f"gram_matrix takes (B, C, H, W) features, got shape {tuple(features.shape)}")
+    B, C, H, W = features.shape
+    if over == "image":
+        flat = features.reshape(B, C, H * W)
+        return flat @ flat.transpose(1, 2) / (C * H * W)
+    if over == "batch":
+        flat = features.reshape(B * C, H * W)
+        return flat @ flat.t() / (B * C * H * W)
+    raise ValueError(f"gram_matrix over must be one of {GRAM_OVER}, got {over!r}")
 
 
 def challenge_loss(pred: torch.Tensor, target: torch.Tensor, *, value_range: tuple[float, float] = (-1.0, 1.0),

@@ -10,6 +10,7 @@ ranks. Its :meth:`~Trainer.state_dict` is everything a resumed run needs besides
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from torch import nn
 from .distributed import DistInfo, all_reduce_mean, init_distributed, wrap_ddp
 from .runtime import autocast, choose_device, resolve_precision, tqdm
 
-__all__ = ["Trainer", "SupervisedTrainer", "move_to", "history_columns", "TrainingStopped"]
+__all__ = ["Trainer", "SupervisedTrainer", "move_to", "history_columns", "TrainingStopped", "frozen"]
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -38,6 +39,20 @@ def history_columns(history: list[dict]) -> dict[str, list]:
     column per named loss (NaN where a step did not log it)."""
     keys = sorted({k for h in history for k in h} - {"step"})
     return {"step": [int(h["step"]) for h in history], **{k: [float(h.get(k, float("nan"))) for h in history] for k in keys}}
+
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """No parameter gradients for ``module`` inside the block — a GAN's generator step keeps its
+    discriminator fixed (gaze GAN, Seg2Eye) — and each parameter's own flag back afterwards."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
 
 
 class TrainingStopped(KeyboardInterrupt):

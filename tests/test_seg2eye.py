@@ -9,7 +9,7 @@ import torch
 from eyegen_lib.checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, save_checkpoint
 from eyegen_lib.models.seg2eye import (MultiScaleDiscriminator, Seg2Eye, Seg2EyeConfig, Seg2EyeTrainer,
                                        SpadeStyleBlock, StyleBatches, StyleEncoder, StyleModulation, aggregate,
-                                       generate, gram_matrix, group_style_codes, interpolate_style,
+                                       generate, group_style_codes, interpolate_style,
                                        seg2eye_run, style_palette, style_preservation, train_seg2eye,
                                        transition_evenness)
 from eyegen_lib.models.seg2eye.loss import hinge_d_loss
@@ -108,11 +108,18 @@ def test_max_aggregation_is_elementwise_max_and_permutation_invariant():
         aggregate(codes, "median")
 
 
-def test_gram_matrix_normalised_by_abcd():
+def test_gram_matrix_over_the_batch_is_normalised_by_abcd_and_per_image_by_chw():
+    from eyegen_lib.losses import gram_matrix
+
     x = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
     f = x.reshape(6, 4)
     by_hand = torch.tensor([[float((f[i] * f[j]).sum()) for j in range(6)] for i in range(6)]) / (2 * 3 * 2 * 2)
-    torch.testing.assert_close(gram_matrix(x), by_hand)
+    torch.testing.assert_close(gram_matrix(x, over="batch"), by_hand)  # Seg2Eye's official convention
+    per_image = gram_matrix(x)  # He et al.'s: one (C, C) matrix per image over C·H·W
+    torch.testing.assert_close(per_image[1], by_hand[3:, 3:] * 2)
+    assert per_image.shape == (2, 3, 3)
+    with pytest.raises(ValueError, match="over must be one of"):
+        gram_matrix(x, over="layer")
 
 
 def test_discriminator_is_multiscale_and_hinge():

@@ -8,13 +8,13 @@ from .config import Seg2EyeConfig
 from .discriminator import MultiScaleDiscriminator, PatchDiscriminator
 from .encoder import StyleEncoder, aggregate
 from .generator import Seg2Eye, Seg2EyeGenerator, SpadeStyleResBlock, one_hot
-from .loss import feature_matching_loss, gram_matrix, hinge_d_loss, hinge_g_loss
+from .loss import feature_matching_loss, gram_loss, hinge_d_loss, hinge_g_loss
 from .normalization import NORMALISATIONS, SPADE, SpadeStyleBlock, StyleModulation
 from .style import group_style_codes, interpolate_style, style_palette, style_preservation, transition_evenness
 from .trainer import Seg2EyeTrainer, StyleBatches, generate, seg2eye_run, train_seg2eye
 
 __all__ = ["Seg2EyeConfig", "MultiScaleDiscriminator", "PatchDiscriminator", "StyleEncoder", "aggregate",
-           "Seg2Eye", "Seg2EyeGenerator", "SpadeStyleResBlock", "one_hot", "feature_matching_loss", "gram_matrix",
+           "Seg2Eye", "Seg2EyeGenerator", "SpadeStyleResBlock", "one_hot", "feature_matching_loss", "gram_loss",
            "hinge_d_loss", "hinge_g_loss", "SPADE", "NORMALISATIONS", "SpadeStyleBlock", "StyleModulation", "Seg2EyeTrainer",
            "StyleBatches", "generate", "seg2eye_run", "train_seg2eye",
            "group_style_codes", "interpolate_style", "style_palette", "style_preservation", "transition_evenness"]

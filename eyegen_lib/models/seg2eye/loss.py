@@ -4,7 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["hinge_d_loss", "hinge_g_loss", "feature_matching_loss", "gram_matrix", "gram_loss"]
+from ...losses import gram_matrix
+
+__all__ = ["hinge_d_loss", "hinge_g_loss", "feature_matching_loss", "gram_loss"]
 
 
 def hinge_d_loss(real_outs, fake_outs) -> torch.Tensor:
@@ -25,14 +27,8 @@ def feature_matching_loss(real_outs, fake_outs) -> torch.Tensor:
     return loss / len(real_outs)
 
 
-def gram_matrix(x: torch.Tensor) -> torch.Tensor:
-    """Gram matrix of features (a, b, c, d), normalised by a·b·c·d (as in the official code / the
-    PyTorch style-transfer tutorial): F = x.view(a·b, c·d); G = F Fᵀ / (a·b·c·d)."""
-    a, b, c, d = x.shape
-    f = x.reshape(a * b, c * d)
-    return f @ f.t() / (a * b * c * d)
-
-
 def gram_loss(fake_feats, target_feats) -> torch.Tensor:
-    """Σ over encoder layers of MSE between Gram matrices."""
-    return sum(F.mse_loss(gram_matrix(f), gram_matrix(t)) for f, t in zip(fake_feats, target_feats))
+    """Σ over encoder layers of MSE between Gram matrices over the batch, as the official code
+    computes them (:func:`eyegen_lib.losses.gram_matrix`, ``over="batch"``)."""
+    return sum(F.mse_loss(gram_matrix(f, over="batch"), gram_matrix(t, over="batch"))
+               for f, t in zip(fake_feats, target_feats))

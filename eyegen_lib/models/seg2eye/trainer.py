@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ...batches import BatchSource, as_rows, step_rng
 from ...distributed import DistInfo, init_distributed
 from ...engine import TrainingRun
-from ...training import Trainer
+from ...training import Trainer, frozen
 from .config import Seg2EyeConfig
 from .discriminator import MultiScaleDiscriminator
 from .generator import Seg2Eye, one_hot
@@ -108,11 +108,8 @@ class Seg2EyeTrainer(Trainer):
         c = self.config
         # D fixed, called bare: under DDP only the generator's gradients are reduced in this step
         d, opt = self.module("discriminator"), self.optimizers["generator"]
-        for p in d.parameters():
-            p.requires_grad_(False)
-        outs = d(torch.cat([self._d_input(mask, image), self._d_input(mask, fake)], 0))
-        for p in d.parameters():
-            p.requires_grad_(True)
+        with frozen(d):
+            outs = d(torch.cat([self._d_input(mask, image), self._d_input(mask, fake)], 0))
         real_outs = [[f[: len(image)] for f in scale] for scale in outs]
         fake_outs = [[f[len(image):] for f in scale] for scale in outs]
         losses = {"g_hinge": hinge_g_loss(fake_outs),
