@@ -10,7 +10,7 @@ the page needs nothing from outside its output folder:
   and the template (``html_template/eyegen``) loads no widget manager, require.js or mermaid;
 * MathJax comes from the ``jupyter_server_mathjax`` package (MathJax 2.7, the copy Jupyter's
   classic server ships), copied once per output tree beside the pages (the parts a page uses,
-  ~2 MB) and set to the STIX-Web fonts that copy has: its TeX fonts are missing, and MathJax's
+  2.8 of its 12 MB) and set to the STIX-Web fonts that copy has: its TeX fonts are missing, and MathJax's
   fallback for them drew accents a line above their letters.
 """
 from __future__ import annotations
