@@ -68,6 +68,8 @@ WHY_IT_MAY_NOT_HOLD: dict[str, str] = {
                                      "initialisation (06 §5b): a seed that happens not to swap keeps skin nearly as well",
     "keep_mask_lowers_repaint_floor": "one run each, at the ablations' length; the authors' generator's floor falls as "
                                       "it learns to repaint",
+    "gan_mask_opens_where_the_eye_changes": "a mask that opens too little leaves the old iris in place and one that "
+                                            "opens too much lets the target's pixels do the work: one run, at the zoo length",
     "identity_term_lowers_repaint_floor": "one run each, at the ablations' length: the cycle term alone also pulls "
                                           "the mask towards keeping the input",
     "table1_shift_highest_mse_lowest_lpips": "the perturbations are applied to rendered patches at the paper's sizes; "

@@ -178,6 +178,10 @@ def check_06_gaze_gan(data: dict) -> None:
     assert claim(data, "gan_keeps_skin_tone")["measured"]["GAN"] == identity["GAN"]["skin_tone_r"]
     assert claim(data, "our_departures_keep_skin_tone")["measured"]["GAN authors"] == \
         identity["GAN authors"]["skin_tone_r"]
+    painter = metric(data, "painter_oracle_lpips")
+    assert 0 <= painter["share of the patch painted (mean 1 − K)"] <= 1 and painter["GAN output"] == metric(data, "protocol_GAN")["lpips"]
+    assert claim(data, "gan_mask_opens_where_the_eye_changes")["measured"]["mask + target pixels"] == \
+        painter["GAN's mask, the target's pixels where it paints"]
     assert claim(data, "identity_term_lowers_repaint_floor")["measured"]["GAN no identity"] == \
         floor["GAN no identity: LPIPS to the input at the same gaze"]
 

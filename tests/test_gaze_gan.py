@@ -441,3 +441,22 @@ def test_a_short_training_keeps_each_persons_skin_tone(persons, recipe, keeps):
     r = skin_tone_r(redirect_set(run.model, rset), rset.source, output_mask=rset.target_mask,
                     source_mask=rset.source_mask)
     assert (r >= 0.9) == keeps, f"{recipe} recipe: skin-tone r {r:.3f}"
+
+
+def test_keep_masks_are_what_the_blend_generator_keeps(eyes):
+    """redirect() is exactly K·x + (1 − K)·C with the K that keep_masks returns; the authors'
+    generator keeps nothing (K = 0)."""
+    from eyegen_lib.models.gaze_gan import keep_masks
+
+    x = torch.stack([eyes[i]["image"] for i in range(3)])
+    gaze = torch.tensor([[0.1, -0.2], [0.0, 0.3], [-0.1, 0.0]])
+    torch.manual_seed(0)
+    model = GazeGAN(tiny_config()).eval()
+    keep = keep_masks(model, x, gaze)
+    assert keep.shape == (3, 1, SIZE, SIZE) and 0 <= keep.min() and keep.max() <= 1 and keep.mean() > 0.5
+    with torch.no_grad():
+        signed = x.float() / 127.5 - 1
+        _, painted = model.generator.parts(signed, model.gaze_code(gaze))
+        torch.testing.assert_close(model(signed, gaze), keep * signed + (1 - keep) * painted)
+    authors = GazeGAN(tiny_config(generator_output="image"))
+    assert keep_masks(authors, x, gaze).abs().max() == 0

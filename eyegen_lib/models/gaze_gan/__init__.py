@@ -101,7 +101,7 @@ generator update, and ``steps`` counts generator updates.
 """
 from .config import (ABLATIONS, D_LOSS_KEYS, DISCRIMINATOR_WIDTHS, G_LOSS_KEYS, GENERATOR_OUTPUTS, GENERATOR_WIDTHS,
                      KEEP_LOGIT_INIT, PAPER_GENERATOR_STEPS, VGG_INPUTS, GazeGANConfig, code_to_gaze, gaze_to_code)
-from .inference import estimate_gaze, redirect, redirect_set
+from .inference import estimate_gaze, keep_masks, redirect, redirect_set
 from .losses import (VGG16Perceptual, content_loss, gradient_penalty, gram_matrix, random_interpolates, style_loss,
                      wgan_critic_loss)
 from .networks import Discriminator, GazeGAN, Generator, ResidualBlock
@@ -110,6 +110,6 @@ from .trainer import GazeGANTrainer, IterationBatches, gaze_gan_run, linear_deca
 __all__ = ["GazeGANConfig", "GazeGAN", "Generator", "Discriminator", "ResidualBlock", "VGG16Perceptual",
            "gaze_to_code", "code_to_gaze", "random_interpolates", "gradient_penalty", "wgan_critic_loss",
            "gram_matrix", "content_loss", "style_loss", "pairs_to_tensors", "IterationBatches", "GazeGANTrainer",
-           "gaze_gan_run", "train_gaze_gan", "redirect", "redirect_set", "estimate_gaze",
+           "gaze_gan_run", "train_gaze_gan", "redirect", "redirect_set", "estimate_gaze", "keep_masks",
            "linear_decay", "VGG_INPUTS", "GENERATOR_OUTPUTS", "KEEP_LOGIT_INIT", "D_LOSS_KEYS", "G_LOSS_KEYS",
            "PAPER_GENERATOR_STEPS", "ABLATIONS", "GENERATOR_WIDTHS", "DISCRIMINATOR_WIDTHS"]

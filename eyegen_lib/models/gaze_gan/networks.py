@@ -70,14 +70,19 @@ class Generator(nn.Module):
         # the mask's bias (the conv has none, as in the authors' code): starts near "keep everything"
         self.keep_bias = nn.Parameter(torch.tensor(KEEP_LOGIT_INIT)) if output == "blend" else None
 
-    def forward(self, image: torch.Tensor, gaze_code: torch.Tensor) -> torch.Tensor:
+    def parts(self, image: torch.Tensor, gaze_code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(keep mask K (B, 1, H, W), painted image C (B, 3, H, W)); K is 0 everywhere for the
+        authors' generator, which keeps nothing."""
         tiled = gaze_code[:, :, None, None].expand(-1, -1, *image.shape[-2:]).to(image.dtype)
         out = self.decoder(self.blocks(self.encoder(torch.cat([image, tiled], 1))))
         painted = torch.tanh(out[:, :3])
         if self.keep_bias is None:
-            return painted
-        keep = torch.sigmoid(out[:, 3:] + self.keep_bias)
-        return keep * image + (1 - keep) * painted
+            return torch.zeros_like(out[:, :1]), painted
+        return torch.sigmoid(out[:, 3:] + self.keep_bias), painted
+
+    def forward(self, image: torch.Tensor, gaze_code: torch.Tensor) -> torch.Tensor:
+        keep, painted = self.parts(image, gaze_code)
+        return painted if self.keep_bias is None else keep * image + (1 - keep) * painted
 
 
 class Discriminator(nn.Module):
