@@ -37,6 +37,7 @@ from .browser_support import (CHROMIUM, CHROMIUM_ARGS, INSTALL_HINT, KERNEL_STAR
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
+RUN_ALL_ATTEMPTS = 3  # Run All issued again when a loaded machine's JupyterLab drops it (see Page.run_all)
 # Run All under smoke on two idle cores: 01 about 10 s, 05 about 50 s (140 s while other jobs ran)
 RUN_ALL_TIMEOUT_S = 900
 WIDGET_TIMEOUT_S = 180  # one redraw after a widget change
@@ -148,9 +149,18 @@ class Page:
         wait_for(lambda: all(p == "[ ]:" for p in notebook_state(self.page)["prompts"]), 60, f"{name}: outputs cleared",
                  describe=lambda: notebook_state(self.page))
         start = time.monotonic()
-        self.menu("Run", "runmenu:run-all")
-        wait_for(lambda: any(p != "[ ]:" for p in notebook_state(self.page)["prompts"]), 60,
-                 f"{name}: Run All Cells started", describe=lambda: notebook_state(self.page))
+        started = lambda: any(p != "[ ]:" for p in notebook_state(self.page)["prompts"])  # noqa: E731
+        # On a loaded two-core machine JupyterLab sometimes drops the first Run All of a fresh page (the
+        # kernel idle, no cell queued): the command is issued again, a few times, before the test fails
+        for attempt in range(RUN_ALL_ATTEMPTS):
+            self.menu("Run", "runmenu:run-all")
+            try:
+                wait_for(started, 60 if attempt == RUN_ALL_ATTEMPTS - 1 else 20, f"{name}: Run All Cells started",
+                         describe=lambda: notebook_state(self.page))
+                break
+            except TimeoutError:
+                if attempt == RUN_ALL_ATTEMPTS - 1:
+                    raise
 
         def finished():
             state = notebook_state(self.page)
