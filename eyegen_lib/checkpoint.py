@@ -147,17 +147,28 @@ def field_added_later(name: str, value_before: Any) -> None:
     FIELDS_ADDED_LATER[name] = value_before
 
 
+def _with_fields_added_later(saved: Mapping, wanted: Mapping) -> dict:
+    """``saved`` with each field it lacks that :data:`FIELDS_ADDED_LATER` names (and ``wanted`` has) filled in."""
+    return {**{k: v for k, v in FIELDS_ADDED_LATER.items() if k in wanted and k not in saved}, **saved}
+
+
+def differing_keys(saved: Mapping, wanted: Mapping) -> list[str]:
+    """The config fields in which a saved config and the one asked for differ, sorted (a field the
+    saved one lacks counts as its :data:`FIELDS_ADDED_LATER` value, where it has one)."""
+    saved = _with_fields_added_later(saved, wanted)
+    return [k for k in sorted(set(saved) | set(wanted)) if saved.get(k, "<absent>") != wanted.get(k, "<absent>")]
+
+
 def config_differences(saved: Mapping, wanted: Mapping, prefix: str = "") -> list[str]:
-    """One line per config field that differs between a saved config and the one asked for (a field
-    the saved one lacks counts as its :data:`FIELDS_ADDED_LATER` value, where it has one)."""
+    """One line per config field that differs between a saved config and the one asked for (see
+    :func:`differing_keys`)."""
     def short(value) -> str:
         text = repr(value)
         return text if len(text) <= 80 else text[:79] + "…"
 
-    saved = {**{k: v for k, v in FIELDS_ADDED_LATER.items() if k in wanted and k not in saved}, **saved}
-    keys = sorted(set(saved) | set(wanted))
-    return [f"{prefix}{k}: checkpoint has {short(saved.get(k, '<absent>'))}, you asked for {short(wanted.get(k, '<absent>'))}"
-            for k in keys if saved.get(k, "<absent>") != wanted.get(k, "<absent>")]
+    filled = _with_fields_added_later(saved, wanted)
+    return [f"{prefix}{k}: checkpoint has {short(filled.get(k, '<absent>'))}, you asked for {short(wanted.get(k, '<absent>'))}"
+            for k in differing_keys(saved, wanted)]
 
 
 def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,

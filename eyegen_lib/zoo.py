@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import atomic_save, config_differences, file_sha256
+from .checkpoint import atomic_save, differing_keys, file_sha256
 from .paths import project_root
 from .files import atomic_write_json
 
@@ -102,7 +102,7 @@ def _config_keys_differing(entry: Mapping, provenance: Mapping) -> list[str]:
     """The config fields, lengths aside, in which ``entry`` differs from the run (a field added to the
     config after the entry was made counts as the value it had before: checkpoint.FIELDS_ADDED_LATER)."""
     cfg, want = length_free(entry.get("config") or {}), length_free(provenance.get("config") or {})
-    return [line.split(":", 1)[0] for line in config_differences(cfg, want)]
+    return differing_keys(cfg, want)
 
 
 def find_entry(kind: str, name: str, provenance: Mapping, manifest: Mapping | None = None) -> dict | None:
