@@ -86,8 +86,11 @@ def sample_geometry(rng: np.random.Generator) -> dict[str, float]:
 
 def stack_params(rows: list[dict], keys=None) -> dict[str, torch.Tensor]:
     """List of per-item dicts of floats → dict of (B,) float32 tensors."""
-    keys = keys if keys is not None else rows[0].keys()
-    return {k: torch.tensor([float(r[k]) for r in rows], dtype=torch.float32) for k in keys}
+    keys = list(keys if keys is not None else rows[0].keys())
+    # One float64 table, rounded to float32 once (as torch.tensor would, value by value): one
+    # conversion per batch instead of one per key.
+    table = torch.as_tensor(np.array([[r[k] for k in keys] for r in rows], dtype=np.float64).astype(np.float32))
+    return dict(zip(keys, table.t().contiguous().unbind(0)))
 
 
 def canonical_gaze(state: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,6 +241,19 @@ def eye_boxes(geom: dict, top_margin: torch.Tensor, cx, cy, ppu, eyelid_px: torc
     eye_box = (max(eye_box[0], lid_box[0]), min(eye_box[1], lid_box[1]),
                max(eye_box[2], lid_box[2]), min(eye_box[3], lid_box[3]))
     return lid_box, eye_box
+
+
+def alpha_window(alpha: torch.Tensor):
+    """(row slice, column slice) of the box that holds every pixel with ``alpha`` > 0 in a batch
+    (B, h, w), or None when there is none. A layer blended in with ``alpha`` changes nothing
+    outside it (``torch.lerp`` with weight 0 returns its start exactly), so renderers evaluate the
+    layer inside this box only."""
+    on = alpha > 0
+    rows = torch.nonzero(on.any(2).any(0))
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(on.any(1).any(0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
 def eye_fields(u: torch.Tensor, v: torch.Tensor, geom: dict, state: dict, px_per_unit: torch.Tensor,

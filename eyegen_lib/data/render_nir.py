@@ -588,22 +588,26 @@ def _render_chunk(geom, look, state, size, textures, frames, noise, stages, cx, 
         lid_shadow = lid_shadow + 0.12 * plica
         sclera = sclera * (1.0 - lid_shadow)
     eye = sclera
-    if with_iris:
-        rho, p_ratio = f["rho"], em.pupil_ratio(geom, state)[:, None, None]
+    # The iris and pupil are drawn inside the box where the iris shows (cheaper than the eye box).
+    window = em.alpha_window(f["iris"]) if with_iris else None
+    if window is not None:
+        iy, ix = window
+        box = lambda name: f[name][:, iy, ix]
+        rho, p_ratio = box("rho"), em.pupil_ratio(geom, state)[:, None, None]
         # Darker limbal ring at the iris edge.
         iris = col(look, "iris_level") * (1.0 - 0.4 * ((rho - 0.75) * 4.0).clamp(0, 1) ** 2)
         if with_texture:
             # Stroma coordinates: the relief stretches between the pupil edge and the limbus.
             s = ((rho - p_ratio) / (1.0 - p_ratio)).clamp(0.0, 1.0)
             scale = (0.25 + 0.75 * s) / rho.clamp_min(1e-4)
-            grid = torch.stack([f["ia"] * scale, f["ib"] * scale], -1)
+            grid = torch.stack([box("ia") * scale, box("ib") * scale], -1)
             tpp = 192 / (2 * geom["iris_radius"] * ppu)  # per image
             relief = em.sample_texture([tx["iris"] for tx in textures], grid, tpp)[:, 0]
             iris = iris * (1.0 + col(look, "iris_contrast") * relief)
         if with_lids:
-            iris = iris * (1.0 - 0.6 * lid_shadow)
-        eye = torch.lerp(eye, iris, f["iris"])
-        eye = torch.lerp(eye, col(look, "pupil_level").expand_as(eye), f["pupil"])
+            iris = iris * (1.0 - 0.6 * lid_shadow[:, iy, ix])
+        part = torch.lerp(eye[:, iy, ix], iris, box("iris"))
+        eye[:, iy, ix] = torch.lerp(part, col(look, "pupil_level").expand_as(part), box("pupil"))
     if with_lids:    # caruncle: fleshy, lumpy tissue in the nasal corner, darker than skin
         car = f["caruncle"]
         if with_texture:

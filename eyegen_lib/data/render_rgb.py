@@ -282,13 +282,13 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
     def render_slice(sl):
         pick = lambda d: {k: v[sl] for k, v in d.items()}
         return _render_chunk(pick(geom), pick(look), pick(state), size, textures[sl],
-                             None if noise is None else noise[sl], set(stages), cx[sl], cy[sl], ppu[sl])
+                             None if noise is None else noise[sl], set(stages), cx[sl], cy[sl], ppu[sl], eyelid[sl])
 
     return em.render_in_chunks(render_slice, image, mask, chunk, quantize=quantize, landmarks=landmarks,
                                eyelid=eyelid, mirror=state["mirror"], return_layers=return_layers)
 
 
-def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu):
+def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu, eyelid):
     H, W = size
     with_iris, with_lids = "iris" in stages, "lids" in stages
     with_glints, with_texture = "glints" in stages, "texture" in stages
@@ -310,9 +310,6 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
         image = _rgb(look, "skin").expand(B, 3, H, W).clone()
 
     # --- lids (lid box) and eyeball (eye box) ------------------------------------------------
-    from .render_nir import to_pixels
-    _, lid_u = em.eye_landmarks(geom, state)
-    eyelid = to_pixels(lid_u, cx, cy, ppu)
     top_margin = (geom["lash_length"] * look["lash_length_scale"] * 1.3 + 0.1).clamp_min(geom["crease_height"] + 0.3)
     lid_box, eye_box = em.eye_boxes(geom, top_margin, cx, cy, ppu, eyelid, size, with_lids)
     y0, y1, x0, x1 = lid_box
@@ -350,22 +347,27 @@ def _render_chunk(geom, look, state, size, textures, noise, stages, cx, cy, ppu)
         vessel = torch.tensor([0.1, 0.55, 0.5])[None, :, None, None]          # red vessels absorb G, B
         sclera = sclera * (1.0 - (col1(look, "vein_strength") * veins)[:, None] * vessel)
     eye = sclera
-    if with_iris:
-        rho, p_ratio = f["rho"], em.pupil_ratio(geom, state)[:, None, None]
+    # The iris and pupil are drawn inside the box where the iris shows (cheaper than the eye box).
+    window = em.alpha_window(f["iris"]) if with_iris else None
+    if window is not None:
+        iy, ix = window
+        box = lambda name: f[name][:, iy, ix]
+        shade_i = shade[:, iy, ix]
+        rho, p_ratio = box("rho"), em.pupil_ratio(geom, state)[:, None, None]
         s = ((rho - p_ratio) / (1.0 - p_ratio)).clamp(0.0, 1.0)
         inner = em.bump(s * (1 / 0.35))[:, None]                             # collarette zone colour
         iris = torch.lerp(_rgb(look, "iris_outer"), _rgb(look, "iris_inner"), inner)
         limbal = (1.0 - 0.55 * ((rho - 0.72) * (1 / 0.28)).clamp(0, 1) ** 2)
         if with_texture:
             scale = (0.25 + 0.75 * s) / rho.clamp_min(1e-4)
-            grid = torch.stack([f["ia"] * scale, f["ib"] * scale], -1)
+            grid = torch.stack([box("ia") * scale, box("ib") * scale], -1)
             tpp = 192 / (2 * geom["iris_radius"] * ppu)  # per image
             relief = em.sample_texture([tx["iris"] for tx in textures], grid, tpp)[:, 0]
             limbal = limbal * (1.0 + col1(look, "iris_contrast") * relief)
-        iris = iris * (limbal * shade)[:, None]
-        eye = torch.lerp(eye, iris, f["iris"][:, None])
-        pupil = torch.tensor([14.0, 11.0, 11.0])[None, :, None, None] * shade[:, None]
-        eye = torch.lerp(eye, pupil.expand_as(eye), f["pupil"][:, None])
+        iris = iris * (limbal * shade_i)[:, None]
+        part = torch.lerp(eye[:, :, iy, ix], iris, box("iris")[:, None])
+        pupil = torch.tensor([14.0, 11.0, 11.0])[None, :, None, None] * shade_i[:, None]
+        eye[:, :, iy, ix] = torch.lerp(part, pupil.expand_as(part), box("pupil")[:, None])
     if with_lids:   # caruncle: pink, moist, lumpy, convex
         dome = (1.0 - f["caruncle_q"]).clamp(0.0, 1.0)[:, None]
         car = skin_e * torch.tensor([0.92, 0.58, 0.58])[None, :, None, None] * (0.8 + 0.35 * dome)
