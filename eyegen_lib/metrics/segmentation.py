@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["confusion_matrix", "iou_per_class", "iou_from_confusion", "mean_iou"]
+__all__ = ["confusion_matrix", "iou_per_class", "iou_from_confusion", "mean_iou", "per_image_miou"]
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, n_classes: int = 4) -> torch.Tensor:
@@ -34,3 +34,11 @@ def iou_from_confusion(cm: torch.Tensor) -> torch.Tensor:
 def mean_iou(pred: torch.Tensor, target: torch.Tensor, n_classes: int = 4) -> float:
     """Mean of the per-class IoUs over the classes present (pred or target)."""
     return float(torch.nanmean(iou_per_class(pred, target, n_classes)))
+
+
+def per_image_miou(pred: torch.Tensor, target: torch.Tensor, n_classes: int = 4) -> torch.Tensor:
+    """(B,) mIoU of each image of a batch of (B, H, W) masks (classes present in either mask), to find
+    the worst-segmented images."""
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ValueError(f"pred and target must both be (B, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
+    return torch.tensor([mean_iou(p, t, n_classes) for p, t in zip(pred, target)], dtype=torch.float64)

@@ -29,6 +29,8 @@ from torch import nn
 
 
 from ..batches import EpochBatches, as_rows, rank_generator
+from ..checkpoint import field_added_later
+from ..data.camera_randomisation import PERTURBATIONS, CameraRandomisation, perturb, randomise_camera
 from ..data.rows import TensorRows
 from ..distributed import DistInfo, init_distributed
 from ..engine import TrainingRun
@@ -37,7 +39,7 @@ from ..runtime import tqdm
 from ..training import SupervisedTrainer
 from ..images import to_signed
 
-__all__ = ["DeepLabConfig", "DeepLabV3Plus", "ResNetEncoder", "ASPP", "segmentation_loss", "check_masks", "segmenter_run", "segmentation_batches", "segmentation_confusion",
+__all__ = ["DeepLabConfig", "DeepLabV3Plus", "ResNetEncoder", "ASPP", "segmentation_loss", "check_masks", "segmenter_run", "segmentation_batches", "segmentation_confusion", "segmentation_scores",
            "SegmenterConfig", "train_segmenter", "segment"]
 
 
@@ -215,6 +217,8 @@ def segmentation_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor
 
 
 # -- the segmenter (Seg2Eye §4.1) ------------------------------------------------------------------
+field_added_later("camera_randomisation", 0.0)  # segmenters saved before it trained without it
+
 @dataclass
 class SegmenterConfig:
     net: DeepLabConfig
@@ -223,6 +227,10 @@ class SegmenterConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     flip: bool = True  # random horizontal flips: a left eye mirrored looks like a right eye
+    # Domain randomisation of the camera (exposure, contrast, gamma, vignette, blur, noise, small
+    # shifts; data/camera_randomisation.py) at this strength, 0 = off. Ours, not the paper's: Seg2Eye's
+    # segmenter trains on real OpenEDS frames, ours on rendered ones that must transfer to real frames.
+    camera_randomisation: float = 1.0
 
     @classmethod
     def for_profile(cls, profile: Profile) -> "SegmenterConfig":
@@ -238,10 +246,13 @@ def _as_signed(images: torch.Tensor) -> torch.Tensor:
     return to_signed(images)
 
 
-class _FlipTrainer(SupervisedTrainer):
-    def __init__(self, *args, flip: bool, generator: torch.Generator, **kwargs):
-        super().__init__(*args, generators={"flip": generator}, **kwargs)
-        self.flip = flip
+class _SegmenterTrainer(SupervisedTrainer):
+    """Cross-entropy steps on flipped and camera-randomised copies of each batch."""
+
+    def __init__(self, *args, flip: bool, camera: CameraRandomisation, generator: torch.Generator,
+                 camera_generator: torch.Generator, **kwargs):
+        super().__init__(*args, generators={"flip": generator, "camera": camera_generator}, **kwargs)
+        self.flip, self.camera = flip, camera
 
     def train_step(self, batch):
         images, masks = batch
@@ -249,6 +260,7 @@ class _FlipTrainer(SupervisedTrainer):
             f = (torch.rand(len(images), generator=self.generators["flip"]) < 0.5).to(images.device)
             images = torch.where(f[:, None, None, None], images.flip(-1), images)
             masks = torch.where(f[:, None, None], masks.flip(-1), masks)
+        images, masks = randomise_camera(images, masks, self.camera, self.generators["camera"])
         return super().train_step((images, masks))
 
 
@@ -277,15 +289,17 @@ def segmenter_run(data, config: SegmenterConfig, *, seed: int = 0, device=None, 
                   evaluate=None) -> TrainingRun:
     """A training run of DeepLab v3+ with cross-entropy on ``data``: a row store
     (:mod:`eyegen_lib.data.rows`) or dict with grey ``image`` (N, 1, H, W) (uint8, or float in
-    [−1, 1]) and ``mask`` (N, H, W) labels in 0..3 (AdamW, one-cycle schedule, random flips); this
+    [−1, 1]) and ``mask`` (N, H, W) labels in 0..3 (AdamW, one-cycle schedule, random flips and
+    camera randomisation); this
     process trains on its shard of the rows."""
     dist = dist or init_distributed()
     batches = segmentation_batches(data, config, seed=seed, dist=dist)
     model = DeepLabV3Plus(config.net)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
-    trainer = _FlipTrainer(model, opt, segmentation_loss, device=device, schedulers={"lr": sched}, dist_info=dist,
-                           flip=config.flip, generator=rank_generator(seed, dist))
+    trainer = _SegmenterTrainer(model, opt, segmentation_loss, device=device, schedulers={"lr": sched}, dist_info=dist,
+                                flip=config.flip, camera=CameraRandomisation(strength=config.camera_randomisation),
+                                generator=rank_generator(seed, dist), camera_generator=rank_generator(seed + 7919, dist))
     return TrainingRun(trainer, batches, model, evaluate)
 
 
@@ -301,17 +315,38 @@ def train_segmenter(images: torch.Tensor, masks: torch.Tensor, config: Segmenter
 
 
 @torch.no_grad()
-def segmentation_confusion(model: "DeepLabV3Plus", data, *, batch_size: int = 32, progress: bool = False) -> torch.Tensor:
+def segmentation_confusion(model: "DeepLabV3Plus", data, *, batch_size: int = 32, progress: bool = False,
+                           perturbation: str | None = None) -> torch.Tensor:
     """The (C, C) confusion matrix of ``model`` on a row store with ``image`` and ``mask``, read a
-    batch at a time (a test split need not fit in memory): :func:`~eyegen_lib.metrics.iou_from_confusion`."""
+    batch at a time (a test split need not fit in memory): :func:`~eyegen_lib.metrics.iou_from_confusion`.
+    ``perturbation``: one of :data:`~eyegen_lib.data.camera_randomisation.PERTURBATIONS`, applied
+    to every image first."""
     from ..data.rows import fetch_in_chunks
     from ..metrics.segmentation import confusion_matrix
 
     n = model.config.out_channels
     cm = torch.zeros(n, n, dtype=torch.int64)
     for _, batch in fetch_in_chunks(as_rows(data), chunk=batch_size, progress=progress, desc="segmenting"):
-        cm += confusion_matrix(segment(model, batch["image"], batch_size=batch_size), batch["mask"], n)
+        images = batch["image"] if perturbation is None else perturb(batch["image"], perturbation)
+        cm += confusion_matrix(segment(model, images, batch_size=batch_size), batch["mask"], n)
     return cm
+
+
+def segmentation_scores(model: "DeepLabV3Plus", data, *, perturbations: bool = True, progress: bool = False) -> dict:
+    """mIoU and per-class IoU of ``model`` on ``data`` (see :func:`segmentation_confusion`), and with
+    ``perturbations`` its mIoU under each test-time camera perturbation (``miou_<name>``, spaces as
+    underscores) and the worst of those (``miou_worst_perturbed``)."""
+    from ..metrics import iou_from_confusion
+
+    iou = iou_from_confusion(segmentation_confusion(model, data, progress=progress))
+    out = {"miou": float(torch.nanmean(iou)),
+           **{f"iou_{name}": float(v) for name, v in zip(("skin", "sclera", "iris", "pupil"), iou)}}
+    if perturbations:
+        for name in PERTURBATIONS:
+            cm = segmentation_confusion(model, data, progress=progress, perturbation=name)
+            out["miou_" + name.replace(" ", "_")] = float(torch.nanmean(iou_from_confusion(cm)))
+        out["miou_worst_perturbed"] = min(out["miou_" + name.replace(" ", "_")] for name in PERTURBATIONS)
+    return out
 
 
 @torch.no_grad()
