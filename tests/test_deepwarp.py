@@ -9,10 +9,12 @@ import torch.nn.functional as F
 
 from eyegen_lib.checkpoint import load_checkpoint, save_checkpoint
 from eyegen_lib.data.datasets import RedirectionPairs
+from eyegen_lib.data.pairs import as_pair_data
+from eyegen_lib.models.deepwarp.trainer import WARP_PAIR_KEYS
 from eyegen_lib.data.synthetic import SyntheticEyes, SyntheticEyeSpec
 from eyegen_lib.models.deepwarp import (VARIANTS, DeepWarp, DeepWarpConfig, PairBatches, anchor_maps, angle_bin_ids,
                                         best_shifts, centre_crop, eye_tilt_deg, pair_sampling_weights,
-                                        pairs_to_tensors, registration_aware_loss, redirect, render_redirection_pairs,
+                                        registration_aware_loss, redirect, render_redirection_pairs,
                                         train_deepwarp, warp)
 from eyegen_lib.profiles import get_profile
 
@@ -285,8 +287,9 @@ def test_training_lowers_the_loss_and_beats_the_unchanged_input(eyes, numerics_s
 
 def test_the_projects_redirection_pairs_train_directly(eyes):
     pairs = RedirectionPairs(eyes, range(4), pairs_per_image=2, progress=False)
-    data = pairs_to_tensors(pairs)
+    data = as_pair_data(pairs, WARP_PAIR_KEYS)
     assert data["source"].shape == (8, 3, H, W) and data["landmarks"].shape == (8, 7, 2) and data["border"] == 0
+    assert torch.allclose(data["tilt_deg"], eye_tilt_deg(data["landmarks"]))
     model, history = train_deepwarp(pairs, DeepWarpConfig(variant="ss", steps=2, batch_size=4), progress=False)
     assert len(history) == 2 and not model.training
 

@@ -16,8 +16,8 @@ from ..provenance import data_recipe
 from ..runtime import tqdm
 from .rows import Rows, TensorRows, _as_rows
 
-__all__ = ["PairRows", "render_redirection_pairs", "redirection_pairs_recipe", "pair_parts", "eye_tilt_deg",
-           "centre_crop", "PAIR_FIELDS"]
+__all__ = ["PairRows", "render_redirection_pairs", "redirection_pairs_recipe", "pair_parts", "as_pair_data",
+           "eye_tilt_deg", "centre_crop", "PAIR_FIELDS"]
 
 # Part of the pairs' recipe: bump when the pair table's draws change (models trained on other pairs retrain).
 PAIR_TABLE_VERSION = 2
@@ -195,6 +195,26 @@ def pair_parts(pairs, keys=PAIR_FIELDS) -> tuple[Rows, dict]:
     meta = {k: pairs[k] for k in ("source_gaze", "target_gaze", "tilt_deg", "recipe", "index", "person") if k in pairs}
     meta["border"] = int(pairs.get("border", (pairs["target"].shape[-1] - pairs["source"].shape[-1]) // 2))
     return rows, meta
+
+
+def as_pair_data(pairs, keys=("source", "target", "source_gaze", "target_gaze")):
+    """Training pairs as the trainers take them: a :class:`PairRows` or the dict of
+    :func:`render_redirection_pairs` pass through; a dataset of pair items (e.g.
+    :class:`~eyegen_lib.data.datasets.RedirectionPairs`, pre-rendered, no border) is stacked into a
+    dict of ``keys`` — with the eye's tilt when ``keys`` hold the landmarks."""
+    if isinstance(pairs, (dict, PairRows)):
+        return pairs
+    items = [pairs[k] for k in range(len(pairs))]
+    if not items:
+        raise ValueError("no redirection pairs to train on")
+    missing = [k for k in keys if k not in items[0]]
+    if missing:
+        raise ValueError(f"the redirection pairs lack {missing} (a source without {missing[0]}?)")
+    out = {k: torch.stack([it[k] for it in items]) for k in keys}
+    if "landmarks" in out:
+        out["tilt_deg"] = eye_tilt_deg(out["landmarks"])
+    out["border"] = 0
+    return out
 
 
 def redirection_pairs_recipe(source, indices, *, pairs_per_image: int = 1, vertical_only: bool = False,

@@ -38,6 +38,7 @@ from ..profiles import Profile
 from ..runtime import tqdm
 from ..training import SupervisedTrainer
 from ..images import to_signed
+from .layers import conv_bn_relu
 
 __all__ = ["DeepLabConfig", "DeepLabV3Plus", "ResNetEncoder", "ASPP", "segmentation_loss", "check_masks", "segmenter_run", "segmentation_batches", "segmentation_confusion", "segmentation_scores",
            "SegmenterConfig", "train_segmenter", "segment"]
@@ -74,11 +75,6 @@ class DeepLabConfig:
                    low_level_channels=profile.width(cls.low_level_channels, minimum=8),
                    # the stride-4 decoder dominates the cost on a CPU: half the scaled width
                    decoder_channels=profile.width(cls.decoder_channels // 2, minimum=16), input_size=size)
-
-
-def _conv_bn_relu(cin: int, cout: int, k: int = 3, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class BasicBlock(nn.Module):
@@ -163,9 +159,9 @@ class ASPP(nn.Module):
 
     def __init__(self, cin: int, cout: int, rates: tuple[int, ...], dropout: float = 0.1):
         super().__init__()
-        self.branches = nn.ModuleList([_conv_bn_relu(cin, cout, 1)] + [_conv_bn_relu(cin, cout, 3, r) for r in rates])
+        self.branches = nn.ModuleList([conv_bn_relu(cin, cout, 1)] + [conv_bn_relu(cin, cout, 3, r) for r in rates])
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.ReLU(inplace=True))
-        self.project = nn.Sequential(_conv_bn_relu(cout * (len(rates) + 2), cout, 1), nn.Dropout(dropout))
+        self.project = nn.Sequential(conv_bn_relu(cout * (len(rates) + 2), cout, 1), nn.Dropout(dropout))
 
     def forward(self, x):
         pooled = self.pool(x).expand(-1, -1, *x.shape[-2:])  # no BN on a 1×1 map (batch 1 would fail)
@@ -180,9 +176,9 @@ class DeepLabV3Plus(nn.Module):
         self.config = c = config
         self.encoder = ResNetEncoder(c)
         self.aspp = ASPP(self.encoder.out_channels, c.aspp_channels, tuple(c.atrous_rates), c.dropout)
-        self.reduce = _conv_bn_relu(self.encoder.low_channels, c.low_level_channels, 1)
-        self.decoder = nn.Sequential(_conv_bn_relu(c.aspp_channels + c.low_level_channels, c.decoder_channels),
-                                     _conv_bn_relu(c.decoder_channels, c.decoder_channels))
+        self.reduce = conv_bn_relu(self.encoder.low_channels, c.low_level_channels, 1)
+        self.decoder = nn.Sequential(conv_bn_relu(c.aspp_channels + c.low_level_channels, c.decoder_channels),
+                                     conv_bn_relu(c.decoder_channels, c.decoder_channels))
         self.head = nn.Conv2d(c.decoder_channels, c.out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

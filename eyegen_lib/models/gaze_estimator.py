@@ -22,7 +22,7 @@ from ..profiles import Profile
 from ..runtime import tqdm
 from ..training import SupervisedTrainer
 
-__all__ = ["GazeEstimatorConfig", "GazeEstimator", "gaze_estimator_run", "train_gaze_estimator", "predict_gaze"]
+__all__ = ["GazeEstimatorConfig", "GazeEstimator", "gaze_estimator_run", "predict_gaze"]
 
 
 @dataclass
@@ -118,18 +118,6 @@ def gaze_estimator_run(data, config: GazeEstimatorConfig, *, seed: int = 0, devi
     return TrainingRun(trainer, batches, model, evaluate)
 
 
-def train_gaze_estimator(images: torch.Tensor, gaze: torch.Tensor, config: GazeEstimatorConfig, *, seed: int = 0,
-                         device: torch.device | str | None = None, progress: bool = True):
-    """Train in memory on (N, C, H, W) images in [-1, 1] with (N, 2) pitch/yaw labels (no
-    checkpoint; the registry keeps those). Returns (model, history)."""
-    torch.manual_seed(seed)
-    if len(images) != len(gaze):
-        raise ValueError(f"expected images (N, C, H, W) and gaze (N, 2), got {tuple(images.shape)} and {tuple(gaze.shape)}")
-    return gaze_estimator_run({"image": images, "gaze": gaze}, config, seed=seed, device=device).fit(
-        config.steps, desc="gaze estimator", progress=progress)
-
-
-@torch.no_grad()
 def predict_gaze(model: GazeEstimator, images: torch.Tensor, *, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
     """(N, C, H, W) images in [-1, 1] → (N, 2) pitch/yaw predictions (on CPU)."""
     model.eval()

@@ -43,11 +43,11 @@ from .config import N_LANDMARKS, VARIANTS, DeepWarpConfig
 from .inference import redirect, redirect_set
 from .losses import best_shifts, registration_aware_loss, shift_distances
 from .networks import AngleEmbedding, DeepWarp, FlowHead, LightnessCorrection, WarpModule, WarpTrunk, anchor_maps, warp
-from .trainer import (DeepWarpTrainer, PairBatches, angle_bin_ids, deepwarp_run, pair_sampling_weights, pairs_to_tensors,
+from .trainer import (DeepWarpTrainer, PairBatches, angle_bin_ids, deepwarp_run, pair_sampling_weights,
                       train_deepwarp)
 
 __all__ = ["VARIANTS", "N_LANDMARKS", "DeepWarpConfig", "DeepWarp", "warp", "anchor_maps", "centre_crop", "shift_distances",
-           "registration_aware_loss", "best_shifts", "render_redirection_pairs", "pairs_to_tensors",
+           "registration_aware_loss", "best_shifts", "render_redirection_pairs",
            "eye_tilt_deg", "angle_bin_ids", "pair_sampling_weights", "PairBatches", "DeepWarpTrainer",
            "deepwarp_run", "train_deepwarp", "redirection_pairs_recipe", "redirect", "redirect_set", "PairRows",
            "WarpTrunk", "FlowHead", "WarpModule", "LightnessCorrection", "AngleEmbedding"]

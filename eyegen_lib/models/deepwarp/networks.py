@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import conv_bn_relu
 from .config import N_LANDMARKS, DeepWarpConfig
 
 __all__ = ["anchor_maps", "warp", "WarpTrunk", "FlowHead", "WarpModule", "LightnessCorrection", "AngleEmbedding", "DeepWarp"]
@@ -51,18 +52,12 @@ def _half(size: tuple[int, int]) -> tuple[int, int]:
     return (math.ceil(size[0] / 2), math.ceil(size[1] / 2))
 
 
-def _conv_bn_relu(c_in: int, c_out: int, k: int) -> nn.Sequential:
-    # 'same' zero padding, stride 1, no pooling: the resolution is kept throughout (§3.2)
-    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU(inplace=True))
-
-
 class WarpTrunk(nn.Sequential):
     """conv5×5, conv3×3, conv3×3 (BN + ReLU): its output is the "third layer" features the LCM reads."""
 
     def __init__(self, c_in: int, widths: tuple[int, ...]):
-        super().__init__(_conv_bn_relu(c_in, widths[0], 5), _conv_bn_relu(widths[0], widths[1], 3),
-                         _conv_bn_relu(widths[1], widths[2], 3))
+        super().__init__(conv_bn_relu(c_in, widths[0], 5), conv_bn_relu(widths[0], widths[1], 3),
+                         conv_bn_relu(widths[1], widths[2], 3))
 
 
 class FlowHead(nn.Module):
@@ -70,7 +65,7 @@ class FlowHead(nn.Module):
 
     def __init__(self, c_in: int, width: int, max_flow_px: float):
         super().__init__()
-        self.hidden = _conv_bn_relu(c_in, width, 1)
+        self.hidden = conv_bn_relu(c_in, width, 1)
         self.out = nn.Conv2d(width, 2, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -106,7 +101,7 @@ class LightnessCorrection(nn.Module):
         super().__init__()
         self.palette = palette
         n_out = 1 + n_palette if palette else 1
-        self.hidden = _conv_bn_relu(c_in + 3, width, 3)
+        self.hidden = conv_bn_relu(c_in + 3, width, 3)
         self.out = nn.Conv2d(width, n_out, 1)
         nn.init.zeros_(self.out.weight)
         with torch.no_grad():

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ...batches import BatchSource
-from ...data.pairs import PairRows, centre_crop, eye_tilt_deg, pair_parts
+from ...data.pairs import as_pair_data, centre_crop, pair_parts
 from ...distributed import DistInfo, init_distributed
 from ...engine import TrainingRun
 from ...training import Trainer
@@ -17,22 +17,11 @@ from .config import DeepWarpConfig
 from .losses import border_of, registration_aware_loss
 from .networks import DeepWarp
 
-__all__ = ["pairs_to_tensors", "angle_bin_ids", "pair_sampling_weights", "PairBatches", "DeepWarpTrainer", "deepwarp_run",
+__all__ = ["WARP_PAIR_KEYS", "angle_bin_ids", "pair_sampling_weights", "PairBatches", "DeepWarpTrainer", "deepwarp_run",
            "train_deepwarp"]
 
 
-def pairs_to_tensors(pairs) -> dict:
-    """A :class:`~eyegen_lib.data.datasets.RedirectionPairs` (pre-rendered, with landmarks) as the
-    tensor dict :func:`train_deepwarp` takes (float images in [−1, 1], border 0)."""
-    items = [pairs[k] for k in range(len(pairs))]
-    if not items or "landmarks" not in items[0]:
-        raise ValueError("DeepWarp needs redirection pairs with source landmarks (a SyntheticEyes or a source "
-                         "with 7 eye landmarks)")
-    out = {k: torch.stack([it[k] for it in items]) for k in ("source", "target", "landmarks", "source_gaze",
-                                                                  "target_gaze")}
-    out["tilt_deg"] = eye_tilt_deg(out["landmarks"])
-    out["border"] = 0
-    return out
+WARP_PAIR_KEYS = ("source", "target", "landmarks", "source_gaze", "target_gaze")
 
 
 def angle_bin_ids(redirection_deg: torch.Tensor, n_bins: int = 15) -> torch.Tensor:
@@ -147,10 +136,10 @@ def _check_pairs(data, config: DeepWarpConfig) -> None:
 
 def deepwarp_run(pairs, config: DeepWarpConfig, *, seed: int = 0, device=None, dist: DistInfo | None = None) -> TrainingRun:
     """A training run of a DeepWarp model on ``pairs``: the dict of :func:`render_redirection_pairs`
-    (or of :func:`pairs_to_tensors`), a :class:`~eyegen_lib.data.pairs.PairRows` (rendered when
-    drawn), or a pre-rendered ``RedirectionPairs``. The angle input is target − source gaze; batches
+    a :class:`~eyegen_lib.data.pairs.PairRows` (rendered when drawn), or a pre-rendered
+    ``RedirectionPairs`` with landmarks (:func:`~eyegen_lib.data.pairs.as_pair_data`). The angle input is target − source gaze; batches
     follow :func:`pair_sampling_weights` (Adam, constant rate)."""
-    data = pairs if isinstance(pairs, (dict, PairRows)) else pairs_to_tensors(pairs)
+    data = as_pair_data(pairs, WARP_PAIR_KEYS)
     _check_pairs(data, config)
     dist = dist or init_distributed()
     model = DeepWarp(config)

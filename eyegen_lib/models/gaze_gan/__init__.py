@@ -105,11 +105,11 @@ from .inference import estimate_gaze, keep_masks, redirect, redirect_set
 from .losses import (VGG16Perceptual, content_loss, gradient_penalty, gram_matrix, random_interpolates, style_loss,
                      wgan_critic_loss)
 from .networks import Discriminator, GazeGAN, Generator, ResidualBlock
-from .trainer import GazeGANTrainer, IterationBatches, gaze_gan_run, linear_decay, pairs_to_tensors, train_gaze_gan
+from .trainer import GazeGANTrainer, IterationBatches, gaze_gan_run, linear_decay, train_gaze_gan
 
 __all__ = ["GazeGANConfig", "GazeGAN", "Generator", "Discriminator", "ResidualBlock", "VGG16Perceptual",
            "gaze_to_code", "code_to_gaze", "random_interpolates", "gradient_penalty", "wgan_critic_loss",
-           "gram_matrix", "content_loss", "style_loss", "pairs_to_tensors", "IterationBatches", "GazeGANTrainer",
+           "gram_matrix", "content_loss", "style_loss", "IterationBatches", "GazeGANTrainer",
            "gaze_gan_run", "train_gaze_gan", "redirect", "redirect_set", "estimate_gaze", "keep_masks",
            "linear_decay", "VGG_INPUTS", "GENERATOR_OUTPUTS", "KEEP_LOGIT_INIT", "D_LOSS_KEYS", "G_LOSS_KEYS",
            "PAPER_GENERATOR_STEPS", "ABLATIONS", "GENERATOR_WIDTHS", "DISCRIMINATOR_WIDTHS"]

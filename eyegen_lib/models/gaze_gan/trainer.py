@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ...batches import BatchSource
-from ...data.pairs import PairRows, pair_parts
+from ...data.pairs import as_pair_data, pair_parts
 from ...distributed import DistInfo, init_distributed
 from ...engine import TrainingRun
 from ...training import Trainer, frozen
@@ -15,23 +15,10 @@ from .config import GazeGANConfig, gaze_to_code
 from .losses import VGG16Perceptual, gradient_penalty, random_interpolates, wgan_critic_loss
 from .networks import GazeGAN
 
-__all__ = ["pairs_to_tensors", "IterationBatches", "linear_decay", "GazeGANTrainer", "gaze_gan_run", "train_gaze_gan"]
+__all__ = ["IterationBatches", "linear_decay", "GazeGANTrainer", "gaze_gan_run", "train_gaze_gan"]
 
 
 PAIR_KEYS = ("source", "target", "source_gaze", "target_gaze")
-
-
-def pairs_to_tensors(pairs):
-    """Redirection pairs as :func:`train_gaze_gan` takes them: the dict of
-    :func:`eyegen_lib.data.pairs.render_redirection_pairs` (border 0; its landmarks are not used) and
-    :class:`~eyegen_lib.data.pairs.PairRows` pass through, a
-    :class:`~eyegen_lib.data.datasets.RedirectionPairs` is stacked."""
-    if isinstance(pairs, (dict, PairRows)):
-        return pairs
-    items = [pairs[k] for k in range(len(pairs))]
-    if not items:
-        raise ValueError("no redirection pairs to train on")
-    return {k: torch.stack([it[k] for it in items]) for k in PAIR_KEYS}
 
 
 def _check_pairs(data, config: GazeGANConfig) -> None:
@@ -190,9 +177,9 @@ class GazeGANTrainer(Trainer):
 
 def gaze_gan_run(pairs, config: GazeGANConfig, *, seed: int = 0, device=None, perceptual: VGG16Perceptual | None = None,
                  dist: DistInfo | None = None) -> TrainingRun:
-    """A training run of a GazeGAN on redirection ``pairs`` (see :func:`pairs_to_tensors`): WGAN-GP
+    """A training run of a GazeGAN on redirection ``pairs`` (see :func:`~eyegen_lib.data.pairs.as_pair_data`): WGAN-GP
     with its gaze head, cycle and perceptual losses, and the linear decay of the learning rate."""
-    data = pairs_to_tensors(pairs)
+    data = as_pair_data(pairs, PAIR_KEYS)
     _check_pairs(data, config)
     dist = dist or init_distributed()
     model = GazeGAN(config)
