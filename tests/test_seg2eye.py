@@ -255,3 +255,35 @@ def test_style_palette_finds_the_clusters():
     assert torch.cdist(palette, centres).min(0).values.max() < 0.5
     with pytest.raises(ValueError):
         style_palette(codes[:2], 3)
+
+
+def test_the_paper_claims_hold_and_fail_on_the_scores_that_decide_them(tmp_path):
+    """04's claim arithmetic (models/seg2eye/claims.py) on hand-made scores, both ways."""
+    from eyegen_lib import Recorder
+    from eyegen_lib.models.seg2eye import claims
+
+    real = {"blurriness": 0.010, "content_miou": 0.95}
+    refiner = {"challenge_score": 0.030, "lpips": 0.20, "blurriness": 0.002}
+    sharp = {"challenge_score": 0.036, "lpips": 0.15, "blurriness": 0.008, "content_miou": 0.90}
+    blurry = dict(sharp, blurriness=0.001)
+    c = claims.worse_score_but_sharper(sharp, refiner, real, steps=600, by_length={200: blurry})
+    assert c["holds"] and c["margin"] == pytest.approx(0.2)          # the score's lead (0.036 / 0.030 − 1) is the least
+    assert c["by_length"][200]["holds"] is False and c["by_length"][200]["margin"] < 0
+    assert claims.worse_score_but_sharper(dict(sharp, lpips=0.25), refiner, real, steps=600)["holds"] is False
+
+    ref, gaugan = {"style_accuracy": 0.8, "style_margin": 0.3}, {"style_accuracy": 0.5, "style_margin": 0.1}
+    c = claims.style_branch_preserves_style(ref, gaugan, ref, steps=200, longest_steps=600, chance=0.25)
+    assert c["holds"] and c["margin"] == pytest.approx(0.3)
+    assert not claims.style_branch_preserves_style(gaugan, ref, ref, steps=200, longest_steps=600, chance=0.25)["holds"]
+    tie = claims.style_branch_preserves_style(dict(gaugan, style_margin=0.2), gaugan, ref, steps=200, longest_steps=600,
+                                              chance=0.25)
+    assert tie["holds"] and tie["margin"] == 0.0                     # equal accuracy: the larger style margin decides
+
+    even = {"seg2eye (reference)": 1.5, "no style consistency": 2.5}
+    assert claims.style_consistency_smooths_interpolation(even, steps=200)["margin"] == pytest.approx(1.0)
+    assert not claims.style_consistency_smooths_interpolation({"seg2eye (reference)": 3.0, "no style consistency": 2.0},
+                                                              steps=200)["holds"]
+    c = claims.content_follows_mask(sharp, real, by_length={200: {"content_miou": 0.7}})
+    assert c["holds"] and not c["by_length"][200]["holds"]
+    rec = Recorder("97_claims", "smoke", out=tmp_path)
+    assert rec.claim(**c) is True and rec.data["claims"][-1]["name"] == "content_follows_mask"
