@@ -151,10 +151,11 @@ def test_training_steps_lower_the_pixel_loss(numerics_seed, margin):
     c = tiny_config(lr_g=2e-3, lr_d=2e-3)
     trainer = Seg2EyeTrainer(Seg2Eye(c), MultiScaleDiscriminator(5, c.ndf, c.d_layers, c.n_scales), c, device="cpu")
     batches = StyleBatches({"image": images, "mask": masks}, groups, k_style=2, batch_size=4, seed=numerics_seed)
-    hist = trainer.fit(batches, 20, progress=False)
+    # 40 steps: after 20 the ratio ranged 0.11-0.72 over seeds 0-19 (one fail at 0.7); after 40, 0.05-0.15 (default kernels)
+    hist = trainer.fit(batches, 40, progress=False)
     assert {"d_hinge", "g_hinge", "g_fm", "g_l2", "g_style", "g_gram"} <= set(hist[0])
     first, last = sum(h["g_l2"] for h in hist[:3]) / 3, sum(h["g_l2"] for h in hist[-3:]) / 3
-    margin.below("pixel L2 last 3 / first 3", last / first, 0.7)
+    margin.below("pixel L2 last 3 / first 3", last / first, 0.5)
     out = generate(trainer.module("seg2eye"), masks[:3], images[batches.style_for([0, 1, 2])])
     assert out.dtype == torch.uint8 and out.shape == (3, 1, 16, 24)
 
