@@ -1,6 +1,7 @@
 """DeepLab v3+ (Seg2Eye's segmenter and refiner backbone): shapes, training, bad input, checkpoints."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from eyegen_lib import CheckpointError, load_checkpoint, save_checkpoint
 from eyegen_lib.models.deeplab import (DeepLabConfig, DeepLabV3Plus, SegmenterConfig, segment, segmentation_loss,
@@ -35,17 +36,18 @@ def test_output_stride_and_bottleneck_paper_layout():
 def test_a_few_steps_lower_the_loss(numerics_seed, margin):
     torch.manual_seed(numerics_seed)
     model = DeepLabV3Plus(tiny_config())
-    x = torch.randn(4, 1, 24, 40)
+    # Labels from a smooth field, which a stride-16 network can learn: on per-pixel noise labels the loss
+    # stalled at 0.61-0.79 of its start over seeds 0-19, whatever the length; on smooth ones 60 steps end
+    # at 0.25-0.33 (default and SSE41 kernels).
+    x = F.interpolate(torch.randn(4, 1, 6, 10), size=(24, 40), mode="bilinear", align_corners=False)
     y = (x[:, 0] > 0).long() + 2 * (x[:, 0] > 1).long()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    # 15 steps ended at 0.78-0.86 of the first loss over seeds (against a threshold of 0.8);
-    # after 60 every seed measured is at or below 0.76 (benchmarks/numerics_spread.py)
     for _ in range(60):
         loss = segmentation_loss(model(x), y)
         opt.zero_grad(), loss.backward(), opt.step()
         losses.append(loss.item())
-    margin.below("loss last / first", losses[-1] / losses[0], 0.9)
+    margin.below("loss last / first", losses[-1] / losses[0], 0.6)
 
 
 def test_labels_outside_0_3_are_refused():
