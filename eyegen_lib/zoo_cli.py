@@ -91,6 +91,10 @@ def _cmd_add(args) -> int:
     as_config = None
     made_from = ""
     if args.as_variant:
+        named = args.name.partition("/")[2].partition("@")[0]
+        if named != args.as_variant:   # the entry (and its file) is the name's: it would replace another
+            raise ZooError(f"--as-variant {args.as_variant} files the snapshot as {family}/{args.as_variant}: "
+                           f"give --name {family}/{args.as_variant}, not {args.name}")
         # a snapshot of a long run with a constant learning rate up to its step IS a run of that length
         step = int(source["step"])
         long = source["config"]
@@ -116,7 +120,7 @@ def _cmd_add(args) -> int:
     machine = args.machine or machine_description()
     entry = None
     for half in ((True, False) if not args.fp32 else (False,)):
-        entry = export_entry(artifact, sub, name=args.name, half=half, command=args.command, machine=machine,
+        entry = export_entry(artifact, sub, name=args.name, half=half, command=args.train_command, machine=machine,
                              wall_seconds=wall, as_config=as_config, made_from=made_from, file_name=file_name)
         upsert_entry(entry, folder)
         os.environ["EYEGEN_ZOO_DIR"] = str(folder)
@@ -187,7 +191,8 @@ def add_zoo_parser(sub) -> None:
     add.add_argument("artifact", help="the .pt file eyegen train wrote (or a --keep-at snapshot of it)")
     add.add_argument("--name", required=True, help="registry name, e.g. gaze_gan/full, deepwarp/cfw_lcm, "
                                                    "segmenter; a length snapshot: gaze_gan/full@2000")
-    add.add_argument("--command", required=True, help="the exact eyegen train command that made it")
+    # dest is not "command": that is the top-level subcommand's, which main() reads to report zoo errors
+    add.add_argument("--command", dest="train_command", required=True, help="the exact eyegen train command that made it")
     add.add_argument("--as-variant", default=None, help="file a constant-learning-rate snapshot as this variant "
                                                         "(the ablations' reference)")
     add.add_argument("--wall-seconds", type=float, default=None, help="default: from its training state")

@@ -152,3 +152,15 @@ def test_train_pretrained_trains_its_model_on_the_zoos_upstream_model(zoo, tmp_p
             registry.augmentation_estimator(get_profile("smoke"), "augmented_full", seed=0, train=False)
     finally:
         registry.use_pretrained(previous)
+
+
+def test_a_snapshot_filed_as_a_variant_under_another_name_is_refused(zoo, capsys):
+    """`--as-variant reference` with `--name gaze_gan/full` would have replaced the full entry with the snapshot."""
+    folder, build = zoo
+    before = (folder / "MANIFEST.json").read_bytes()
+    snapshot = build / "checkpoints" / "smoke" / "seed0" / "gaze_gan_full.step6.pt"
+    code = main(["zoo", "add", str(snapshot), "--name", "gaze_gan/full", "--as-variant", "reference",
+                 "--command", GAN_CMD, "--folder", str(folder)])
+    err = capsys.readouterr().err
+    assert code != 0 and "--name gaze_gan/reference" in err
+    assert (folder / "MANIFEST.json").read_bytes() == before
