@@ -77,10 +77,12 @@ NIR_SIDE_RANGES: dict[str, dict[str, tuple[float, float]]] = {
 # How a person's eye sits in the headset (renderer 2026.12-2; drawn after everything else, so a
 # person keeps the rest of its look): the lids less open than in a photo of a relaxed eye (the
 # state's openness × this), the pupil smaller relative to the iris (the state's pupil scale × this):
-# real frames' pupils are smaller than 2026.12-1's (issue 29).
+# real frames' pupils are smaller than 2026.12-1's (issue 29); and the camera's exposure in the
+# person's session (real frames vary in exposure; one person's frames far less than people do).
 NIR_HEADSET_RANGES: dict[str, tuple[float, float]] = {
     "lid_opening": (0.78, 0.98),
     "pupil_gain": (0.72, 0.95),
+    "exposure": (0.8, 1.2),        # the session's camera gain (× a small per-frame flicker, state "exposure_flicker")
 }
 
 
@@ -668,8 +670,9 @@ def _render_chunk(geom, look, state, size, textures, frames, noise, stages, cx, 
         base = look["defocus_px"] if "defocus_px" in look else torch.full((B,), 0.9)
         gain = state["defocus"] if "defocus" in state else torch.ones(B)
         full = defocus_blur(full, (base * gain).clamp(0.45, 1.6) * (W / 640.0))
-        if "exposure" in state:   # the camera's auto-exposure, per frame, before its sensor noise
-            full *= state["exposure"][:, None, None]
+        if "exposure" in look:    # the camera's exposure: the session's, flickering per frame; before the noise
+            flicker = state["exposure_flicker"] if "exposure_flicker" in state else torch.ones(B)
+            full *= (look["exposure"] * flicker)[:, None, None]
         if noise is not None:
             n_gain = state["noise_gain"] if "noise_gain" in state else torch.ones(B)
             full += noise * (look["noise_sigma"] * n_gain)[:, None, None]

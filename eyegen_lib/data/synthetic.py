@@ -91,13 +91,14 @@ def sample_state(rng: np.random.Generator, gaze_range_deg, mirror: bool, blink_p
         # focus varies around the person's defocus, the sensor noise around its level.
         "defocus": float(np.exp(_clip(rng.normal(0, 0.22), -0.5, 0.5))),
         "noise_gain": float(np.exp(_clip(rng.normal(0, 0.3), -0.7, 0.7))),
-        # A headset camera's auto-exposure: a gain per frame (NIR renderer 2026.12-2; RGB ignores it).
-        "exposure": float(np.exp(_clip(rng.normal(0, 0.15), -0.35, 0.35))),
+        # A headset camera's auto-exposure flickers a little from frame to frame around the person's
+        # session exposure (NIR renderer 2026.12-2; RGB ignores it).
+        "exposure_flicker": float(np.exp(_clip(rng.normal(0, 0.03), -0.08, 0.08))),
     }
 
 
 # Per-image state entries beyond eye_model.STATE_KEYS (camera): renderers treat them as optional.
-CAMERA_KEYS = ("defocus", "noise_gain", "exposure")
+CAMERA_KEYS = ("defocus", "noise_gain", "exposure_flicker")
 
 
 class SyntheticEyes:
