@@ -9,7 +9,7 @@ Two records *match* when profile, seed, config and data fingerprint are equal: t
 decides whether an artifact may be loaded for a run. The library and code versions are recorded
 for the reader, not compared (a commit that only touches a notebook must not invalidate every
 model); what changes the data — the renderer — is versioned inside the data recipe
-(:data:`eyegen_lib.data.synthetic.RENDERER_VERSION`).
+(:data:`eyegen_lib.data.synthetic.RENDERER_VERSIONS`, one per modality).
 
 A *data recipe* is a small JSON-able description of the data an artifact was trained or computed
 on — the renderer spec and version, the person split, how pairs or targets were drawn — never
@@ -62,10 +62,10 @@ def fingerprint(obj: Any, length: int = 16) -> str:
 def source_recipe(source) -> dict:
     """A data source as a recipe: a ``SyntheticEyes`` by its spec and the renderer's version; a
     dataset read from disk by its class, root folder and length."""
-    from .data.synthetic import RENDERER_VERSION, SyntheticEyes
+    from .data.synthetic import RENDERER_VERSIONS, SyntheticEyes
 
     if isinstance(source, SyntheticEyes):
-        return {"renderer": source.spec.modality, "renderer_version": RENDERER_VERSION,
+        return {"renderer": source.spec.modality, "renderer_version": RENDERER_VERSIONS[source.spec.modality],
                 "spec": config_to_dict(source.spec)}
     root = getattr(source, "root", None)
     return {"dataset": type(source).__name__, "root": str(root) if root is not None else None, "length": len(source)}

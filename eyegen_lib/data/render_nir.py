@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from . import eye_model as em
 from .texture_cache import MipPyramid, PersonTextures, cached_on
 
-__all__ = ["NIR_RANGES", "NIR_SIDE_RANGES", "ALL_STAGES", "sample_nir_look", "NIRTextureCache", "render_eye",
+__all__ = ["NIR_RANGES", "NIR_SIDE_RANGES", "NIR_HEADSET_RANGES", "in_headset", "ALL_STAGES", "sample_nir_look", "NIRTextureCache", "render_eye",
            "lid_shade", "lid_shade_maps", "lid_textures", "defocus_blur"]
 
 ALL_STAGES = ("eyeball", "iris", "lids", "glints", "texture")
@@ -37,9 +37,12 @@ EDGE_PX = 1.4     # soft edge width: the headset camera is not pixel-sharp
 
 # Person-level appearance (intensities are 0..255 before the vignette).
 NIR_RANGES: dict[str, tuple[float, float]] = {
-    "eye_size": (0.24, 0.28),      # eyeball radius / frame width
+    # Placement (renderer 2026.12-2, issue 29): real OpenEDS frames show the eye lower in the frame
+    # (its visible centre at 0.61 of the height) and less open (0.29 of the height) than 2026.12-1's
+    # (0.51, 0.38): the centre range moved down and widened, the eye made a little smaller.
+    "eye_size": (0.22, 0.27),      # eyeball radius / frame width
     "eye_cx": (0.46, 0.54),          # eyeball centre / width (canonical layout)
-    "eye_cy": (0.44, 0.56),          # eyeball centre / height
+    "eye_cy": (0.49, 0.65),          # eyeball centre / height
     "skin_level": (180.0, 214.0),
     "skin_texture": (0.6, 1.4),
     "sclera_level": (132.0, 166.0),
@@ -71,6 +74,18 @@ NIR_SIDE_RANGES: dict[str, dict[str, tuple[float, float]]] = {
 }
 
 
+# How a person's eye sits in the headset (renderer 2026.12-2; drawn after everything else, so a
+# person keeps the rest of its look): the lids less open than in a photo of a relaxed eye (the
+# state's openness × this), the pupil smaller relative to the iris (the state's pupil scale × this):
+# real frames' pupils are smaller than 2026.12-1's (issue 29); and the camera's exposure in the
+# person's session (real frames vary in exposure; one person's frames far less than people do).
+NIR_HEADSET_RANGES: dict[str, tuple[float, float]] = {
+    "lid_opening": (0.78, 0.98),
+    "pupil_gain": (0.72, 0.95),
+    "exposure": (0.8, 1.2),        # the session's camera gain (× a small per-frame flicker, state "exposure_flicker")
+}
+
+
 def sample_nir_look(rng: np.random.Generator, side: str, side_rng: np.random.Generator) -> dict[str, float]:
     """A person's NIR appearance: person-level draws from ``rng`` (shared by both eyes) and the
     camera-side draws from ``side_rng``."""
@@ -78,7 +93,17 @@ def sample_nir_look(rng: np.random.Generator, side: str, side_rng: np.random.Gen
             for k, (lo, hi) in NIR_RANGES.items()}
     look.update({k: float(side_rng.uniform(lo, hi)) for k, (lo, hi) in NIR_SIDE_RANGES[side].items()})
     look["glint_jitter_seed"] = float(rng.integers(0, 2 ** 31))
+    look.update({k: float(rng.uniform(lo, hi)) for k, (lo, hi) in NIR_HEADSET_RANGES.items()})
     return look
+
+
+def in_headset(look: dict, state: dict) -> dict:
+    """The per-image state as the headset sees it: openness and pupil scale times the person's
+    ``lid_opening`` and ``pupil_gain`` (:data:`NIR_HEADSET_RANGES`; a look without them is unchanged)."""
+    if "lid_opening" not in look:
+        return state
+    return dict(state, openness=state["openness"] * look["lid_opening"],
+                pupil_scale=state["pupil_scale"] * look["pupil_gain"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -513,6 +538,7 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
     """
     H, W = size
     B = state["pitch"].shape[0]
+    state = in_headset(look, state)
     cx, cy, ppu = frame_placement(look, state, size)
     lm_u, lid_u = em.eye_landmarks(geom, state)
     landmarks, eyelid = to_pixels(lm_u, cx, cy, ppu), to_pixels(lid_u, cx, cy, ppu)
@@ -644,6 +670,9 @@ def _render_chunk(geom, look, state, size, textures, frames, noise, stages, cx, 
         base = look["defocus_px"] if "defocus_px" in look else torch.full((B,), 0.9)
         gain = state["defocus"] if "defocus" in state else torch.ones(B)
         full = defocus_blur(full, (base * gain).clamp(0.45, 1.6) * (W / 640.0))
+        if "exposure" in look:    # the camera's exposure: the session's, flickering per frame; before the noise
+            flicker = state["exposure_flicker"] if "exposure_flicker" in state else torch.ones(B)
+            full *= (look["exposure"] * flicker)[:, None, None]
         if noise is not None:
             n_gain = state["noise_gain"] if "noise_gain" in state else torch.ones(B)
             full += noise * (look["noise_sigma"] * n_gain)[:, None, None]

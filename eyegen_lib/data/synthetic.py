@@ -20,11 +20,13 @@ import torch
 from . import eye_model as em
 from . import render_nir, render_rgb
 
-__all__ = ["SyntheticEyeSpec", "SyntheticEyes", "DEFAULT_SIZES", "sample_state", "RENDERER_VERSION"]
+__all__ = ["SyntheticEyeSpec", "SyntheticEyes", "DEFAULT_SIZES", "sample_state", "RENDERER_VERSIONS"]
 
-# Part of every artifact's data fingerprint: bump it whenever a change to the renderers changes
-# the images or labels a spec produces, so that models trained on the old images are retrained.
-RENDERER_VERSION = "2026.12-1"
+# Part of every artifact's data fingerprint, one per modality: bump a modality's version whenever a
+# change to its renderer changes the images or labels a spec produces, so that models trained on the
+# old images are retrained (and models of the other modality are not).
+# nir 2026.12-2: the eye lower, smaller and less open in the frame, smaller pupils, per-image exposure (issue 29).
+RENDERER_VERSIONS = {"nir": "2026.12-2", "rgb": "2026.12-1"}
 
 DEFAULT_SIZES = {"nir": (400, 640), "rgb": (64, 64)}
 MIN_SIDE = 8  # pixels: smaller images have no room for an eye (and the renderer's blur needs 5 taps)
@@ -89,11 +91,14 @@ def sample_state(rng: np.random.Generator, gaze_range_deg, mirror: bool, blink_p
         # focus varies around the person's defocus, the sensor noise around its level.
         "defocus": float(np.exp(_clip(rng.normal(0, 0.22), -0.5, 0.5))),
         "noise_gain": float(np.exp(_clip(rng.normal(0, 0.3), -0.7, 0.7))),
+        # A headset camera's auto-exposure flickers a little from frame to frame around the person's
+        # session exposure (NIR renderer 2026.12-2; RGB ignores it).
+        "exposure_flicker": float(np.exp(_clip(rng.normal(0, 0.03), -0.08, 0.08))),
     }
 
 
 # Per-image state entries beyond eye_model.STATE_KEYS (camera): renderers treat them as optional.
-CAMERA_KEYS = ("defocus", "noise_gain")
+CAMERA_KEYS = ("defocus", "noise_gain", "exposure_flicker")
 
 
 class SyntheticEyes:
