@@ -56,3 +56,14 @@ def test_angular_error_known_pairs():
 def test_angular_error_rejects_bad_shapes():
     with pytest.raises(ValueError, match="pitch/yaw"):
         angular_error_deg(np.zeros((3, 4)), np.zeros((3, 4)))
+
+
+def test_gaze_predictions_are_plain_numbers_without_a_graph():
+    """predict_gaze runs without autograd: its output goes straight into plots and numpy (07, 08)."""
+    import torch
+
+    from eyegen_lib.models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, predict_gaze
+
+    model = GazeEstimator(GazeEstimatorConfig(widths=(4, 8), hidden=8))
+    pred = predict_gaze(model, torch.zeros(3, 3, 32, 32))
+    assert pred.shape == (3, 2) and not pred.requires_grad and pred.numpy().shape == (3, 2)

@@ -118,6 +118,7 @@ def gaze_estimator_run(data, config: GazeEstimatorConfig, *, seed: int = 0, devi
     return TrainingRun(trainer, batches, model, evaluate)
 
 
+@torch.no_grad()
 def predict_gaze(model: GazeEstimator, images: torch.Tensor, *, batch_size: int = 256, progress: bool = False) -> torch.Tensor:
     """(N, C, H, W) images in [-1, 1] → (N, 2) pitch/yaw predictions (on CPU)."""
     model.eval()
