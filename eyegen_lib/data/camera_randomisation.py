@@ -103,7 +103,7 @@ def randomise_camera(images: torch.Tensor, masks: torch.Tensor, config: CameraRa
     col = lambda t: t.to(dev)[:, None, None, None]
     x = (x + 1.0) / 2.0
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = ((x * col(gain) - mean * col(gain)) * col(contrast) + mean * col(gain)).clamp(0, 1) ** col(gamma)
+    x = (col(gain) * ((x - mean) * col(contrast) + mean)).clamp(0, 1) ** col(gamma)
     x = x * vignette((H, W), depth, radius, vcx, vcy).to(dev)
     x = defocus_blur(x, blur.to(dev)) + noise.to(dev) * col(noise_sd)
     return x.clamp(0, 1) * 2.0 - 1.0, m

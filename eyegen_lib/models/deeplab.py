@@ -312,20 +312,21 @@ def train_segmenter(images: torch.Tensor, masks: torch.Tensor, config: Segmenter
 
 @torch.no_grad()
 def segmentation_confusion(model: "DeepLabV3Plus", data, *, batch_size: int = 32, progress: bool = False,
-                           perturbation: str | None = None) -> torch.Tensor:
+                           perturbations: tuple[str, ...] = ()) -> torch.Tensor | dict[str, torch.Tensor]:
     """The (C, C) confusion matrix of ``model`` on a row store with ``image`` and ``mask``, read a
     batch at a time (a test split need not fit in memory): :func:`~eyegen_lib.metrics.iou_from_confusion`.
-    ``perturbation``: one of :data:`~eyegen_lib.data.camera_randomisation.PERTURBATIONS`, applied
-    to every image first."""
+    With ``perturbations`` (names of :data:`~eyegen_lib.data.camera_randomisation.PERTURBATIONS`), a
+    dict of matrices: ``"clean"`` and one per perturbation, from one read of the rows."""
     from ..data.rows import fetch_in_chunks
     from ..metrics.segmentation import confusion_matrix
 
     n = model.config.out_channels
-    cm = torch.zeros(n, n, dtype=torch.int64)
+    cms = {name: torch.zeros(n, n, dtype=torch.int64) for name in ("clean", *perturbations)}
     for _, batch in fetch_in_chunks(as_rows(data), chunk=batch_size, progress=progress, desc="segmenting"):
-        images = batch["image"] if perturbation is None else perturb(batch["image"], perturbation)
-        cm += confusion_matrix(segment(model, images, batch_size=batch_size), batch["mask"], n)
-    return cm
+        for name in cms:
+            images = batch["image"] if name == "clean" else perturb(batch["image"], name)
+            cms[name] += confusion_matrix(segment(model, images, batch_size=batch_size), batch["mask"], n)
+    return cms if perturbations else cms["clean"]
 
 
 def segmentation_scores(model: "DeepLabV3Plus", data, *, perturbations: bool = True, progress: bool = False) -> dict:
@@ -334,14 +335,14 @@ def segmentation_scores(model: "DeepLabV3Plus", data, *, perturbations: bool = T
     underscores) and the worst of those (``miou_worst_perturbed``)."""
     from ..metrics import iou_from_confusion
 
-    iou = iou_from_confusion(segmentation_confusion(model, data, progress=progress))
+    cms = segmentation_confusion(model, data, progress=progress, perturbations=tuple(PERTURBATIONS) if perturbations else ())
+    iou = iou_from_confusion(cms["clean"] if perturbations else cms)
     out = {"miou": float(torch.nanmean(iou)),
            **{f"iou_{name}": float(v) for name, v in zip(("skin", "sclera", "iris", "pupil"), iou)}}
     if perturbations:
-        for name in PERTURBATIONS:
-            cm = segmentation_confusion(model, data, progress=progress, perturbation=name)
-            out["miou_" + name.replace(" ", "_")] = float(torch.nanmean(iou_from_confusion(cm)))
-        out["miou_worst_perturbed"] = min(out["miou_" + name.replace(" ", "_")] for name in PERTURBATIONS)
+        perturbed = {"miou_" + name.replace(" ", "_"): float(torch.nanmean(iou_from_confusion(cms[name])))
+                     for name in PERTURBATIONS}
+        out.update(perturbed, miou_worst_perturbed=min(perturbed.values()))
     return out
 
 
