@@ -12,8 +12,10 @@ from eyegen_lib.data.datasets import render_all
 from eyegen_lib.data.pairs import PairRows, render_redirection_pairs
 from eyegen_lib.data.rows import MaskStore, RenderedRows, TensorRows, ZipRows, gaze_labels, rows_of
 from eyegen_lib.data.synthetic import SyntheticEyes, SyntheticEyeSpec
+from eyegen_lib.losses import challenge_loss
 from eyegen_lib.models.deeplab import DeepLabV3Plus, SegmenterConfig
 from eyegen_lib.models.deepwarp import DeepWarpConfig, PairBatches
+from eyegen_lib.models.refiner import RefinerBatches, RefinerConfig
 from eyegen_lib.models.seg2eye import StyleBatches
 from eyegen_lib.protocols import person_side_groups, rank_targets, ranking_setup
 
@@ -126,12 +128,29 @@ def streaming_profile(tmp_path, monkeypatch):
     return replace(smoke, name="smoke_streamed", stream_data=True, num_workers=2, ranking_size=(20, 32))
 
 
+def _refiner_and_copy_losses(refiner, profile, seg):
+    setup = ranking_setup(profile, seg, progress=False)
+    ranked = rank_targets(setup, setup["test"], RefinerConfig.for_profile(profile).top_n)
+    batches = RefinerBatches(setup["test"]["rows"], ranked, setup["pool"]["rows"], 16, seed=5)
+    refined = copied = 0.0
+    with torch.no_grad():
+        for step in range(8):
+            mask, target, reference, reference_mask = batches.assemble(batches.raw(step))
+            refined += challenge_loss(refiner(mask, reference, reference_mask)[0], target).item()
+            copied += challenge_loss(reference, target).item()
+    return refined / 8, copied / 8
+
+
 def test_the_registry_trains_every_family_from_streamed_data(streaming_profile):
     profile = streaming_profile
     seg, info = registry.segmenter(profile, progress=False)
     assert info["trained_now"] and 0 <= info["metrics"]["miou"] <= 1
-    _, info = registry.refiner(profile, progress=False)
-    assert info["history"]["challenge_loss"][-1] < info["history"]["challenge_loss"][0]
+    refiner, info = registry.refiner(profile, progress=False)
+    assert len(info["history"]["challenge_loss"]) == RefinerConfig.for_profile(profile).steps
+    # The refiner starts as "copy the reference"; per-step losses are too noisy to compare (each batch
+    # has other targets and exposures), so score it and the copy on the same eight test batches.
+    refined, copied = _refiner_and_copy_losses(refiner, profile, seg)
+    assert refined < 0.98 * copied, (refined, copied)
     _, info = registry.gaze_estimator(profile, progress=False)
     assert info["metrics"]["test_error_deg"] < info["metrics"]["mean_predictor_error_deg"]
     _, info = registry.deepwarp(profile, "cfw_lcm", progress=False)
