@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from .files import atomic_write_text
 
-__all__ = ["NotebookCard", "CARDS", "card", "card_fields", "card_markdown", "card_text", "cards_table", "timeout_for", "MEASURED_ON",
+__all__ = ["NotebookCard", "CARDS", "card", "notebooks_taking", "card_fields", "card_markdown", "card_text", "cards_table", "timeout_for", "MEASURED_ON",
            "TIMEOUT_FACTOR", "MIN_TIMEOUT_S"]
 
 MEASURED_ON = "a 2-core AMD EPYC (no GPU), eyegen run from a fresh clone"
@@ -28,6 +28,10 @@ class NotebookCard:
     # {profile: {"zoo": seconds, "no_zoo": seconds}}; without models both are the same run
     seconds: dict[str, dict[str, float | None]] = field(default_factory=dict)
     timing_note: str = ""
+    data: tuple[str, ...] = ("renderer",)  # the data sources (DATA) it runs on; see profiles.DATA_SOURCES
+
+    def takes(self, data: str) -> bool:
+        return data in self.data
 
     @property
     def number(self) -> str:
@@ -48,10 +52,11 @@ CARDS: dict[str, NotebookCard] = {c.notebook: c for c in (
                  "MPIIGaze, and the real datasets' readers", "—", "—", _t(10.0, 9.0, 9.0)),
     NotebookCard("02_ranking", "Seg2Eye §4.1 (Buhler et al., ICCVW 2019): pseudo-labels and similarity ranking",
                  "—", "the DeepLab v3+ segmenter", _t(10.8, 30.9, None),
-                 "without the zoo, 01–03 took about 4.5 min together at cpu"),
+                 "without the zoo, 01–03 took about 4.5 min together at cpu", data=("renderer", "openeds")),
     NotebookCard("03_refiner", "Seg2Eye §4.2, §5.1: the refiner that won the OpenEDS challenge",
                  "02's segmenter", "the refiner; its outputs on the OpenEDS protocol (read by 04 and 07)",
-                 _t(8.4, 23.0, None), "without the zoo, 01–03 took about 4.5 min together at cpu"),
+                 _t(8.4, 23.0, None), "without the zoo, 01–03 took about 4.5 min together at cpu",
+                 data=("renderer", "openeds")),
     NotebookCard("04_seg2eye", "Seg2Eye §4.3, §5.2: SPADE + AdaIN style generation and its ablations",
                  "03's refiner outputs (for the Seg2Eye-vs-refiner claim)",
                  "Seg2Eye, its ablations; its outputs on the OpenEDS protocol (read by 07)", _t(20.0, 65.8, 720.0)),
@@ -70,6 +75,14 @@ CARDS: dict[str, NotebookCard] = {c.notebook: c for c in (
                  "06's GAN", "gaze estimators on raw, GAN-augmented and oracle sets", _t(24.0, 14.9, None),
                  "without the zoo it trains 06's GAN first when 06 has not run"),
 )}
+
+
+_DATASET_NAMES = {"openeds": "your OpenEDS copy", "columbia": "your Columbia Gaze copy", "mpiigaze": "your MPIIGaze copy"}
+
+
+def notebooks_taking(data: str) -> list[str]:
+    """The notebooks that run on data source ``data``."""
+    return [name for name, c in CARDS.items() if c.takes(data)]
 
 
 def card(notebook: str) -> NotebookCard:
@@ -98,7 +111,8 @@ def _times(c: NotebookCard) -> str:
 def card_fields(notebook: str) -> list[tuple[str, str]]:
     """A card as (label, text) rows: the notebook cell, ``eyegen list`` and the README draw from these."""
     c = card(notebook)
-    return [("Reproduces", c.reproduces), ("Needs", c.needs), ("Makes", c.makes),
+    data = "the renderer" + "".join(f"; {_DATASET_NAMES[d]} (eyegen run --data {d})" for d in c.data if d != "renderer")
+    return [("Reproduces", c.reproduces), ("Needs", c.needs), ("Makes", c.makes), ("Data", data),
             ("Run time", f"{_times(c)}" + (f" ({c.timing_note})" if c.timing_note else "") + f"; on {MEASURED_ON}"),
             ("Run it", f"eyegen run --only {c.number}")]
 

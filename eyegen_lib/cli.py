@@ -66,8 +66,9 @@ def _usable(command: str, check) -> bool:
     """Run an argument check that raises ValueError; on failure print its one line and say so."""
     try:
         check()
-    except ValueError as exc:
-        print(f"eyegen {command}: error: {exc}", file=sys.stderr)
+    except ValueError as exc:  # a DatasetError's "file:" and "fix:" lines join its problem on one line
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"eyegen {command}: error: {message}", file=sys.stderr)
         return False
     return True
 
@@ -79,15 +80,19 @@ def _known_notebooks(command: str, only) -> bool:
 
 
 def _cmd_run(args) -> int:
+    from .data.sources import check_data_source
     from .paths import output_dir
-    from .runner import check_output_folder, run_notebooks
+    from .profiles import resolve_profile
+    from .runner import check_output_folder, run_notebooks, select_notebooks
 
     # every argument checked before any work starts or any folder is made
     if not (_known_notebooks("run", args.only)
-            and _usable("run", lambda: check_output_folder(args.out if args.out is not None else output_dir()))):
+            and _usable("run", lambda: select_notebooks(args.only, args.data))
+            and _usable("run", lambda: check_output_folder(args.out if args.out is not None else output_dir()))
+            and _usable("run", lambda: check_data_source(resolve_profile(args.profile, args.data)))):
         return 2
     summary = run_notebooks(args.profile, only=args.only, out=args.out, timeout=args.timeout, seed=args.seed,
-                            pretrained=not args.no_pretrained)
+                            pretrained=not args.no_pretrained, data=args.data)
     this_run = [n for n in summary["notebooks"] if n["notebook"] in summary["ran"]]
     failed = [n for n in this_run if n["status"] != "ok"]
     for n in this_run:
@@ -180,7 +185,7 @@ def _cmd_cards(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .profiles import PROFILES
+    from .profiles import DATA_SOURCES, PROFILES
 
     from . import __version__
 
@@ -192,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="auto", choices=["auto", *PROFILES],
                      help="run size; auto = gpu with CUDA, else cpu; paper only when named (default: auto)")
     run.add_argument("--only", nargs="*", help="notebooks by number or name, e.g. 01 03 or dataset refiner")
+    run.add_argument("--data", default=None, choices=list(DATA_SOURCES),
+                     help="where the eyes come from: the renderer (default), or your copy of a paper's dataset "
+                          "(its folder in $EYEGEN_OPENEDS_DIR …); runs the notebooks that take it (eyegen list)")
     run.add_argument("--seed", type=whole_number(0, option="--seed"), default=None,
                      help="every notebook's SEED (default: 0); a run with another seed trains its own models")
     run.add_argument("--out", type=Path, default=None, help="output folder (default: outputs/ in the checkout)")

@@ -21,7 +21,12 @@ from typing import Any
 
 import torch
 
-__all__ = ["Profile", "PROFILES", "resolve_profile", "get_profile"]
+__all__ = ["Profile", "PROFILES", "DATA_SOURCES", "resolve_profile", "get_profile"]
+
+# Where a run's eyes come from: the renderer (the default), or a user's licensed copy of a paper's
+# dataset (the folder in $EYEGEN_OPENEDS_DIR, $EYEGEN_COLUMBIA_DIR, $EYEGEN_MPIIGAZE_DIR; see
+# eyegen_lib/data/sources.py). Which notebooks take which source: eyegen_lib/cards.py.
+DATA_SOURCES = ("renderer", "openeds", "columbia", "mpiigaze")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,20 @@ class Profile:
     estimator_images_per_person: int = 200  # the independent gaze estimator's data (more than the others')
     # per model: its run size (steps, batch_size, lr …); the for_profile constructors read these
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
+    data: str = "renderer"  # the run's data source (DATA_SOURCES): a run size applies to any of them
+
+    @property
+    def run_name(self) -> str:
+        """The profile's name, plus the data source when it is not the renderer ("cpu+openeds"): what
+        artifacts and records are filed under, so a real-data run and a renderer run never share one."""
+        return self.name if self.data == "renderer" else f"{self.name}+{self.data}"
+
+    def with_data(self, data: str | None) -> "Profile":
+        """This run size on another data source (None or "renderer": the renderer)."""
+        data = (data or "renderer").strip().lower()
+        if data not in DATA_SOURCES:
+            raise ValueError(f"unknown data source {data!r}: choose one of {', '.join(DATA_SOURCES)}")
+        return replace(self, data=data)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,24 +151,31 @@ GPU = replace(
 PROFILES.update(gpu=GPU, paper=PAPER)
 
 
-def resolve_profile(name: str | Profile = "auto") -> Profile:
-    """The profile a notebook runs under.
+def resolve_profile(name: str | Profile = "auto", data: str | None = None) -> Profile:
+    """The profile a notebook runs under, on data source ``data`` (a notebook's ``DATA``; default the renderer).
 
-    ``$EYEGEN_PROFILE`` overrides ``name`` (so nbval, the tests and CI force ``smoke`` without
-    touching notebooks); ``"auto"`` means ``gpu`` where CUDA is available, else ``cpu``. ``paper``
-    (the papers' full schedules: days of GPU time, never run end to end here) only when asked for.
+    ``$EYEGEN_PROFILE`` overrides ``name`` and ``$EYEGEN_DATA`` overrides ``data`` (so nbval, the
+    tests, CI and ``eyegen run --data`` set them without touching notebooks); ``"auto"`` means ``gpu``
+    where CUDA is available, else ``cpu``. ``paper`` (the papers' full schedules: days of GPU time,
+    never run end to end here) only when asked for.
     """
     env = os.environ.get("EYEGEN_PROFILE", "").strip()
     if env:
         name = env
+    data_env = os.environ.get("EYEGEN_DATA", "").strip()
+    if data_env:
+        data = data_env
     if isinstance(name, Profile):
-        return name
+        return name if data is None else name.with_data(data)
     if name == "auto":
         name = "gpu" if torch.cuda.is_available() else "cpu"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {sorted(PROFILES)} or 'auto'"
                          + (" (it came from $EYEGEN_PROFILE)" if env else ""))
-    return PROFILES[name]
+    try:
+        return PROFILES[name].with_data(data)
+    except ValueError as exc:
+        raise ValueError(f"{exc}" + (" (it came from $EYEGEN_DATA)" if data_env else "")) from None
 
 
 def get_profile(name: str) -> Profile:

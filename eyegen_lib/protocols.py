@@ -26,8 +26,11 @@ REDIRECTION_GAZE_RANGE_DEG = (15.0, 20.0)
 
 
 
-def nir_source(profile: Profile, *, seed: int = 0, images_per_person: int | None = None) -> SyntheticEyes:
-    """OpenEDS-like NIR frames at the profile's working size."""
+def nir_source(profile: Profile, *, seed: int = 0, images_per_person: int | None = None):
+    """OpenEDS-like NIR frames at the profile's working size: rendered, or — on ``DATA="openeds"`` —
+    the user's OpenEDS semantic set (:class:`~eyegen_lib.data.sources.OpenEDSEyes`)."""
+    if profile.data != "renderer":
+        return _dataset_source(profile, "openeds", "NIR eye frames (OpenEDS)")
     return SyntheticEyes(SyntheticEyeSpec("nir", size=profile.nir_size, n_persons=profile.n_persons,
                                           images_per_person=images_per_person or profile.images_per_person, seed=seed))
 
@@ -35,14 +38,31 @@ def nir_source(profile: Profile, *, seed: int = 0, images_per_person: int | None
 def rgb_source(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None,
                images_per_person: int | None = None) -> SyntheticEyes:
     """Columbia-like RGB patches (64×64 by default; DeepWarp uses 41×51)."""
+    if profile.data != "renderer":
+        return _dataset_source(profile, "columbia", "RGB eye patches with gaze labels (Columbia Gaze)")
     return SyntheticEyes(SyntheticEyeSpec("rgb", size=size or profile.patch_size, n_persons=profile.n_persons,
                                           images_per_person=images_per_person or profile.images_per_person, seed=seed,
                                           gaze_range_deg=REDIRECTION_GAZE_RANGE_DEG))
 
 
 def person_split(profile: Profile, *, seed: int = 0) -> dict[str, list[int]]:
-    """train / val / test persons (no person in two splits); the same for every notebook."""
+    """train / val / test persons (no person in two splits); the same for every notebook. On a
+    dataset, its own split (OpenEDS: train → train, validation → test), whatever the seed."""
+    if profile.data == "openeds":
+        return nir_source(profile).protocol_split()
     return split_persons(range(profile.n_persons), seed=seed)
+
+
+def _dataset_source(profile: Profile, wanted: str, what: str):
+    """The run's dataset when it is the one this protocol reads, else one clear error."""
+    from .data.sources import dataset_root, openeds_eyes
+
+    if profile.data != wanted:
+        raise ValueError(f"this protocol needs {what}; DATA={profile.data!r} does not hold them: "
+                         f"run this notebook with DATA='renderer' or DATA={wanted!r}")
+    if wanted == "openeds":
+        return openeds_eyes(dataset_root("openeds"), profile.nir_size)
+    raise NotImplementedError(f"no protocol reads {wanted!r} yet: run this notebook on the renderer")
 
 
 def split_indices(source: SyntheticEyes, split: dict[str, list[int]]) -> dict[str, list[int]]:
@@ -251,7 +271,7 @@ def streamed_ranking_setup(profile: Profile, model, *, seed: int = 0, progress: 
     source, split, idx, test = _openeds_parts(profile, seed)
     size = profile.ranking_size
     images = RenderedRows(source, range(len(source)), ("image", "mask"), chunk=chunk)
-    pseudo, true = MaskStore(source.spec.size, "pseudo"), MaskStore(source.spec.size, "mask")
+    pseudo, true = MaskStore(profile.nir_size, "pseudo"), MaskStore(profile.nir_size, "mask")
     feats, mode_feats, mask_feats = [], [], []
     for _, got in fetch_in_chunks(images, chunk=chunk, progress=progress, desc="pseudo-labelling the pool"):
         labels = segment(model, got["image"])
@@ -272,7 +292,7 @@ def streamed_ranking_setup(profile: Profile, model, *, seed: int = 0, progress: 
                     "recipe": protocol_recipe(profile, "openeds", seed=seed)}, "pool": pool}
     for name, indices in (("test", test), ("train", idx["train"])):
         rows = RenderedRows(source, indices, ("image", "mask"), chunk=chunk)
-        masks, t_feats, t_mode = MaskStore(source.spec.size), [], []
+        masks, t_feats, t_mode = MaskStore(profile.nir_size), [], []
         for _, got in fetch_in_chunks(rows, chunk=chunk, progress=progress, desc=f"{name} targets"):
             masks.extend(got["mask"])
             t_feats.append(ranking_features(got["mask"], size=size).half())

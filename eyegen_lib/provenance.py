@@ -67,6 +67,8 @@ def source_recipe(source) -> dict:
     if isinstance(source, SyntheticEyes):
         return {"renderer": source.spec.modality, "renderer_version": RENDERER_VERSIONS[source.spec.modality],
                 "spec": config_to_dict(source.spec)}
+    if hasattr(source, "recipe"):  # a run's dataset: its name, roles of its splits and a manifest of the files read
+        return source.recipe()
     root = getattr(source, "root", None)
     return {"dataset": type(source).__name__, "root": str(root) if root is not None else None, "length": len(source)}
 
@@ -121,7 +123,8 @@ def code_version() -> str:
 def make_provenance(*, profile, seed: int, config: Any, data: Mapping) -> dict:
     """The provenance record of an artifact made now (``data`` is a :func:`data_recipe`)."""
     recipe = _canonical(dict(data))
-    return {"profile": getattr(profile, "name", profile), "seed": int(seed), "config": config_to_dict(config),
+    # a real-data run is filed as "cpu+openeds": it never matches (or is served) a renderer run's artifact
+    return {"profile": getattr(profile, "run_name", getattr(profile, "name", profile)), "seed": int(seed), "config": config_to_dict(config),
             "data": {"fingerprint": fingerprint(recipe), "recipe": recipe},
             "library_version": library_version(), "code_version": code_version(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}

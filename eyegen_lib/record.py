@@ -66,6 +66,7 @@ class Recorder:
         self.path = self.root / "metrics" / f"{notebook}.json"
         self.figure_dir = self.root / "figures" / notebook
         name = profile.name if isinstance(profile, Profile) else profile
+        data = profile.data if isinstance(profile, Profile) else "renderer"
         self.data: dict[str, Any] = {
             "notebook": notebook,
             "profile": name,
@@ -79,8 +80,9 @@ class Recorder:
             "absent_inputs": [],  # files it looked for that no notebook had made yet (see :meth:`absent`)
             "produced": [],
             "machine": machine_description(),
-            # every notebook draws its eyes from the renderer; a reader of a real dataset adds itself (data_read)
-            "data_sources": [RENDERER_SOURCE],
+            "data": data,  # the run's data source (DATA): the renderer, or a dataset named by its reader
+            # a renderer run draws its eyes from the renderer; a reader of a dataset adds itself (data_read)
+            "data_sources": [RENDERER_SOURCE] if data == "renderer" else [],
         }
         self._write()
         Recorder._current = self
@@ -157,7 +159,8 @@ class Recorder:
         for what, value in (("holds", holds), *((f"by_length[{k}].holds", v.get("holds")) for k, v in (by_length or {}).items())):
             if not isinstance(value, bool) and not (hasattr(value, "item") and isinstance(value.item(), bool)):
                 raise TypeError(f"claim {name!r}: {what} must be True or False, got {value!r}")
-        if spread is None and margin is not None and self.data.get("profile"):
+        # the shipped spreads were measured on the renderer: a run on a dataset keeps its plain holds / fails
+        if spread is None and margin is not None and self.data.get("profile") and self.data.get("data", "renderer") == "renderer":
             from .claim_spread import claim_spread  # measured by `eyegen zoo spread`, shipped with the zoo
 
             found = claim_spread(self.data["profile"], name)
@@ -168,7 +171,8 @@ class Recorder:
         entry = {"name": name, "paper": paper, "statement": statement,
                  "measured": _plain(dict(measured), f"claim {name!r}"), "holds": bool(holds), "note": note,
                  "margin": None if margin is None else float(margin), "spread": None if spread is None else float(spread),
-                 "spread_note": spread_note, "state": claim_state(bool(holds), margin, spread)}
+                 "spread_note": spread_note, "state": claim_state(bool(holds), margin, spread),
+                 "data": self.data.get("data", "renderer")}
         if by_length:
             entry["by_length"] = {str(int(k)): {"holds": bool(v["holds"]),
                                                 "margin": None if v.get("margin") is None else float(v["margin"]),

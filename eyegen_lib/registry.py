@@ -101,7 +101,7 @@ def _check_variant(name: str, variant: str, *, free_form_prefix: str | None = No
 
 
 def _seed_dir(kind: str, profile: Profile, seed: int) -> Path:
-    return output_dir() / kind / profile.name / f"seed{int(seed)}"
+    return output_dir() / kind / profile.run_name / f"seed{int(seed)}"  # each data source's artifacts apart
 
 
 def artifact_path(name: str, profile: Profile, *, seed: int = 0, variant: str = "") -> Path:
@@ -176,7 +176,8 @@ def _obtain(job: TrainingJob, name: str, variant: str, *, retrain: bool, train: 
     """Load or train (resuming) through :func:`eyegen_lib.engine.obtain`, and note it in the record."""
     model, info = obtain(job, retrain=retrain, allow_training=train, progress=progress, on_log=on_log,
                          checkpointing=checkpointing,
-                         pretrained=_PRETRAINED["on"] and not _excepted(job.name))
+                         # the zoo is trained on the renderer: it never serves a run on a real dataset
+                         pretrained=_PRETRAINED["on"] and not _excepted(job.name) and "+" not in job.provenance["profile"])
     _record(name, variant, info)
     return model, info
 

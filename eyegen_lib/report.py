@@ -131,6 +131,14 @@ def _context(results: list[dict], runs: dict, total: float) -> list[str]:
     data = ("every number comes from " + escape(RENDERER_SOURCE) + "; no licensed dataset was read (README, "
             "“Real datasets”, says what OpenEDS, Columbia Gaze and MPIIGaze are used for)") if not real else \
         "real data read: " + escape("; ".join(real)) + " — besides " + escape(RENDERER_SOURCE)
+    on_datasets = [r for r in results if r.get("data", "renderer") != "renderer"]
+    if on_datasets:  # name the notebooks that ran on a dataset, and which
+        by_source: dict[str, list[str]] = {}
+        for r in on_datasets:
+            for s in r.get("data_sources") or [r["data"]]:
+                by_source.setdefault(s, []).append(r["notebook"])
+        data += " (" + "; ".join(f"{', '.join(map(escape, names))} on {escape(s)}" for s, names in by_source.items()) + \
+            "; every other notebook on the renderer)"
     machines = list(dict.fromkeys(r["machine"] for r in results if r.get("machine")))
     artifacts = [a for r in results for a in r.get("artifacts", [])]
     zoo = sum(a.get("source") == "zoo" for a in artifacts)
@@ -170,7 +178,9 @@ def _run_table(runs: dict, stale: dict[str, list[str]], out: Path, total: float)
                 f"<small>(<a href='{escape(output)}'>.ipynb</a>)</small>" if (out / rendered).is_file()
                 else f"<a href='{escape(output)}'><code>{escape(output)}</code></a>")
         html.append(f"<tr{cls}><td>{escape(name)}</td><td>{status}</td>"
-                    f"<td>{escape(str(r.get('profile', '')))}, {escape(str(r.get('seed', '')))}</td>"
+                    f"<td>{escape(str(r.get('profile', '')))}"
+                    + (f" on {escape(str(r['data']))}" if r.get("data", "renderer") != "renderer" else "")
+                    + f", {escape(str(r.get('seed', '')))}</td>"
                     f"<td>{escape(str(r.get('finished', '')))}</td><td>{r.get('seconds', 0):.1f}</td>"
                     f"<td>{link}{('<br>' + escape(r['error'])) if r.get('error') else ''}</td></tr>")
     html.append("</table>")
@@ -218,7 +228,8 @@ def _claims_table(claims: list[tuple[str, dict]], old: dict[str, str] | None = N
                 "<th>state</th><th>margin ± spread</th><th>at other lengths</th><th>note</th></tr>")
     for nb, c in claims:
         notes = [n for n in (c.get("note", ""), account(c), at_odds.get(c["name"], "")) if n]
-        html.append(f"<tr><td>{escape(nb)}</td><td>{escape(c['paper'])}</td><td><b>{escape(c['name'])}</b><br>"
+        on = f"<br><small>on {escape(c['data'])}</small>" if c.get("data", "renderer") != "renderer" else ""
+        html.append(f"<tr><td>{escape(nb)}{on}</td><td>{escape(c['paper'])}</td><td><b>{escape(c['name'])}</b><br>"
                     f"{escape(c['statement'])}</td><td>{escape(paper_value(c['name']))}</td><td>{_measured(c['measured'])}</td>"
                     f"<td>{_verdict(state_of(c))}" + (f"<br><span class='maybe'>not current</span>: {escape(old[nb])}"
                                                         if nb in old else "") + f"</td><td>{_margin(c, markers)}</td><td>{escape(lengths_text(c))}</td>"
@@ -255,7 +266,8 @@ def build_report(out: Path | None = None, *, title: str = "eyegen report",
 
     html.append("<h2>Metrics</h2><p><small>Click a figure to enlarge it; click again to shrink it.</small></p>")
     for res in results:
-        html.append(f"<h3>{escape(res['notebook'])} <small>(profile {escape(str(res.get('profile')))}, seed "
+        html.append(f"<h3>{escape(res['notebook'])} <small>(profile {escape(str(res.get('profile')))}, data "
+                    f"{escape(str(res.get('data', 'renderer')))}, seed "
                     f"{escape(str(res.get('seed', '—')))}, updated {escape(str(res.get('updated', '')))})</small></h3>")
         if res.get("error"):
             html.append(f"<p class='no'>{escape(res['error'])}</p>")

@@ -72,11 +72,13 @@ def check_output_folder(out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _kernel_environment(profile: str, out: Path) -> Iterator[None]:
+def _kernel_environment(profile: str, out: Path, data: str | None = None) -> Iterator[None]:
     """Environment the kernels inherit; the running interpreter's folder first on PATH so the
     kernel is this environment's python (with eyegen_lib), not whatever ``python`` is first."""
     saved = dict(os.environ)
     os.environ["EYEGEN_PROFILE"] = profile
+    if data is not None:
+        os.environ["EYEGEN_DATA"] = data
     os.environ["EYEGEN_OUTPUT_DIR"] = str(out)
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -171,7 +173,7 @@ class _CellWatch(threading.Thread):
 
 
 def run_notebook(notebook: Path, profile: str, out: Path, *, parameters: dict | None = None,
-                 timeout: float | None = None, watch: bool = False) -> Path:
+                 timeout: float | None = None, watch: bool = False, data: str | None = None) -> Path:
     """Execute one notebook with papermill; returns the executed copy's path. Raises on a failed cell,
     and :class:`NotebookTimeout` once the notebook has run ``timeout`` seconds in all (no cell may
     take longer either). ``watch`` shows the running cell and its time."""
@@ -181,7 +183,7 @@ def run_notebook(notebook: Path, profile: str, out: Path, *, parameters: dict | 
     target.parent.mkdir(parents=True, exist_ok=True)
     kernels: list = []
     watcher = _CellWatch(target, notebook.stem, kernels, timeout) if (watch or timeout) else None
-    with _kernel_environment(profile, out):
+    with _kernel_environment(profile, out, data):
         if watcher is not None:
             watcher.start()
         try:
@@ -207,10 +209,33 @@ def _parameters_of(notebook: Path) -> str:
     return "\n".join(c.source for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
 
 
+def select_notebooks(only: Sequence[str] | None, data: str | None = None) -> list[Path]:
+    """The notebooks a run executes: ``only`` (all by default); on a dataset (``data``), the ones whose
+    card takes it, and a ValueError naming any named notebook that does not — before any work."""
+    from .cards import card, notebooks_taking
+
+    books = list_notebooks(only)
+    if data in (None, "renderer"):
+        return books
+    takers = notebooks_taking(data)
+    if not takers:
+        raise ValueError(f"no notebook runs on --data {data} yet: run on the renderer, or on "
+                         + ", ".join(sorted({d for c in map(card, [b.stem for b in books]) for d in c.data} - {"renderer"})))
+    refused = [b.stem for b in books if b.stem not in takers]
+    if only and refused:
+        raise ValueError(f"{', '.join(refused)} cannot run on --data {data}: it takes {' or '.join(card(refused[0]).data)}; "
+                         f"the notebooks that take {data}: {' '.join(t[:2] for t in takers)}")
+    return [b for b in books if b.stem in takers]
+
+
 def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, out: Path | None = None,
-                  timeout: float | None = None, seed: int | None = None, pretrained: bool = True) -> dict:
+                  timeout: float | None = None, seed: int | None = None, pretrained: bool = True,
+                  data: str | None = None) -> dict:
     """Run the suite, then write ``run_summary.json`` and ``report.html``. Returns the summary.
 
+    ``data`` runs the notebooks on a dataset (``openeds`` …: every notebook's ``DATA``); without
+    ``only`` that is the notebooks whose card takes it. The dataset folder is opened and checked
+    before any notebook runs.
     ``seed`` sets every notebook's ``SEED`` (default: the notebooks' own, 0); a run with another
     seed trains and saves its own models beside the others (see :mod:`eyegen_lib.registry`).
     ``pretrained=False`` sets every notebook's ``PRETRAINED``: nothing is taken from the model zoo.
@@ -218,25 +243,32 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
     """
     if seed is not None and (not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    profile_name = resolve_profile(profile).name
-    books = list_notebooks(only)  # an unknown name fails before the output folder is made
+    resolved = resolve_profile(profile, data)
+    profile_name, data = resolved.name, resolved.data
+    books = select_notebooks(only, data)  # an unknown name or source fails before the output folder is made
+    if data != "renderer":
+        from .data.sources import check_data_source
+
+        check_data_source(resolved)  # an unset variable or a malformed folder: one error, no work done
     out = check_output_folder(out if out is not None else output_dir())
     out.mkdir(parents=True, exist_ok=True)
     run_seed = seed if seed is not None else 0
     suite_order = {p.stem: i for i, p in enumerate(list_notebooks())}
-    summary = {"profile": profile_name, "seed": run_seed, "pretrained": bool(pretrained), "ran": [],
+    summary = {"profile": profile_name, "data": data, "seed": run_seed, "pretrained": bool(pretrained), "ran": [],
                "notebooks": _earlier_runs(out)}
     for nb in tqdm(books, desc=f"notebooks ({profile_name})", unit="nb"):
         start = time.perf_counter()
         entry = {"notebook": nb.stem, "output": str(Path("notebooks") / nb.name), "profile": profile_name,
-                 "seed": run_seed, "pretrained": bool(pretrained)}
+                 "data": data, "seed": run_seed, "pretrained": bool(pretrained)}
         params = {} if seed is None else {"SEED": seed}
+        if data != "renderer":
+            params["DATA"] = data
         if not pretrained and "PRETRAINED" in _parameters_of(nb):
             params["PRETRAINED"] = False
         limit = timeout if timeout is not None else timeout_for(nb.stem, profile_name, pretrained)
         entry["timeout_s"] = limit
         try:
-            run_notebook(nb, profile_name, out, timeout=limit, parameters=params or None, watch=True)
+            run_notebook(nb, profile_name, out, timeout=limit, parameters=params or None, watch=True, data=data)
             entry["status"] = "ok"
         except NotebookTimeout as exc:
             entry["status"] = "timed out"

@@ -21,6 +21,8 @@ __all__ = ["MODELS", "add_train_parser", "run_train"]
 
 # model → (its variants, the default variant, what --variant means for it)
 MODELS: dict[str, tuple[tuple[str, ...], str, str]] = {}
+# a dataset → the models whose protocol reads it (the rest train on the renderer only)
+DATASET_MODELS = {"openeds": ("segmenter", "refiner")}
 
 
 def _models() -> dict[str, tuple[tuple[str, ...], str, str]]:
@@ -58,6 +60,8 @@ def add_train_parser(sub) -> None:
                            epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("model", metavar="MODEL", help="one of: " + ", ".join(_models()))
     train.add_argument("--profile", default="cpu", help=f"{' | '.join(PROFILES)} (default: cpu)")
+    train.add_argument("--data", default="renderer", help="the data source: renderer (default) or openeds (your copy, "
+                       "in $EYEGEN_OPENEDS_DIR; segmenter and refiner); a real-data model is filed apart")
     train.add_argument("--seed", default="0", help="the run's seed (default 0): a notebook with SEED=S loads it")
     train.add_argument("--steps", default=None, help="train this many steps instead of the profile's (the artifact "
                                                      "then records that config)")
@@ -134,6 +138,18 @@ def _parse(args):
         raise UsageError(f"unknown model {args.model!r}: choose one of {', '.join(_models())}")
     if args.profile not in PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}: choose one of {', '.join(PROFILES)}")
+    if args.data != "renderer":
+        from .data.errors import DatasetError
+        from .data.sources import check_data_source
+
+        if args.model not in DATASET_MODELS.get(args.data, ()):
+            takers = DATASET_MODELS.get(args.data, ())
+            raise UsageError(f"{args.model} does not train on --data {args.data}: "
+                             + (f"only {' and '.join(takers)} do" if takers else "no model does yet"))
+        try:
+            check_data_source(PROFILES[args.profile].with_data(args.data))
+        except (DatasetError, ValueError) as exc:
+            raise UsageError("; ".join(line.strip() for line in str(exc).splitlines() if line.strip())) from None
     seed = _int(args.seed, "--seed", 0)
     steps = None if args.steps is None else _int(args.steps, "--steps", 1)
     every = _int(args.save_every, "--save-every", 0)
@@ -185,7 +201,7 @@ def run_train(args) -> int:
     except UsageError as exc:
         print(f"eyegen train: error: {exc}", file=sys.stderr)
         return 2
-    profile = get_profile(args.profile)
+    profile = get_profile(args.profile).with_data(args.data)
     if args.pretrained:
         from . import registry
 

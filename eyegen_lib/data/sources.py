@@ -1,0 +1,207 @@
+"""A run's data source: the renderer, or a user's licensed copy of a paper's dataset.
+
+A notebook's ``DATA`` (``eyegen run --data``, ``eyegen train --data``) picks it; the profile carries
+it (:attr:`~eyegen_lib.profiles.Profile.data`) and :mod:`eyegen_lib.protocols` asks this module for
+the samples. A dataset is found through its environment variable (:data:`DATASET_VARIABLES`) and
+checked before any work: an unset variable or a malformed folder is one :class:`DatasetError`.
+
+On OpenEDS, Seg2Eye's protocol (:class:`OpenEDSEyes`): the semantic set's **train** split (labelled)
+trains the segmenter and the refiner; its **validation** split (labelled, persons not in train) is
+the test set the challenge score is measured on — the challenge's own test images are withheld, so
+its validation protocol is the one a user can score. The reference pool is both splits' images
+(a target's own image never counts); their labels only *measure* the ranking, as on the renderer.
+Frames are resized to the profile's working size (area for images, nearest for labels); the
+challenge score upsamples back to 400 × 640 as the renderer's frames do.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .errors import DatasetError
+
+__all__ = ["DATASET_VARIABLES", "dataset_root", "check_data_source", "OpenEDSEyes", "openeds_eyes"]
+
+# data source → (its environment variable, what the folder must hold)
+DATASET_VARIABLES = {
+    "openeds": ("EYEGEN_OPENEDS_DIR", "the folder holding Semantic_Segmentation_Dataset/ and the userID mapping JSONs"),
+    "columbia": ("EYEGEN_COLUMBIA_DIR", "a folder of He et al.'s 64×64 patches named like 0048_2m_-30P_0V_-10H_L.jpg"),
+    "mpiigaze": ("EYEGEN_MPIIGAZE_DIR", "the MPIIGaze folder holding Data/Normalized/pXX/dayYY.mat"),
+}
+
+
+def dataset_root(data: str) -> Path:
+    """The folder of dataset ``data`` from its environment variable; a clear error when unset or not a folder."""
+    if data not in DATASET_VARIABLES:
+        raise ValueError(f"{data!r} is not a dataset: choose one of {sorted(DATASET_VARIABLES)}")
+    variable, what = DATASET_VARIABLES[data]
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise DatasetError(f"DATA={data!r} reads the folder in ${variable}, which is not set",
+                           fix=f"export {variable}=<{what}>, or run on the renderer (DATA='renderer')")
+    root = Path(value).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"${variable} does not name a folder", path=root, fix=f"point it at {what}")
+    return root
+
+
+def check_data_source(profile) -> str:
+    """Open the run's data source as its notebooks will (layout, names, mappings, one sample read) and
+    say in one line what it holds; raises :class:`DatasetError` before any work when it is unusable."""
+    if profile.data == "renderer":
+        return "the renderer"
+    if profile.data == "openeds":
+        eyes = openeds_eyes(dataset_root("openeds"), profile.nir_size)
+        eyes.check_files()
+        eyes[0]  # decodes one image and its label
+        split = eyes.protocol_split()
+        return (f"OpenEDS at {eyes.root}: {len(eyes):,} labelled images; {len(split['train'])} training persons, "
+                f"{len(split['test'])} test persons (the validation split)")
+    raise DatasetError(f"no notebook protocol reads {profile.data!r} yet",
+                       fix="run on the renderer or on OpenEDS (see the README's 'Real datasets')")
+
+
+class OpenEDSEyes:
+    """The OpenEDS semantic set's train and validation splits as one source at a working ``size``:
+    ``len``, ``person_of``/``side_of``/``has_mask``, and ``[i]`` → ``image`` uint8 (1, H, W),
+    ``mask`` uint8 (H, W), ``person``, ``side`` ("?" on real frames), ``gaze`` where an eyegen
+    export's sidecar has it. :meth:`protocol_split` gives the persons of each role and
+    :meth:`recipe` what the provenance of a model trained on it records."""
+
+    SPLITS = ("train", "validation")  # protocol roles: train → "train", validation → "test"
+
+    def __init__(self, root, size: tuple[int, int]):
+        from .openeds import OpenEDS
+
+        self.root, self.size = Path(root).expanduser(), (int(size[0]), int(size[1]))
+        self.readers = [OpenEDS(self.root, split, "semantic") for split in self.SPLITS]
+        self.records = [r for reader in self.readers for r in reader.records]
+        self._where = [(k, i) for k, reader in enumerate(self.readers) for i in range(len(reader))]
+        self.persons = sorted({r.person for r in self.records})
+        overlap = set(self.readers[0].persons) & set(self.readers[1].persons)
+        if overlap:
+            raise DatasetError(f"persons {sorted(overlap)[:5]} appear in both the train and the validation split",
+                               path=self.root, fix="use the userID mapping JSONs that came with the archive")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def person_of(self, index: int) -> int:
+        return self.records[index].person
+
+    def side_of(self, index: int) -> str:
+        return self.records[index].side
+
+    def has_mask(self, index: int) -> bool:
+        return self.records[index].label_path is not None
+
+    def has_image(self, index: int) -> bool:
+        return self.records[index].image_path is not None
+
+    def has_gaze(self, index: int) -> bool:
+        k, i = self._where[index]
+        return self.readers[k].has_gaze(i)
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        k, i = self._where[index]
+        sample = self.readers[k][i]
+        out = {key: sample[key] for key in ("person", "side", "path", "gaze") if key in sample}
+        if "image" in sample:
+            image = sample["image"]
+            if tuple(image.shape[-2:]) != self.size:  # area: every source pixel counts once, as a sensor bins
+                image = F.interpolate(image[None].float(), size=self.size, mode="area")[0].round().clamp(0, 255).byte()
+            out["image"] = image
+        if "mask" in sample:
+            mask = sample["mask"]
+            if tuple(mask.shape) != self.size:
+                mask = F.interpolate(mask[None, None].float(), size=self.size, mode="nearest")[0, 0].byte()
+            out["mask"] = mask
+        out["index"] = int(index) % len(self)
+        return out
+
+    def check_files(self, *, progress: bool = False) -> tuple[int, int]:
+        """Every file's header — a PNG's size and mode, a label's shape and dtype — without decoding
+        pixels (seconds for all of OpenEDS), so a truncated, mis-sized or foreign file stops a run
+        before it trains, not hours in. Returns the frame size (rows, cols); raises :class:`DatasetError`."""
+        import numpy as np
+        from PIL import Image, UnidentifiedImageError
+
+        from ..runtime import tqdm
+
+        size = None
+        for rec in tqdm(self.records, desc="checking OpenEDS files", disable=not progress):
+            try:
+                with Image.open(rec.image_path) as im:
+                    shape, mode = (im.height, im.width), im.mode
+            except (OSError, UnidentifiedImageError) as exc:
+                raise DatasetError(f"image cannot be opened ({exc})", path=rec.image_path,
+                                   fix="re-copy this file from the original dataset archive") from None
+            if mode != "L":
+                raise DatasetError(f"image has PIL mode {mode!r}, expected 8-bit grey 'L'", path=rec.image_path,
+                                   fix="OpenEDS frames are 8-bit grey: re-copy this file from the archive")
+            size = size or shape
+            if shape != size:
+                raise DatasetError(f"image is {shape[0]}×{shape[1]} but the others are {size[0]}×{size[1]}",
+                                   path=rec.image_path, fix="every OpenEDS frame has one size (400×640): re-copy this file")
+            try:
+                label = np.load(rec.label_path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                raise DatasetError(f"label file is corrupt or not a .npy array ({exc})", path=rec.label_path,
+                                   fix="re-copy this file from the original dataset archive") from None
+            if tuple(label.shape) != shape:
+                raise DatasetError(f"label is {'×'.join(map(str, label.shape))} but its image is {shape[0]}×{shape[1]}",
+                                   path=rec.label_path, fix="a label must have exactly its image's size; re-copy the pair")
+        if size is None:
+            raise DatasetError("the semantic set's train and validation splits hold no images", path=self.root,
+                               fix="check that the archive was fully extracted into this folder")
+        return size
+
+    def protocol_split(self) -> dict[str, list[int]]:
+        """Persons by role: the train split trains, the validation split is the test set (no
+        validation persons of our own: nothing here is tuned on OpenEDS)."""
+        return {"train": list(self.readers[0].persons), "validation": [], "test": list(self.readers[1].persons)}
+
+    @functools.cached_property
+    def manifest(self) -> str:
+        """A hash of the files this source reads — relative names and sizes, not pixels — so a model
+        says which copy of the dataset it learned from without reading it twice."""
+        h = hashlib.sha256()
+        for rec in self.records:
+            for path in (rec.image_path, rec.label_path):
+                if path is not None:
+                    h.update(f"{path.relative_to(self.root)}\t{path.stat().st_size}\n".encode())
+        return h.hexdigest()[:16]
+
+    def recipe(self) -> dict:
+        return {"dataset": "OpenEDS", "subset": "semantic", "roles": {"train": "train", "test": "validation"},
+                "images": len(self), "working_size": list(self.size),
+                "manifest": self.manifest, "synthetic_export": bool(self.readers[0]._sidecar)}
+
+    def __repr__(self) -> str:
+        return f"OpenEDSEyes({str(self.root)!r}, size={self.size}: {len(self)} images, {len(self.persons)} persons)"
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_openeds(root: str, size: tuple[int, int], stamp: float) -> OpenEDSEyes:
+    return OpenEDSEyes(root, size)
+
+
+def openeds_eyes(root, size) -> OpenEDSEyes:
+    """:class:`OpenEDSEyes`, opened once per process and folder (listing and hashing 12,759 files
+    is not free); re-opened when the folder's mapping files change."""
+    from .errors import note_data_read
+    from .openeds import mapping_path
+
+    root = Path(root).expanduser()
+    stamp = max((mapping_path(root, s).stat().st_mtime for s in OpenEDSEyes.SPLITS if mapping_path(root, s).is_file()),
+                default=0.0)
+    eyes = _cached_openeds(str(root), (int(size[0]), int(size[1])), stamp)
+    note_data_read("OpenEDS", root, synthetic=bool(eyes.readers[0]._sidecar))  # the running notebook's record says so
+    return eyes

@@ -1,0 +1,210 @@
+"""A run's data source (issue 30): DATA / --data, an OpenEDS copy read by Seg2Eye's protocol, its
+provenance and its artifacts kept apart from the renderer's, and one-line errors before any work.
+
+The OpenEDS folders here are the renderer's exports in the real layout (``eyegen synth export``):
+no licensed image is in the repository."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from eyegen_lib import get_profile, registry
+from eyegen_lib.cards import notebooks_taking
+from eyegen_lib.data.errors import DatasetError
+from eyegen_lib.data.openeds import SUBSETS, mapping_path
+from eyegen_lib.data.sources import check_data_source, openeds_eyes
+from eyegen_lib.profiles import resolve_profile
+from eyegen_lib.protocols import nir_source, person_split, rgb_source
+from eyegen_lib.provenance import make_provenance
+from eyegen_lib.runner import run_notebooks, select_notebooks
+
+SMOKE = get_profile("smoke")
+
+
+def _export(root, persons=10, per_person=16, size=(80, 128)):
+    """An OpenEDS-layout export at twice smoke's working size (the source resizes, as it does real frames)."""
+    cmd = [sys.executable, "-m", "eyegen_lib.cli", "synth", "export", "--format", "openeds", "--out", str(root),
+           "--persons", str(persons), "--images-per-person", str(per_person), "--size", *map(str, size), "--no-progress"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def openeds_dir(tmp_path_factory):
+    return _export(tmp_path_factory.mktemp("openeds") / "OpenEDS")
+
+
+@pytest.fixture
+def on_openeds(openeds_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("EYEGEN_OPENEDS_DIR", str(openeds_dir))
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path / "outputs"))
+    return SMOKE.with_data("openeds")
+
+
+def test_a_profile_carries_its_data_source_and_files_it_apart():
+    assert SMOKE.data == "renderer" and SMOKE.run_name == "smoke"
+    assert SMOKE.with_data("openeds").run_name == "smoke+openeds"
+    assert resolve_profile("smoke", "openeds").data == "openeds"
+    with pytest.raises(ValueError, match="unknown data source 'kitti'"):
+        SMOKE.with_data("kitti")
+
+
+def test_the_environment_variable_overrides_data(monkeypatch):
+    monkeypatch.setenv("EYEGEN_DATA", "openeds")
+    assert resolve_profile("smoke", "renderer").data == "openeds"
+    monkeypatch.setenv("EYEGEN_DATA", "nope")
+    with pytest.raises(ValueError, match=r"came from \$EYEGEN_DATA"):
+        resolve_profile("smoke")
+
+
+def test_openeds_is_read_by_seg2eyes_protocol_at_the_working_size(on_openeds, openeds_dir):
+    source = nir_source(on_openeds)
+    split = person_split(on_openeds)
+    meta = json.loads((openeds_dir / "eyegen_meta.json").read_text())["images"]
+    trained = {int(m["person"]) for n, m in meta.items() if (openeds_dir / SUBSETS["semantic"] / "train" / "images" / f"{n}.png").exists()}
+    tested = {int(m["person"]) for n, m in meta.items() if (openeds_dir / SUBSETS["semantic"] / "validation" / "images" / f"{n}.png").exists()}
+    persons = {source.person_of(i) for i in range(len(source))}
+    # the export's persons are renumbered by the mapping's "U007" ids: compare the sets' sizes and disjointness
+    assert len(split["train"]) == len(trained) and len(split["test"]) == len(tested) and not split["validation"]
+    assert not set(split["train"]) & set(split["test"]) and persons == set(split["train"]) | set(split["test"])
+    sample = source[0]
+    assert sample["image"].shape == (1, *SMOKE.nir_size) and sample["image"].dtype == torch.uint8
+    assert sample["mask"].shape == SMOKE.nir_size and int(sample["mask"].max()) <= 3
+    full = Image.open(sample["path"])
+    assert (full.height, full.width) == (80, 128), "the export is at twice the working size: the source resized it"
+    recipe = source.recipe()
+    assert recipe["dataset"] == "OpenEDS" and recipe["roles"] == {"train": "train", "test": "validation"}
+    assert len(recipe["manifest"]) == 16 and "root" not in recipe, "the data's identity is its files, not where it lies"
+
+
+def test_a_dataset_run_never_reads_the_other_modality(on_openeds):
+    with pytest.raises(ValueError, match="needs RGB eye patches"):
+        rgb_source(on_openeds)
+
+
+def test_the_manifest_names_the_files_read_so_a_changed_copy_is_another_dataset(tmp_path, monkeypatch):
+    a = _export(tmp_path / "a", persons=4, per_person=8, size=(40, 64))
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    assert openeds_eyes(a, SMOKE.nir_size).manifest == openeds_eyes(b, SMOKE.nir_size).manifest, "moved, same files"
+    victim = sorted((b / SUBSETS["semantic"] / "train" / "images").glob("*.png"))[0]
+    victim.write_bytes(victim.read_bytes() + b"\0")  # one byte more: another copy
+    mapping = mapping_path(b, "train")
+    mapping.write_text(mapping.read_text() + " ")  # the reader is re-opened when a mapping changes
+    assert openeds_eyes(a, SMOKE.nir_size).manifest != openeds_eyes(b, SMOKE.nir_size).manifest
+
+
+def test_a_real_data_artifact_never_serves_a_renderer_run_nor_the_reverse(on_openeds, monkeypatch):
+    seg, info = registry.segmenter(on_openeds, progress=False)
+    assert "smoke+openeds" in info["path"] and info["provenance"]["profile"] == "smoke+openeds"
+    assert info["provenance"]["data"]["recipe"]["source"]["dataset"] == "OpenEDS"
+    # the renderer run looks elsewhere and finds nothing to load
+    with pytest.raises(Exception, match="segmenter"):
+        registry.segmenter(SMOKE, progress=False, train=False)
+    # and the zoo (renderer-trained) is never asked for a dataset run
+    previous = registry.use_pretrained(True)
+    try:
+        _, again = registry.segmenter(on_openeds, progress=False)
+        assert again["source"] != "zoo" and again["sha256"] == info["sha256"]
+    finally:
+        registry.use_pretrained(previous)
+    renderer = make_provenance(profile=SMOKE, seed=0, config={}, data={})
+    assert renderer["profile"] == "smoke"
+
+
+def test_notebook_cards_say_which_data_each_takes():
+    assert notebooks_taking("openeds") == ["02_ranking", "03_refiner"]
+    assert [p.stem for p in select_notebooks(None, "openeds")] == ["02_ranking", "03_refiner"]
+    with pytest.raises(ValueError, match="05_deepwarp cannot run on --data openeds"):
+        select_notebooks(["05"], "openeds")
+    with pytest.raises(ValueError, match="no notebook runs on --data mpiigaze"):
+        select_notebooks(None, "mpiigaze")
+
+
+# -- malformed folders: one line, naming the path and what is wrong, before any training ----------------
+def _broken(tmp_path, how):
+    root = _export(tmp_path / "OpenEDS", persons=4, per_person=8, size=(40, 64))
+    images = root / SUBSETS["semantic"] / "validation" / "images"
+    first = sorted(images.glob("*.png"))[-1]
+    if how == "no mapping JSON":
+        mapping_path(root, "train").unlink()
+    elif how == "missing labels":
+        train = root / SUBSETS["semantic"] / "train"
+        (train / "labels" / (sorted((train / "images").glob("*.png"))[0].stem + ".npy")).unlink()
+    elif how == "wrong image size":
+        Image.fromarray(np.zeros((30, 64), np.uint8)).save(first)
+    elif how == "unreadable file":
+        first.write_bytes(b"not a png")
+    elif how == "label of another size":
+        np.save(root / SUBSETS["semantic"] / "validation" / "labels" / f"{first.stem}.npy", np.zeros((40, 60), np.uint8))
+    elif how == "empty":
+        shutil.rmtree(root)
+        root.mkdir()
+    return root, first
+
+
+@pytest.mark.parametrize("how, says", [
+    ("no mapping JSON", "userID mapping for split 'train' is missing"),
+    ("missing labels", "have no label .npy beside them"),
+    ("wrong image size", "image is 30×64 but the others are 40×64"),
+    ("unreadable file", "image cannot be opened"),
+    ("label of another size", "label is 40×60 but its image is 40×64"),
+    ("empty", "not an OpenEDS folder"),
+])
+def test_a_malformed_openeds_folder_is_one_line_before_any_work(tmp_path, monkeypatch, how, says):
+    root, first = _broken(tmp_path, how)
+    monkeypatch.setenv("EYEGEN_OPENEDS_DIR", str(root))
+    with pytest.raises(DatasetError, match=says) as err:
+        check_data_source(SMOKE.with_data("openeds"))
+    assert err.value.path and str(root) in err.value.path and err.value.fix
+    out = tmp_path / "run"
+    cli = subprocess.run([sys.executable, "-m", "eyegen_lib.cli", "run", "--profile", "smoke", "--data", "openeds",
+                          "--out", str(out)], capture_output=True, text=True,
+                         env={**__import__("os").environ, "EYEGEN_OPENEDS_DIR": str(root)})
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+    assert says.split(" ")[0] in cli.stderr and str(root) in cli.stderr
+    assert not out.exists(), "nothing is made before the data is known to be usable"
+
+
+@pytest.mark.parametrize("value, says", [(None, "which is not set"), ("/no/such/folder", "does not name a folder")])
+def test_an_unset_or_wrong_variable_is_one_line(monkeypatch, value, says):
+    if value is None:
+        monkeypatch.delenv("EYEGEN_OPENEDS_DIR", raising=False)
+    else:
+        monkeypatch.setenv("EYEGEN_OPENEDS_DIR", value)
+    with pytest.raises(DatasetError, match=says):
+        check_data_source(SMOKE.with_data("openeds"))
+    cli = subprocess.run([sys.executable, "-m", "eyegen_lib.cli", "train", "segmenter", "--profile", "smoke",
+                          "--data", "openeds"], capture_output=True, text=True)
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1 and says in cli.stderr, cli.stderr
+
+
+def test_eyegen_train_refuses_a_model_whose_protocol_does_not_read_the_dataset():
+    cli = subprocess.run([sys.executable, "-m", "eyegen_lib.cli", "train", "deepwarp", "--profile", "smoke",
+                          "--data", "openeds"], capture_output=True, text=True)
+    assert cli.returncode == 2 and "only segmenter and refiner do" in cli.stderr
+
+
+# -- the notebooks, end to end ---------------------------------------------------------------------------
+def test_02_and_03_run_on_an_openeds_copy_and_the_report_names_it(on_openeds, openeds_dir, tmp_path):
+    out = tmp_path / "run"
+    summary = run_notebooks("smoke", data="openeds", out=out)
+    assert summary["ran"] == ["02_ranking", "03_refiner"] and summary["data"] == "openeds"
+    assert all(n["status"] == "ok" for n in summary["notebooks"]), summary["notebooks"]
+    for name in summary["ran"]:
+        record = json.loads((out / "metrics" / f"{name}.json").read_text())
+        assert record["data"] == "openeds" and record["data_sources"] == [
+            f"OpenEDS at {openeds_dir} (the renderer's export in its layout)"]
+        assert record["claims"] and all(c["data"] == "openeds" and c["spread"] is None for c in record["claims"])
+        assert all("/smoke+openeds/" in a["file"] for a in record["artifacts"])
+    ranking = json.loads((out / "metrics" / "02_ranking.json").read_text())["metrics"]
+    assert 0 <= ranking["segmenter_miou"]["value"] <= 1
+    report = (out / "report.html").read_text()
+    assert "02_ranking, 03_refiner on OpenEDS at" in report and "data openeds" in report
