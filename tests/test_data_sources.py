@@ -28,7 +28,7 @@ from eyegen_lib.runner import run_notebooks, select_notebooks
 SMOKE = get_profile("smoke")
 
 
-def _export(root, persons=10, per_person=16, size=(80, 128)):
+def _export(root, persons=10, per_person=24, size=(80, 128)):
     """An OpenEDS-layout export at twice smoke's working size (the source resizes, as it does real frames)."""
     cmd = [sys.executable, "-m", "eyegen_lib.cli", "synth", "export", "--format", "openeds", "--out", str(root),
            "--persons", str(persons), "--images-per-person", str(per_person), "--size", *map(str, size), "--no-progress"]
@@ -120,8 +120,8 @@ def test_a_real_data_artifact_never_serves_a_renderer_run_nor_the_reverse(on_ope
 
 
 def test_notebook_cards_say_which_data_each_takes():
-    assert notebooks_taking("openeds") == ["02_ranking", "03_refiner"]
-    assert [p.stem for p in select_notebooks(None, "openeds")] == ["02_ranking", "03_refiner"]
+    assert notebooks_taking("openeds") == ["02_ranking", "03_refiner", "04_seg2eye"]
+    assert [p.stem for p in select_notebooks(None, "openeds")] == ["02_ranking", "03_refiner", "04_seg2eye"]
     with pytest.raises(ValueError, match="05_deepwarp cannot run on --data openeds"):
         select_notebooks(["05"], "openeds")
     with pytest.raises(ValueError, match="no notebook runs on --data mpiigaze"):
@@ -193,18 +193,29 @@ def test_eyegen_train_refuses_a_model_whose_protocol_does_not_read_the_dataset()
 
 
 # -- the notebooks, end to end ---------------------------------------------------------------------------
-def test_02_and_03_run_on_an_openeds_copy_and_the_report_names_it(on_openeds, openeds_dir, tmp_path):
+def test_02_to_04_run_on_an_openeds_copy_and_the_report_names_it(on_openeds, openeds_dir, tmp_path):
     out = tmp_path / "run"
     summary = run_notebooks("smoke", data="openeds", out=out)
-    assert summary["ran"] == ["02_ranking", "03_refiner"] and summary["data"] == "openeds"
+    assert summary["ran"] == ["02_ranking", "03_refiner", "04_seg2eye"] and summary["data"] == "openeds"
     assert all(n["status"] == "ok" for n in summary["notebooks"]), summary["notebooks"]
     for name in summary["ran"]:
         record = json.loads((out / "metrics" / f"{name}.json").read_text())
         assert record["data"] == "openeds" and record["data_sources"] == [
             f"OpenEDS at {openeds_dir} (the renderer's export in its layout)"]
         assert record["claims"] and all(c["data"] == "openeds" and c["spread"] is None for c in record["claims"])
-        assert all("/smoke+openeds/" in a["file"] for a in record["artifacts"])
+        assert all("/smoke+openeds/" in a["file"] for a in record["artifacts"]), "models and predictions filed apart"
     ranking = json.loads((out / "metrics" / "02_ranking.json").read_text())["metrics"]
     assert 0 <= ranking["segmenter_miou"]["value"] <= 1
     report = (out / "report.html").read_text()
-    assert "02_ranking, 03_refiner on OpenEDS at" in report and "data openeds" in report
+    assert "02_ranking, 03_refiner, 04_seg2eye on OpenEDS at" in report and "data openeds" in report
+
+
+def test_the_streamed_pipeline_reads_openeds_in_dataloader_workers(on_openeds):
+    """``paper`` streams its data through worker processes: the dataset source must travel to them."""
+    from dataclasses import replace
+
+    streamed = replace(on_openeds, stream_data=True, num_workers=2, ranking_size=(20, 32))
+    _, info = registry.segmenter(streamed, progress=False)
+    assert 0 <= info["metrics"]["miou"] <= 1
+    _, info = registry.refiner(streamed, progress=False)
+    assert "/smoke+openeds/" in info["path"] and len(info["history"]["challenge_loss"]) > 0
