@@ -21,7 +21,7 @@ from .images import to_signed  # noqa: F401  (re-exported: notebooks import it f
 from .metrics import blurriness, challenge_score, lpips_distance, mean_iou, mse
 
 __all__ = ["GRID_YAW_DEG", "GRID_PITCH_DEG", "gaze_grid", "RedirectionSet", "build_redirection_set",
-           "evaluate_redirection", "by_correction_angle", "table1_corruptions", "table1",
+           "grid_groups", "redirection_set_of_groups", "evaluate_redirection", "by_correction_angle", "table1_corruptions", "table1",
            "evaluate_openeds", "to_signed", "ANGLE_BINS_DEG"]
 
 GRID_YAW_DEG = (-15, -10, -5, 0, 5, 10, 15)  # Columbia Gaze horizontal gaze directions
@@ -89,6 +89,43 @@ def build_redirection_set(source, indices, grid: torch.Tensor | None = None) -> 
         parts["landmarks"].append(out["landmarks"][src_i])
         parts["source_mask"].append(out["mask"][src_i])
         parts["target_mask"].append(out["mask"][tgt_i])
+    return RedirectionSet(**{k: torch.cat(v) for k, v in parts.items()})
+
+
+def grid_groups(source, indices, *, pose: int = 0) -> list[list[int]]:
+    """The (subject, ``pose``, eye) groups of a photographed source (Columbia Gaze) among ``indices``
+    that hold all 21 grid gazes, each as its 21 indices in :func:`gaze_grid`'s order: He et al.'s
+    test eyes."""
+    wanted = {(p, y): k for k, (p, y) in enumerate((p, y) for p in GRID_PITCH_DEG for y in GRID_YAW_DEG)}
+    groups: dict = {}
+    for i in indices:
+        subject, p, eye = source.group_of(int(i))
+        if p != pose:
+            continue
+        pitch, yaw = np.degrees(np.asarray(source.gaze_of(int(i)), dtype=np.float64))  # the stored patch's gaze
+        slot = wanted.get((int(round(pitch)), int(round(yaw))))
+        if slot is not None:
+            groups.setdefault((subject, eye), {})[slot] = int(i)
+    return [[members[k] for k in range(len(wanted))] for _, members in sorted(groups.items()) if len(members) == len(wanted)]
+
+
+def redirection_set_of_groups(source, groups) -> RedirectionSet:
+    """He et al.'s protocol on photographs: in each group (one eye's 21 grid photos, :func:`grid_groups`)
+    every photo is redirected to the 20 others; the target is the photo at that gaze. No masks or
+    landmarks (photos carry none)."""
+    g = len(gaze_grid())
+    src_i, tgt_i = zip(*[(i, j) for i in range(g) for j in range(g) if i != j])
+    src_i, tgt_i = torch.tensor(src_i), torch.tensor(tgt_i)
+    parts = {k: [] for k in ("source", "target", "source_gaze", "target_gaze", "person", "group")}
+    for group, members in enumerate(groups):
+        images = torch.stack([source[i]["image"] for i in members])
+        gaze = torch.tensor(np.stack([source.gaze_of(i) for i in members]), dtype=torch.float32)
+        parts["source"].append(images[src_i])
+        parts["target"].append(images[tgt_i])
+        parts["source_gaze"].append(gaze[src_i])
+        parts["target_gaze"].append(gaze[tgt_i])
+        parts["person"].append(torch.full((len(src_i),), source.person_of(members[0])))
+        parts["group"].append(torch.full((len(src_i),), group))
     return RedirectionSet(**{k: torch.cat(v) for k, v in parts.items()})
 
 

@@ -39,7 +39,7 @@ def rgb_source(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None 
                images_per_person: int | None = None) -> SyntheticEyes:
     """Columbia-like RGB patches (64×64 by default; DeepWarp uses 41×51)."""
     if profile.data != "renderer":
-        return _dataset_source(profile, "columbia", "RGB eye patches with gaze labels (Columbia Gaze)")
+        return _dataset_source(profile, "columbia", "RGB eye patches with gaze labels (Columbia Gaze)", size)
     return SyntheticEyes(SyntheticEyeSpec("rgb", size=size or profile.patch_size, n_persons=profile.n_persons,
                                           images_per_person=images_per_person or profile.images_per_person, seed=seed,
                                           gaze_range_deg=REDIRECTION_GAZE_RANGE_DEG))
@@ -50,18 +50,22 @@ def person_split(profile: Profile, *, seed: int = 0) -> dict[str, list[int]]:
     dataset, its own split (OpenEDS: train → train, validation → test), whatever the seed."""
     if profile.data == "openeds":
         return nir_source(profile).protocol_split()
+    if profile.data == "columbia":
+        return rgb_source(profile).protocol_split()
     return split_persons(range(profile.n_persons), seed=seed)
 
 
-def _dataset_source(profile: Profile, wanted: str, what: str):
+def _dataset_source(profile: Profile, wanted: str, what: str, size=None):
     """The run's dataset when it is the one this protocol reads, else one clear error."""
-    from .data.sources import dataset_root, openeds_eyes
+    from .data.sources import columbia_eyes, dataset_root, openeds_eyes
 
     if profile.data != wanted:
         raise ValueError(f"this protocol needs {what}; DATA={profile.data!r} does not hold them: "
                          f"run this notebook with DATA='renderer' or DATA={wanted!r}")
     if wanted == "openeds":
         return openeds_eyes(dataset_root("openeds"), profile.nir_size)
+    if wanted == "columbia":
+        return columbia_eyes(dataset_root("columbia"), size or profile.patch_size)
     raise NotImplementedError(f"no protocol reads {wanted!r} yet: run this notebook on the renderer")
 
 
@@ -79,7 +83,9 @@ def person_side_groups(data, indices=None) -> torch.Tensor:
 
 def gaze_estimator_source(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None) -> SyntheticEyes:
     """The independent gaze estimator's data: RGB patches, 4× the profile's images per person
-    (200 at ``paper``), so that its floor is low."""
+    (200 at ``paper``), so that its floor is low; on Columbia Gaze, every patch (all head poses)."""
+    if profile.data == "columbia":
+        return rgb_source(profile, seed=seed, size=size)
     per_person = max(profile.images_per_person, profile.estimator_images_per_person)
     return rgb_source(profile, seed=seed, size=size, images_per_person=per_person)
 
@@ -117,7 +123,16 @@ def redirection_eyes(source: SyntheticEyes, test_indices) -> list[int]:
 def _redirection_parts(profile: Profile, seed: int, size):
     source = rgb_source(profile, seed=seed, size=size)
     split = person_split(profile, seed=seed)
-    eyes = redirection_eyes(source, split_indices(source, split)["test"])
+    test = split_indices(source, split)["test"]
+    if profile.data == "columbia":  # He et al.'s test eyes: frontal photos of one eye at all 21 grid gazes
+        from .evaluation import grid_groups
+
+        groups = grid_groups(source, test)[: profile.redirection_eyes or None]
+        if not groups:
+            raise ValueError("no test subject has one eye photographed at all 21 grid gazes with a frontal head pose: "
+                             "He et al.'s protocol needs them")
+        return source, split, groups
+    eyes = redirection_eyes(source, test)
     return source, split, eyes[: profile.redirection_eyes or len(eyes)]
 
 
@@ -126,9 +141,11 @@ def redirection_protocol(profile: Profile, *, seed: int = 0, size: tuple[int, in
     directions, each redirected to the 20 others. Returns (source, RedirectionSet, eye indices).
 
     Every method notebook predicts on exactly this set so that ``07_evaluation`` compares alike."""
-    from .evaluation import build_redirection_set
+    from .evaluation import build_redirection_set, redirection_set_of_groups
 
     source, _, eyes = _redirection_parts(profile, seed, size)
+    if profile.data == "columbia":  # eyes: each test eye's 21 photos; the eye is named by its first
+        return source, redirection_set_of_groups(source, eyes), [group[0] for group in eyes]
     return source, build_redirection_set(source, eyes), eyes
 
 
@@ -142,6 +159,8 @@ def protocol_recipe(profile: Profile, task: str, *, seed: int = 0, size: tuple[i
         return data_recipe(source, split=split, indices=test, protocol="openeds", order="as given")
     if task == "redirection":
         source, split, eyes = _redirection_parts(profile, seed, size)
+        if profile.data == "columbia":
+            eyes = [i for group in eyes for i in group]
         return data_recipe(source, split=split, indices=eyes, protocol="redirection",
                            grid={"pitch_deg": list(GRID_PITCH_DEG), "yaw_deg": list(GRID_YAW_DEG)},
                            pairs="every grid direction to the 20 others, per eye")
@@ -163,16 +182,32 @@ def _training_pairs_arguments(profile: Profile, seed: int, size=None):
     return source, train, {"pairs_per_image": profile.pairs_per_image, "seed": seed}
 
 
+def _columbia_pairs(profile: Profile, seed: int, progress: bool = False):
+    from .data.pairs import GroupPairRows
+
+    source = rgb_source(profile, seed=seed)
+    return GroupPairRows(source, split_indices(source, person_split(profile, seed=seed))["train"], progress=progress)
+
+
 def redirection_training_pairs(profile: Profile, *, seed: int = 0, progress: bool = True) -> dict:
     """Pairs (same eye, two gazes) of the training persons at the protocol's patch size: what the
     64×64 DeepWarp, the gaze GAN and its ablations all train on, so their comparison is alike.
     Each training image gives 1 pair at ``smoke`` and 3 otherwise (targets drawn uniformly in the
-    source range). The result's ``recipe`` describes it (for the models' provenance)."""
+    source range). The result's ``recipe`` describes it (for the models' provenance). On Columbia
+    Gaze: He et al.'s pairs, every ordered pair of one training eye's frontal photos
+    (:class:`~eyegen_lib.data.pairs.GroupPairRows`; no landmarks, so not DeepWarp's)."""
+    if profile.data == "columbia":
+        return _columbia_pairs(profile, seed, progress)
     return deepwarp_training_pairs(profile, "protocol", seed=seed, progress=progress)
 
 
 def redirection_training_pairs_recipe(profile: Profile, *, seed: int = 0) -> dict:
     """The ``recipe`` of :func:`redirection_training_pairs`, without rendering them."""
+    if profile.data == "columbia":
+        from .data.pairs import group_pairs_recipe
+
+        source = rgb_source(profile, seed=seed)
+        return group_pairs_recipe(source, split_indices(source, person_split(profile, seed=seed))["train"])
     return deepwarp_training_pairs_recipe(profile, "protocol", seed=seed)
 
 

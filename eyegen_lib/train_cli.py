@@ -22,7 +22,7 @@ __all__ = ["MODELS", "add_train_parser", "run_train"]
 # model → (its variants, the default variant, what --variant means for it)
 MODELS: dict[str, tuple[tuple[str, ...], str, str]] = {}
 # a dataset → the models whose protocol reads it (the rest train on the renderer only)
-DATASET_MODELS = {"openeds": ("segmenter", "refiner")}
+DATASET_MODELS = {"openeds": ("segmenter", "refiner", "seg2eye"), "columbia": ("gaze_gan", "gaze_estimator")}
 
 
 def _models() -> dict[str, tuple[tuple[str, ...], str, str]]:
@@ -60,8 +60,9 @@ def add_train_parser(sub) -> None:
                            epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("model", metavar="MODEL", help="one of: " + ", ".join(_models()))
     train.add_argument("--profile", default="cpu", help=f"{' | '.join(PROFILES)} (default: cpu)")
-    train.add_argument("--data", default="renderer", help="the data source: renderer (default) or openeds (your copy, "
-                       "in $EYEGEN_OPENEDS_DIR; segmenter and refiner); a real-data model is filed apart")
+    train.add_argument("--data", default="renderer", help="the data source: renderer (default), openeds (your copy in "
+                       "$EYEGEN_OPENEDS_DIR: segmenter, refiner, seg2eye) or columbia ($EYEGEN_COLUMBIA_DIR: gaze_gan, "
+                       "gaze_estimator); a model trained on a dataset is filed apart")
     train.add_argument("--seed", default="0", help="the run's seed (default 0): a notebook with SEED=S loads it")
     train.add_argument("--steps", default=None, help="train this many steps instead of the profile's (the artifact "
                                                      "then records that config)")
@@ -145,7 +146,7 @@ def _parse(args):
         if args.model not in DATASET_MODELS.get(args.data, ()):
             takers = DATASET_MODELS.get(args.data, ())
             raise UsageError(f"{args.model} does not train on --data {args.data}: "
-                             + (f"only {' and '.join(takers)} do" if takers else "no model does yet"))
+                             + (f"only {', '.join(takers)} do" if takers else "no model does yet"))
         try:
             check_data_source(PROFILES[args.profile].with_data(args.data))
         except (DatasetError, ValueError) as exc:

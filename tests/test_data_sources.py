@@ -189,7 +189,7 @@ def test_an_unset_or_wrong_variable_is_one_line(monkeypatch, value, says):
 def test_eyegen_train_refuses_a_model_whose_protocol_does_not_read_the_dataset():
     cli = subprocess.run([sys.executable, "-m", "eyegen_lib.cli", "train", "deepwarp", "--profile", "smoke",
                           "--data", "openeds"], capture_output=True, text=True)
-    assert cli.returncode == 2 and "only segmenter and refiner do" in cli.stderr
+    assert cli.returncode == 2 and "only segmenter, refiner, seg2eye do" in cli.stderr
 
 
 # -- the notebooks, end to end ---------------------------------------------------------------------------
@@ -219,3 +219,74 @@ def test_the_streamed_pipeline_reads_openeds_in_dataloader_workers(on_openeds):
     assert 0 <= info["metrics"]["miou"] <= 1
     _, info = registry.refiner(streamed, progress=False)
     assert "/smoke+openeds/" in info["path"] and len(info["history"]["challenge_loss"]) > 0
+
+
+# -- Columbia Gaze: He et al.'s protocol on photographed gaze grids ------------------------------------------
+def _columbia(root, subjects=(1, 2, 3, 51)):
+    """A Columbia export of len(subjects) renderer persons, renamed to these subject numbers (He et al.'s
+    split needs subjects 51–56; exporting 56 persons would take minutes)."""
+    tmp = root.parent / (root.name + "-export")
+    cmd = [sys.executable, "-m", "eyegen_lib.cli", "synth", "export", "--format", "columbia", "--out", str(tmp),
+           "--persons", str(len(subjects)), "--lossless", "--no-progress"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    root.mkdir()
+    for path in tmp.glob("*.png"):
+        number = subjects[int(path.name[:4]) - 1]
+        path.rename(root / f"{number:04d}{path.name[4:]}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def columbia_dir(tmp_path_factory):
+    return _columbia(tmp_path_factory.mktemp("columbia") / "patches")
+
+
+@pytest.fixture
+def on_columbia(columbia_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(columbia_dir))
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path / "outputs"))
+    return SMOKE.with_data("columbia")
+
+
+def test_he_et_al_s_protocol_runs_on_columbia_photographs(on_columbia):
+    from eyegen_lib.data.pairs import GroupPairRows, pair_parts
+    from eyegen_lib.protocols import redirection_protocol, redirection_training_pairs
+
+    assert person_split(on_columbia) == {"train": [1, 2, 3], "validation": [], "test": [51]}
+    source, rset, eyes = redirection_protocol(on_columbia)
+    assert len(eyes) == min(2, SMOKE.redirection_eyes) and len(rset) == 21 * 20 * len(eyes)
+    assert set(rset.person.tolist()) == {51} and rset.source_mask is None
+    assert 4.5 < float(rset.angle_deg.min()) and float(rset.angle_deg.max()) < 36.5  # He et al.: 4.9°–35.9°
+    # every target is the photo of that eye at the target gaze: the pair's gazes are the photos' own
+    for k in (0, 77, len(rset) - 1):
+        match = [i for i in range(len(source)) if torch.equal(source[i]["image"], rset.target[k])]
+        assert match and torch.allclose(torch.as_tensor(source.gaze_of(match[0])), rset.target_gaze[k])
+    pairs = redirection_training_pairs(on_columbia, progress=False)
+    assert isinstance(pairs, GroupPairRows) and len(pairs) == 3 * 2 * 21 * 21, "every ordered pair of each training eye"
+    assert set(pairs.person.tolist()) == {1, 2, 3}
+    with pytest.raises(ValueError, match="photographed pairs carry no landmarks"):
+        pair_parts(pairs, ("source", "target", "landmarks"))
+
+
+def test_the_gaze_gan_and_estimator_train_on_columbia_and_are_filed_apart(on_columbia):
+    est, info = registry.gaze_estimator(on_columbia, progress=False)
+    assert "/smoke+columbia/" in info["path"]
+    assert info["metrics"]["test_error_deg"] < info["metrics"]["mean_predictor_error_deg"]
+    assert info["provenance"]["data"]["recipe"]["source"]["dataset"] == "Columbia Gaze patches"
+    _, gan = registry.gaze_gan(on_columbia, "full", progress=False)
+    assert "/smoke+columbia/" in gan["path"] and gan["trained_now"]
+    assert gan["provenance"]["data"]["recipe"]["pairs"] == "every ordered pair within (subject, pose, eye)"
+
+
+def test_a_malformed_columbia_folder_is_one_line(tmp_path, monkeypatch):
+    root = _columbia(tmp_path / "patches", subjects=(1, 2))
+    monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(root))
+    with pytest.raises(DatasetError, match="no test subject"):
+        check_data_source(SMOKE.with_data("columbia"))
+    odd = sorted(root.glob("*.png"))[0]
+    Image.fromarray(np.zeros((60, 64, 3), np.uint8)).save(root / f"0051{odd.name[4:]}")
+    with pytest.raises(DatasetError, match="patch is 60×64 but the others are 64×64"):
+        check_data_source(SMOKE.with_data("columbia"))
+    (root / "holiday.png").write_bytes(b"")
+    with pytest.raises(DatasetError, match="do not follow the Columbia patch pattern"):
+        check_data_source(SMOKE.with_data("columbia"))

@@ -1,9 +1,11 @@
-"""Redirection training pairs: the same synthetic eye at two gazes, what DeepWarp and the gaze GAN train on.
+"""Redirection training pairs: the same eye at two gazes, what DeepWarp and the gaze GAN train on.
 
-A pair table (source image, target gaze, misalignment) is drawn once from the pair seed, without
-rendering; :class:`PairRows` renders the rows a batch asks for, and
+On the renderer, a pair table (source image, target gaze, misalignment) is drawn once from the pair
+seed, without rendering; :class:`PairRows` renders the rows a batch asks for, and
 :func:`render_redirection_pairs` renders all of them into tensors (the small profiles). Both give
 the same pairs, pixel for pixel: the renderer draws an image alike whatever batch it is rendered in.
+On a dataset of photographed gaze grids (Columbia Gaze), :class:`GroupPairRows` pairs the photos of
+one eye, as He et al. do.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from ..provenance import data_recipe
 from ..runtime import tqdm
 from .rows import Rows, TensorRows, _as_rows
 
-__all__ = ["PairRows", "render_redirection_pairs", "redirection_pairs_recipe", "pair_parts", "as_pair_data",
+__all__ = ["PairRows", "GroupPairRows", "group_pairs_recipe", "render_redirection_pairs", "redirection_pairs_recipe", "pair_parts", "as_pair_data",
            "eye_tilt_deg", "centre_crop", "PAIR_FIELDS"]
 
 # Part of the pairs' recipe: bump when the pair table's draws change (models trained on other pairs retrain).
@@ -181,10 +183,70 @@ def render_redirection_pairs(source, indices, *, pairs_per_image: int = 1, verti
     return out
 
 
+class GroupPairRows(Rows):
+    """He et al.'s training pairs on a dataset: every ordered pair of photos within one (subject,
+    pose, eye) group — self-pairs included, 21 × 21 for a full gaze grid — of ``indices`` of
+    ``source`` (e.g. :class:`~eyegen_lib.data.sources.ColumbiaEyes`), head pose in ``poses`` only
+    (He et al. train on frontal faces). The photos are read once and held (uint8); a pair is two row
+    numbers into them. No landmarks: a model that needs them (DeepWarp) cannot train on these."""
+
+    keys = ("source", "target")
+
+    def __init__(self, source, indices, *, poses=(0,), include_self: bool = True, progress: bool = False):
+        from .datasets import render_all
+
+        groups = _pose_groups(source, indices, poses)
+        photos = [i for members in groups.values() for i in members]
+        self.images = render_all(source, photos, progress=progress)["image"]
+        row = {i: r for r, i in enumerate(photos)}
+        pairs = [(row[a], row[b]) for members in groups.values() for a in members for b in members
+                 if include_self or a != b]
+        self.a, self.b = (torch.tensor(side, dtype=torch.int64) for side in zip(*pairs))
+        gaze = torch.tensor(np.stack([source.gaze_of(i) for i in photos]), dtype=torch.float32)
+        self.source_gaze, self.target_gaze = gaze[self.a], gaze[self.b]
+        self.index = torch.tensor(photos, dtype=torch.int64)[self.a]
+        self.person = torch.tensor([source.person_of(i) for i in photos], dtype=torch.int64)[self.a]
+        self.recipe = group_pairs_recipe(source, indices, poses=poses, include_self=include_self)
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def fetch(self, rows) -> dict[str, torch.Tensor]:
+        r = torch.as_tensor(_as_rows(rows), dtype=torch.int64)
+        return {"source": self.images[self.a[r]], "target": self.images[self.b[r]]}
+
+    def meta(self) -> dict:
+        return {"source_gaze": self.source_gaze, "target_gaze": self.target_gaze, "border": 0, "recipe": self.recipe,
+                "index": self.index, "person": self.person}
+
+
+def _pose_groups(source, indices, poses) -> dict:
+    groups: dict = {}
+    for i in sorted({int(i) for i in indices}):
+        subject, pose, eye = source.group_of(i)
+        if pose in poses:
+            groups.setdefault((subject, pose, eye), []).append(i)
+    if not groups:
+        raise ValueError(f"no photos of head pose {list(poses)} among these indices to pair")
+    return groups
+
+
+def group_pairs_recipe(source, indices, *, poses=(0,), include_self: bool = True) -> dict:
+    """The data recipe of :class:`GroupPairRows` with these arguments, without reading a photo."""
+    photos = [i for members in _pose_groups(source, indices, poses).values() for i in members]
+    return data_recipe(source, indices=photos, pairs="every ordered pair within (subject, pose, eye)",
+                       poses=sorted(int(p) for p in poses), include_self=bool(include_self))
+
+
 def pair_parts(pairs, keys=PAIR_FIELDS) -> tuple[Rows, dict]:
-    """(row store, table) of training pairs: a :class:`PairRows` (rendered when fetched), or the dict
-    of :func:`render_redirection_pairs` (held in memory; its ``keys`` as rows)."""
-    if isinstance(pairs, PairRows):
+    """(row store, table) of training pairs: a :class:`PairRows` (rendered when fetched) or a
+    :class:`GroupPairRows`, or the dict of :func:`render_redirection_pairs` (held in memory; its
+    ``keys`` as rows)."""
+    if isinstance(pairs, (PairRows, GroupPairRows)):
+        missing = [k for k in keys if k not in pairs.keys and k not in pairs.meta()]
+        if missing:
+            raise ValueError(f"these training pairs have no {missing}: photographed pairs carry no landmarks, "
+                             "so a model that needs them (DeepWarp) trains on the renderer's pairs only")
         return pairs, pairs.meta()
     if not isinstance(pairs, dict):
         raise TypeError(f"training pairs must be PairRows or the dict render_redirection_pairs returns, got {type(pairs).__name__}")
@@ -202,7 +264,7 @@ def as_pair_data(pairs, keys=("source", "target", "source_gaze", "target_gaze"))
     :func:`render_redirection_pairs` pass through; a dataset of pair items (e.g.
     :class:`~eyegen_lib.data.datasets.RedirectionPairs`, pre-rendered, no border) is stacked into a
     dict of ``keys`` — with the eye's tilt when ``keys`` hold the landmarks."""
-    if isinstance(pairs, (dict, PairRows)):
+    if isinstance(pairs, (dict, PairRows, GroupPairRows)):
         return pairs
     items = [pairs[k] for k in range(len(pairs))]
     if not items:

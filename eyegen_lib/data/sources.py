@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from .errors import DatasetError
 
-__all__ = ["DATASET_VARIABLES", "dataset_root", "check_data_source", "OpenEDSEyes", "openeds_eyes"]
+__all__ = ["DATASET_VARIABLES", "dataset_root", "check_data_source", "OpenEDSEyes", "openeds_eyes", "ColumbiaEyes",
+           "columbia_eyes"]
 
 # data source → (its environment variable, what the folder must hold)
 DATASET_VARIABLES = {
@@ -62,6 +63,13 @@ def check_data_source(profile) -> str:
         split = eyes.protocol_split()
         return (f"OpenEDS at {eyes.root}: {len(eyes):,} labelled images; {len(split['train'])} training persons, "
                 f"{len(split['test'])} test persons (the validation split)")
+    if profile.data == "columbia":
+        eyes = columbia_eyes(dataset_root("columbia"), profile.patch_size)
+        eyes.check_files()
+        eyes[0]
+        split = eyes.protocol_split()
+        return (f"Columbia Gaze patches at {eyes.root}: {len(eyes):,} patches; {len(split['train'])} training subjects, "
+                f"{len(split['test'])} test subjects (He et al.'s split)")
     raise DatasetError(f"no notebook protocol reads {profile.data!r} yet",
                        fix="run on the renderer or on OpenEDS (see the README's 'Real datasets')")
 
@@ -205,3 +213,111 @@ def openeds_eyes(root, size) -> OpenEDSEyes:
     eyes = _cached_openeds(str(root), (int(size[0]), int(size[1])), stamp)
     note_data_read("OpenEDS", root, synthetic=bool(eyes.readers[0]._sidecar))  # the running notebook's record says so
     return eyes
+
+
+class ColumbiaEyes:
+    """He et al.'s Columbia Gaze patches (:class:`~eyegen_lib.data.columbia.ColumbiaPatches`) as a
+    source at a working ``size``: ``[i]`` → ``image`` uint8 (3, H, W), ``gaze`` (pitch, yaw) in the
+    project's convention, ``person`` (the subject), ``side`` (the eye); ``group_of`` (subject, pose,
+    eye) — one eye photographed at the 21 grid gazes, what He et al. pair within. Patches of another
+    size are resized (area). He et al.'s split: subjects 1–50 train, 51–56 test."""
+
+    def __init__(self, root, size: tuple[int, int]):
+        from .columbia import ColumbiaPatches
+
+        self.root, self.size = Path(root).expanduser(), (int(size[0]), int(size[1]))
+        self.reader = ColumbiaPatches(self.root)
+        self.records = self.reader.records
+        self.persons = self.reader.persons
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def person_of(self, index: int) -> int:
+        return self.reader.person_of(index)
+
+    def side_of(self, index: int) -> str:
+        return self.reader.side_of(index)
+
+    def group_of(self, index: int):
+        return self.reader.group_of(index)
+
+    def gaze_of(self, index: int):
+        return self.reader.gaze_of(index)
+
+    def has_gaze(self, index: int) -> bool:
+        return True
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.reader[index]
+        out = {key: sample[key] for key in ("gaze", "person", "side", "pose", "index", "path")}
+        image = sample["image"]
+        if tuple(image.shape[-2:]) != self.size:
+            image = F.interpolate(image[None].float(), size=self.size, mode="area")[0].round().clamp(0, 255).byte()
+        out["image"] = image
+        return out
+
+    def check_files(self) -> tuple[int, int]:
+        """Every patch's header (size, colour mode) without decoding pixels; raises :class:`DatasetError`."""
+        from PIL import Image, UnidentifiedImageError
+
+        size = None
+        for rec in self.records:
+            try:
+                with Image.open(rec.path) as im:
+                    shape, mode = (im.height, im.width), im.mode
+            except (OSError, UnidentifiedImageError) as exc:
+                raise DatasetError(f"patch cannot be opened ({exc})", path=rec.path,
+                                   fix="re-copy this file, or remove it") from None
+            if mode not in ("RGB", "L"):
+                raise DatasetError(f"patch has PIL mode {mode!r}, expected 8-bit RGB", path=rec.path,
+                                   fix="re-save the patch as 8-bit RGB")
+            size = size or shape
+            if shape != size:
+                raise DatasetError(f"patch is {shape[0]}×{shape[1]} but the others are {size[0]}×{size[1]}", path=rec.path,
+                                   fix="He et al.'s patches are all 64×64: re-crop or remove this one")
+        return size
+
+    def protocol_split(self) -> dict[str, list[int]]:
+        """He et al.'s subjects: 1–50 train, 51–56 test (those present)."""
+        from .columbia import TEST_SUBJECTS, TRAIN_SUBJECTS
+
+        split = {"train": [s for s in self.persons if s in TRAIN_SUBJECTS], "validation": [],
+                 "test": [s for s in self.persons if s in TEST_SUBJECTS]}
+        for role, subjects in (("train", TRAIN_SUBJECTS), ("test", TEST_SUBJECTS)):
+            if not split[role]:
+                raise DatasetError(f"no {role} subject ({subjects[0]}–{subjects[-1]} in He et al.'s split) has a patch here; "
+                                   f"found subjects {self.persons[:10]}", path=self.root,
+                                   fix="point $EYEGEN_COLUMBIA_DIR at the patches of all 56 subjects")
+        return split
+
+    @functools.cached_property
+    def manifest(self) -> str:
+        h = hashlib.sha256()
+        for rec in self.records:
+            h.update(f"{rec.path.relative_to(self.root)}\t{rec.path.stat().st_size}\n".encode())
+        return h.hexdigest()[:16]
+
+    def recipe(self) -> dict:
+        return {"dataset": "Columbia Gaze patches", "roles": {"train": "subjects 1-50", "test": "subjects 51-56"},
+                "images": len(self), "working_size": list(self.size), "manifest": self.manifest,
+                "synthetic_export": bool(self.reader._sidecar)}
+
+    def __repr__(self) -> str:
+        return f"ColumbiaEyes({str(self.root)!r}, size={self.size}: {len(self)} patches, {len(self.persons)} subjects)"
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_columbia(root: str, size: tuple[int, int], stamp: float) -> ColumbiaEyes:
+    return ColumbiaEyes(root, size)
+
+
+def columbia_eyes(root, size) -> ColumbiaEyes:
+    """:class:`ColumbiaEyes`, opened once per process and folder (re-opened when the folder changes)."""
+    from .errors import note_data_read
+
+    root = Path(root).expanduser()
+    eyes = _cached_columbia(str(root), (int(size[0]), int(size[1])), root.stat().st_mtime)
+    note_data_read("Columbia Gaze patches", root, synthetic=bool(eyes.reader._sidecar))
+    return eyes
+
