@@ -87,14 +87,15 @@ PROFILES: dict[str, Profile] = {
         description="CI on CPU: seconds to a minute per notebook; checks that everything runs",
         nir_size=(40, 64), patch_size=(64, 64), n_persons=8, images_per_person=16, width_multiplier=1 / 8,
         train_steps=30, batch_size=8, eval_images=32, pairs_per_image=1, redirection_eyes=2,
-        estimator_images_per_person=64,
+        estimator_images_per_person=128,
         schedules={
             "segmenter": dict(steps=150, batch_size=8, lr=4e-3),
             "refiner": dict(steps=100, batch_size=8, top_n=4, lr=2e-3),
             "seg2eye": dict(steps=45, ablation_steps=15, batch_size=4, lr_g=4e-4, lr_d=1.6e-3),
             "deepwarp": dict(steps=60, batch_size=8, lr=3e-3),  # 30 left 05's smoke check failing on 1 seed in 20
             "gaze_gan": dict(steps=6, ablation_steps=3, batch_size=4, lr=5e-4),
-            "gaze_estimator": dict(steps=120, batch_size=32),
+            # 120 steps on 64 images a person failed 07's two estimator checks on 2 of 20 seeds (issue 33)
+            "gaze_estimator": dict(steps=300, batch_size=32),
         },
     ),
     "cpu": Profile(
