@@ -47,33 +47,34 @@ def _t(smoke: float | None, cpu_zoo: float | None, cpu_no_zoo: float | None) -> 
 
 CARDS: dict[str, NotebookCard] = {c.notebook: c for c in (
     NotebookCard("00_setup", "nothing: checks the environment, weights and datasets",
-                 "—", "—", _t(5.4, 7.5, 7.5)),
+                 "—", "—", _t(5.4, 6.9, 6.9)),
     NotebookCard("01_dataset", "the data: the procedural eye renderer standing in for OpenEDS, Columbia Gaze and "
-                 "MPIIGaze, and the real datasets' readers", "—", "—", _t(10.0, 9.0, 9.0)),
+                 "MPIIGaze, and the real datasets' readers", "—", "—", _t(10.0, 12.1, 12.1)),
     NotebookCard("02_ranking", "Seg2Eye §4.1 (Buhler et al., ICCVW 2019): pseudo-labels and similarity ranking",
-                 "—", "the DeepLab v3+ segmenter", _t(10.8, 30.9, None),
+                 "—", "the DeepLab v3+ segmenter", _t(10.8, 37.1, None),
                  "without the zoo, 01–03 took about 4.5 min together at cpu", data=("renderer", "openeds")),
     NotebookCard("03_refiner", "Seg2Eye §4.2, §5.1: the refiner that won the OpenEDS challenge",
                  "02's segmenter", "the refiner; its outputs on the OpenEDS protocol (read by 04 and 07)",
-                 _t(8.4, 23.0, None), "without the zoo, 01–03 took about 4.5 min together at cpu",
+                 _t(8.4, 22.8, None), "without the zoo, 01–03 took about 4.5 min together at cpu",
                  data=("renderer", "openeds")),
     NotebookCard("04_seg2eye", "Seg2Eye §4.3, §5.2: SPADE + AdaIN style generation and its ablations",
                  "03's refiner outputs (for the Seg2Eye-vs-refiner claim)",
-                 "Seg2Eye, its ablations; its outputs on the OpenEDS protocol (read by 07)", _t(20.0, 65.8, 720.0),
+                 "Seg2Eye, its ablations; its outputs on the OpenEDS protocol (read by 07)", _t(20.0, 90.9, 720.0),
                  data=("renderer", "openeds")),
     NotebookCard("05_deepwarp", "DeepWarp (Ganin et al., ECCV 2016): coarse-to-fine warping, lightness correction",
                  "—", "the DeepWarp variants; its outputs on the redirection protocol (read by 06, 07)",
-                 _t(40.1, 83.1, 1140.0)),
+                 _t(40.1, 88.6, 1140.0)),
     NotebookCard("06_gaze_gan", "He et al., ICCV 2019: GAN gaze redirection, its ablations, against DeepWarp",
                  "05's protocol DeepWarp, 07's gaze estimator (both taken or trained through the registry)",
                  "the GAN and its ablations; its outputs on the redirection protocol (read by 07, 08)",
-                 _t(42.0, 203.2, None), "without the zoo, the GAN alone trains 73 min at cpu; not timed end to end. The identity measures "
-                 "(§5b) came after the cpu timing: with them the run took 8 min beside a test run, not re-timed quietly"),
+                 _t(42.0, 492.3, None), "without the zoo, the GAN alone trains 73 min at cpu; not timed end to end. With the zoo, most of its "
+                 "time is the identity and repaint measures (§5b–5d) over every model on the protocol"),
     NotebookCard("07_evaluation", "the metrics (challenge L2, LPIPS, blurriness, gaze error), He et al.'s Table 1, "
                  "and every method side by side", "the saved outputs of 03–06 (each left out until made)",
-                 "the independent gaze estimator", _t(15.8, 56.1, 90.0)),
+                 "the independent gaze estimator", _t(15.8, 69.0, 90.0),
+                 data=("renderer", "openeds", "columbia")),
     NotebookCard("08_augmentation", "He et al. §5.6: redirected eyes as training data for gaze estimation",
-                 "06's GAN", "gaze estimators on raw, GAN-augmented and oracle sets", _t(24.0, 14.9, None),
+                 "06's GAN", "gaze estimators on raw, GAN-augmented and oracle sets", _t(24.0, 17.8, None),
                  "without the zoo it trains 06's GAN first when 06 has not run"),
 )}
 
@@ -113,6 +114,8 @@ def card_fields(notebook: str) -> list[tuple[str, str]]:
     """A card as (label, text) rows: the notebook cell, ``eyegen list`` and the README draw from these."""
     c = card(notebook)
     data = "the renderer" + "".join(f"; {_DATASET_NAMES[d]} (eyegen run --data {d})" for d in c.data if d != "renderer")
+    if c.notebook == "07_evaluation" and len(c.data) > 1:
+        data += "; each of its parts reads the data of its kind, the other stays on the renderer"
     return [("Reproduces", c.reproduces), ("Needs", c.needs), ("Makes", c.makes), ("Data", data),
             ("Run time", f"{_times(c)}" + (f" ({c.timing_note})" if c.timing_note else "") + f"; on {MEASURED_ON}"),
             ("Run it", f"eyegen run --only {c.number}")]

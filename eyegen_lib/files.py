@@ -22,7 +22,9 @@ __all__ = ["WriteError", "atomic_writer", "atomic_write_text", "atomic_write_jso
 _HINTS = {errno.ENOSPC: "free some space, or write the run elsewhere (eyegen run --out DIR)",
           errno.EDQUOT: "free some space, or write the run elsewhere (eyegen run --out DIR)",
           errno.EACCES: "make the folder writable, or write the run elsewhere (eyegen run --out DIR)",
-          errno.EROFS: "the file system is read-only: write the run elsewhere (eyegen run --out DIR)"}
+          errno.EROFS: "the file system is read-only: write the run elsewhere (eyegen run --out DIR)",
+          errno.EFBIG: "a file-size limit (ulimit -f, or the file system's) refuses it: raise the limit, or write "
+                       "the run elsewhere (eyegen run --out DIR)"}
 
 
 class WriteError(OSError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from .data.datasets import indices_of_persons, split_persons
+from .data.errors import note_renderer_used
 from .data.synthetic import SyntheticEyes, SyntheticEyeSpec
 from .profiles import Profile
 from .provenance import data_recipe, fingerprint
@@ -31,6 +32,7 @@ def nir_source(profile: Profile, *, seed: int = 0, images_per_person: int | None
     the user's OpenEDS semantic set (:class:`~eyegen_lib.data.sources.OpenEDSEyes`)."""
     if profile.data != "renderer":
         return _dataset_source(profile, "openeds", "NIR eye frames (OpenEDS)")
+    note_renderer_used()
     return SyntheticEyes(SyntheticEyeSpec("nir", size=profile.nir_size, n_persons=profile.n_persons,
                                           images_per_person=images_per_person or profile.images_per_person, seed=seed))
 
@@ -40,6 +42,7 @@ def rgb_source(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None 
     """Columbia-like RGB patches (64×64 by default; DeepWarp uses 41×51)."""
     if profile.data != "renderer":
         return _dataset_source(profile, "columbia", "RGB eye patches with gaze labels (Columbia Gaze)", size)
+    note_renderer_used()
     return SyntheticEyes(SyntheticEyeSpec("rgb", size=size or profile.patch_size, n_persons=profile.n_persons,
                                           images_per_person=images_per_person or profile.images_per_person, seed=seed,
                                           gaze_range_deg=REDIRECTION_GAZE_RANGE_DEG))

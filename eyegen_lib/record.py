@@ -125,6 +125,13 @@ class Recorder:
             [{"name": name, "file": str(file), "sha256": sha256}]
         self._write()
 
+    def renderer_used(self) -> None:
+        """Note that the renderer made some of this notebook's eyes (a dataset run's section that has no
+        dataset of its kind yet: 07's redirection part on OpenEDS, say)."""
+        if RENDERER_SOURCE not in self.data["data_sources"]:
+            self.data["data_sources"].append(RENDERER_SOURCE)
+            self._write()
+
     def data_read(self, dataset: str, root: str | os.PathLike, *, synthetic: bool) -> None:
         """Note a dataset folder a reader opened: a licensed copy, or (``synthetic``) the renderer's
         export in that dataset's layout."""
@@ -147,7 +154,7 @@ class Recorder:
 
     def claim(self, name: str, *, paper: str, statement: str, measured: dict, holds: bool, note: str = "",
               margin: float | None = None, spread: float | None = None, spread_note: str = "",
-              by_length: Mapping[int, Mapping] | None = None) -> bool:
+              by_length: Mapping[int, Mapping] | None = None, data: str | None = None) -> bool:
         """Record a paper claim with what was measured and whether it holds here. Returns ``holds``.
 
         ``margin`` is by how much it holds (> 0) or fails (< 0), in the units of its measured quantity;
@@ -155,12 +162,14 @@ class Recorder:
         default the profile's measured spread, :mod:`eyegen_lib.claim_spread`). A claim
         whose margin lies within its spread is recorded as **inconclusive** (``state``), neither holding
         nor failing. ``by_length`` holds the claim at other training lengths: ``{step: {"holds": bool,
-        "margin": float, "measured": {...}}}`` (a long run's snapshots)."""
+        "margin": float, "measured": {...}}}`` (a long run's snapshots). ``data``: the data source it was
+        measured on, where a notebook's sections read different ones (default: the notebook's)."""
+        data = data or self.data.get("data", "renderer")
         for what, value in (("holds", holds), *((f"by_length[{k}].holds", v.get("holds")) for k, v in (by_length or {}).items())):
             if not isinstance(value, bool) and not (hasattr(value, "item") and isinstance(value.item(), bool)):
                 raise TypeError(f"claim {name!r}: {what} must be True or False, got {value!r}")
         # the shipped spreads were measured on the renderer: a run on a dataset keeps its plain holds / fails
-        if spread is None and margin is not None and self.data.get("profile") and self.data.get("data", "renderer") == "renderer":
+        if spread is None and margin is not None and self.data.get("profile") and data == "renderer":
             from .claim_spread import claim_spread  # measured by `eyegen zoo spread`, shipped with the zoo
 
             found = claim_spread(self.data["profile"], name)
@@ -172,7 +181,7 @@ class Recorder:
                  "measured": _plain(dict(measured), f"claim {name!r}"), "holds": bool(holds), "note": note,
                  "margin": None if margin is None else float(margin), "spread": None if spread is None else float(spread),
                  "spread_note": spread_note, "state": claim_state(bool(holds), margin, spread),
-                 "data": self.data.get("data", "renderer")}
+                 "data": data}
         if by_length:
             entry["by_length"] = {str(int(k)): {"holds": bool(v["holds"]),
                                                 "margin": None if v.get("margin") is None else float(v["margin"]),

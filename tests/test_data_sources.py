@@ -120,8 +120,9 @@ def test_a_real_data_artifact_never_serves_a_renderer_run_nor_the_reverse(on_ope
 
 
 def test_notebook_cards_say_which_data_each_takes():
-    assert notebooks_taking("openeds") == ["02_ranking", "03_refiner", "04_seg2eye"]
-    assert [p.stem for p in select_notebooks(None, "openeds")] == ["02_ranking", "03_refiner", "04_seg2eye"]
+    assert notebooks_taking("openeds") == ["02_ranking", "03_refiner", "04_seg2eye", "07_evaluation"]
+    assert [p.stem for p in select_notebooks(None, "openeds")] == ["02_ranking", "03_refiner", "04_seg2eye", "07_evaluation"]
+    assert notebooks_taking("columbia") == ["07_evaluation"]
     with pytest.raises(ValueError, match="05_deepwarp cannot run on --data openeds"):
         select_notebooks(["05"], "openeds")
     with pytest.raises(ValueError, match="no notebook runs on --data mpiigaze"):
@@ -193,21 +194,30 @@ def test_eyegen_train_refuses_a_model_whose_protocol_does_not_read_the_dataset()
 
 
 # -- the notebooks, end to end ---------------------------------------------------------------------------
-def test_02_to_04_run_on_an_openeds_copy_and_the_report_names_it(on_openeds, openeds_dir, tmp_path):
+def test_02_to_04_and_07_run_on_an_openeds_copy_and_the_report_names_it(on_openeds, openeds_dir, tmp_path):
+    from eyegen_lib.record import RENDERER_SOURCE
+
     out = tmp_path / "run"
     summary = run_notebooks("smoke", data="openeds", out=out)
-    assert summary["ran"] == ["02_ranking", "03_refiner", "04_seg2eye"] and summary["data"] == "openeds"
+    assert summary["ran"] == ["02_ranking", "03_refiner", "04_seg2eye", "07_evaluation"] and summary["data"] == "openeds"
     assert all(n["status"] == "ok" for n in summary["notebooks"]), summary["notebooks"]
-    for name in summary["ran"]:
+    openeds = f"OpenEDS at {openeds_dir} (the renderer's export in its layout)"
+    for name in summary["ran"][:3]:
         record = json.loads((out / "metrics" / f"{name}.json").read_text())
-        assert record["data"] == "openeds" and record["data_sources"] == [
-            f"OpenEDS at {openeds_dir} (the renderer's export in its layout)"]
+        assert record["data"] == "openeds" and record["data_sources"] == [openeds], "no renderer eye in 02–04"
         assert record["claims"] and all(c["data"] == "openeds" and c["spread"] is None for c in record["claims"])
         assert all("/smoke+openeds/" in a["file"] for a in record["artifacts"]), "models and predictions filed apart"
+    # 07: its OpenEDS part on the copy (03's and 04's saved outputs of it), its redirection part on the renderer
+    record = json.loads((out / "metrics" / "07_evaluation.json").read_text())
+    assert record["data"] == "openeds" and set(record["data_sources"]) == {openeds, RENDERER_SOURCE}
+    assert {c["name"]: c["data"] for c in record["claims"]} == {"table1_shift_highest_mse_lowest_lpips": "renderer"}
+    files = {a["name"]: a["file"] for a in record["artifacts"]}
+    assert "/smoke+openeds/" in files["segmenter"] and "/smoke/" in files["gaze_estimator/64x64"]
+    assert {"openeds_refiner", "openeds_seg2eye", "openeds_nearest_by_mask"} <= set(record["metrics"])
     ranking = json.loads((out / "metrics" / "02_ranking.json").read_text())["metrics"]
     assert 0 <= ranking["segmenter_miou"]["value"] <= 1
     report = (out / "report.html").read_text()
-    assert "02_ranking, 03_refiner, 04_seg2eye on OpenEDS at" in report and "data openeds" in report
+    assert "02_ranking, 03_refiner, 04_seg2eye, 07_evaluation on OpenEDS at" in report and "data openeds" in report
 
 
 def test_the_streamed_pipeline_reads_openeds_in_dataloader_workers(on_openeds):
@@ -222,12 +232,12 @@ def test_the_streamed_pipeline_reads_openeds_in_dataloader_workers(on_openeds):
 
 
 # -- Columbia Gaze: He et al.'s protocol on photographed gaze grids ------------------------------------------
-def _columbia(root, subjects=(1, 2, 3, 51)):
+def _columbia(root, subjects=(1, 2, 3, 51), per_person=42):
     """A Columbia export of len(subjects) renderer persons, renamed to these subject numbers (He et al.'s
     split needs subjects 51–56; exporting 56 persons would take minutes)."""
     tmp = root.parent / (root.name + "-export")
     cmd = [sys.executable, "-m", "eyegen_lib.cli", "synth", "export", "--format", "columbia", "--out", str(tmp),
-           "--persons", str(len(subjects)), "--lossless", "--no-progress"]
+           "--persons", str(len(subjects)), "--images-per-person", str(per_person), "--lossless", "--no-progress"]
     subprocess.run(cmd, check=True, capture_output=True)
     root.mkdir()
     for path in tmp.glob("*.png"):
@@ -290,3 +300,24 @@ def test_a_malformed_columbia_folder_is_one_line(tmp_path, monkeypatch):
     (root / "holiday.png").write_bytes(b"")
     with pytest.raises(DatasetError, match="do not follow the Columbia patch pattern"):
         check_data_source(SMOKE.with_data("columbia"))
+
+
+def test_07_runs_its_redirection_part_on_a_columbia_copy(tmp_path, monkeypatch):
+    from eyegen_lib.record import RENDERER_SOURCE
+
+    root = _columbia(tmp_path / "patches", per_person=84)  # head poses 0 and 15: the nearest-capture baseline exists
+    monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(root))
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path / "outputs"))
+    out = tmp_path / "run"
+    summary = run_notebooks("smoke", data="columbia", out=out)
+    assert summary["ran"] == ["07_evaluation"] and summary["notebooks"][0]["status"] == "ok", summary["notebooks"]
+    record = json.loads((out / "metrics" / "07_evaluation.json").read_text())
+    columbia = f"Columbia Gaze patches at {root}"  # renamed without the export's sidecar: read as a real copy
+    assert record["data"] == "columbia" and set(record["data_sources"]) == {columbia, RENDERER_SOURCE}
+    assert {c["name"]: c["data"] for c in record["claims"]} == {"table1_shift_highest_mse_lowest_lpips": "columbia"}
+    files = {a["name"]: a["file"] for a in record["artifacts"]}
+    assert "/smoke+columbia/" in files["gaze_estimator/64x64"] and "/smoke/" in files["segmenter"]
+    metrics = record["metrics"]
+    assert {"redirection_copy_input", "redirection_nearest_same_person", "redirection_real_target"} <= set(metrics)
+    assert metrics["gaze_estimator_test_error_deg"]["value"] < metrics["gaze_mean_predictor_error_deg"]["value"]
+

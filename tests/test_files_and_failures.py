@@ -7,6 +7,9 @@ current."""
 import errno
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -33,6 +36,33 @@ def test_a_full_disk_keeps_the_earlier_record_whole_and_says_so_in_one_line(tmp_
     assert "\n" not in message and str(path) in message and "No space left" in message and "--out" in message
     assert path.read_bytes() == before, "the earlier record must be untouched"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run_summary.json"], "the temporary file is removed"
+
+
+def test_a_real_write_refused_by_the_kernel_keeps_the_earlier_record(tmp_path):
+    """Not a mocked fsync: the kernel itself refuses the bytes. A process whose file-size limit
+    (``RLIMIT_FSIZE``) the record outgrows gets EFBIG from ``write`` — as a full disk gives ENOSPC —
+    and the record written before it must survive whole, with one line saying what happened."""
+    script = textwrap.dedent("""
+        import resource, signal, sys
+        from eyegen_lib.record import Recorder
+        rec = Recorder("97_demo", "smoke", out=sys.argv[1], seed=0)
+        rec.metric("score", 1.5)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, write fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+        try:
+            rec.metric("per_image", {str(i): float(i) for i in range(3000)})
+        except OSError as exc:
+            print(exc)
+    """)
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=120)
+    lines = run.stdout.strip().splitlines()
+    record = out / "metrics" / "97_demo.json"
+    assert len(lines) == 1 and lines[0].startswith(f"could not write {record}: File too large"), run.stdout + run.stderr
+    assert "the earlier file is kept" in lines[0] and "ulimit" in lines[0]
+    kept = json.loads(record.read_text())
+    assert "score" in kept["metrics"] and "per_image" not in kept["metrics"]
+    assert [p.name for p in record.parent.iterdir()] == ["97_demo.json"], "the temporary file is removed"
 
 
 def test_data_that_cannot_be_serialised_leaves_the_file_as_it_was(tmp_path):

@@ -27,6 +27,15 @@ def note_data_read(dataset: str, root, *, synthetic: bool) -> None:
         rec.data_read(dataset, root, synthetic=synthetic)
 
 
+def note_renderer_used() -> None:
+    """Tell the running notebook's record that the renderer made (some of) its eyes."""
+    from ..record import Recorder
+
+    rec = Recorder.current()
+    if rec is not None:
+        rec.renderer_used()
+
+
 class DatasetError(ValueError):
     """A dataset on disk is missing, malformed or unreadable.
 
