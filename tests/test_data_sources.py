@@ -28,12 +28,17 @@ from eyegen_lib.runner import run_notebooks, select_notebooks
 SMOKE = get_profile("smoke")
 
 
+def _synth_export(layout, out, persons, per_person, *options):
+    """``eyegen synth export``: the renderer's eyes in a real dataset's layout."""
+    subprocess.run([sys.executable, "-m", "eyegen_lib.cli", "synth", "export", "--format", layout, "--out", str(out),
+                    "--persons", str(persons), "--images-per-person", str(per_person), *options, "--no-progress"],
+                   check=True, capture_output=True)
+    return out
+
+
 def _export(root, persons=10, per_person=24, size=(80, 128)):
     """An OpenEDS-layout export at twice smoke's working size (the source resizes, as it does real frames)."""
-    cmd = [sys.executable, "-m", "eyegen_lib.cli", "synth", "export", "--format", "openeds", "--out", str(root),
-           "--persons", str(persons), "--images-per-person", str(per_person), "--size", *map(str, size), "--no-progress"]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return root
+    return _synth_export("openeds", root, persons, per_person, "--size", *map(str, size))
 
 
 @pytest.fixture(scope="module")
@@ -235,10 +240,7 @@ def test_the_streamed_pipeline_reads_openeds_in_dataloader_workers(on_openeds):
 def _columbia(root, subjects=(1, 2, 3, 51), per_person=42):
     """A Columbia export of len(subjects) renderer persons, renamed to these subject numbers (He et al.'s
     split needs subjects 51–56; exporting 56 persons would take minutes)."""
-    tmp = root.parent / (root.name + "-export")
-    cmd = [sys.executable, "-m", "eyegen_lib.cli", "synth", "export", "--format", "columbia", "--out", str(tmp),
-           "--persons", str(len(subjects)), "--images-per-person", str(per_person), "--lossless", "--no-progress"]
-    subprocess.run(cmd, check=True, capture_output=True)
+    tmp = _synth_export("columbia", root.parent / (root.name + "-export"), len(subjects), per_person, "--lossless")
     root.mkdir()
     for path in tmp.glob("*.png"):
         number = subjects[int(path.name[:4]) - 1]

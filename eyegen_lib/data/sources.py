@@ -36,6 +36,37 @@ DATASET_VARIABLES = {
 }
 
 
+def _file_manifest(root: Path, paths) -> str:
+    """A hash of files' relative names and sizes (not pixels, not where the copy lies): a dataset's identity."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(f"{path.relative_to(root)}\t{path.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _area_resized(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 (C, H, W) at ``size`` by area averaging (every source pixel counts once, as a sensor bins)."""
+    if tuple(image.shape[-2:]) == size:
+        return image
+    return F.interpolate(image[None].float(), size=size, mode="area")[0].round().clamp(0, 255).byte()
+
+
+def _image_header(path: Path, modes: tuple[str, ...], what: str) -> tuple[int, int]:
+    """(rows, cols) of an image file from its header, without decoding its pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            shape, mode = (im.height, im.width), im.mode
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DatasetError(f"{what} cannot be opened ({exc})", path=path,
+                           fix="re-copy this file from the original dataset archive, or remove it") from None
+    if mode not in modes:
+        raise DatasetError(f"{what} has PIL mode {mode!r}, expected 8-bit {' or '.join(repr(m) for m in modes)}", path=path,
+                           fix="re-copy this file from the archive, or re-save it as an 8-bit image")
+    return shape
+
+
 def dataset_root(data: str) -> Path:
     """The folder of dataset ``data`` from its environment variable; a clear error when unset or not a folder."""
     if data not in DATASET_VARIABLES:
@@ -122,10 +153,7 @@ class OpenEDSEyes:
         sample = self.readers[k][i]
         out = {key: sample[key] for key in ("person", "side", "path", "gaze") if key in sample}
         if "image" in sample:
-            image = sample["image"]
-            if tuple(image.shape[-2:]) != self.size:  # area: every source pixel counts once, as a sensor bins
-                image = F.interpolate(image[None].float(), size=self.size, mode="area")[0].round().clamp(0, 255).byte()
-            out["image"] = image
+            out["image"] = _area_resized(sample["image"], self.size)
         if "mask" in sample:
             mask = sample["mask"]
             if tuple(mask.shape) != self.size:
@@ -139,21 +167,12 @@ class OpenEDSEyes:
         pixels (seconds for all of OpenEDS), so a truncated, mis-sized or foreign file stops a run
         before it trains, not hours in. Returns the frame size (rows, cols); raises :class:`DatasetError`."""
         import numpy as np
-        from PIL import Image, UnidentifiedImageError
 
         from ..runtime import tqdm
 
         size = None
         for rec in tqdm(self.records, desc="checking OpenEDS files", disable=not progress):
-            try:
-                with Image.open(rec.image_path) as im:
-                    shape, mode = (im.height, im.width), im.mode
-            except (OSError, UnidentifiedImageError) as exc:
-                raise DatasetError(f"image cannot be opened ({exc})", path=rec.image_path,
-                                   fix="re-copy this file from the original dataset archive") from None
-            if mode != "L":
-                raise DatasetError(f"image has PIL mode {mode!r}, expected 8-bit grey 'L'", path=rec.image_path,
-                                   fix="OpenEDS frames are 8-bit grey: re-copy this file from the archive")
+            shape = _image_header(rec.image_path, ("L",), "image")
             size = size or shape
             if shape != size:
                 raise DatasetError(f"image is {shape[0]}×{shape[1]} but the others are {size[0]}×{size[1]}",
@@ -180,12 +199,7 @@ class OpenEDSEyes:
     def manifest(self) -> str:
         """A hash of the files this source reads — relative names and sizes, not pixels — so a model
         says which copy of the dataset it learned from without reading it twice."""
-        h = hashlib.sha256()
-        for rec in self.records:
-            for path in (rec.image_path, rec.label_path):
-                if path is not None:
-                    h.update(f"{path.relative_to(self.root)}\t{path.stat().st_size}\n".encode())
-        return h.hexdigest()[:16]
+        return _file_manifest(self.root, (p for rec in self.records for p in (rec.image_path, rec.label_path) if p is not None))
 
     def recipe(self) -> dict:
         return {"dataset": "OpenEDS", "subset": "semantic", "roles": {"train": "train", "test": "validation"},
@@ -251,27 +265,14 @@ class ColumbiaEyes:
     def __getitem__(self, index: int) -> dict:
         sample = self.reader[index]
         out = {key: sample[key] for key in ("gaze", "person", "side", "pose", "index", "path")}
-        image = sample["image"]
-        if tuple(image.shape[-2:]) != self.size:
-            image = F.interpolate(image[None].float(), size=self.size, mode="area")[0].round().clamp(0, 255).byte()
-        out["image"] = image
+        out["image"] = _area_resized(sample["image"], self.size)
         return out
 
     def check_files(self) -> tuple[int, int]:
         """Every patch's header (size, colour mode) without decoding pixels; raises :class:`DatasetError`."""
-        from PIL import Image, UnidentifiedImageError
-
         size = None
         for rec in self.records:
-            try:
-                with Image.open(rec.path) as im:
-                    shape, mode = (im.height, im.width), im.mode
-            except (OSError, UnidentifiedImageError) as exc:
-                raise DatasetError(f"patch cannot be opened ({exc})", path=rec.path,
-                                   fix="re-copy this file, or remove it") from None
-            if mode not in ("RGB", "L"):
-                raise DatasetError(f"patch has PIL mode {mode!r}, expected 8-bit RGB", path=rec.path,
-                                   fix="re-save the patch as 8-bit RGB")
+            shape = _image_header(rec.path, ("RGB", "L"), "patch")
             size = size or shape
             if shape != size:
                 raise DatasetError(f"patch is {shape[0]}×{shape[1]} but the others are {size[0]}×{size[1]}", path=rec.path,
@@ -293,10 +294,7 @@ class ColumbiaEyes:
 
     @functools.cached_property
     def manifest(self) -> str:
-        h = hashlib.sha256()
-        for rec in self.records:
-            h.update(f"{rec.path.relative_to(self.root)}\t{rec.path.stat().st_size}\n".encode())
-        return h.hexdigest()[:16]
+        return _file_manifest(self.root, (rec.path for rec in self.records))
 
     def recipe(self) -> dict:
         return {"dataset": "Columbia Gaze patches", "roles": {"train": "subjects 1-50", "test": "subjects 51-56"},
