@@ -80,19 +80,20 @@ def _known_notebooks(command: str, only) -> bool:
 
 
 def _cmd_run(args) -> int:
-    from .data.sources import check_data_source
     from .paths import output_dir
-    from .profiles import resolve_profile
     from .runner import check_output_folder, run_notebooks, select_notebooks
 
     # every argument checked before any work starts or any folder is made
     if not (_known_notebooks("run", args.only)
             and _usable("run", lambda: select_notebooks(args.only, args.data))
-            and _usable("run", lambda: check_output_folder(args.out if args.out is not None else output_dir()))
-            and _usable("run", lambda: check_data_source(resolve_profile(args.profile, args.data)))):
+            and _usable("run", lambda: check_output_folder(args.out if args.out is not None else output_dir()))):
         return 2
-    summary = run_notebooks(args.profile, only=args.only, out=args.out, timeout=args.timeout, seed=args.seed,
-                            pretrained=not args.no_pretrained, data=args.data)
+    summary = {}
+    # run_notebooks opens and checks a dataset (every file's header) before it makes any folder: once
+    if not _usable("run", lambda: summary.update(run_notebooks(args.profile, only=args.only, out=args.out,
+                                                               timeout=args.timeout, seed=args.seed,
+                                                               pretrained=not args.no_pretrained, data=args.data))):
+        return 2
     this_run = [n for n in summary["notebooks"] if n["notebook"] in summary["ran"]]
     failed = [n for n in this_run if n["status"] != "ok"]
     for n in this_run:

@@ -201,32 +201,17 @@ class OpenEDSEyes:
         says which copy of the dataset it learned from without reading it twice."""
         return _file_manifest(self.root, (p for rec in self.records for p in (rec.image_path, rec.label_path) if p is not None))
 
+    @property
+    def synthetic_export(self) -> bool:
+        return bool(self.readers[0]._sidecar)
+
     def recipe(self) -> dict:
         return {"dataset": "OpenEDS", "subset": "semantic", "roles": {"train": "train", "test": "validation"},
                 "images": len(self), "working_size": list(self.size),
-                "manifest": self.manifest, "synthetic_export": bool(self.readers[0]._sidecar)}
+                "manifest": self.manifest, "synthetic_export": self.synthetic_export}
 
     def __repr__(self) -> str:
         return f"OpenEDSEyes({str(self.root)!r}, size={self.size}: {len(self)} images, {len(self.persons)} persons)"
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_openeds(root: str, size: tuple[int, int], stamp: float) -> OpenEDSEyes:
-    return OpenEDSEyes(root, size)
-
-
-def openeds_eyes(root, size) -> OpenEDSEyes:
-    """:class:`OpenEDSEyes`, opened once per process and folder (listing and hashing 12,759 files
-    is not free); re-opened when the folder's mapping files change."""
-    from .errors import note_data_read
-    from .openeds import mapping_path
-
-    root = Path(root).expanduser()
-    stamp = max((mapping_path(root, s).stat().st_mtime for s in OpenEDSEyes.SPLITS if mapping_path(root, s).is_file()),
-                default=0.0)
-    eyes = _cached_openeds(str(root), (int(size[0]), int(size[1])), stamp)
-    note_data_read("OpenEDS", root, synthetic=bool(eyes.readers[0]._sidecar))  # the running notebook's record says so
-    return eyes
 
 
 class ColumbiaEyes:
@@ -296,26 +281,43 @@ class ColumbiaEyes:
     def manifest(self) -> str:
         return _file_manifest(self.root, (rec.path for rec in self.records))
 
+    @property
+    def synthetic_export(self) -> bool:
+        return bool(self.reader._sidecar)
+
     def recipe(self) -> dict:
         return {"dataset": "Columbia Gaze patches", "roles": {"train": "subjects 1-50", "test": "subjects 51-56"},
                 "images": len(self), "working_size": list(self.size), "manifest": self.manifest,
-                "synthetic_export": bool(self.reader._sidecar)}
+                "synthetic_export": self.synthetic_export}
 
     def __repr__(self) -> str:
         return f"ColumbiaEyes({str(self.root)!r}, size={self.size}: {len(self)} patches, {len(self.persons)} subjects)"
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_columbia(root: str, size: tuple[int, int], stamp: float) -> ColumbiaEyes:
-    return ColumbiaEyes(root, size)
+@functools.lru_cache(maxsize=8)
+def _opened(kind: type, root: str, size: tuple[int, int], stamp: float):
+    return kind(root, size)
 
 
-def columbia_eyes(root, size) -> ColumbiaEyes:
-    """:class:`ColumbiaEyes`, opened once per process and folder (re-opened when the folder changes)."""
+def _open_once(kind: type, root, size, stamp_files, dataset: str):
+    """``kind(root, size)``, opened once per process and folder (listing and hashing thousands of
+    files is not free), re-opened when ``stamp_files`` change; the running notebook's record names it."""
     from .errors import note_data_read
 
     root = Path(root).expanduser()
-    eyes = _cached_columbia(str(root), (int(size[0]), int(size[1])), root.stat().st_mtime)
-    note_data_read("Columbia Gaze patches", root, synthetic=bool(eyes.reader._sidecar))
+    stamp = max((p.stat().st_mtime for p in stamp_files(root) if p.exists()), default=0.0)
+    eyes = _opened(kind, str(root), (int(size[0]), int(size[1])), stamp)
+    note_data_read(dataset, root, synthetic=eyes.synthetic_export)
     return eyes
 
+
+def openeds_eyes(root, size) -> OpenEDSEyes:
+    """:class:`OpenEDSEyes`, opened once per process (re-opened when a split's mapping JSON changes)."""
+    from .openeds import mapping_path
+
+    return _open_once(OpenEDSEyes, root, size, lambda r: [mapping_path(r, s) for s in OpenEDSEyes.SPLITS], "OpenEDS")
+
+
+def columbia_eyes(root, size) -> ColumbiaEyes:
+    """:class:`ColumbiaEyes`, opened once per process (re-opened when the folder changes)."""
+    return _open_once(ColumbiaEyes, root, size, lambda r: [r], "Columbia Gaze patches")
