@@ -52,6 +52,8 @@ VARIANTS = {
     "blend": {},  # today's default recipe: the keep mask and the identity term
     "blend_official": {"lambda_identity": 0.0},
     "blend_imagenet_vgg": {"vgg_input": "imagenet", "lambda_perceptual": 1.0},
+    "blend_target_10": {"lambda_target": 10.0},  # + L1 to the paired target (pix2pix's term)
+    "blend_target_50": {"lambda_target": 50.0},
 }
 
 

@@ -1,11 +1,16 @@
 """He et al. §5.6: redirected eyes as extra training data for a gaze estimator.
 
-The paper's controlled experiment, on the synthetic RGB eyes: a *raw* training set that holds only
-one sign of pitch (all persons' images looking up), and an *augmented* set that adds the GAN's
-held-out persons' raw images redirected to the missing pitches (looking down). Two estimators of
-the same architecture and training budget, one per set, are tested on the pitches nobody trained on
-(the GAN's training persons looking down: unseen by both estimators) and on other persons (a
-different synthetic population: the paper's cross-dataset test on MPIIGaze).
+The paper's controlled experiment: a *raw* training set that holds only one sign of pitch (all
+persons' images looking up), and an *augmented* set that adds the GAN's held-out persons' raw images
+redirected to the missing pitches (looking down). Two estimators of the same architecture and
+training budget, one per set, are tested on the pitches nobody trained on (the GAN's training persons
+looking down: unseen by both estimators) and on another dataset.
+
+On the renderer the redirection targets are pitches drawn in [−15°, 0], the oracle renders each donor
+there, and the other dataset is another synthetic population. On Columbia Gaze (``DATA="columbia"``)
+it is the paper's setting: raw = every +10° photo of subjects 1–56, donors = subjects 51–56's, the
+targets the grid's 0° and −10° at the donor's yaw, the oracle the donor's own photos there, and the
+cross-dataset test MPIIGaze when ``$EYEGEN_MPIIGAZE_DIR`` is set.
 """
 from __future__ import annotations
 
@@ -17,14 +22,26 @@ from .images import to_signed
 from .gaze import angular_error_deg
 from .models.gaze_estimator import GazeEstimator, predict_gaze
 from .profiles import Profile
-from .protocols import REDIRECTION_GAZE_RANGE_DEG, person_split, rgb_source, split_indices
+from .protocols import REDIRECTION_GAZE_RANGE_DEG, cross_dataset_gaze_source, person_split, rgb_source, split_indices
 from .provenance import data_recipe, identity
 
 __all__ = ["subset", "pitch_split_sets", "lower_pitch_targets", "training_set_recipe", "training_sets",
-           "split_description", "score_estimator", "OTHER_POPULATION_SEED_OFFSET", "TARGETS_PER_IMAGE"]
+           "split_description", "score_estimator", "OTHER_POPULATION_SEED_OFFSET", "TARGETS_PER_IMAGE",
+           "COLUMBIA_TARGET_PITCHES_DEG", "CROSS_DATASET_EYES_PER_PERSON"]
 
 OTHER_POPULATION_SEED_OFFSET = 1000  # another seed: other identities, skin, light — another "dataset"
 TARGETS_PER_IMAGE = 2  # redirected copies of each donor image
+COLUMBIA_TARGET_PITCHES_DEG = (0.0, -10.0)  # the grid's pitches that Columbia's raw set (+10°) lacks
+# MPIIGaze's evaluation subset holds 1,500 eyes a side per person; as many, evenly over each person's days
+CROSS_DATASET_EYES_PER_PERSON = 3000
+
+
+def _evenly_per_person(source, per_person: int) -> list[int]:
+    by_person: dict[int, list[int]] = {}
+    for i in range(len(source)):
+        by_person.setdefault(source.person_of(i), []).append(i)
+    return sorted(i for ids in by_person.values()
+                  for i in (ids if len(ids) <= per_person else np.array(ids)[np.linspace(0, len(ids) - 1, per_person).round().astype(int)]))
 
 
 def subset(data: dict, keep: torch.Tensor) -> dict:
@@ -47,10 +64,13 @@ def pitch_split_sets(profile: Profile, *, seed: int = 0, progress: bool = True) 
     * ``raw`` — every person's images with pitch > 0 (looking up);
     * ``donors`` — the raw images of the *test* persons (held out from the GAN), to be redirected;
     * ``held_out_pitch`` — the GAN's *training* persons looking down (pitch ≤ 0): no estimator sees them;
-    * ``other_persons`` — the test persons of another synthetic population, at every pitch.
+    * on the renderer ``other_persons`` — the test persons of another synthetic population, at every
+      pitch; on Columbia ``mpiigaze`` — MPIIGaze's eyes (:data:`CROSS_DATASET_EYES_PER_PERSON` a
+      person) when ``$EYEGEN_MPIIGAZE_DIR`` is set.
 
     Each is a :func:`render_all` dict (``image`` uint8, ``gaze`` (pitch, yaw) radians, ``person``,
-    ``index``, …); ``source`` is the RGB source the indices refer to."""
+    ``index``, …); ``source`` is the RGB source the indices refer to; ``test_sets`` names the test
+    sets present, in order."""
     described = split_description(profile, seed=seed)
     source, split = described["source"], described["split"]
     idx = split_indices(source, split)
@@ -60,26 +80,57 @@ def pitch_split_sets(profile: Profile, *, seed: int = 0, progress: bool = True) 
     def of(persons):
         return torch.isin(data["person"], torch.as_tensor(persons))
 
-    other_seed = seed + OTHER_POPULATION_SEED_OFFSET
-    other_source = rgb_source(profile, seed=other_seed)
-    other_test = split_indices(other_source, person_split(profile, seed=other_seed))["test"]
-    return {"source": source, "split": split,
+    sets = {"source": source, "split": split,
             "raw": subset(data, up), "donors": subset(data, up & of(split["test"])),
-            "held_out_pitch": subset(data, ~up & of(split["train"])),
-            "other_persons": render_all(other_source, other_test, progress=progress)}
+            "held_out_pitch": subset(data, ~up & of(split["train"])), "test_sets": ("held_out_pitch",)}
+    if profile.data == "renderer":
+        other_seed = seed + OTHER_POPULATION_SEED_OFFSET
+        other_source = rgb_source(profile, seed=other_seed)
+        other_test = split_indices(other_source, person_split(profile, seed=other_seed))["test"]
+        sets["other_persons"] = render_all(other_source, other_test, progress=progress)
+        sets["test_sets"] += ("other_persons",)
+    elif (cross := cross_dataset_gaze_source(profile)) is not None:
+        sets["mpiigaze"] = render_all(cross, _evenly_per_person(cross, CROSS_DATASET_EYES_PER_PERSON), progress=progress)
+        sets["test_sets"] += ("mpiigaze",)
+    return sets
 
 
 def lower_pitch_targets(gaze: torch.Tensor, *, per_image: int, seed: int = 0,
-                        max_pitch_deg: float = REDIRECTION_GAZE_RANGE_DEG[0]) -> tuple[torch.Tensor, torch.Tensor]:
+                        max_pitch_deg: float = REDIRECTION_GAZE_RANGE_DEG[0],
+                        grid_pitches_deg: tuple[float, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """For each (pitch, yaw) of ``gaze`` (N, 2) radians, ``per_image`` targets with the same yaw and a
-    pitch drawn uniformly in [−``max_pitch_deg``, 0] — the range the raw set lacks. Returns
-    (row of the source image (N·per_image,), target gaze (N·per_image, 2))."""
+    pitch drawn uniformly in [−``max_pitch_deg``, 0] — the range the raw set lacks — or, on a dataset's
+    grid (``grid_pitches_deg``), its pitches in turn (copy k of an image at pitch k mod their number).
+    Returns (row of the source image (N·per_image,), target gaze (N·per_image, 2))."""
     if per_image < 1:
         raise ValueError(f"per_image must be ≥ 1, got {per_image}")
-    g = torch.Generator().manual_seed(seed)
     rows = torch.arange(len(gaze)).repeat_interleave(per_image)
-    pitch = -torch.rand(len(rows), generator=g) * np.radians(max_pitch_deg)
+    if grid_pitches_deg is not None:
+        grid = torch.deg2rad(torch.tensor(grid_pitches_deg, dtype=torch.float32))
+        pitch = grid[torch.arange(len(rows)) % per_image % len(grid)]
+    else:
+        g = torch.Generator().manual_seed(seed)
+        pitch = -torch.rand(len(rows), generator=g) * np.radians(max_pitch_deg)
     return rows, torch.stack([pitch, gaze[rows, 1].float()], dim=1)
+
+
+def _on_a_grid(source) -> bool:
+    """A dataset photographed on a gaze grid (Columbia), rather than the renderer, which draws any gaze."""
+    return not hasattr(source, "render")
+
+
+def _photos_at(source, indices, target_gaze: torch.Tensor) -> torch.Tensor:
+    """For each donor index, the photo of its own (subject, pose, eye) at ``target_gaze``: the real eye a
+    perfect redirection would give (Columbia photographs every group at the 21 grid gazes)."""
+    key = {(source.group_of(i), *np.round(np.degrees(source.gaze_of(i)), 1).tolist()): i for i in range(len(source))}
+    wanted = [(source.group_of(int(i)), *np.round(np.degrees(g.numpy()), 1).tolist()) for i, g in zip(indices, target_gaze)]
+    missing = [w for w in wanted if w not in key]
+    if missing:
+        from .data.errors import DatasetError
+
+        raise DatasetError(f"{len(missing)} redirection targets have no photo, e.g. group {missing[0][0]} at pitch "
+                           f"{missing[0][1]}°, yaw {missing[0][2]}°", fix="use a copy with all 21 grid gazes of every eye")
+    return render_all(source, [key[w] for w in wanted], progress=False)["image"]
 
 
 def training_set_recipe(sets: dict, name: str, *, targets_per_image: int, seed: int, gan_info: dict | None = None) -> dict:
@@ -93,22 +144,30 @@ def training_set_recipe(sets: dict, name: str, *, targets_per_image: int, seed: 
         return recipe
     if name == "augmented" and gan_info is None:
         raise ValueError("the augmented set's recipe needs the GAN's info (it cites the GAN that redirected the donors)")
+    grid = _on_a_grid(sets["source"])
     return {**recipe, "added": {"donors": "test persons, pitch > 0", "targets_per_image": int(targets_per_image),
-                                "target_seed": int(seed), "target_pitch_deg": [-REDIRECTION_GAZE_RANGE_DEG[0], 0.0],
-                                "images": identity(gan_info["provenance"]) if name == "augmented" else "rendered at the targets"}}
+                                "target_seed": int(seed),
+                                **({"target_pitches_deg": list(COLUMBIA_TARGET_PITCHES_DEG)} if grid else
+                                   {"target_pitch_deg": [-REDIRECTION_GAZE_RANGE_DEG[0], 0.0]}),
+                                "images": identity(gan_info["provenance"]) if name == "augmented" else
+                                "the photos at the targets" if grid else "rendered at the targets"}}
 
 
 def training_sets(sets: dict, *, gan=None, targets_per_image: int = TARGETS_PER_IMAGE, seed: int = 0,
                   progress: bool = True) -> dict:
     """The estimators' training sets from :func:`pitch_split_sets`: ``raw``, ``oracle`` (raw + the
-    donors rendered at :func:`lower_pitch_targets`) and, given the ``gan``, ``augmented`` (raw +
-    the donors redirected there by it), each (uint8 images, gaze); plus what was drawn: ``rows``
-    (donor of each target), ``target_gaze``, ``real_at_target`` and ``redirected``."""
+    donors' real eyes at :func:`lower_pitch_targets` — rendered there, or on Columbia their photos
+    there) and, given the ``gan``, ``augmented`` (raw + the donors redirected there by it), each
+    (uint8 images, gaze); plus what was drawn: ``rows`` (donor of each target), ``target_gaze``,
+    ``real_at_target`` and ``redirected``."""
     from .models.gaze_gan import redirect
 
-    raw, donors = sets["raw"], sets["donors"]
-    rows, target_gaze = lower_pitch_targets(donors["gaze"], per_image=targets_per_image, seed=seed)
-    real_at_target = sets["source"].render(donors["index"][rows].tolist(), gaze=target_gaze)["image"]
+    raw, donors, source = sets["raw"], sets["donors"], sets["source"]
+    grid = COLUMBIA_TARGET_PITCHES_DEG if _on_a_grid(source) else None
+    rows, target_gaze = lower_pitch_targets(donors["gaze"], per_image=targets_per_image, seed=seed, grid_pitches_deg=grid)
+    donor_indices = donors["index"][rows].tolist()
+    real_at_target = (_photos_at(source, donor_indices, target_gaze) if grid else
+                      source.render(donor_indices, gaze=target_gaze)["image"])
     out = {"rows": rows, "target_gaze": target_gaze, "real_at_target": real_at_target,
            "raw": (raw["image"], raw["gaze"]),
            "oracle": (torch.cat([raw["image"], real_at_target]), torch.cat([raw["gaze"], target_gaze]))}

@@ -75,7 +75,7 @@ CARDS: dict[str, NotebookCard] = {c.notebook: c for c in (
                  data=("renderer", "openeds", "columbia")),
     NotebookCard("08_augmentation", "He et al. §5.6: redirected eyes as training data for gaze estimation",
                  "06's GAN", "gaze estimators on raw, GAN-augmented and oracle sets", _t(24.0, 17.8, None),
-                 "without the zoo it trains 06's GAN first when 06 has not run"),
+                 "without the zoo it trains 06's GAN first when 06 has not run", data=("renderer", "columbia")),
 )}
 
 
@@ -116,6 +116,8 @@ def card_fields(notebook: str) -> list[tuple[str, str]]:
     data = "the renderer" + "".join(f"; {_DATASET_NAMES[d]} (eyegen run --data {d})" for d in c.data if d != "renderer")
     if c.notebook == "07_evaluation" and len(c.data) > 1:
         data += "; each of its parts reads the data of its kind, the other stays on the renderer"
+    if "columbia" in c.data and c.notebook in ("07_evaluation", "08_augmentation"):
+        data += "; on Columbia, also your MPIIGaze copy as the cross-dataset test when $EYEGEN_MPIIGAZE_DIR is set"
     return [("Reproduces", c.reproduces), ("Needs", c.needs), ("Makes", c.makes), ("Data", data),
             ("Run time", f"{_times(c)}" + (f" ({c.timing_note})" if c.timing_note else "") + f"; on {MEASURED_ON}"),
             ("Run it", f"eyegen run --only {c.number}")]

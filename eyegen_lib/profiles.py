@@ -48,6 +48,9 @@ class Profile:
     pairs_per_image: int = 3  # redirection training pairs drawn per training image
     redirection_eyes: int | None = None  # test eyes of the redirection protocol (None: all)
     estimator_images_per_person: int = 200  # the independent gaze estimator's data (more than the others')
+    # persons beyond n_persons that only the independent gaze estimator trains on (never a protocol's
+    # test person): at smoke, 6 training persons are too few for it to read a seventh's gaze reliably
+    estimator_extra_persons: int = 0
     # per model: its run size (steps, batch_size, lr …); the for_profile constructors read these
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
     data: str = "renderer"  # the run's data source (DATA_SOURCES): a run size applies to any of them
@@ -87,7 +90,7 @@ PROFILES: dict[str, Profile] = {
         description="CI on CPU: seconds to a minute per notebook; checks that everything runs",
         nir_size=(40, 64), patch_size=(64, 64), n_persons=8, images_per_person=16, width_multiplier=1 / 8,
         train_steps=30, batch_size=8, eval_images=32, pairs_per_image=1, redirection_eyes=2,
-        estimator_images_per_person=128,
+        estimator_images_per_person=128, estimator_extra_persons=16,
         schedules={
             "segmenter": dict(steps=150, batch_size=8, lr=4e-3),
             "refiner": dict(steps=100, batch_size=8, top_n=4, lr=2e-3),

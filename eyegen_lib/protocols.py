@@ -19,7 +19,7 @@ __all__ = ["REDIRECTION_GAZE_RANGE_DEG", "nir_source", "rgb_source", "person_spl
            "openeds_protocol", "redirection_protocol", "redirection_eyes", "protocol_recipe", "protocol_fingerprint",
            "redirection_training_pairs", "redirection_training_pairs_recipe", "deepwarp_training_pairs",
            "deepwarp_training_pairs_recipe", "DEEPWARP_CROP", "SHIFTED_PAIRS", "person_side_groups", "ranking_setup", "rank_targets",
-           "gaze_estimator_source"]
+           "gaze_estimator_source", "gaze_estimator_split", "cross_dataset_gaze_source"]
 
 # He et al.'s Columbia grid spans ±10° pitch and ±15° yaw; sources for redirection and the gaze
 # estimator cover a little more so that no target direction is an extrapolation.
@@ -38,12 +38,13 @@ def nir_source(profile: Profile, *, seed: int = 0, images_per_person: int | None
 
 
 def rgb_source(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None,
-               images_per_person: int | None = None) -> SyntheticEyes:
-    """Columbia-like RGB patches (64×64 by default; DeepWarp uses 41×51)."""
+               images_per_person: int | None = None, extra_persons: int = 0) -> SyntheticEyes:
+    """Columbia-like RGB patches (64×64 by default; DeepWarp uses 41×51). ``extra_persons`` renders
+    persons beyond the profile's (the first ``n_persons`` are the same persons either way)."""
     if profile.data != "renderer":
         return _dataset_source(profile, "columbia", "RGB eye patches with gaze labels (Columbia Gaze)", size)
     note_renderer_used()
-    return SyntheticEyes(SyntheticEyeSpec("rgb", size=size or profile.patch_size, n_persons=profile.n_persons,
+    return SyntheticEyes(SyntheticEyeSpec("rgb", size=size or profile.patch_size, n_persons=profile.n_persons + extra_persons,
                                           images_per_person=images_per_person or profile.images_per_person, seed=seed,
                                           gaze_range_deg=REDIRECTION_GAZE_RANGE_DEG))
 
@@ -55,12 +56,14 @@ def person_split(profile: Profile, *, seed: int = 0) -> dict[str, list[int]]:
         return nir_source(profile).protocol_split()
     if profile.data == "columbia":
         return rgb_source(profile).protocol_split()
+    if profile.data == "mpiigaze":
+        return gaze_estimator_source(profile).protocol_split()
     return split_persons(range(profile.n_persons), seed=seed)
 
 
 def _dataset_source(profile: Profile, wanted: str, what: str, size=None):
     """The run's dataset when it is the one this protocol reads, else one clear error."""
-    from .data.sources import columbia_eyes, dataset_root, openeds_eyes
+    from .data.sources import columbia_eyes, dataset_root, mpiigaze_eyes, openeds_eyes
 
     if profile.data != wanted:
         raise ValueError(f"this protocol needs {what}; DATA={profile.data!r} does not hold them: "
@@ -69,6 +72,8 @@ def _dataset_source(profile: Profile, wanted: str, what: str, size=None):
         return openeds_eyes(dataset_root("openeds"), profile.nir_size)
     if wanted == "columbia":
         return columbia_eyes(dataset_root("columbia"), size or profile.patch_size)
+    if wanted == "mpiigaze":
+        return mpiigaze_eyes(dataset_root("mpiigaze"), size or profile.patch_size)
     raise NotImplementedError(f"no protocol reads {wanted!r} yet: run this notebook on the renderer")
 
 
@@ -86,11 +91,40 @@ def person_side_groups(data, indices=None) -> torch.Tensor:
 
 def gaze_estimator_source(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None) -> SyntheticEyes:
     """The independent gaze estimator's data: RGB patches, 4× the profile's images per person
-    (200 at ``paper``), so that its floor is low; on Columbia Gaze, every patch (all head poses)."""
+    (200 at ``paper``), so that its floor is low; on Columbia Gaze, every patch (all head poses); on
+    MPIIGaze, every normalised eye, framed as a Columbia patch (:class:`~eyegen_lib.data.sources.MPIIGazeEyes`)."""
     if profile.data == "columbia":
         return rgb_source(profile, seed=seed, size=size)
+    if profile.data == "mpiigaze":
+        return _dataset_source(profile, "mpiigaze", "gaze-labelled eye images (MPIIGaze)", size)
     per_person = max(profile.images_per_person, profile.estimator_images_per_person)
-    return rgb_source(profile, seed=seed, size=size, images_per_person=per_person)
+    return rgb_source(profile, seed=seed, size=size, images_per_person=per_person,
+                      extra_persons=profile.estimator_extra_persons)
+
+
+def gaze_estimator_split(profile: Profile, *, seed: int = 0) -> dict[str, list[int]]:
+    """The independent estimator's persons: the suite's split, with the profile's extra persons
+    (``estimator_extra_persons``, rendered only for it) added to training; its test persons are the
+    protocols' test persons, which it never sees."""
+    split = person_split(profile, seed=seed)
+    if profile.data != "renderer" or not profile.estimator_extra_persons:
+        return split
+    extra = list(range(profile.n_persons, profile.n_persons + profile.estimator_extra_persons))
+    return {**split, "train": sorted(split["train"]) + extra}
+
+
+def cross_dataset_gaze_source(profile: Profile, *, size: tuple[int, int] | None = None):
+    """He et al.'s cross-dataset test (§5.6): every MPIIGaze eye, for an estimator trained on Columbia
+    Gaze — when ``$EYEGEN_MPIIGAZE_DIR`` is set on a Columbia run; ``None`` otherwise (on the renderer
+    another synthetic population stands in, see :mod:`eyegen_lib.augmentation`). A malformed folder
+    is a :class:`~eyegen_lib.data.errors.DatasetError`, not a silent ``None``."""
+    import os
+
+    from .data.sources import DATASET_VARIABLES, dataset_root, mpiigaze_eyes
+
+    if profile.data != "columbia" or not os.environ.get(DATASET_VARIABLES["mpiigaze"][0], "").strip():
+        return None
+    return mpiigaze_eyes(dataset_root("mpiigaze"), size or profile.patch_size)
 
 
 # -- the two test protocols --------------------------------------------------------------------------

@@ -464,12 +464,12 @@ def gaze_estimator(profile: Profile, *, seed: int = 0, size: tuple[int, int] | N
     from .gaze import angular_error_deg
     from .images import to_signed
     from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, gaze_estimator_run, predict_gaze
-    from .protocols import gaze_estimator_source, person_split, split_indices
+    from .protocols import gaze_estimator_source, gaze_estimator_split, split_indices
 
     size = tuple(size or profile.patch_size)
     config = with_steps(GazeEstimatorConfig.for_profile(profile), steps)
     source = gaze_estimator_source(profile, seed=seed, size=size)
-    split = person_split(profile, seed=seed)
+    split = gaze_estimator_split(profile, seed=seed)
     idx = split_indices(source, split)
 
     def rows(name):

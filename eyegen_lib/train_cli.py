@@ -22,7 +22,8 @@ __all__ = ["MODELS", "add_train_parser", "run_train"]
 # model → (its variants, the default variant, what --variant means for it)
 MODELS: dict[str, tuple[tuple[str, ...], str, str]] = {}
 # a dataset → the models whose protocol reads it (the rest train on the renderer only)
-DATASET_MODELS = {"openeds": ("segmenter", "refiner", "seg2eye"), "columbia": ("gaze_gan", "gaze_estimator")}
+DATASET_MODELS = {"openeds": ("segmenter", "refiner", "seg2eye"), "columbia": ("gaze_gan", "gaze_estimator"),
+                  "mpiigaze": ("gaze_estimator",)}
 
 
 def _models() -> dict[str, tuple[tuple[str, ...], str, str]]:

@@ -127,7 +127,7 @@ def test_a_real_data_artifact_never_serves_a_renderer_run_nor_the_reverse(on_ope
 def test_notebook_cards_say_which_data_each_takes():
     assert notebooks_taking("openeds") == ["02_ranking", "03_refiner", "04_seg2eye", "07_evaluation"]
     assert [p.stem for p in select_notebooks(None, "openeds")] == ["02_ranking", "03_refiner", "04_seg2eye", "07_evaluation"]
-    assert notebooks_taking("columbia") == ["07_evaluation"]
+    assert notebooks_taking("columbia") == ["07_evaluation", "08_augmentation"]
     with pytest.raises(ValueError, match="05_deepwarp cannot run on --data openeds"):
         select_notebooks(["05"], "openeds")
     with pytest.raises(ValueError, match="no notebook runs on --data mpiigaze"):
@@ -323,3 +323,87 @@ def test_07_runs_its_redirection_part_on_a_columbia_copy(tmp_path, monkeypatch):
     assert {"redirection_copy_input", "redirection_nearest_same_person", "redirection_real_target"} <= set(metrics)
     assert metrics["gaze_estimator_test_error_deg"]["value"] < metrics["gaze_mean_predictor_error_deg"]["value"]
 
+
+
+# -- MPIIGaze: the estimator's data and He et al.'s cross-dataset test --------------------------------------
+@pytest.fixture(scope="module")
+def mpiigaze_dir(tmp_path_factory):
+    return _synth_export("mpiigaze", tmp_path_factory.mktemp("mpiigaze") / "MPIIGaze", 5, 24)
+
+
+def test_mpiigaze_eyes_are_framed_as_columbia_patches_with_right_eyes_mirrored(mpiigaze_dir):
+    from eyegen_lib.data.mpiigaze import MPIIGazeNormalized
+    from eyegen_lib.data.sources import MPIIGazeEyes
+
+    raw, eyes = MPIIGazeNormalized(mpiigaze_dir), MPIIGazeEyes(mpiigaze_dir, (64, 64))
+    assert len(eyes) == len(raw) == 120 and eyes.persons == [0, 1, 2, 3, 4]
+    assert eyes.protocol_split() == {"train": [0, 1, 2, 3], "validation": [], "test": [4]}
+    sides = {raw.side_of(i) for i in range(len(raw))}
+    assert sides == {"L", "R"}
+    for i in range(len(raw)):
+        got, grey = eyes[i], raw[i]
+        assert got["image"].shape == (3, 64, 64) and got["image"].dtype == torch.uint8
+        assert torch.equal(got["image"][0], got["image"][2])  # grey, repeated to three channels
+        flip = grey["side"] == "R"
+        assert torch.allclose(got["gaze"], grey["gaze"] * torch.tensor([1.0, -1.0 if flip else 1.0]))
+        assert np.allclose(eyes.gaze_of(i), got["gaze"].numpy())
+        # the 36-row eye sits in the middle 36 × 64/60 rows of the square; mirrored when it is a right eye
+        middle = got["image"][0, 14:50].float()
+        unflipped = middle.flip(-1) if flip else middle
+        assert unflipped[:, :32].mean() != unflipped[:, 32:].mean()
+    left = next(i for i in range(len(raw)) if raw.side_of(i) == "L")
+    right = next(i for i in range(len(raw)) if raw.side_of(i) == "R")
+    for i, mirrored in ((left, False), (right, True)):  # columns of the resized eye keep their order unless mirrored
+        source_cols = raw[i]["image"][0].float().mean(0)
+        cols = eyes[i]["image"][0].float().mean(0)
+        cols = cols.flip(0) if mirrored else cols
+        resized = torch.nn.functional.interpolate(source_cols[None, None], size=64, mode="linear")[0, 0]
+        assert torch.corrcoef(torch.stack([cols, resized]))[0, 1] > 0.9
+
+
+def test_a_gaze_estimator_trains_on_mpiigaze_and_is_filed_apart(mpiigaze_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("EYEGEN_MPIIGAZE_DIR", str(mpiigaze_dir))
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path / "outputs"))
+    profile = SMOKE.with_data("mpiigaze")
+    assert "MPIIGaze at" in check_data_source(profile)
+    _, info = registry.gaze_estimator(profile, steps=20, progress=False)
+    assert "/smoke+mpiigaze/" in info["path"] and info["metrics"]["test_images"] == 24
+    assert info["provenance"]["data"]["recipe"]["source"]["dataset"] == "MPIIGaze (normalised)"
+    monkeypatch.setenv("EYEGEN_MPIIGAZE_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DatasetError, match="EYEGEN_MPIIGAZE_DIR does not name a folder"):
+        check_data_source(profile)
+
+
+def test_08_runs_he_et_al_s_augmentation_on_columbia_with_mpiigaze_as_the_cross_dataset_test(
+        tmp_path, monkeypatch, mpiigaze_dir):
+    from eyegen_lib.augmentation import pitch_split_sets, training_sets
+
+    root = _columbia(tmp_path / "patches")
+    monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(root))
+    monkeypatch.setenv("EYEGEN_MPIIGAZE_DIR", str(mpiigaze_dir))
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path / "outputs"))
+    on_columbia = SMOKE.with_data("columbia")
+    sets = pitch_split_sets(on_columbia, progress=False)
+    assert sets["test_sets"] == ("held_out_pitch", "mpiigaze") and len(sets["mpiigaze"]["image"]) == 120
+    pitch = lambda name: sorted(set(np.round(np.degrees(sets[name]["gaze"][:, 0].numpy())).tolist()))  # noqa: E731
+    assert pitch("raw") == [10.0] and pitch("held_out_pitch") == [-10.0, 0.0]
+    assert set(sets["donors"]["person"].tolist()) == {51} and len(sets["raw"]["image"]) == 4 * 2 * 7
+    made = training_sets(sets, seed=0, progress=False)
+    assert sorted(set(np.round(np.degrees(made["target_gaze"][:, 0].numpy())).tolist())) == [-10.0, 0.0]
+    # the oracle's image at each target is the donor's own photo there: same group, same yaw
+    donors = sets["donors"]
+    for k in (0, 5):
+        donor = int(donors["index"][made["rows"][k]])
+        assert not torch.equal(made["real_at_target"][k], donors["image"][made["rows"][k]])
+        assert made["real_at_target"][k].shape == (3, 64, 64) and donor >= 0
+
+    out = tmp_path / "run"
+    summary = run_notebooks("smoke", data="columbia", only=["08"], out=out)
+    assert summary["ran"] == ["08_augmentation"] and summary["notebooks"][0]["status"] == "ok", summary["notebooks"]
+    record = json.loads((out / "metrics" / "08_augmentation.json").read_text())
+    assert record["data"] == "columbia"
+    assert {c["name"] for c in record["claims"]} == {"augmentation_lowers_error_held_out_pitch",
+                                                      "augmentation_lowers_error_mpiigaze"}
+    assert set(record["metrics"]["error_deg"]["value"]["raw"]) == {"held_out_pitch", "mpiigaze"}
+    files = {a["name"]: a["file"] for a in record["artifacts"]}
+    assert all("/smoke+columbia/" in f for f in files.values()), files

@@ -265,14 +265,14 @@ def test_pair_batches_sample_with_the_weights(eyes):
 
 
 # -- training and inference ------------------------------------------------------------------------
-@pytest.mark.slow  # ≈ 10 s on one core: 80 CFW + LCM steps at batch 16
+@pytest.mark.slow  # ≈ 15 s on one core: 120 CFW + LCM steps at batch 16
 @pytest.mark.numerics
 def test_training_lowers_the_loss_and_beats_the_unchanged_input(eyes, numerics_seed, margin):
     torch.manual_seed(numerics_seed)
     data = render_redirection_pairs(eyes, range(16), vertical_only=True, seed=1, progress=False)
-    # 40 steps ended at up to 0.74 of the input's MSE (seed 3, SSE41) against 0.8; after 80, at most
-    # 0.49 over seeds 0-4 and kernels default/AVX2/SSE41 (benchmarks/numerics_spread.py)
-    config = DeepWarpConfig(variant="cfw_lcm", angle_dims=1, steps=80, batch_size=16, lr=3e-3)
+    # 40 steps ended at up to 0.74 of the input's MSE (seed 3, SSE41) against 0.8; 80 at up to 0.70
+    # (seed 6, SSE41; 20 seeds × default/SSE41, benchmarks/numerics_spread.py), too near the threshold
+    config = DeepWarpConfig(variant="cfw_lcm", angle_dims=1, steps=120, batch_size=16, lr=3e-3)
     model, history = train_deepwarp(data, config, seed=numerics_seed, progress=False, log_every=1)
     first, last = history[0]["loss"], sum(h["loss"] for h in history[-5:]) / 5
     margin.below("loss last 5 / first", last / first, 0.7)

@@ -236,7 +236,7 @@ def test_the_discriminators_gaze_head_learns_on_rendered_eyes(eyes, numerics_see
 
 
 def test_a_tiny_gan_trains_with_finite_named_losses(pairs, vgg):
-    config = tiny_config(steps=3)
+    config = tiny_config(steps=3, lambda_target=1.0)  # every term on, the probe's target L1 included
     model, history = train_gaze_gan(pairs, config, progress=False, log_every=1, perceptual=vgg)
     assert [h["step"] for h in history] == [1, 2, 3]
     for record in history:
@@ -288,9 +288,9 @@ def test_the_objective_charges_a_generator_that_swaps_skin_tone(pairs, vgg):
 
 @pytest.mark.parametrize("switch,removed", [("lambda_gaze", {"d_gaze", "g_gaze"}), ("lambda_cycle", {"g_cycle"}),
                                             ("lambda_perceptual", {"g_content", "g_style"}),
-                                            ("lambda_identity", {"g_identity"})])
+                                            ("lambda_identity", {"g_identity"}), ("lambda_target", {"g_target"})])
 def test_ablation_switches_remove_their_loss_terms(pairs, vgg, switch, removed):
-    config = tiny_config(**{switch: 0.0})
+    config = tiny_config(**{"lambda_target": 1.0, switch: 0.0})
     torch.manual_seed(0)
     trainer = GazeGANTrainer(GazeGAN(config), config, perceptual=vgg, device="cpu")
     logs = trainer.train_step(one_iteration(pairs, config))

@@ -2,7 +2,8 @@
 
 An export lets the readers, the notebooks' "real data" paths and outside tools be exercised
 without a licensed copy: ``--format openeds`` writes the OpenEDS layout (grey 400×640 by
-default), ``--format columbia`` He et al.'s Columbia patch naming (64×64 RGB by default).
+default), ``--format columbia`` He et al.'s Columbia patch naming (64×64 RGB by default), ``--format
+mpiigaze`` MPIIGaze's normalised day files (36×60 grey).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 __all__ = ["export_dataset", "add_export_cli", "FORMATS"]
 
-FORMATS = ("openeds", "columbia")
+FORMATS = ("openeds", "columbia", "mpiigaze")
 GRID_SIZE = 21  # Columbia: 7 horizontal × 3 vertical gazes per (subject, pose, eye)
 MAX_POSES = 5
 
@@ -27,10 +28,13 @@ def export_dataset(format: str, out, *, persons: int = 4, images_per_person: int
     * ``columbia``: ``images_per_person`` must be a multiple of 42 (= 2 eyes × 21 grid gazes per
       head-pose label, up to 5 poses; default 42); ``size`` defaults to 64×64; ``lossless``
       writes ``.png`` instead of JPEG (quality 95) under the same names.
+    * ``mpiigaze``: ``images_per_person`` (default 32) eyes per person, both sides, in one day file
+      each, at MPIIGaze's 36×60 (``size`` must be that or omitted).
 
     Returns a summary dict (format, folder, image count, persons or subjects, seconds).
     """
     from .columbia import POSES, export_columbia
+    from .mpiigaze import IMAGE_SIZE, export_mpiigaze
     from .openeds import export_openeds
     from .synthetic import SyntheticEyeSpec, SyntheticEyes
 
@@ -43,6 +47,12 @@ def export_dataset(format: str, out, *, persons: int = 4, images_per_person: int
         n = 8 if images_per_person is None else int(images_per_person)
         spec = SyntheticEyeSpec("nir", size, n_persons=persons, images_per_person=n, seed=seed)
         summary = export_openeds(SyntheticEyes(spec), out, seed=seed, progress=progress)
+    elif format == "mpiigaze":
+        if size is not None and tuple(size) != IMAGE_SIZE:
+            raise ValueError(f"MPIIGaze's normalised eyes are {IMAGE_SIZE[0]}×{IMAGE_SIZE[1]}: omit --size, got {tuple(size)}")
+        n = 32 if images_per_person is None else int(images_per_person)
+        spec = SyntheticEyeSpec("rgb", IMAGE_SIZE, n_persons=persons, images_per_person=n, seed=seed)
+        summary = export_mpiigaze(SyntheticEyes(spec), out, progress=progress)
     else:
         n = 2 * GRID_SIZE if images_per_person is None else int(images_per_person)
         if n % (2 * GRID_SIZE) or not 1 <= n // (2 * GRID_SIZE) <= MAX_POSES:
@@ -80,16 +90,17 @@ def add_export_cli(subparsers) -> None:
     """Register ``export`` on the ``synth`` subcommand's subparsers."""
     from ..cli import whole_number
 
-    p = subparsers.add_parser("export", help="write synthetic eyes in the OpenEDS or Columbia-patch file format",
+    p = subparsers.add_parser("export", help="write synthetic eyes in the OpenEDS, Columbia-patch or MPIIGaze file format",
                               description=__doc__.replace("``", ""))  # plain text, not reST
     p.add_argument("--format", required=True, choices=FORMATS, help="the real dataset's layout to write")
     p.add_argument("--out", required=True, type=Path, help="new or empty folder to write")
     p.add_argument("--persons", type=whole_number(1), default=4, help="synthetic people (default: 4)")
     p.add_argument("--images-per-person", type=int, default=None,
-                   help="openeds: frames per person (default 8); columbia: a multiple of 42 (default 42)")
+                   help="openeds: frames per person (default 8); columbia: a multiple of 42 (default 42); "
+                   "mpiigaze: eyes per person (default 32)")
     p.add_argument("--seed", type=int, default=0, help="the renderer's seed: which people and gazes (default: 0)")
     p.add_argument("--size", type=int, nargs=2, metavar=("ROWS", "COLS"), default=None,
-                   help="image size (default: native, 400 640 for openeds, 64 64 for columbia)")
+                   help="image size (default: native, 400 640 for openeds, 64 64 for columbia; mpiigaze is 36 60)")
     p.add_argument("--lossless", action="store_true", help="columbia: write .png instead of JPEG (same names)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export)

@@ -25,7 +25,10 @@ from ..gaze import eye_to_target_to_pitchyaw
 from ..runtime import tqdm
 from .errors import DatasetError, note_data_read
 
-__all__ = ["MPIIGazeNormalized", "MPIIGazeRecord", "write_normalized_day", "normalized_dir"]
+__all__ = ["MPIIGazeNormalized", "MPIIGazeRecord", "write_normalized_day", "normalized_dir", "export_mpiigaze",
+           "IMAGE_SIZE"]
+
+IMAGE_SIZE = (36, 60)  # rows, cols of a normalised eye image
 
 EYES = ("left", "right")
 _SIDE = {"left": "L", "right": "R"}
@@ -188,3 +191,35 @@ def write_normalized_day(path, left: dict, right: dict) -> Path:
                   "pose": np.asarray(d["pose"], dtype=np.float64)} for eye, d in (("left", left), ("right", right))}
     savemat(path, {"data": data}, do_compression=True)
     return path
+
+
+def export_mpiigaze(source, out, *, days: int = 1, progress: bool = True) -> dict:
+    """Write the renderer's eyes in MPIIGaze's normalised layout: person ``p`` becomes ``p{p:02d}``,
+    its images split over ``days`` day files, each eye in ``data.left`` or ``data.right`` as rendered
+    (unflipped, as MPIIGaze stores them), grey (the mean of the RGB channels), with the gaze written
+    as the eye→target vector the reader turns back into the project's (pitch, yaw); pose is zero
+    (the renderer's eyes face the camera). ``source`` is an unflipped RGB ``SyntheticEyes`` of
+    :data:`IMAGE_SIZE`; ``out`` must be empty or new."""
+    from ..gaze import pitchyaw_to_vector
+    from .openeds import _fresh_folder
+
+    spec = source.spec
+    if spec.modality != "rgb" or tuple(spec.size) != IMAGE_SIZE or getattr(spec, "flip_right", False):
+        raise ValueError(f"pass an unflipped RGB source of size {IMAGE_SIZE} (got {spec.modality} {tuple(spec.size)})")
+    if not 1 <= days <= spec.images_per_person:
+        raise ValueError(f"days must be 1..images_per_person ({spec.images_per_person}), got {days}")
+    out = _fresh_folder(out)
+    n = 0
+    for person in tqdm(range(spec.n_persons), desc="exporting MPIIGaze days", disable=not progress):
+        indices = np.arange(person * spec.images_per_person, (person + 1) * spec.images_per_person)
+        for day, chunk in enumerate(np.array_split(indices, days), start=1):
+            batch = source.render([int(i) for i in chunk])
+            grey = batch["image"].float().mean(1).round().byte().numpy()
+            g = -pitchyaw_to_vector(batch["gaze"].double().numpy())  # eye→target, the negated project vector
+            sides = np.array([source.side_of(int(i)) for i in chunk])
+            eyes = {eye: {"image": grey[sides == side], "gaze": g[sides == side], "pose": np.zeros(((sides == side).sum(), 3))}
+                    for eye, side in _SIDE.items()}
+            write_normalized_day(normalized_dir(out) / f"p{person:02d}" / f"day{day:02d}.mat", eyes["left"], eyes["right"])
+            n += len(chunk)
+    return {"format": "mpiigaze", "out": str(out), "images": n, "size": list(IMAGE_SIZE),
+            "persons": [f"p{p:02d}" for p in range(spec.n_persons)], "days": days}

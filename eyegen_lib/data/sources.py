@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .errors import DatasetError
 
 __all__ = ["DATASET_VARIABLES", "dataset_root", "check_data_source", "OpenEDSEyes", "openeds_eyes", "ColumbiaEyes",
-           "columbia_eyes"]
+           "columbia_eyes", "MPIIGazeEyes", "mpiigaze_eyes"]
 
 # data source → (its environment variable, what the folder must hold)
 DATASET_VARIABLES = {
@@ -101,6 +101,12 @@ def check_data_source(profile) -> str:
         split = eyes.protocol_split()
         return (f"Columbia Gaze patches at {eyes.root}: {len(eyes):,} patches; {len(split['train'])} training subjects, "
                 f"{len(split['test'])} test subjects (He et al.'s split)")
+    if profile.data == "mpiigaze":
+        eyes = mpiigaze_eyes(dataset_root("mpiigaze"), profile.patch_size)  # the reader opens every day file
+        eyes[0]
+        split = eyes.protocol_split()
+        return (f"MPIIGaze at {eyes.root}: {len(eyes):,} normalised eyes of {len(eyes.persons)} persons; "
+                f"{len(split['test'])} held out to test an estimator trained on the others")
     raise DatasetError(f"no notebook protocol reads {profile.data!r} yet",
                        fix="run on the renderer or on OpenEDS (see the README's 'Real datasets')")
 
@@ -294,6 +300,83 @@ class ColumbiaEyes:
         return f"ColumbiaEyes({str(self.root)!r}, size={self.size}: {len(self)} patches, {len(self.persons)} subjects)"
 
 
+class MPIIGazeEyes:
+    """MPIIGaze's normalised eyes (:class:`~eyegen_lib.data.mpiigaze.MPIIGazeNormalized`) as a source
+    framed like He et al.'s Columbia patches, so that one estimator reads both: each 36 × 60 grey eye
+    is padded to a 60 × 60 square (edge rows repeated, the eye centred — the eye then spans about
+    the ⅗ of the width that a Columbia patch's 3.4-radius square gives it), resized to ``size``,
+    repeated to three channels, and a right eye is mirrored with its yaw negated (He et al.'s flip).
+    ``[i]`` → ``image`` uint8 (3, H, W), ``gaze`` (pitch, yaw) radians of the image as returned,
+    ``person``, ``side`` (the eye's own side, as :class:`ColumbiaEyes` says it), ``index``, ``path``.
+
+    MPIIGaze's own evaluations leave one person out at a time; :meth:`protocol_split` holds out the
+    last fifth of the persons (p12–p14 of 15) as one such fold, for an estimator trained on the others."""
+
+    def __init__(self, root, size: tuple[int, int]):
+        from .mpiigaze import MPIIGazeNormalized
+
+        self.root, self.size = Path(root).expanduser(), (int(size[0]), int(size[1]))
+        self.reader = MPIIGazeNormalized(self.root)
+        self.records = self.reader.records
+        self.persons = self.reader.persons
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def person_of(self, index: int) -> int:
+        return self.reader.person_of(index)
+
+    def side_of(self, index: int) -> str:
+        return self.reader.side_of(index)
+
+    def gaze_of(self, index: int):
+        gaze = self.reader.gaze_of(index).copy()
+        if self.reader.side_of(index) == "R":
+            gaze[1] = -gaze[1]  # the mirrored eye looks the other way
+        return gaze
+
+    def has_gaze(self, index: int) -> bool:
+        return True
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.reader[index]
+        grey = sample["image"].float()  # (1, 36, 60)
+        pad = (grey.shape[-1] - grey.shape[-2]) // 2
+        square = F.pad(grey[None], (0, 0, pad, grey.shape[-1] - grey.shape[-2] - pad), mode="replicate")
+        image = F.interpolate(square, size=self.size, mode="bilinear", antialias=True, align_corners=False)[0]
+        image = image.round().clamp(0, 255).byte().expand(3, -1, -1).contiguous()
+        gaze = sample["gaze"].clone()
+        if sample["side"] == "R":
+            image, gaze[1] = image.flip(-1), -gaze[1]
+        return {"image": image, "gaze": gaze, "person": sample["person"], "side": sample["side"], "index": int(index) % len(self),
+                "path": sample["path"]}
+
+    def protocol_split(self) -> dict[str, list[int]]:
+        """Persons by role: the last fifth held out (at least one), the rest train an estimator."""
+        n_test = max(1, round(len(self.persons) / 5))
+        if len(self.persons) < 2:
+            raise DatasetError(f"MPIIGaze here holds one person ({self.persons}): an estimator needs others to train on",
+                               path=self.root, fix="point $EYEGEN_MPIIGAZE_DIR at the copy with all 15 persons")
+        return {"train": self.persons[:-n_test], "validation": [], "test": self.persons[-n_test:]}
+
+    @functools.cached_property
+    def manifest(self) -> str:
+        return _file_manifest(self.root, sorted({rec.path for rec in self.records}))
+
+    @property
+    def synthetic_export(self) -> bool:
+        return False  # MPIIGaze's day files carry no sidecar: an eyegen export reads as a real copy
+
+    def recipe(self) -> dict:
+        return {"dataset": "MPIIGaze (normalised)", "roles": {"train": "persons but the last fifth",
+                                                             "test": "the last fifth of the persons"},
+                "framing": "36x60 grey padded to a square, resized, right eyes mirrored",
+                "images": len(self), "working_size": list(self.size), "manifest": self.manifest}
+
+    def __repr__(self) -> str:
+        return f"MPIIGazeEyes({str(self.root)!r}, size={self.size}: {len(self)} eyes, {len(self.persons)} persons)"
+
+
 @functools.lru_cache(maxsize=8)
 def _opened(kind: type, root: str, size: tuple[int, int], stamp: float):
     return kind(root, size)
@@ -321,3 +404,10 @@ def openeds_eyes(root, size) -> OpenEDSEyes:
 def columbia_eyes(root, size) -> ColumbiaEyes:
     """:class:`ColumbiaEyes`, opened once per process (re-opened when the folder changes)."""
     return _open_once(ColumbiaEyes, root, size, lambda r: [r], "Columbia Gaze patches")
+
+
+def mpiigaze_eyes(root, size) -> MPIIGazeEyes:
+    """:class:`MPIIGazeEyes`, opened once per process (re-opened when a person's folder changes)."""
+    from .mpiigaze import normalized_dir
+
+    return _open_once(MPIIGazeEyes, root, size, lambda r: [normalized_dir(r), *normalized_dir(r).glob("p*")], "MPIIGaze")

@@ -91,6 +91,12 @@ scores LPIPS 0.047 and gaze error 16.5°): the identity recipe without the mask 
 and 0.059 (floor 0.001, 12.4°) at 600, skin-tone r 1.00 throughout; the mask without the identity
 term, 0.115 (floor 0.070) at 100. The mask trades gaze movement for fidelity at these lengths.
 
+*A probe, off by default* (``lambda_target``, 0): ``λ · L1(G(x_s, g_t), x_t)``, the paired target's
+pixels, as pix2pix trains a paired translation — the authors pull towards the target only through VGG.
+At λ 50 (``blend_target_50``, same runs as above): LPIPS 0.053 / 0.088 / 0.065 at 200 / 400 / 600
+iterations, gaze error 15.2 / 12.0 / 11.5°, floor 0.001 at 600 — within the mask recipe's own
+step-to-step swing (0.059–0.103 between 300 and 600), so not the missing piece at these lengths.
+
 Setting λ_gaze, λ_cycle or λ_perceptual to 0 removes that term (and its cost) — the paper's
 ablations (§5.5: one model per removed term); λ_identity = 0 removes ours. λ_gaze weighs both gaze terms, the critic's and the
 generator's, as the official code uses one weight (5) for both. Optimisation: Adam, lr 2e−4, β = (0.5, 0.999), batch 32; **5 critic steps per generator

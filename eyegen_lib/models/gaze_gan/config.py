@@ -20,11 +20,12 @@ PAPER_GENERATOR_STEPS = PAPER_GAZE_GAN_STEPS
 # The named losses train_step returns; each is already multiplied by its λ, so a side's keys sum to
 # its objective. A term whose λ is 0 is absent.
 D_LOSS_KEYS = ("d_adv", "d_gp", "d_gaze")
-G_LOSS_KEYS = ("g_adv", "g_gaze", "g_cycle", "g_content", "g_style", "g_identity")
+G_LOSS_KEYS = ("g_adv", "g_gaze", "g_cycle", "g_content", "g_style", "g_identity", "g_target")
 VGG_INPUTS = ("official", "imagenet")  # how the perceptual loss's VGG-16 sees the images (package doc)
 GENERATOR_OUTPUTS = ("image", "blend")  # what the generator's last layer makes (Generator's doc)
 # every gaze GAN saved before the switch existed repainted the patch: such an artifact serves "image" runs
 field_added_later("generator_output", "image")
+field_added_later("lambda_target", 0.0)
 KEEP_LOGIT_INIT = 2.0  # σ(2) ≈ 0.88: a fresh "blend" generator keeps most of each input pixel
 # §5.5's ablations: one model per removed loss term (config overrides of the full model); "no_identity"
 # removes our identity term, and "authors" undoes both our departures: their generator and objective.
@@ -48,6 +49,9 @@ class GazeGANConfig:
     # × L1(G(x_s, g_s), x_s): redirecting an eye to its own gaze must give it back. Our departure from
     # the authors' code (which has no such term: 0 restores it, the "no_identity" variant); see the module doc
     lambda_identity: float = 25.0
+    # × L1(G(x_s, g_t), x_t): the paired target's pixels, as pix2pix trains a paired translation. Not in
+    # the authors' code (their only pull towards the target is VGG's, see the module doc); issue 27's probe
+    lambda_target: float = 0.0
     vgg_input: str = "official"  # "official": [−1, 1] as the TF code fed it; "imagenet": normalised (see module doc)
     # "blend" (ours): the input kept through a learned mask; "image": the authors' generator, which repaints
     # every pixel (the "authors" variant). See Generator and the module doc
@@ -75,7 +79,7 @@ class GazeGANConfig:
         if len(self.image_size) != 2 or any(s % stride for s in self.image_size):
             raise ValueError(f"image_size {self.image_size} must be divisible by 2**{len(self.discriminator_widths)} = "
                              f"{stride}: the discriminator halves it once per layer")
-        for name in ("lambda_gp", "lambda_gaze", "lambda_cycle", "lambda_perceptual", "lambda_identity"):
+        for name in ("lambda_gp", "lambda_gaze", "lambda_cycle", "lambda_perceptual", "lambda_identity", "lambda_target"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.vgg_input not in VGG_INPUTS:

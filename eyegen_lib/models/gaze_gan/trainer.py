@@ -148,6 +148,8 @@ class GazeGANTrainer(Trainer):
         if c.lambda_identity > 0:
             same = self.module("generator")(source, self._code(batch["source_gaze"]))
             losses["g_identity"] = c.lambda_identity * F.l1_loss(same, source)
+        if c.lambda_target > 0:
+            losses["g_target"] = c.lambda_target * F.l1_loss(fake, target)
         if c.lambda_perceptual > 0:
             content, style = self.perceptual.losses(fake, target, c.vgg_input)
             losses["g_content"] = c.lambda_perceptual * content
