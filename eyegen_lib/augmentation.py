@@ -22,7 +22,8 @@ from .images import to_signed
 from .gaze import angular_error_deg
 from .models.gaze_estimator import GazeEstimator, predict_gaze
 from .profiles import Profile
-from .protocols import REDIRECTION_GAZE_RANGE_DEG, cross_dataset_gaze_source, person_split, rgb_source, split_indices
+from .protocols import (REDIRECTION_GAZE_RANGE_DEG, cross_dataset_gaze_source, draws_any_gaze, person_split, real_eyes_at,
+                        rgb_source, split_indices)
 from .provenance import data_recipe, identity
 
 __all__ = ["subset", "pitch_split_sets", "lower_pitch_targets", "training_set_recipe", "training_sets",
@@ -114,25 +115,6 @@ def lower_pitch_targets(gaze: torch.Tensor, *, per_image: int, seed: int = 0,
     return rows, torch.stack([pitch, gaze[rows, 1].float()], dim=1)
 
 
-def _on_a_grid(source) -> bool:
-    """A dataset photographed on a gaze grid (Columbia), rather than the renderer, which draws any gaze."""
-    return not hasattr(source, "render")
-
-
-def _photos_at(source, indices, target_gaze: torch.Tensor) -> torch.Tensor:
-    """For each donor index, the photo of its own (subject, pose, eye) at ``target_gaze``: the real eye a
-    perfect redirection would give (Columbia photographs every group at the 21 grid gazes)."""
-    key = {(source.group_of(i), *np.round(np.degrees(source.gaze_of(i)), 1).tolist()): i for i in range(len(source))}
-    wanted = [(source.group_of(int(i)), *np.round(np.degrees(g.numpy()), 1).tolist()) for i, g in zip(indices, target_gaze)]
-    missing = [w for w in wanted if w not in key]
-    if missing:
-        from .data.errors import DatasetError
-
-        raise DatasetError(f"{len(missing)} redirection targets have no photo, e.g. group {missing[0][0]} at pitch "
-                           f"{missing[0][1]}°, yaw {missing[0][2]}°", fix="use a copy with all 21 grid gazes of every eye")
-    return render_all(source, [key[w] for w in wanted], progress=False)["image"]
-
-
 def training_set_recipe(sets: dict, name: str, *, targets_per_image: int, seed: int, gan_info: dict | None = None) -> dict:
     """The data recipe of one estimator's training set (``raw``, ``augmented`` or ``oracle``): the
     raw set of :func:`pitch_split_sets`, plus — for the others — the donors' targets of
@@ -144,7 +126,7 @@ def training_set_recipe(sets: dict, name: str, *, targets_per_image: int, seed: 
         return recipe
     if name == "augmented" and gan_info is None:
         raise ValueError("the augmented set's recipe needs the GAN's info (it cites the GAN that redirected the donors)")
-    grid = _on_a_grid(sets["source"])
+    grid = not draws_any_gaze(sets["source"])
     return {**recipe, "added": {"donors": "test persons, pitch > 0", "targets_per_image": int(targets_per_image),
                                 "target_seed": int(seed),
                                 **({"target_pitches_deg": list(COLUMBIA_TARGET_PITCHES_DEG)} if grid else
@@ -163,11 +145,9 @@ def training_sets(sets: dict, *, gan=None, targets_per_image: int = TARGETS_PER_
     from .models.gaze_gan import redirect
 
     raw, donors, source = sets["raw"], sets["donors"], sets["source"]
-    grid = COLUMBIA_TARGET_PITCHES_DEG if _on_a_grid(source) else None
+    grid = None if draws_any_gaze(source) else COLUMBIA_TARGET_PITCHES_DEG
     rows, target_gaze = lower_pitch_targets(donors["gaze"], per_image=targets_per_image, seed=seed, grid_pitches_deg=grid)
-    donor_indices = donors["index"][rows].tolist()
-    real_at_target = (_photos_at(source, donor_indices, target_gaze) if grid else
-                      source.render(donor_indices, gaze=target_gaze)["image"])
+    real_at_target = real_eyes_at(source, donors["index"][rows].tolist(), target_gaze)["image"]
     out = {"rows": rows, "target_gaze": target_gaze, "real_at_target": real_at_target,
            "raw": (raw["image"], raw["gaze"]),
            "oracle": (torch.cat([raw["image"], real_at_target]), torch.cat([raw["gaze"], target_gaze]))}

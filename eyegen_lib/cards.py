@@ -68,7 +68,7 @@ CARDS: dict[str, NotebookCard] = {c.notebook: c for c in (
                  "05's protocol DeepWarp, 07's gaze estimator (both taken or trained through the registry)",
                  "the GAN and its ablations; its outputs on the redirection protocol (read by 07, 08)",
                  _t(42.0, 492.3, None), "without the zoo, the GAN alone trains 73 min at cpu; not timed end to end. With the zoo it trains "
-                 "nothing and spends its time scoring every GAN variant and DeepWarp on the protocol"),
+                 "nothing and spends its time scoring every GAN variant and DeepWarp on the protocol", data=("renderer", "columbia")),
     NotebookCard("07_evaluation", "the metrics (challenge L2, LPIPS, blurriness, gaze error), He et al.'s Table 1, "
                  "and every method side by side", "the saved outputs of 03–06 (each left out until made)",
                  "the independent gaze estimator", _t(15.8, 69.0, 90.0),
@@ -116,6 +116,8 @@ def card_fields(notebook: str) -> list[tuple[str, str]]:
     data = "the renderer" + "".join(f"; {_DATASET_NAMES[d]} (eyegen run --data {d})" for d in c.data if d != "renderer")
     if c.notebook == "07_evaluation" and len(c.data) > 1:
         data += "; each of its parts reads the data of its kind, the other stays on the renderer"
+    if c.notebook == "06_gaze_gan" and "columbia" in c.data:
+        data += "; on Columbia without DeepWarp (photographs carry no eye landmarks)"
     if "columbia" in c.data and c.notebook in ("07_evaluation", "08_augmentation"):
         data += "; on Columbia, also your MPIIGaze copy as the cross-dataset test when $EYEGEN_MPIIGAZE_DIR is set"
     return [("Reproduces", c.reproduces), ("Needs", c.needs), ("Makes", c.makes), ("Data", data),

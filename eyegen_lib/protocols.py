@@ -19,7 +19,7 @@ __all__ = ["REDIRECTION_GAZE_RANGE_DEG", "nir_source", "rgb_source", "person_spl
            "openeds_protocol", "redirection_protocol", "redirection_eyes", "protocol_recipe", "protocol_fingerprint",
            "redirection_training_pairs", "redirection_training_pairs_recipe", "deepwarp_training_pairs",
            "deepwarp_training_pairs_recipe", "DEEPWARP_CROP", "SHIFTED_PAIRS", "person_side_groups", "ranking_setup", "rank_targets",
-           "gaze_estimator_source", "gaze_estimator_split", "cross_dataset_gaze_source"]
+           "gaze_estimator_source", "gaze_estimator_split", "cross_dataset_gaze_source", "real_eyes_at", "draws_any_gaze"]
 
 # He et al.'s Columbia grid spans ±10° pitch and ±15° yaw; sources for redirection and the gaze
 # estimator cover a little more so that no target direction is an extrapolation.
@@ -111,6 +111,35 @@ def gaze_estimator_split(profile: Profile, *, seed: int = 0) -> dict[str, list[i
         return split
     extra = list(range(profile.n_persons, profile.n_persons + profile.estimator_extra_persons))
     return {**split, "train": sorted(split["train"]) + extra}
+
+
+def draws_any_gaze(source) -> bool:
+    """Whether ``source`` makes an eye at any gaze (the renderer), rather than holding photos taken on a
+    grid (Columbia Gaze: 21 directions per eye and head pose)."""
+    return hasattr(source, "render")
+
+
+def real_eyes_at(source, indices, gaze: torch.Tensor) -> dict:
+    """The real eye of each index at ``gaze`` (N, 2) radians: rendered there by the renderer (``image``,
+    ``landmarks``, ``mask`` …), or on a photographed grid the photo of the same (subject, pose, eye)
+    at that gaze (``image``; a gaze off the grid is a :class:`~eyegen_lib.data.errors.DatasetError`)."""
+    import numpy as np
+
+    from .data.datasets import render_all
+    from .data.errors import DatasetError
+
+    indices = [int(i) for i in indices]
+    if draws_any_gaze(source):
+        return source.render(indices, gaze=gaze)
+    key = {(source.group_of(i), *np.round(np.degrees(source.gaze_of(i)), 1).tolist()): i for i in range(len(source))}
+    wanted = [(source.group_of(i), *np.round(np.degrees(g.numpy()), 1).tolist()) for i, g in zip(indices, gaze)]
+    missing = [w for w in wanted if w not in key]
+    if missing:
+        raise DatasetError(f"{len(missing)} of {len(wanted)} eyes have no photo at the gaze asked for, e.g. (subject, pose, "
+                           f"eye) {missing[0][0]} at pitch {missing[0][1]:g}°, yaw {missing[0][2]:g}°",
+                           fix="ask for the grid's gazes (pitch 0, ±10°; yaw 0, ±5, ±10, ±15°), or use a copy with "
+                           "all 21 photos of every eye")
+    return render_all(source, [key[w] for w in wanted], progress=False)
 
 
 def cross_dataset_gaze_source(profile: Profile, *, size: tuple[int, int] | None = None):

@@ -62,8 +62,9 @@ def add_train_parser(sub) -> None:
     train.add_argument("model", metavar="MODEL", help="one of: " + ", ".join(_models()))
     train.add_argument("--profile", default="cpu", help=f"{' | '.join(PROFILES)} (default: cpu)")
     train.add_argument("--data", default="renderer", help="the data source: renderer (default), openeds (your copy in "
-                       "$EYEGEN_OPENEDS_DIR: segmenter, refiner, seg2eye) or columbia ($EYEGEN_COLUMBIA_DIR: gaze_gan, "
-                       "gaze_estimator); a model trained on a dataset is filed apart")
+                       "$EYEGEN_OPENEDS_DIR: segmenter, refiner, seg2eye), columbia ($EYEGEN_COLUMBIA_DIR: gaze_gan, "
+                       "gaze_estimator) or mpiigaze ($EYEGEN_MPIIGAZE_DIR: gaze_estimator); a model trained on a "
+                       "dataset is filed apart")
     train.add_argument("--seed", default="0", help="the run's seed (default 0): a notebook with SEED=S loads it")
     train.add_argument("--steps", default=None, help="train this many steps instead of the profile's (the artifact "
                                                      "then records that config)")

@@ -127,7 +127,7 @@ def test_a_real_data_artifact_never_serves_a_renderer_run_nor_the_reverse(on_ope
 def test_notebook_cards_say_which_data_each_takes():
     assert notebooks_taking("openeds") == ["02_ranking", "03_refiner", "04_seg2eye", "07_evaluation"]
     assert [p.stem for p in select_notebooks(None, "openeds")] == ["02_ranking", "03_refiner", "04_seg2eye", "07_evaluation"]
-    assert notebooks_taking("columbia") == ["07_evaluation", "08_augmentation"]
+    assert notebooks_taking("columbia") == ["06_gaze_gan", "07_evaluation", "08_augmentation"]
     with pytest.raises(ValueError, match="05_deepwarp cannot run on --data openeds"):
         select_notebooks(["05"], "openeds")
     with pytest.raises(ValueError, match="no notebook runs on --data mpiigaze"):
@@ -280,16 +280,6 @@ def test_he_et_al_s_protocol_runs_on_columbia_photographs(on_columbia):
         pair_parts(pairs, ("source", "target", "landmarks"))
 
 
-def test_the_gaze_gan_and_estimator_train_on_columbia_and_are_filed_apart(on_columbia):
-    est, info = registry.gaze_estimator(on_columbia, progress=False)
-    assert "/smoke+columbia/" in info["path"]
-    assert info["metrics"]["test_error_deg"] < info["metrics"]["mean_predictor_error_deg"]
-    assert info["provenance"]["data"]["recipe"]["source"]["dataset"] == "Columbia Gaze patches"
-    _, gan = registry.gaze_gan(on_columbia, "full", progress=False)
-    assert "/smoke+columbia/" in gan["path"] and gan["trained_now"]
-    assert gan["provenance"]["data"]["recipe"]["pairs"] == "every ordered pair within (subject, pose, eye)"
-
-
 def test_a_malformed_columbia_folder_is_one_line(tmp_path, monkeypatch):
     root = _columbia(tmp_path / "patches", subjects=(1, 2))
     monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(root))
@@ -302,26 +292,6 @@ def test_a_malformed_columbia_folder_is_one_line(tmp_path, monkeypatch):
     (root / "holiday.png").write_bytes(b"")
     with pytest.raises(DatasetError, match="do not follow the Columbia patch pattern"):
         check_data_source(SMOKE.with_data("columbia"))
-
-
-def test_07_runs_its_redirection_part_on_a_columbia_copy(tmp_path, monkeypatch):
-    from eyegen_lib.record import RENDERER_SOURCE
-
-    root = _columbia(tmp_path / "patches", per_person=84)  # head poses 0 and 15: the nearest-capture baseline exists
-    monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(root))
-    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path / "outputs"))
-    out = tmp_path / "run"
-    summary = run_notebooks("smoke", data="columbia", out=out)
-    assert summary["ran"] == ["07_evaluation"] and summary["notebooks"][0]["status"] == "ok", summary["notebooks"]
-    record = json.loads((out / "metrics" / "07_evaluation.json").read_text())
-    columbia = f"Columbia Gaze patches at {root}"  # renamed without the export's sidecar: read as a real copy
-    assert record["data"] == "columbia" and set(record["data_sources"]) == {columbia, RENDERER_SOURCE}
-    assert {c["name"]: c["data"] for c in record["claims"]} == {"table1_shift_highest_mse_lowest_lpips": "columbia"}
-    files = {a["name"]: a["file"] for a in record["artifacts"]}
-    assert "/smoke+columbia/" in files["gaze_estimator/64x64"] and "/smoke/" in files["segmenter"]
-    metrics = record["metrics"]
-    assert {"redirection_copy_input", "redirection_nearest_same_person", "redirection_real_target"} <= set(metrics)
-    assert metrics["gaze_estimator_test_error_deg"]["value"] < metrics["gaze_mean_predictor_error_deg"]["value"]
 
 
 
@@ -374,36 +344,106 @@ def test_a_gaze_estimator_trains_on_mpiigaze_and_is_filed_apart(mpiigaze_dir, mo
         check_data_source(profile)
 
 
-def test_08_runs_he_et_al_s_augmentation_on_columbia_with_mpiigaze_as_the_cross_dataset_test(
-        tmp_path, monkeypatch, mpiigaze_dir):
+def test_a_columbia_run_checks_its_mpiigaze_folder_before_any_work(columbia_dir, mpiigaze_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(columbia_dir))
+    monkeypatch.setenv("EYEGEN_MPIIGAZE_DIR", str(mpiigaze_dir))
+    assert "MPIIGaze at" in check_data_source(SMOKE.with_data("columbia"))
+    monkeypatch.setenv("EYEGEN_MPIIGAZE_DIR", str(tmp_path))  # a folder without Data/Normalized
+    with pytest.raises(DatasetError, match="Data/Normalized/ is missing"):
+        check_data_source(SMOKE.with_data("columbia"))
+
+
+# -- 06, 07 and 08 on a Columbia copy, MPIIGaze beside it: one run, so its models train once ---------------
+@pytest.fixture(scope="module")
+def columbia_run(tmp_path_factory, mpiigaze_dir):
+    """``eyegen run --data columbia`` (every notebook that takes Columbia) on an export renamed to subjects 1,
+    2, 3 and 51 without its sidecar (so it reads as a real copy), two head poses (the nearest-capture
+    baseline exists), with the MPIIGaze export as the cross-dataset test."""
+    tmp = tmp_path_factory.mktemp("columbia-run")
+    root = _columbia(tmp / "patches", per_person=84)
+    with pytest.MonkeyPatch.context() as mp:  # the variables only while the notebooks run
+        mp.setenv("EYEGEN_COLUMBIA_DIR", str(root))
+        mp.setenv("EYEGEN_MPIIGAZE_DIR", str(mpiigaze_dir))
+        mp.setenv("EYEGEN_OUTPUT_DIR", str(tmp / "outputs"))
+        summary = run_notebooks("smoke", data="columbia", out=tmp / "run", timeout=1800)
+    return {"root": root, "mpiigaze": mpiigaze_dir, "out": tmp / "run", "summary": summary}
+
+
+def _columbia_record(columbia_run, notebook):
+    summary = columbia_run["summary"]
+    assert summary["ran"] == ["06_gaze_gan", "07_evaluation", "08_augmentation"]
+    status = {n["notebook"]: n for n in summary["notebooks"]}
+    assert status[notebook]["status"] == "ok", status[notebook]
+    return json.loads((columbia_run["out"] / "metrics" / f"{notebook}.json").read_text())
+
+
+def test_06_runs_he_et_al_s_gan_on_columbia_photographs_without_deepwarp(columbia_run):
+    record = _columbia_record(columbia_run, "06_gaze_gan")
+    assert record["data"] == "columbia" and set(record["data_sources"]) == {f"Columbia Gaze patches at {columbia_run['root']}"}
+    claims = {c["name"]: c["data"] for c in record["claims"]}
+    assert set(claims.values()) == {"columbia"} and "gan_lpips_below_unchanged_input" in claims
+    assert not any(name.startswith("gan_beats_deepwarp") for name in claims)  # photographs carry no landmarks
+    assert "protocol_DeepWarp" not in record["metrics"] and "protocol_GAN" in record["metrics"]
+    files = {a["name"]: a["file"] for a in record["artifacts"]}
+    assert all("/smoke+columbia/" in f for f in files.values()), files
+
+
+def test_07_runs_its_redirection_part_on_a_columbia_copy(columbia_run):
+    from eyegen_lib.record import RENDERER_SOURCE
+
+    record = _columbia_record(columbia_run, "07_evaluation")
+    columbia = f"Columbia Gaze patches at {columbia_run['root']}"
+    mpiigaze = f"MPIIGaze at {columbia_run['mpiigaze']}"  # the cross-dataset check of the estimator
+    assert record["data"] == "columbia" and set(record["data_sources"]) == {columbia, mpiigaze, RENDERER_SOURCE}
+    assert {c["name"]: c["data"] for c in record["claims"]} == {"table1_shift_highest_mse_lowest_lpips": "columbia"}
+    files = {a["name"]: a["file"] for a in record["artifacts"]}
+    assert "/smoke+columbia/" in files["gaze_estimator/64x64"] and "/smoke/" in files["segmenter"]
+    metrics = record["metrics"]
+    assert {"redirection_copy_input", "redirection_nearest_same_person", "redirection_real_target"} <= set(metrics)
+    assert metrics["gaze_estimator_test_error_deg"]["value"] < metrics["gaze_mean_predictor_error_deg"]["value"]
+    assert metrics["gaze_estimator_mpiigaze_error_deg"]["value"] > 0  # the cross-dataset check ran
+
+
+def test_08_runs_he_et_al_s_augmentation_on_columbia_with_mpiigaze_as_the_cross_dataset_test(columbia_run):
+    record = _columbia_record(columbia_run, "08_augmentation")
+    assert record["data"] == "columbia" and set(record["data_sources"]) == {
+        f"Columbia Gaze patches at {columbia_run['root']}", f"MPIIGaze at {columbia_run['mpiigaze']}"}
+    assert {c["name"] for c in record["claims"]} == {"augmentation_lowers_error_held_out_pitch",
+                                                      "augmentation_lowers_error_mpiigaze"}
+    assert set(record["metrics"]["error_deg"]["value"]["raw"]) == {"held_out_pitch", "mpiigaze"}
+    files = {a["name"]: a["file"] for a in record["artifacts"]}
+    assert all("/smoke+columbia/" in f for f in files.values()), files
+
+
+def test_he_et_al_s_augmentation_sets_on_columbia(columbia_dir, mpiigaze_dir, monkeypatch, tmp_path):
     from eyegen_lib.augmentation import pitch_split_sets, training_sets
 
-    root = _columbia(tmp_path / "patches")
-    monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(root))
+    monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(columbia_dir))
     monkeypatch.setenv("EYEGEN_MPIIGAZE_DIR", str(mpiigaze_dir))
-    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path / "outputs"))
-    on_columbia = SMOKE.with_data("columbia")
-    sets = pitch_split_sets(on_columbia, progress=False)
+    sets = pitch_split_sets(SMOKE.with_data("columbia"), progress=False)
     assert sets["test_sets"] == ("held_out_pitch", "mpiigaze") and len(sets["mpiigaze"]["image"]) == 120
     pitch = lambda name: sorted(set(np.round(np.degrees(sets[name]["gaze"][:, 0].numpy())).tolist()))  # noqa: E731
     assert pitch("raw") == [10.0] and pitch("held_out_pitch") == [-10.0, 0.0]
     assert set(sets["donors"]["person"].tolist()) == {51} and len(sets["raw"]["image"]) == 4 * 2 * 7
     made = training_sets(sets, seed=0, progress=False)
     assert sorted(set(np.round(np.degrees(made["target_gaze"][:, 0].numpy())).tolist())) == [-10.0, 0.0]
-    # the oracle's image at each target is the donor's own photo there: same group, same yaw
-    donors = sets["donors"]
-    for k in (0, 5):
+    # the oracle's image at each target is the donor's own photo there: same (subject, pose, eye), same yaw
+    source, donors = sets["source"], sets["donors"]
+    for k in range(len(made["rows"])):
         donor = int(donors["index"][made["rows"][k]])
-        assert not torch.equal(made["real_at_target"][k], donors["image"][made["rows"][k]])
-        assert made["real_at_target"][k].shape == (3, 64, 64) and donor >= 0
+        photo = next(i for i in range(len(source)) if source.group_of(i) == source.group_of(donor)
+                     and np.allclose(source.gaze_of(i), made["target_gaze"][k].numpy(), atol=1e-4))
+        assert torch.equal(made["real_at_target"][k], source[photo]["image"])
 
-    out = tmp_path / "run"
-    summary = run_notebooks("smoke", data="columbia", only=["08"], out=out)
-    assert summary["ran"] == ["08_augmentation"] and summary["notebooks"][0]["status"] == "ok", summary["notebooks"]
-    record = json.loads((out / "metrics" / "08_augmentation.json").read_text())
-    assert record["data"] == "columbia"
-    assert {c["name"] for c in record["claims"]} == {"augmentation_lowers_error_held_out_pitch",
-                                                      "augmentation_lowers_error_mpiigaze"}
-    assert set(record["metrics"]["error_deg"]["value"]["raw"]) == {"held_out_pitch", "mpiigaze"}
-    files = {a["name"]: a["file"] for a in record["artifacts"]}
-    assert all("/smoke+columbia/" in f for f in files.values()), files
+
+def test_the_gaze_gan_and_estimator_train_on_columbia_and_are_filed_apart(columbia_run, monkeypatch):
+    monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(columbia_run["root"]))
+    monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(columbia_run["out"]))  # the run files its models there
+    on_columbia = SMOKE.with_data("columbia")
+    est, info = registry.gaze_estimator(on_columbia, train=False, progress=False)  # trained by the run
+    assert "/smoke+columbia/" in info["path"]
+    assert info["metrics"]["test_error_deg"] < info["metrics"]["mean_predictor_error_deg"]
+    assert info["provenance"]["data"]["recipe"]["source"]["dataset"] == "Columbia Gaze patches"
+    _, gan = registry.gaze_gan(on_columbia, "full", train=False, progress=False)
+    assert "/smoke+columbia/" in gan["path"]
+    assert gan["provenance"]["data"]["recipe"]["pairs"] == "every ordered pair within (subject, pose, eye)"

@@ -18,7 +18,7 @@ from ..provenance import data_recipe
 from ..runtime import tqdm
 from .rows import Rows, TensorRows, _as_rows
 
-__all__ = ["PairRows", "GroupPairRows", "group_pairs_recipe", "render_redirection_pairs", "redirection_pairs_recipe", "pair_parts", "as_pair_data",
+__all__ = ["PairRows", "GroupPairRows", "group_pairs_recipe", "render_redirection_pairs", "redirection_pairs_recipe", "pair_parts", "pair_count", "as_pair_data",
            "eye_tilt_deg", "centre_crop", "PAIR_FIELDS"]
 
 # Part of the pairs' recipe: bump when the pair table's draws change (models trained on other pairs retrain).
@@ -257,6 +257,11 @@ def pair_parts(pairs, keys=PAIR_FIELDS) -> tuple[Rows, dict]:
     meta = {k: pairs[k] for k in ("source_gaze", "target_gaze", "tilt_deg", "recipe", "index", "person") if k in pairs}
     meta["border"] = int(pairs.get("border", (pairs["target"].shape[-1] - pairs["source"].shape[-1]) // 2))
     return rows, meta
+
+
+def pair_count(pairs) -> int:
+    """How many training pairs ``pairs`` holds, whichever form they take (in memory, rendered, photographed)."""
+    return len(pair_parts(pairs, ("source",))[0])
 
 
 def as_pair_data(pairs, keys=("source", "target", "source_gaze", "target_gaze")):

@@ -99,8 +99,13 @@ def check_data_source(profile) -> str:
         eyes.check_files()
         eyes[0]
         split = eyes.protocol_split()
-        return (f"Columbia Gaze patches at {eyes.root}: {len(eyes):,} patches; {len(split['train'])} training subjects, "
+        said = (f"Columbia Gaze patches at {eyes.root}: {len(eyes):,} patches; {len(split['train'])} training subjects, "
                 f"{len(split['test'])} test subjects (He et al.'s split)")
+        if os.environ.get(DATASET_VARIABLES["mpiigaze"][0], "").strip():  # the cross-dataset test: checked now too
+            mpii = mpiigaze_eyes(dataset_root("mpiigaze"), profile.patch_size)
+            mpii[0]
+            said += f"; MPIIGaze at {mpii.root} as the cross-dataset test ({len(mpii):,} eyes, {len(mpii.persons)} persons)"
+        return said
     if profile.data == "mpiigaze":
         eyes = mpiigaze_eyes(dataset_root("mpiigaze"), profile.patch_size)  # the reader opens every day file
         eyes[0]
