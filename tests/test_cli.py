@@ -92,7 +92,7 @@ def test_bad_options_exit_2_with_the_valid_values(capsys, argv, message):
     (["train", "segmenter", "--profile", "huge"], "unknown profile 'huge': choose one of smoke"),
     (["check", "smoke", "--only", "nosuch"], "unknown model 'nosuch': choose from segmenter"),
     (["check", "smoke", "--max-batch", "-1"], "takes a whole number ≥ 1, got -1"),
-    (["synth", "export", "--format", "mat", "--out", "{tmp}/export"], "invalid choice: 'mat' (choose from 'openeds', 'columbia')"),
+    (["synth", "export", "--format", "mat", "--out", "{tmp}/export"], "invalid choice: 'mat' (choose from 'openeds', 'columbia', 'mpiigaze')"),
     (["synth", "export", "--format", "openeds", "--out", "{tmp}/export", "--persons", "0"], "takes a whole number ≥ 1"),
     (["report", "--out", "{tmp}/export"], "holds no recorded run"),
     (["list", "--only", "zz"], "unknown notebook 'zz'"),
