@@ -29,6 +29,7 @@ class NotebookCard:
     seconds: dict[str, dict[str, float | None]] = field(default_factory=dict)
     timing_note: str = ""
     data: tuple[str, ...] = ("renderer",)  # the data sources (DATA) it runs on; see profiles.DATA_SOURCES
+    data_note: str = ""  # what the Data line adds: how the notebook reads its datasets
 
     def takes(self, data: str) -> bool:
         return data in self.data
@@ -45,6 +46,7 @@ def _t(smoke: float | None, cpu_zoo: float | None, cpu_no_zoo: float | None) -> 
     return {"smoke": {"zoo": smoke, "no_zoo": smoke}, "cpu": {"zoo": cpu_zoo, "no_zoo": cpu_no_zoo}}
 
 
+_MPIIGAZE_NOTE = "on Columbia, also your MPIIGaze copy as the cross-dataset test when $EYEGEN_MPIIGAZE_DIR is set"
 CARDS: dict[str, NotebookCard] = {c.notebook: c for c in (
     NotebookCard("00_setup", "nothing: checks the environment, weights and datasets",
                  "—", "—", _t(5.4, 6.9, 6.9)),
@@ -68,14 +70,17 @@ CARDS: dict[str, NotebookCard] = {c.notebook: c for c in (
                  "05's protocol DeepWarp, 07's gaze estimator (both taken or trained through the registry)",
                  "the GAN and its ablations; its outputs on the redirection protocol (read by 07, 08)",
                  _t(42.0, 492.3, None), "without the zoo, the GAN alone trains 73 min at cpu; not timed end to end. With the zoo it trains "
-                 "nothing and spends its time scoring every GAN variant and DeepWarp on the protocol", data=("renderer", "columbia")),
+                 "nothing and spends its time scoring every GAN variant and DeepWarp on the protocol", data=("renderer", "columbia"),
+                 data_note="on Columbia without DeepWarp (photographs carry no eye landmarks)"),
     NotebookCard("07_evaluation", "the metrics (challenge L2, LPIPS, blurriness, gaze error), He et al.'s Table 1, "
                  "and every method side by side", "the saved outputs of 03–06 (each left out until made)",
                  "the independent gaze estimator", _t(15.8, 69.0, 90.0),
-                 data=("renderer", "openeds", "columbia")),
+                 data=("renderer", "openeds", "columbia"),
+                 data_note="each of its parts reads the data of its kind, the other stays on the renderer; " + _MPIIGAZE_NOTE),
     NotebookCard("08_augmentation", "He et al. §5.6: redirected eyes as training data for gaze estimation",
                  "06's GAN", "gaze estimators on raw, GAN-augmented and oracle sets", _t(24.0, 17.8, None),
-                 "without the zoo it trains 06's GAN first when 06 has not run", data=("renderer", "columbia")),
+                 "without the zoo it trains 06's GAN first when 06 has not run", data=("renderer", "columbia"),
+                 data_note=_MPIIGAZE_NOTE),
 )}
 
 
@@ -114,12 +119,8 @@ def card_fields(notebook: str) -> list[tuple[str, str]]:
     """A card as (label, text) rows: the notebook cell, ``eyegen list`` and the README draw from these."""
     c = card(notebook)
     data = "the renderer" + "".join(f"; {_DATASET_NAMES[d]} (eyegen run --data {d})" for d in c.data if d != "renderer")
-    if c.notebook == "07_evaluation" and len(c.data) > 1:
-        data += "; each of its parts reads the data of its kind, the other stays on the renderer"
-    if c.notebook == "06_gaze_gan" and "columbia" in c.data:
-        data += "; on Columbia without DeepWarp (photographs carry no eye landmarks)"
-    if "columbia" in c.data and c.notebook in ("07_evaluation", "08_augmentation"):
-        data += "; on Columbia, also your MPIIGaze copy as the cross-dataset test when $EYEGEN_MPIIGAZE_DIR is set"
+    if c.data_note:
+        data += "; " + c.data_note
     return [("Reproduces", c.reproduces), ("Needs", c.needs), ("Makes", c.makes), ("Data", data),
             ("Run time", f"{_times(c)}" + (f" ({c.timing_note})" if c.timing_note else "") + f"; on {MEASURED_ON}"),
             ("Run it", f"eyegen run --only {c.number}")]

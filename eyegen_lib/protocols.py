@@ -123,23 +123,20 @@ def real_eyes_at(source, indices, gaze: torch.Tensor) -> dict:
     """The real eye of each index at ``gaze`` (N, 2) radians: rendered there by the renderer (``image``,
     ``landmarks``, ``mask`` …), or on a photographed grid the photo of the same (subject, pose, eye)
     at that gaze (``image``; a gaze off the grid is a :class:`~eyegen_lib.data.errors.DatasetError`)."""
-    import numpy as np
-
     from .data.datasets import render_all
     from .data.errors import DatasetError
 
     indices = [int(i) for i in indices]
     if draws_any_gaze(source):
         return source.render(indices, gaze=gaze)
-    key = {(source.group_of(i), *np.round(np.degrees(source.gaze_of(i)), 1).tolist()): i for i in range(len(source))}
-    wanted = [(source.group_of(i), *np.round(np.degrees(g.numpy()), 1).tolist()) for i, g in zip(indices, gaze)]
-    missing = [w for w in wanted if w not in key]
+    found = [source.index_at(source.group_of(i), g.numpy()) for i, g in zip(indices, gaze)]
+    missing = [(source.group_of(i), *torch.rad2deg(g).tolist()) for i, g, f in zip(indices, gaze, found) if f is None]
     if missing:
-        raise DatasetError(f"{len(missing)} of {len(wanted)} eyes have no photo at the gaze asked for, e.g. (subject, pose, "
-                           f"eye) {missing[0][0]} at pitch {missing[0][1]:g}°, yaw {missing[0][2]:g}°",
+        raise DatasetError(f"{len(missing)} of {len(found)} eyes have no photo at the gaze asked for, e.g. (subject, pose, "
+                           f"eye) {missing[0][0]} at pitch {missing[0][1]:.3g}°, yaw {missing[0][2]:.3g}°",
                            fix="ask for the grid's gazes (pitch 0, ±10°; yaw 0, ±5, ±10, ±15°), or use a copy with "
                            "all 21 photos of every eye")
-    return render_all(source, [key[w] for w in wanted], progress=False)
+    return render_all(source, found, progress=False)
 
 
 def cross_dataset_gaze_source(profile: Profile, *, size: tuple[int, int] | None = None):
@@ -147,11 +144,9 @@ def cross_dataset_gaze_source(profile: Profile, *, size: tuple[int, int] | None 
     Gaze — when ``$EYEGEN_MPIIGAZE_DIR`` is set on a Columbia run; ``None`` otherwise (on the renderer
     another synthetic population stands in, see :mod:`eyegen_lib.augmentation`). A malformed folder
     is a :class:`~eyegen_lib.data.errors.DatasetError`, not a silent ``None``."""
-    import os
+    from .data.sources import dataset_given, dataset_root, mpiigaze_eyes
 
-    from .data.sources import DATASET_VARIABLES, dataset_root, mpiigaze_eyes
-
-    if profile.data != "columbia" or not os.environ.get(DATASET_VARIABLES["mpiigaze"][0], "").strip():
+    if profile.data != "columbia" or not dataset_given("mpiigaze"):
         return None
     return mpiigaze_eyes(dataset_root("mpiigaze"), size or profile.patch_size)
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .errors import DatasetError
 
 __all__ = ["DATASET_VARIABLES", "dataset_root", "check_data_source", "OpenEDSEyes", "openeds_eyes", "ColumbiaEyes",
-           "columbia_eyes", "MPIIGazeEyes", "mpiigaze_eyes"]
+           "columbia_eyes", "MPIIGazeEyes", "mpiigaze_eyes", "dataset_given"]
 
 # data source → (its environment variable, what the folder must hold)
 DATASET_VARIABLES = {
@@ -82,6 +82,11 @@ def dataset_root(data: str) -> Path:
     return root
 
 
+def dataset_given(data: str) -> bool:
+    """Whether the environment variable of dataset ``data`` is set (its folder is checked when opened)."""
+    return bool(os.environ.get(DATASET_VARIABLES[data][0], "").strip())
+
+
 def check_data_source(profile) -> str:
     """Open the run's data source as its notebooks will (layout, names, mappings, one sample read) and
     say in one line what it holds; raises :class:`DatasetError` before any work when it is unusable."""
@@ -101,7 +106,7 @@ def check_data_source(profile) -> str:
         split = eyes.protocol_split()
         said = (f"Columbia Gaze patches at {eyes.root}: {len(eyes):,} patches; {len(split['train'])} training subjects, "
                 f"{len(split['test'])} test subjects (He et al.'s split)")
-        if os.environ.get(DATASET_VARIABLES["mpiigaze"][0], "").strip():  # the cross-dataset test: checked now too
+        if dataset_given("mpiigaze"):  # the cross-dataset test: checked now too
             mpii = mpiigaze_eyes(dataset_root("mpiigaze"), profile.patch_size)
             mpii[0]
             said += f"; MPIIGaze at {mpii.root} as the cross-dataset test ({len(mpii):,} eyes, {len(mpii.persons)} persons)"
@@ -258,6 +263,19 @@ class ColumbiaEyes:
     def has_gaze(self, index: int) -> bool:
         return True
 
+    @functools.cached_property
+    def _index_of_group_gaze(self) -> dict:
+        import numpy as np
+
+        return {(self.group_of(i), *np.round(np.degrees(self.gaze_of(i)), 1).tolist()): i for i in range(len(self))}
+
+    def index_at(self, group, gaze_rad) -> int | None:
+        """The photo of ``group`` (subject, pose, eye) at gaze (pitch, yaw) radians, or None off the grid
+        (the lookup is built once per opened copy)."""
+        import numpy as np
+
+        return self._index_of_group_gaze.get((group, *np.round(np.degrees(np.asarray(gaze_rad, dtype=float)), 1).tolist()))
+
     def __getitem__(self, index: int) -> dict:
         sample = self.reader[index]
         out = {key: sample[key] for key in ("gaze", "person", "side", "pose", "index", "path")}
@@ -350,10 +368,9 @@ class MPIIGazeEyes:
         square = F.pad(grey[None], (0, 0, pad, grey.shape[-1] - grey.shape[-2] - pad), mode="replicate")
         image = F.interpolate(square, size=self.size, mode="bilinear", antialias=True, align_corners=False)[0]
         image = image.round().clamp(0, 255).byte().expand(3, -1, -1).contiguous()
-        gaze = sample["gaze"].clone()
         if sample["side"] == "R":
-            image, gaze[1] = image.flip(-1), -gaze[1]
-        return {"image": image, "gaze": gaze, "person": sample["person"], "side": sample["side"], "index": int(index) % len(self),
+            image = image.flip(-1)  # and gaze_of negates its yaw
+        return {"image": image, "gaze": torch.from_numpy(self.gaze_of(index)), "person": sample["person"], "side": sample["side"], "index": int(index) % len(self),
                 "path": sample["path"]}
 
     def protocol_split(self) -> dict[str, list[int]]:
