@@ -65,13 +65,14 @@ CARDS: dict[str, NotebookCard] = {c.notebook: c for c in (
                  data=("renderer", "openeds")),
     NotebookCard("05_deepwarp", "DeepWarp (Ganin et al., ECCV 2016): coarse-to-fine warping, lightness correction",
                  "—", "the DeepWarp variants; its outputs on the redirection protocol (read by 06, 07)",
-                 _t(40.1, 88.6, 1140.0)),
+                 _t(40.1, 88.6, 1140.0), data=("renderer", "columbia"),
+                 data_note="on Columbia its anchors are a template eye placed by He et al.'s crop (photographs carry no "
+                           "landmarks) and the LCM's eye-white analysis is left out (no masks)"),
     NotebookCard("06_gaze_gan", "He et al., ICCV 2019: GAN gaze redirection, its ablations, against DeepWarp",
                  "05's protocol DeepWarp, 07's gaze estimator (both taken or trained through the registry)",
                  "the GAN and its ablations; its outputs on the redirection protocol (read by 07, 08)",
                  _t(42.0, 492.3, None), "without the zoo, the GAN alone trains 73 min at cpu; not timed end to end. With the zoo it trains "
-                 "nothing and spends its time scoring every GAN variant and DeepWarp on the protocol", data=("renderer", "columbia"),
-                 data_note="on Columbia without DeepWarp (photographs carry no eye landmarks)"),
+                 "nothing and spends its time scoring every GAN variant and DeepWarp on the protocol", data=("renderer", "columbia")),
     NotebookCard("07_evaluation", "the metrics (challenge L2, LPIPS, blurriness, gaze error), He et al.'s Table 1, "
                  "and every method side by side", "the saved outputs of 03–06 (each left out until made)",
                  "the independent gaze estimator", _t(15.8, 69.0, 90.0),

@@ -56,6 +56,18 @@ def whole_number(minimum: int = 1, *, option: str = "", what: str = ""):
     return _checked_type(int, lambda v: v >= minimum, f"{option} takes" if option else "takes", what)
 
 
+def notebook_parameter(text: str) -> tuple[str, object]:
+    """An argparse ``type`` for ``NAME=VALUE`` with VALUE in JSON (``json.loads``: never evaluated as code)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"takes NAME=VALUE (a notebook parameter and its value in JSON), got {text!r}")
+    try:
+        return name.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"the value of {name.strip()} is not JSON ({value!r}): write true, 3, 0.5, "
+                                         f"\"cpu\" or [\"no_gaze\"] (quote the whole argument in the shell)") from None
+
+
 def positive_number(*, option: str = "", what: str = "a positive number"):
     """An argparse ``type`` for a finite number > 0 (a fraction too): ``--timeout takes a positive
     number of seconds, got 0.0``."""
@@ -81,18 +93,19 @@ def _known_notebooks(command: str, only) -> bool:
 
 def _cmd_run(args) -> int:
     from .paths import output_dir
-    from .runner import check_output_folder, run_notebooks, select_notebooks
+    from .runner import check_output_folder, check_parameters, run_notebooks, select_notebooks
 
     # every argument checked before any work starts or any folder is made
     if not (_known_notebooks("run", args.only)
-            and _usable("run", lambda: select_notebooks(args.only, args.data))
+            and _usable("run", lambda: check_parameters(dict(args.parameters or ()), select_notebooks(args.only, args.data)))
             and _usable("run", lambda: check_output_folder(args.out if args.out is not None else output_dir()))):
         return 2
     summary = {}
     # run_notebooks opens and checks a dataset (every file's header) before it makes any folder: once
     if not _usable("run", lambda: summary.update(run_notebooks(args.profile, only=args.only, out=args.out,
                                                                timeout=args.timeout, seed=args.seed,
-                                                               pretrained=not args.no_pretrained, data=args.data))):
+                                                               pretrained=not args.no_pretrained, data=args.data,
+                                                               parameters=dict(args.parameters or ())))):
         return 2
     this_run = [n for n in summary["notebooks"] if n["notebook"] in summary["ran"]]
     failed = [n for n in this_run if n["status"] != "ok"]
@@ -210,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=positive_number(option="--timeout", what="a positive number of seconds"), default=None,
                      help="seconds each notebook may run before it is stopped (default: 3× the time on its card for "
                           "this profile, at least 600; no limit where the card has no time; see eyegen list)")
+    run.add_argument("--set", dest="parameters", action="append", type=notebook_parameter, default=None,
+                     metavar="NAME=VALUE", help="set a notebook parameter (its value in JSON) in every notebook that has "
+                     "it, e.g. --set 'ABLATIONS=[\"no_gaze\"]' or --set RETRAIN=true; repeatable")
     run.set_defaults(func=_cmd_run)
 
     lst = sub.add_parser("list", help="the notebooks' cards: what each reproduces, needs and makes, and its run time")

@@ -111,14 +111,18 @@ def grid_groups(source, indices, *, pose: int = 0) -> list[list[int]]:
 
 def redirection_set_of_groups(source, groups) -> RedirectionSet:
     """He et al.'s protocol on photographs: in each group (one eye's 21 grid photos, :func:`grid_groups`)
-    every photo is redirected to the 20 others; the target is the photo at that gaze. No masks or
-    landmarks (photos carry none)."""
+    every photo is redirected to the 20 others; the target is the photo at that gaze. No masks; the
+    landmarks are the source's where it gives them (the template eye of
+    :func:`~eyegen_lib.data.columbia.patch_landmarks` on Columbia: photos carry none)."""
     g = len(gaze_grid())
     src_i, tgt_i = zip(*[(i, j) for i in range(g) for j in range(g) if i != j])
     src_i, tgt_i = torch.tensor(src_i), torch.tensor(tgt_i)
-    parts = {k: [] for k in ("source", "target", "source_gaze", "target_gaze", "person", "group")}
+    parts = {k: [] for k in ("source", "target", "source_gaze", "target_gaze", "person", "group", "landmarks")}
     for group, members in enumerate(groups):
-        images = torch.stack([source[i]["image"] for i in members])
+        samples = [source[i] for i in members]
+        images = torch.stack([s["image"] for s in samples])
+        if all("landmarks" in s for s in samples):
+            parts["landmarks"].append(torch.stack([torch.as_tensor(s["landmarks"]) for s in samples])[src_i])
         gaze = torch.tensor(np.stack([source.gaze_of(i) for i in members]), dtype=torch.float32)
         parts["source"].append(images[src_i])
         parts["target"].append(images[tgt_i])
@@ -126,6 +130,8 @@ def redirection_set_of_groups(source, groups) -> RedirectionSet:
         parts["target_gaze"].append(gaze[tgt_i])
         parts["person"].append(torch.full((len(src_i),), source.person_of(members[0])))
         parts["group"].append(torch.full((len(src_i),), group))
+    if len(parts["landmarks"]) != len(parts["source"]):
+        del parts["landmarks"]
     return RedirectionSet(**{k: torch.cat(v) for k, v in parts.items()})
 
 

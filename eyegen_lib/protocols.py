@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .data.columbia import POSES
 from .data.datasets import indices_of_persons, split_persons
 from .data.errors import note_renderer_used
 from .data.synthetic import SyntheticEyes, SyntheticEyeSpec
@@ -18,7 +19,7 @@ from .provenance import data_recipe, fingerprint
 __all__ = ["REDIRECTION_GAZE_RANGE_DEG", "nir_source", "rgb_source", "person_split", "split_indices",
            "openeds_protocol", "redirection_protocol", "redirection_eyes", "protocol_recipe", "protocol_fingerprint",
            "redirection_training_pairs", "redirection_training_pairs_recipe", "deepwarp_training_pairs",
-           "deepwarp_training_pairs_recipe", "DEEPWARP_CROP", "SHIFTED_PAIRS", "person_side_groups", "ranking_setup", "rank_targets",
+           "deepwarp_training_pairs_recipe", "deepwarp_test_pairs", "DEEPWARP_CROP", "SHIFTED_PAIRS", "person_side_groups", "ranking_setup", "rank_targets",
            "gaze_estimator_source", "gaze_estimator_split", "cross_dataset_gaze_source", "real_eyes_at", "draws_any_gaze"]
 
 # He et al.'s Columbia grid spans ±10° pitch and ±15° yaw; sources for redirection and the gaze
@@ -243,42 +244,38 @@ def _training_pairs_arguments(profile: Profile, seed: int, size=None):
     return source, train, {"pairs_per_image": profile.pairs_per_image, "seed": seed}
 
 
-def _columbia_pairs(profile: Profile, seed: int, progress: bool = False):
-    from .data.pairs import GroupPairRows
-
-    source = rgb_source(profile, seed=seed)
-    return GroupPairRows(source, split_indices(source, person_split(profile, seed=seed))["train"], progress=progress)
-
-
 def redirection_training_pairs(profile: Profile, *, seed: int = 0, progress: bool = True) -> dict:
     """Pairs (same eye, two gazes) of the training persons at the protocol's patch size: what the
     64×64 DeepWarp, the gaze GAN and its ablations all train on, so their comparison is alike.
     Each training image gives 1 pair at ``smoke`` and 3 otherwise (targets drawn uniformly in the
     source range). The result's ``recipe`` describes it (for the models' provenance). On Columbia
     Gaze: He et al.'s pairs, every ordered pair of one training eye's frontal photos
-    (:class:`~eyegen_lib.data.pairs.GroupPairRows`; no landmarks, so not DeepWarp's)."""
-    if profile.data == "columbia":
-        return _columbia_pairs(profile, seed, progress)
+    (:class:`~eyegen_lib.data.pairs.GroupPairRows`, with the template eye's landmarks for DeepWarp)."""
     return deepwarp_training_pairs(profile, "protocol", seed=seed, progress=progress)
 
 
 def redirection_training_pairs_recipe(profile: Profile, *, seed: int = 0) -> dict:
     """The ``recipe`` of :func:`redirection_training_pairs`, without rendering them."""
-    if profile.data == "columbia":
-        from .data.pairs import group_pairs_recipe
-
-        source = rgb_source(profile, seed=seed)
-        return group_pairs_recipe(source, split_indices(source, person_split(profile, seed=seed))["train"])
     return deepwarp_training_pairs_recipe(profile, "protocol", seed=seed)
 
 
 def _deepwarp_pairs_arguments(profile: Profile, variant: str, seed: int):
-    if variant == "protocol":
-        return _training_pairs_arguments(profile, seed)
+    """(source, training indices, pair arguments) of a DeepWarp variant's pairs: on the renderer,
+    :func:`render_redirection_pairs`'s; on Columbia Gaze, :class:`~eyegen_lib.data.pairs.GroupPairRows`'
+    (photos of one eye at two grid gazes, every head pose, opened ``border`` px larger for the
+    registration-aware variants; real pairs are as registered as the photos are, nothing is shifted)."""
+    if variant == "protocol":  # He et al.'s pairs: on Columbia, every ordered pair of frontal photos
+        source, train, arguments = _training_pairs_arguments(profile, seed)
+        return (source, train, {}) if profile.data == "columbia" else (source, train, arguments)
+    border = SHIFTED_PAIRS["border"] if variant.startswith("ss_shifted_k") else 0
+    if profile.data == "columbia":
+        size = (DEEPWARP_CROP[0] + 2 * border, DEEPWARP_CROP[1] + 2 * border)
+        source, train, _ = _training_pairs_arguments(profile, seed, size=size)
+        return source, train, {"poses": POSES, "vertical_only": variant == "cfw_lcm_vertical", "border": border}
     source, train, arguments = _training_pairs_arguments(profile, seed, size=DEEPWARP_CROP)
     if variant == "cfw_lcm_vertical":
         arguments["vertical_only"] = True
-    elif variant.startswith("ss_shifted_k"):
+    elif border:
         arguments.update(SHIFTED_PAIRS)
     return source, train, arguments
 
@@ -288,10 +285,14 @@ def deepwarp_training_pairs(profile: Profile, variant: str, *, seed: int = 0, pr
     — vertical-only pairs for ``cfw_lcm_vertical``, misregistered pairs (:data:`SHIFTED_PAIRS`) for
     ``ss_shifted_k*`` — or, for ``protocol``, :func:`redirection_training_pairs`. Rendered into tensors
     (the dict of :func:`~eyegen_lib.data.pairs.render_redirection_pairs`), or, at a profile that
-    streams its data, a :class:`~eyegen_lib.data.pairs.PairRows` rendering the pairs a batch draws."""
-    from .data.pairs import PairRows, render_redirection_pairs
+    streams its data, a :class:`~eyegen_lib.data.pairs.PairRows` rendering the pairs a batch draws.
+    On Columbia Gaze: the training subjects' photos paired within each eye and head pose
+    (:class:`~eyegen_lib.data.pairs.GroupPairRows`, the template landmarks as anchors)."""
+    from .data.pairs import GroupPairRows, PairRows, render_redirection_pairs
 
     source, train, arguments = _deepwarp_pairs_arguments(profile, variant, seed)
+    if profile.data == "columbia":
+        return GroupPairRows(source, train, progress=progress, **arguments)
     if profile.stream_data:  # rendered when a batch draws them
         return PairRows(source, train, **arguments)
     return render_redirection_pairs(source, train, progress=progress, **arguments)
@@ -299,10 +300,27 @@ def deepwarp_training_pairs(profile: Profile, variant: str, *, seed: int = 0, pr
 
 def deepwarp_training_pairs_recipe(profile: Profile, variant: str, *, seed: int = 0) -> dict:
     """The ``recipe`` of :func:`deepwarp_training_pairs`, without rendering them."""
-    from .data.pairs import redirection_pairs_recipe
+    from .data.pairs import group_pairs_recipe, redirection_pairs_recipe
 
     source, train, arguments = _deepwarp_pairs_arguments(profile, variant, seed)
+    if profile.data == "columbia":
+        return group_pairs_recipe(source, train, **arguments)
     return redirection_pairs_recipe(source, train, **arguments)
+
+
+def deepwarp_test_pairs(profile: Profile, variant: str, *, seed: int = 0, progress: bool = True) -> dict:
+    """05's held-out pairs for a DeepWarp variant's training pairs (:func:`deepwarp_training_pairs`),
+    in memory: one pair per test image — on the renderer the image re-rendered at a target gaze drawn
+    from ``seed + 1`` (vertical-only or misregistered as the variant's training pairs are), on
+    Columbia Gaze each test photo with another photo of its eye and head pose drawn from ``seed + 1``."""
+    from .data.pairs import GroupPairRows, render_redirection_pairs
+
+    source, _, arguments = _deepwarp_pairs_arguments(profile, variant, seed)
+    test = split_indices(source, person_split(profile, seed=seed))["test"]
+    if profile.data == "columbia":
+        return GroupPairRows(source, test, pairs_per_photo=1, seed=seed + 1, progress=progress, **arguments).materialise()
+    arguments = {k: v for k, v in arguments.items() if k not in ("pairs_per_image", "seed")}
+    return render_redirection_pairs(source, test, seed=seed + 1, progress=progress, **arguments)
 
 
 def ranking_setup(profile: Profile, model, *, seed: int = 0, progress: bool = True) -> dict:

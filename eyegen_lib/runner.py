@@ -6,6 +6,7 @@ and writes its executed copy to ``<out>/notebooks/`` and its metrics to ``<out>/
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -209,6 +210,30 @@ def _parameters_of(notebook: Path) -> str:
     return "\n".join(c.source for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
 
 
+# set by their own options (--profile, --seed, --data, --no-pretrained), never by --set
+RUN_PARAMETERS = ("PROFILE", "SEED", "DATA", "PRETRAINED")
+
+
+def parameter_names(notebook: Path) -> list[str]:
+    """The names a notebook's ``parameters`` cell assigns (read with ``ast``, never executed)."""
+    names = []
+    for node in ast.parse(_parameters_of(notebook)).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+
+def check_parameters(parameters: dict | None, books: Sequence[Path]) -> None:
+    """Each of ``parameters`` must be a parameter of at least one of ``books`` and not one of
+    :data:`RUN_PARAMETERS`; else one ValueError naming the notebooks' parameters."""
+    for name in parameters or {}:
+        if name in RUN_PARAMETERS:
+            raise ValueError(f"--set {name}=…: {name} has its own option (--{name.lower().replace('pretrained', 'no-pretrained')})")
+        if not any(name in parameter_names(nb) for nb in books):
+            known = sorted({n for nb in books for n in parameter_names(nb)} - set(RUN_PARAMETERS))
+            raise ValueError(f"--set {name}=…: no notebook of this run has a parameter {name}; theirs: {', '.join(known)}")
+
+
 def select_notebooks(only: Sequence[str] | None, data: str | None = None) -> list[Path]:
     """The notebooks a run executes: ``only`` (all by default); on a dataset (``data``), the ones whose
     card takes it, and a ValueError naming any named notebook that does not — before any work."""
@@ -230,7 +255,7 @@ def select_notebooks(only: Sequence[str] | None, data: str | None = None) -> lis
 
 def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, out: Path | None = None,
                   timeout: float | None = None, seed: int | None = None, pretrained: bool = True,
-                  data: str | None = None) -> dict:
+                  data: str | None = None, parameters: dict | None = None) -> dict:
     """Run the suite, then write ``run_summary.json`` and ``report.html``. Returns the summary.
 
     ``data`` runs the notebooks on a dataset (``openeds`` …: every notebook's ``DATA``); without
@@ -239,6 +264,9 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
     ``seed`` sets every notebook's ``SEED`` (default: the notebooks' own, 0); a run with another
     seed trains and saves its own models beside the others (see :mod:`eyegen_lib.registry`).
     ``pretrained=False`` sets every notebook's ``PRETRAINED``: nothing is taken from the model zoo.
+    ``parameters`` ({name: value}, ``eyegen run --set``) are set in each notebook whose parameters cell
+    has that name (e.g. ``{"ABLATIONS": ["no_gaze"]}`` trains one of 06's ablations); the summary
+    records them per notebook.
     A failing notebook does not stop the others; its error is in the summary and the report.
     """
     if seed is not None and (not isinstance(seed, int) or seed < 0):
@@ -246,6 +274,7 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
     resolved = resolve_profile(profile, data)
     profile_name, data = resolved.name, resolved.data
     books = select_notebooks(only, data)  # an unknown name or source fails before the output folder is made
+    check_parameters(parameters, books)
     if data != "renderer":
         from .data.sources import check_data_source
 
@@ -265,6 +294,11 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
             params["DATA"] = data
         if not pretrained and "PRETRAINED" in _parameters_of(nb):
             params["PRETRAINED"] = False
+        own = parameter_names(nb)
+        chosen = {k: v for k, v in (parameters or {}).items() if k in own}
+        if chosen:
+            params.update(chosen)
+            entry["parameters"] = chosen
         limit = timeout if timeout is not None else timeout_for(nb.stem, profile_name, pretrained)
         entry["timeout_s"] = limit
         try:

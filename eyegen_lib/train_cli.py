@@ -22,7 +22,7 @@ __all__ = ["MODELS", "add_train_parser", "run_train"]
 # model → (its variants, the default variant, what --variant means for it)
 MODELS: dict[str, tuple[tuple[str, ...], str, str]] = {}
 # a dataset → the models whose protocol reads it (the rest train on the renderer only)
-DATASET_MODELS = {"openeds": ("segmenter", "refiner", "seg2eye"), "columbia": ("gaze_gan", "gaze_estimator"),
+DATASET_MODELS = {"openeds": ("segmenter", "refiner", "seg2eye"), "columbia": ("deepwarp", "gaze_gan", "gaze_estimator"),
                   "mpiigaze": ("gaze_estimator",)}
 
 
@@ -62,8 +62,8 @@ def add_train_parser(sub) -> None:
     train.add_argument("model", metavar="MODEL", help="one of: " + ", ".join(_models()))
     train.add_argument("--profile", default="cpu", help=f"{' | '.join(PROFILES)} (default: cpu)")
     train.add_argument("--data", default="renderer", help="the data source: renderer (default), openeds (your copy in "
-                       "$EYEGEN_OPENEDS_DIR: segmenter, refiner, seg2eye), columbia ($EYEGEN_COLUMBIA_DIR: gaze_gan, "
-                       "gaze_estimator) or mpiigaze ($EYEGEN_MPIIGAZE_DIR: gaze_estimator); a model trained on a "
+                       "$EYEGEN_OPENEDS_DIR: segmenter, refiner, seg2eye), columbia ($EYEGEN_COLUMBIA_DIR: deepwarp, "
+                       "gaze_gan, gaze_estimator) or mpiigaze ($EYEGEN_MPIIGAZE_DIR: gaze_estimator); a model trained on a "
                        "dataset is filed apart")
     train.add_argument("--seed", default="0", help="the run's seed (default 0): a notebook with SEED=S loads it")
     train.add_argument("--steps", default=None, help="train this many steps instead of the profile's (the artifact "

@@ -100,6 +100,11 @@ def test_bad_options_exit_2_with_the_valid_values(capsys, argv, message):
     (["zoo", "add"], "the following arguments are required"),
     (["env", "--bogus"], "unrecognized arguments: --bogus"),
     (["zoo", "verify", "--profile", "x"], "eyegen zoo verify: error: unrecognized arguments: --profile x; see eyegen zoo verify --help"),
+    (["run", "--only", "06", "--set", "ABLATIONS=[no_gaze]", "--out", "{tmp}/run"], "the value of ABLATIONS is not JSON"),
+    (["run", "--only", "06", "--set", "ABLATIONS", "--out", "{tmp}/run"], "takes NAME=VALUE"),
+    (["run", "--only", "05", "--set", "ABLATIONS=[]", "--out", "{tmp}/run"],
+     "no notebook of this run has a parameter ABLATIONS; theirs: RETRAIN, VARIANTS"),
+    (["run", "--only", "06", "--set", "PRETRAINED=false", "--out", "{tmp}/run"], "has its own option (--no-pretrained)"),
 ])
 def test_every_subcommand_answers_a_bad_argument_with_one_line_and_creates_nothing(tmp_path, capsys, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]

@@ -17,6 +17,7 @@ from PIL import Image
 
 from eyegen_lib import get_profile, registry
 from eyegen_lib.cards import notebooks_taking
+from eyegen_lib.data.columbia import ColumbiaPatches, patch_landmarks
 from eyegen_lib.data.errors import DatasetError
 from eyegen_lib.data.openeds import SUBSETS, mapping_path
 from eyegen_lib.data.sources import check_data_source, openeds_eyes
@@ -127,7 +128,7 @@ def test_a_real_data_artifact_never_serves_a_renderer_run_nor_the_reverse(on_ope
 def test_notebook_cards_say_which_data_each_takes():
     assert notebooks_taking("openeds") == ["02_ranking", "03_refiner", "04_seg2eye", "07_evaluation"]
     assert [p.stem for p in select_notebooks(None, "openeds")] == ["02_ranking", "03_refiner", "04_seg2eye", "07_evaluation"]
-    assert notebooks_taking("columbia") == ["06_gaze_gan", "07_evaluation", "08_augmentation"]
+    assert notebooks_taking("columbia") == ["05_deepwarp", "06_gaze_gan", "07_evaluation", "08_augmentation"]
     with pytest.raises(ValueError, match="05_deepwarp cannot run on --data openeds"):
         select_notebooks(["05"], "openeds")
     with pytest.raises(ValueError, match="no notebook runs on --data mpiigaze"):
@@ -276,8 +277,46 @@ def test_he_et_al_s_protocol_runs_on_columbia_photographs(on_columbia):
     pairs = redirection_training_pairs(on_columbia, progress=False)
     assert isinstance(pairs, GroupPairRows) and len(pairs) == 3 * 2 * 21 * 21, "every ordered pair of each training eye"
     assert set(pairs.person.tolist()) == {1, 2, 3}
-    with pytest.raises(ValueError, match="photographed pairs carry no landmarks"):
-        pair_parts(pairs, ("source", "target", "landmarks"))
+    rows, _ = pair_parts(pairs, ("source", "target", "landmarks"))  # DeepWarp's anchors: the template eye
+    assert torch.equal(rows.fetch([0, 5])["landmarks"], patch_landmarks((64, 64)).expand(2, 7, 2))
+    assert torch.equal(rset.landmarks[0], patch_landmarks((64, 64)))
+
+
+def test_deepwarp_s_pairs_on_columbia_photographs(on_columbia, columbia_dir):
+    """05's pairs on photos: two photos of one eye and head pose at DeepWarp's 41 × 51 crop (cut, not
+    stretched), vertical-only pairs keep the yaw, registration-aware targets are k px larger with real
+    content, and the test set is one pair per test photo."""
+    import torch.nn.functional as F
+
+    from eyegen_lib.protocols import deepwarp_test_pairs, deepwarp_training_pairs, deepwarp_training_pairs_recipe
+
+    train = deepwarp_training_pairs(on_columbia, "cfw_lcm", progress=False)
+    assert train.recipe == deepwarp_training_pairs_recipe(on_columbia, "cfw_lcm")
+    assert len(train) == 3 * 2 * 21 * 21, "every ordered pair of each training eye (one head pose in this copy)"
+    got = train.fetch(range(len(train)))
+    assert got["source"].shape[1:] == (3, 41, 51) and torch.equal(got["landmarks"][0], patch_landmarks((41, 51)))
+    same_group = train.index.tolist()[0]
+    patch = ColumbiaPatches(columbia_dir)[same_group]["image"]
+    expected = F.interpolate(patch[None].float(), size=(51, 51), mode="area")[0].round().byte()[:, 5:46]
+    assert torch.equal(got["source"][0], expected), "the 41 × 51 crop is the patch at 51 × 51 without 5 rows each side"
+
+    vertical = deepwarp_training_pairs(on_columbia, "cfw_lcm_vertical", progress=False)
+    assert torch.equal(vertical.source_gaze[:, 1], vertical.target_gaze[:, 1]) and len(vertical) == 3 * 2 * 7 * 3 * 3
+
+    shifted = deepwarp_training_pairs(on_columbia, "ss_shifted_k3", progress=False)
+    pair = shifted.fetch([7])
+    assert pair["source"].shape[-2:] == (41, 51) and pair["target"].shape[-2:] == (47, 57)
+    wide = patch_landmarks((47, 57))
+    assert torch.allclose(pair["landmarks"][0], wide - 3), "the source's anchors are the wide crop's, 3 px in"
+    self_pairs = shifted.a == shifted.b  # a self-pair's target is its source with a real 3-px frame around it
+    k = int(self_pairs.nonzero()[0])
+    own = shifted.fetch([k])
+    assert torch.equal(own["target"][0, :, 3:-3, 3:-3], own["source"][0]) and own["target"][0, :, :3].float().std() > 0
+
+    test = deepwarp_test_pairs(on_columbia, "cfw_lcm", progress=False)
+    assert len(test["source"]) == 2 * 21 and set(test["person"].tolist()) == {51}
+    assert not bool((test["source_gaze"] == test["target_gaze"]).all(1).any()), "a test pair changes the gaze"
+    assert deepwarp_test_pairs(on_columbia, "cfw_lcm", progress=False)["index"].tolist() == test["index"].tolist()
 
 
 def test_a_malformed_columbia_folder_is_one_line(tmp_path, monkeypatch):
@@ -361,25 +400,43 @@ def columbia_run(tmp_path_factory, mpiigaze_dir):
         mp.setenv("EYEGEN_COLUMBIA_DIR", str(root))
         mp.setenv("EYEGEN_MPIIGAZE_DIR", str(mpiigaze_dir))
         mp.setenv("EYEGEN_OUTPUT_DIR", str(tmp / "outputs"))
-        summary = run_notebooks("smoke", data="columbia", out=tmp / "run", timeout=1800)
+        # one of 06's ablations (the renderer's smoke run trains all five): the run is about the data
+        summary = run_notebooks("smoke", data="columbia", out=tmp / "run", timeout=1800,
+                                parameters={"ABLATIONS": ["no_gaze"]})
     return {"root": root, "mpiigaze": mpiigaze_dir, "out": tmp / "run", "summary": summary}
 
 
 def _columbia_record(columbia_run, notebook):
     summary = columbia_run["summary"]
-    assert summary["ran"] == ["06_gaze_gan", "07_evaluation", "08_augmentation"]
+    assert summary["ran"] == ["05_deepwarp", "06_gaze_gan", "07_evaluation", "08_augmentation"]
     status = {n["notebook"]: n for n in summary["notebooks"]}
     assert status[notebook]["status"] == "ok", status[notebook]
     return json.loads((columbia_run["out"] / "metrics" / f"{notebook}.json").read_text())
 
 
-def test_06_runs_he_et_al_s_gan_on_columbia_photographs_without_deepwarp(columbia_run):
+def test_05_runs_deepwarp_on_columbia_photographs(columbia_run):
+    record = _columbia_record(columbia_run, "05_deepwarp")
+    assert record["data"] == "columbia" and set(record["data_sources"]) == {f"Columbia Gaze patches at {columbia_run['root']}"}
+    claims = {c["name"]: c["data"] for c in record["claims"]}
+    assert set(claims) == {"variant_order_at_large_angles", "cfw_lcm_beats_input_at_every_angle",
+                           "registration_aware_loss_sharpens"}  # the LCM's eye-white analysis needs masks
+    assert set(claims.values()) == {"columbia"} and "lcm_gain_by_disocclusion" not in record["metrics"]
+    mse = record["metrics"]["test_mse"]["value"]
+    assert mse["cfw_lcm"] < mse["unchanged input"], "even at smoke the warp beats copying the input"
+    files = {a["name"]: a["file"] for a in record["artifacts"]}
+    assert all("/smoke+columbia/" in f for f in files.values()), files
+
+
+def test_06_runs_he_et_al_s_gan_and_deepwarp_on_columbia_photographs(columbia_run):
     record = _columbia_record(columbia_run, "06_gaze_gan")
     assert record["data"] == "columbia" and set(record["data_sources"]) == {f"Columbia Gaze patches at {columbia_run['root']}"}
     claims = {c["name"]: c["data"] for c in record["claims"]}
     assert set(claims.values()) == {"columbia"} and "gan_lpips_below_unchanged_input" in claims
-    assert not any(name.startswith("gan_beats_deepwarp") for name in claims)  # photographs carry no landmarks
-    assert "protocol_DeepWarp" not in record["metrics"] and "protocol_GAN" in record["metrics"]
+    assert {"gan_beats_deepwarp_lpips", "gan_beats_deepwarp_gaze_error_deg"} <= set(claims)  # the template anchors
+    assert {"protocol_DeepWarp", "protocol_GAN"} <= set(record["metrics"])
+    entry = next(n for n in columbia_run["summary"]["notebooks"] if n["notebook"] == "06_gaze_gan")
+    assert entry["parameters"] == {"ABLATIONS": ["no_gaze"]} and "no_gaze_loss_gaze_does_not_move" in claims
+    assert not any(name.startswith("no_cycle") for name in claims), "only the ablation asked for trained"
     files = {a["name"]: a["file"] for a in record["artifacts"]}
     assert all("/smoke+columbia/" in f for f in files.values()), files
 

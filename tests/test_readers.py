@@ -415,3 +415,19 @@ def test_eyegen_env_opens_each_dataset_folder_and_reports_an_unusable_one_with_i
     assert any("EYEGEN_OPENEDS_DIR=" in ln and "is not usable: not an OpenEDS folder" in ln and "found: []" in ln for ln in lines)
     assert any("EYEGEN_COLUMBIA_DIR=" in ln and "no Columbia patches" in ln for ln in lines)
     assert any("EYEGEN_MPIIGAZE_DIR=" in ln and "Data/Normalized/ is missing" in ln for ln in lines)
+
+
+def test_the_template_eye_sits_where_he_et_al_s_crop_puts_the_renderer_s_eyes():
+    """DeepWarp's anchors on photographs (:func:`patch_landmarks`) against the renderer's landmarks of
+    eyes looking ahead, cut by the same crop geometry, at both of DeepWarp's sizes."""
+    from eyegen_lib.data.columbia import patch_landmarks
+    from eyegen_lib.data.synthetic import SyntheticEyes, SyntheticEyeSpec
+
+    for size in ((41, 51), (64, 64)):
+        eyes = SyntheticEyes(SyntheticEyeSpec("rgb", size=size, n_persons=12, images_per_person=2, seed=3))
+        landmarks = eyes.render(list(range(24)), gaze=torch.zeros(24, 2))["landmarks"]
+        offset = (landmarks.mean(0) - patch_landmarks(size)).norm(dim=-1)
+        assert float(offset.max()) < 0.06 * size[1] / 3.4, (size, offset)  # within 6 % of the eye's radius
+        corners = patch_landmarks(size)[[0, 3]]  # on the circle the crop is 3.4 radii wide around, level
+        assert torch.allclose(corners[:, 0], torch.tensor([(size[1] - 1) / 2 - size[1] / 3.4, (size[1] - 1) / 2 + size[1] / 3.4]))
+        assert torch.allclose(corners[:, 1], torch.full((2,), (size[0] - 1) / 2))

@@ -32,12 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..runtime import tqdm
 from .errors import DatasetError, note_data_read, read_image, read_label
 
 __all__ = ["ColumbiaPatches", "ColumbiaRecord", "export_columbia", "columbia_gaze", "he_label", "parse_patch_name",
-           "patch_name", "H_GRID", "V_GRID", "POSES", "TRAIN_SUBJECTS", "TEST_SUBJECTS"]
+           "patch_name", "patch_landmarks", "crop_patch", "H_GRID", "V_GRID", "POSES", "TRAIN_SUBJECTS", "TEST_SUBJECTS"]
 
 H_GRID = (-15, -10, -5, 0, 5, 10, 15)
 V_GRID = (-10, 0, 10)
@@ -64,6 +65,45 @@ def columbia_gaze(v_deg, h_deg, eye: str, *, right_flipped: bool = True, h_sign:
 def he_label(v_deg, h_deg, eye: str) -> np.ndarray:
     """He et al.'s training label ``[H/15, V/10]`` with H negated for (flipped) right eyes."""
     return np.array([(-1.0 if eye.upper() == "R" else 1.0) * float(h_deg) / 15.0, float(v_deg) / 10.0], dtype=np.float32)
+
+
+# The 7 DeepWarp landmarks (6 eyelid points temporal → nasal, then the pupil centre) of an eye looking
+# ahead, as (x, y) in units of the radius R of the circle around the 6 eyelid points, from the eye's
+# centre. The corners lie on that circle by construction of He et al.'s crop; the lid points sit at the
+# fissure's thirds, at the heights of the renderer's average open eye (measured over 80 eyes: upper
+# −0.40 R ± 0.07, lower +0.34 R ± 0.05); the pupil is put at the centre, where an eye looking ahead has it.
+_TEMPLATE_LANDMARKS = ((-1.0, 0.0), (-1 / 3, -0.40), (1 / 3, -0.40), (1.0, 0.0), (1 / 3, 0.34), (-1 / 3, 0.34), (0.0, 0.0))
+CROP_SIDE_RADII = 3.4  # He et al.'s patch side, in radii of the eyelid points' circle
+
+
+def patch_landmarks(size: tuple[int, int]) -> torch.Tensor:
+    """(7, 2) float32 pixel (x, y) of a template eye in a patch of ``size`` (rows, cols) cut as He et
+    al. cut Columbia Gaze (:func:`crop_patch` for non-square sizes): photographs carry no landmarks,
+    and He et al.'s crop fixes where the eye corners are (the circle through them is the patch's
+    width / 3.4), so DeepWarp's anchors on photos are this template — the same for every photo; the
+    network finds the iris in the pixels. The renderer's patches are cut the same way, so its
+    landmarks of an eye looking ahead scatter around this template (a few tenths of a pixel)."""
+    rows, cols = size
+    radius = cols / CROP_SIDE_RADII
+    centre = torch.tensor([(cols - 1) / 2, (rows - 1) / 2])
+    return (centre + radius * torch.tensor(_TEMPLATE_LANDMARKS)).float()
+
+
+def crop_patch(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 (C, H, W) patch at ``size`` as He et al.'s geometry cuts it from a square patch: the
+    square's side spans the crop's width (area-resized), and a crop less tall than wide keeps the
+    middle rows — DeepWarp's 41 × 51 is the 64 × 64 patch at 51 × 51 without its top and bottom 5
+    rows, as the renderer cuts it. Aspect ratio is kept, never stretched."""
+    import torch.nn.functional as F
+
+    rows, cols = int(size[0]), int(size[1])
+    if tuple(image.shape[-2:]) == (rows, cols):
+        return image
+    side = max(rows, cols)
+    if tuple(image.shape[-2:]) != (side, side):
+        image = F.interpolate(image[None].float(), size=(side, side), mode="area")[0].round().clamp(0, 255).byte()
+    top, left = (side - rows) // 2, (side - cols) // 2
+    return image[..., top:top + rows, left:left + cols]
 
 
 @dataclass(frozen=True)

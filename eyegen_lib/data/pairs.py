@@ -184,40 +184,87 @@ def render_redirection_pairs(source, indices, *, pairs_per_image: int = 1, verti
 
 
 class GroupPairRows(Rows):
-    """He et al.'s training pairs on a dataset: every ordered pair of photos within one (subject,
-    pose, eye) group — self-pairs included, 21 × 21 for a full gaze grid — of ``indices`` of
-    ``source`` (e.g. :class:`~eyegen_lib.data.sources.ColumbiaEyes`), head pose in ``poses`` only
-    (He et al. train on frontal faces). The photos are read once and held (uint8); a pair is two row
-    numbers into them. No landmarks: a model that needs them (DeepWarp) cannot train on these."""
+    """Training or test pairs on a dataset of photographed gaze grids: pairs of photos within one
+    (subject, pose, eye) group of ``indices`` of ``source`` (e.g.
+    :class:`~eyegen_lib.data.sources.ColumbiaEyes`), head pose in ``poses`` only. By default He et
+    al.'s: every ordered pair, self-pairs included (21 × 21 for a full grid), frontal faces only.
 
-    keys = ("source", "target")
+    * ``pairs_per_photo`` = n: instead, each photo is the source of n pairs, its targets drawn from
+      the other photos of its group (from ``seed``): what a test set of one pair per photo is.
+    * ``vertical_only``: only pairs whose yaw is unchanged (a vertical-only DeepWarp's pairs).
+    * ``border`` = k: the targets are the photos as the source gives them, the sources their centre
+      (k px less on each side) — the k-px-larger ground truth of the registration-aware loss. Open
+      the source k px larger on each side than the model's input (He et al.'s crop geometry keeps
+      the scale: :func:`~eyegen_lib.data.columbia.crop_patch`).
 
-    def __init__(self, source, indices, *, poses=(0,), include_self: bool = True, progress: bool = False):
+    The photos are read once and held (uint8); a pair is two row numbers into them. ``landmarks``
+    (of the source) when the source gives them (the template eye on Columbia: DeepWarp's anchors)."""
+
+    def __init__(self, source, indices, *, poses=(0,), include_self: bool = True, pairs_per_photo: int | None = None,
+                 vertical_only: bool = False, border: int = 0, seed: int = 0, progress: bool = False):
         from .datasets import render_all
 
+        self.recipe = group_pairs_recipe(source, indices, poses=poses, include_self=include_self,
+                                         pairs_per_photo=pairs_per_photo, vertical_only=vertical_only, border=border,
+                                         seed=seed)
         groups = _pose_groups(source, indices, poses)
         photos = [i for members in groups.values() for i in members]
-        self.images = render_all(source, photos, progress=progress)["image"]
-        row = {i: r for r, i in enumerate(photos)}
-        pairs = [(row[a], row[b]) for members in groups.values() for a in members for b in members
-                 if include_self or a != b]
-        self.a, self.b = (torch.tensor(side, dtype=torch.int64) for side in zip(*pairs))
+        read = render_all(source, photos, progress=progress)
+        self.images, self.border = read["image"], int(border)
+        self._landmarks = read.get("landmarks")
+        self.keys = ("source", "target") + (("landmarks",) if self._landmarks is not None else ())
         gaze = torch.tensor(np.stack([source.gaze_of(i) for i in photos]), dtype=torch.float32)
+        row = {i: r for r, i in enumerate(photos)}
+        members_rows = [[row[i] for i in members] for members in groups.values()]
+        pairs = _group_pairs(members_rows, gaze, include_self=include_self, pairs_per_photo=pairs_per_photo,
+                             vertical_only=vertical_only, seed=seed)
+        if not pairs:
+            raise ValueError("no pairs of photos of one eye match (vertical-only pairs need two photos of one yaw)")
+        self.a, self.b = (torch.tensor(side, dtype=torch.int64) for side in zip(*pairs))
         self.source_gaze, self.target_gaze = gaze[self.a], gaze[self.b]
         self.index = torch.tensor(photos, dtype=torch.int64)[self.a]
         self.person = torch.tensor([source.person_of(i) for i in photos], dtype=torch.int64)[self.a]
-        self.recipe = group_pairs_recipe(source, indices, poses=poses, include_self=include_self)
 
     def __len__(self) -> int:
         return len(self.a)
 
     def fetch(self, rows) -> dict[str, torch.Tensor]:
         r = torch.as_tensor(_as_rows(rows), dtype=torch.int64)
-        return {"source": self.images[self.a[r]], "target": self.images[self.b[r]]}
+        out = {"source": centre_crop(self.images[self.a[r]], self.border), "target": self.images[self.b[r]]}
+        if self._landmarks is not None:
+            out["landmarks"] = self._landmarks[self.a[r]].float() - self.border
+        return out
 
     def meta(self) -> dict:
-        return {"source_gaze": self.source_gaze, "target_gaze": self.target_gaze, "border": 0, "recipe": self.recipe,
-                "index": self.index, "person": self.person}
+        meta = {"source_gaze": self.source_gaze, "target_gaze": self.target_gaze, "border": self.border,
+                "recipe": self.recipe, "index": self.index, "person": self.person}
+        if self._landmarks is not None:
+            meta["tilt_deg"] = eye_tilt_deg(self._landmarks[self.a].float())
+        return meta
+
+    def materialise(self) -> dict:
+        """Every pair in memory: the dict :func:`render_redirection_pairs` returns (a test set)."""
+        out = self.fetch(range(len(self)))
+        out.update(self.meta())
+        return out
+
+
+def _group_pairs(groups, gaze, *, include_self, pairs_per_photo, vertical_only, seed) -> list[tuple[int, int]]:
+    """(source row, target row) pairs within each group of rows (see :class:`GroupPairRows`)."""
+    generator = torch.Generator().manual_seed(int(seed))
+    pairs = []
+    for members in groups:
+        for a in members:
+            partners = [b for b in members if (include_self or b != a)
+                        and (not vertical_only or bool(gaze[b, 1] == gaze[a, 1]))]
+            if pairs_per_photo is not None:
+                partners = [b for b in partners if b != a]
+                if not partners:
+                    continue
+                pick = torch.randint(len(partners), (int(pairs_per_photo),), generator=generator)
+                partners = [partners[k] for k in pick.tolist()]
+            pairs += [(a, b) for b in partners]
+    return pairs
 
 
 def _pose_groups(source, indices, poses) -> dict:
@@ -231,11 +278,21 @@ def _pose_groups(source, indices, poses) -> dict:
     return groups
 
 
-def group_pairs_recipe(source, indices, *, poses=(0,), include_self: bool = True) -> dict:
-    """The data recipe of :class:`GroupPairRows` with these arguments, without reading a photo."""
+def group_pairs_recipe(source, indices, *, poses=(0,), include_self: bool = True, pairs_per_photo: int | None = None,
+                       vertical_only: bool = False, border: int = 0, seed: int = 0) -> dict:
+    """The data recipe of :class:`GroupPairRows` with these arguments, without reading a photo (He et
+    al.'s default pairs keep the recipe they always had)."""
     photos = [i for members in _pose_groups(source, indices, poses).values() for i in members]
-    return data_recipe(source, indices=photos, pairs="every ordered pair within (subject, pose, eye)",
-                       poses=sorted(int(p) for p in poses), include_self=bool(include_self))
+    extra = {}
+    if pairs_per_photo is not None:
+        extra.update(pairs_per_photo=int(pairs_per_photo), pair_seed=int(seed))
+    if vertical_only:
+        extra["vertical_only"] = True
+    if border:
+        extra["border"] = int(border)
+    return data_recipe(source, indices=photos, pairs="every ordered pair within (subject, pose, eye)"
+                       if pairs_per_photo is None else "each photo with others of its (subject, pose, eye)",
+                       poses=sorted(int(p) for p in poses), include_self=bool(include_self), **extra)
 
 
 def pair_parts(pairs, keys=PAIR_FIELDS) -> tuple[Rows, dict]:
@@ -245,8 +302,8 @@ def pair_parts(pairs, keys=PAIR_FIELDS) -> tuple[Rows, dict]:
     if isinstance(pairs, (PairRows, GroupPairRows)):
         missing = [k for k in keys if k not in pairs.keys and k not in pairs.meta()]
         if missing:
-            raise ValueError(f"these training pairs have no {missing}: photographed pairs carry no landmarks, "
-                             "so a model that needs them (DeepWarp) trains on the renderer's pairs only")
+            raise ValueError(f"these training pairs have no {missing}: their source gives none (a photographed "
+                             "dataset's source must give the template eye's landmarks, as ColumbiaEyes does)")
         return pairs, pairs.meta()
     if not isinstance(pairs, dict):
         raise TypeError(f"training pairs must be PairRows or the dict render_redirection_pairs returns, got {type(pairs).__name__}")

@@ -234,8 +234,10 @@ class ColumbiaEyes:
     """He et al.'s Columbia Gaze patches (:class:`~eyegen_lib.data.columbia.ColumbiaPatches`) as a
     source at a working ``size``: ``[i]`` → ``image`` uint8 (3, H, W), ``gaze`` (pitch, yaw) in the
     project's convention, ``person`` (the subject), ``side`` (the eye); ``group_of`` (subject, pose,
-    eye) — one eye photographed at the 21 grid gazes, what He et al. pair within. Patches of another
-    size are resized (area). He et al.'s split: subjects 1–50 train, 51–56 test."""
+    eye) — one eye photographed at the 21 grid gazes, what He et al. pair within; ``landmarks``, the
+    template eye's (:func:`~eyegen_lib.data.columbia.patch_landmarks`). Patches of another size are
+    cut as He et al.'s geometry cuts them (:func:`~eyegen_lib.data.columbia.crop_patch`: area-resized,
+    never stretched). He et al.'s split: subjects 1–50 train, 51–56 test."""
 
     def __init__(self, root, size: tuple[int, int]):
         from .columbia import ColumbiaPatches
@@ -277,10 +279,21 @@ class ColumbiaEyes:
         return self._index_of_group_gaze.get((group, *np.round(np.degrees(np.asarray(gaze_rad, dtype=float)), 1).tolist()))
 
     def __getitem__(self, index: int) -> dict:
+        from .columbia import crop_patch
+
         sample = self.reader[index]
         out = {key: sample[key] for key in ("gaze", "person", "side", "pose", "index", "path")}
-        out["image"] = _area_resized(sample["image"], self.size)
+        out["image"] = crop_patch(sample["image"], self.size)
+        out["landmarks"] = self.landmarks
         return out
+
+    @functools.cached_property
+    def landmarks(self) -> torch.Tensor:
+        """The template eye's 7 landmarks at this size (:func:`~eyegen_lib.data.columbia.patch_landmarks`),
+        every photo's (photos carry none; He et al.'s crop fixes where the eye is)."""
+        from .columbia import patch_landmarks
+
+        return patch_landmarks(self.size)
 
     def check_files(self) -> tuple[int, int]:
         """Every patch's header (size, colour mode) without decoding pixels; raises :class:`DatasetError`."""
