@@ -2,6 +2,10 @@
 
     python benchmarks/gaze_gan_identity.py [--variants official identity no_perceptual lr_2e-4] \
         [--seeds 0 1 2] [--steps 120] [--every 40] [--threads 1] [--profile cpu]
+    python benchmarks/gaze_gan_identity.py --checkpoints outputs/gan8000/checkpoints/cpu/seed0/gaze_gan_full.step*.pt
+
+``--checkpoints`` scores saved models instead (e.g. the length snapshots of ``eyegen train gaze_gan
+--keep-at …``) on the whole protocol, beside the unchanged input: the figures 06's claims rest on.
 
 Each run trains the ``profile``'s GAN (its widths, batch and pairs) at a constant learning rate for
 ``--steps`` iterations under one change, and scores it every ``--every`` iterations on a tenth of
@@ -66,10 +70,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--jsonl", default=None, help="also write every scoring here, one JSON object a line")
+    ap.add_argument("--checkpoints", nargs="+", default=None, metavar="PATH",
+                    help="score these saved gaze_gan models on the whole protocol instead of training")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     profile = eg.get_profile(args.profile)
     registry.use_pretrained(True)
+    if args.checkpoints:
+        score_checkpoints(profile, args.checkpoints)
+        return
     pairs = protocols.redirection_training_pairs(profile, seed=0, progress=False)
     _, rset, _ = protocols.redirection_protocol(profile, seed=0)
     rset = rset.subset(torch.arange(len(rset)) % 10 == 0)
@@ -113,6 +122,32 @@ def main() -> None:
               f" LPIPS {statistics.mean(row['lpips'] for row in rows):.3f},"
               f" repaint floor {statistics.mean(row['repaint_floor_lpips'] for row in rows):.3f},"
               f" gaze error {statistics.mean(row['gaze_error_deg'] for row in rows):.2f}°")
+
+
+def score_checkpoints(profile, paths) -> None:
+    """Each saved model on the whole protocol: LPIPS and gaze error (the claims' figures), the repaint
+    floor and the identity correlations, after the unchanged input's row."""
+    from eyegen_lib.checkpoint import load_checkpoint
+    from eyegen_lib.models.gaze_gan import GazeGAN
+
+    _, rset, _ = protocols.redirection_protocol(profile, seed=0)
+    estimator, _ = registry.gaze_estimator(profile, seed=0, progress=False)
+    still = evaluate_redirection(rset.source, rset, estimator)
+    print(f"{len(rset)} protocol pairs; unchanged input: LPIPS {still.lpips.mean():.4f}, gaze error {still.gaze_error_deg.mean():.2f}°")
+    print(f"{'checkpoint':48s} {'step':>6s} {'LPIPS':>7s} {'gaze °':>7s} {'floor':>7s} {'skin r':>7s} {'iris r':>7s}")
+    for path in paths:
+        saved = torch.load(path, map_location="cpu", weights_only=True)  # its config, to build the model it fits
+        config = GazeGANConfig(**saved["config"])
+        model = GazeGAN(config)
+        ckpt = load_checkpoint(path, kind="gaze_gan", model=model, config=config)
+        model.eval()
+        pred = redirect_set(model, rset)
+        frame = evaluate_redirection(pred, rset, estimator)
+        same = redirect(model, rset.source, rset.source_gaze)
+        floor = float(lpips_distance(to_signed(same), to_signed(rset.source)).mean())
+        ident = identity_scores(pred, rset)
+        print(f"{str(path)[-48:]:48s} {ckpt.get('step', 0):6d} {frame.lpips.mean():7.4f} {frame.gaze_error_deg.mean():7.2f} "
+              f"{floor:7.4f} {ident['skin_tone_r']:7.3f} {ident['iris_colour_r']:7.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -136,8 +136,14 @@ def test_notebook_cards_say_which_data_each_takes():
 
 
 # -- malformed folders: one line, naming the path and what is wrong, before any training ----------------
-def _broken(tmp_path, how):
-    root = _export(tmp_path / "OpenEDS", persons=4, per_person=8, size=(40, 64))
+@pytest.fixture(scope="module")
+def small_openeds(tmp_path_factory):
+    return _export(tmp_path_factory.mktemp("small-openeds") / "OpenEDS", persons=4, per_person=8, size=(40, 64))
+
+
+def _broken(tmp_path, how, export):
+    root = tmp_path / "OpenEDS"
+    shutil.copytree(export, root)  # each case breaks its own copy of one export
     images = root / SUBSETS["semantic"] / "validation" / "images"
     first = sorted(images.glob("*.png"))[-1]
     if how == "no mapping JSON":
@@ -165,8 +171,8 @@ def _broken(tmp_path, how):
     ("label of another size", "label is 40×60 but its image is 40×64"),
     ("empty", "not an OpenEDS folder"),
 ])
-def test_a_malformed_openeds_folder_is_one_line_before_any_work(tmp_path, monkeypatch, how, says):
-    root, first = _broken(tmp_path, how)
+def test_a_malformed_openeds_folder_is_one_line_before_any_work(tmp_path, monkeypatch, small_openeds, how, says):
+    root, first = _broken(tmp_path, how, small_openeds)
     monkeypatch.setenv("EYEGEN_OPENEDS_DIR", str(root))
     with pytest.raises(DatasetError, match=says) as err:
         check_data_source(SMOKE.with_data("openeds"))

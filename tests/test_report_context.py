@@ -137,3 +137,29 @@ def test_executed_notebooks_become_html_pages_with_offline_math_and_the_report_l
     _summary(tmp_path, "97_demo")
     row = _row(build_report(tmp_path).read_text(), "97_demo")
     assert "href='notebooks/97_demo.html'" in row and "href='notebooks/97_demo.ipynb'" in row
+
+
+def test_every_paper_value_and_account_names_a_claim_a_notebook_records():
+    """A renamed claim must not leave its paper value or account behind, silently unshown."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    root = Path(__file__).parents[1]
+    names = []
+    for path in sorted(root.glob("notebooks/*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            for node in ast.walk(ast.parse(cell.source)):
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "claim" and node.args:
+                    first = node.args[0]  # a name, or an f-string whose {…} parts stand for any name part
+                    parts = first.values if isinstance(first, ast.JoinedStr) else [first]
+                    names.append("".join(re.escape(p.value) if isinstance(p, ast.Constant) else "[a-z_0-9]+" for p in parts))
+    names += re.findall(r'dict\(name="([a-z_0-9]+)"', (root / "eyegen_lib/models/seg2eye/claims.py").read_text())
+    patterns = [re.compile(f"^{n}$") for n in names]
+    assert len(patterns) > 20
+    for key in [*PAPER_VALUES, *WHY_IT_MAY_NOT_HOLD]:
+        assert any(p.match(key) for p in patterns), f"{key!r} is no claim a notebook records"
