@@ -57,7 +57,7 @@ def _build(family: str, profile, batch: int | None):
 
     if family in ("segmenter", "refiner", "seg2eye"):
         source = nir_source(profile)
-        idx = split_indices(source, split)
+        idx = split_indices(source, split, labelled=True)
         train = rows_of(source, idx["train"], ("image", "mask"), in_memory=in_memory, progress=False)
         test = rows_of(source, idx["test"][:8], ("image", "mask"), in_memory=in_memory, progress=False)
     if family == "segmenter":

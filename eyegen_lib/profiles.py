@@ -51,6 +51,9 @@ class Profile:
     # persons beyond n_persons that only the independent gaze estimator trains on (never a protocol's
     # test person): at smoke, 6 training persons are too few for it to read a seventh's gaze reliably
     estimator_extra_persons: int = 0
+    # on OpenEDS: frames of each protocol person's generative set (unlabelled) added to the ranking
+    # pool beside the semantic set's, as Seg2Eye drew references (None: every one; 0: none)
+    openeds_generative_per_person: int | None = 16
     # per model: its run size (steps, batch_size, lr …); the for_profile constructors read these
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False, compare=False)
     data: str = "renderer"  # the run's data source (DATA_SOURCES): a run size applies to any of them
@@ -90,7 +93,7 @@ PROFILES: dict[str, Profile] = {
         description="CI on CPU: seconds to a minute per notebook; checks that everything runs",
         nir_size=(40, 64), patch_size=(64, 64), n_persons=8, images_per_person=16, width_multiplier=1 / 8,
         train_steps=30, batch_size=8, eval_images=32, pairs_per_image=1, redirection_eyes=2,
-        estimator_images_per_person=128, estimator_extra_persons=16,
+        estimator_images_per_person=128, estimator_extra_persons=16, openeds_generative_per_person=2,
         schedules={
             "segmenter": dict(steps=150, batch_size=8, lr=4e-3),
             "refiner": dict(steps=100, batch_size=8, top_n=4, lr=2e-3),
@@ -122,6 +125,7 @@ PAPER = Profile(
     description="a GPU: the papers' sizes and schedules",
     nir_size=(400, 640), patch_size=(64, 64), n_persons=152, images_per_person=200, width_multiplier=1.0,
     train_steps=100_000, batch_size=32, eval_images=1471, num_workers=8, stream_data=True, ranking_size=(100, 160),
+    openeds_generative_per_person=None,
     paper_shapes=True,
     estimator_images_per_person=200,
     schedules={

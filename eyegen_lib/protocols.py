@@ -70,7 +70,8 @@ def _dataset_source(profile: Profile, wanted: str, what: str, size=None):
         raise ValueError(f"this protocol needs {what}; DATA={profile.data!r} does not hold them: "
                          f"run this notebook with DATA='renderer' or DATA={wanted!r}")
     if wanted == "openeds":
-        return openeds_eyes(dataset_root("openeds"), profile.nir_size)
+        return openeds_eyes(dataset_root("openeds"), profile.nir_size,
+                            generative_per_person=profile.openeds_generative_per_person)
     if wanted == "columbia":
         return columbia_eyes(dataset_root("columbia"), size or profile.patch_size)
     if wanted == "mpiigaze":
@@ -78,8 +79,13 @@ def _dataset_source(profile: Profile, wanted: str, what: str, size=None):
     raise NotImplementedError(f"no protocol reads {wanted!r} yet: run this notebook on the renderer")
 
 
-def split_indices(source: SyntheticEyes, split: dict[str, list[int]]) -> dict[str, list[int]]:
-    return {name: indices_of_persons(source, persons) for name, persons in split.items()}
+def split_indices(source: SyntheticEyes, split: dict[str, list[int]], *, labelled: bool = False) -> dict[str, list[int]]:
+    """Each role's sample indices; ``labelled``: only samples with a mask (what trains or scores a
+    segmenter, a refiner or Seg2Eye — OpenEDS's generative frames have none; rendered ones all do)."""
+    idx = {name: indices_of_persons(source, persons) for name, persons in split.items()}
+    if labelled and hasattr(source, "has_mask"):
+        idx = {name: [i for i in ids if source.has_mask(i)] for name, ids in idx.items()}
+    return idx
 
 
 def person_side_groups(data, indices=None) -> torch.Tensor:
@@ -156,7 +162,7 @@ def cross_dataset_gaze_source(profile: Profile, *, size: tuple[int, int] | None 
 def _openeds_parts(profile: Profile, seed: int):
     source = nir_source(profile, seed=seed)
     split = person_split(profile, seed=seed)
-    idx = split_indices(source, split)
+    idx = split_indices(source, split, labelled=True)  # targets are masks: OpenEDS's generative frames only join the pool
     return source, split, idx, idx["test"][: profile.eval_images]
 
 
@@ -330,8 +336,11 @@ def ranking_setup(profile: Profile, model, *, seed: int = 0, progress: bool = Tr
       training targets);
     * **unlabelled pool** — every image of the protocol's source (all persons), whose masks are
       NOT used: only pseudo-labels. As in OpenEDS, the pool holds other images of a target's own
-      person; a target's own image is never a candidate for it. (``pool["mask"]`` holds the true
-      masks for *measuring* the ranking only.)
+      person; a target's own image is never a candidate for it. On OpenEDS it also holds frames of
+      the generative set (``profile.openeds_generative_per_person`` a person, by userID), which have
+      no masks at all. (``pool["mask"]`` holds the true masks for *measuring* the ranking only, all
+      0 where ``pool["labelled"]`` is false: a measured study ranks among the labelled rows, passing
+      ``usable=pool["labelled"]`` to :func:`~eyegen_lib.ranking.candidates_ok`.)
     * **targets** — the test persons' masks of :func:`openeds_protocol` (in its order), and the
       training persons' masks for the refiner.
     * **modes** — k-means (k = 2) on the pool's images, without eye-side labels; a target takes
@@ -351,7 +360,7 @@ def ranking_setup(profile: Profile, model, *, seed: int = 0, progress: bool = Tr
 
     task = openeds_protocol(profile, seed=seed)
     source = task["source"]
-    pool = render_all(source, None, progress=progress)
+    pool = render_all(source, None, progress=progress, unlabelled_ok=True)
     pool["pseudo"] = segment(model, pool["image"], progress=progress)
     pool["mode"] = split_modes(pool["image"], seed=seed)
     pool["rows"] = TensorRows({"image": pool["image"], "pseudo": pool["pseudo"]})
@@ -384,7 +393,7 @@ def streamed_ranking_setup(profile: Profile, model, *, seed: int = 0, progress: 
 
     source, split, idx, test = _openeds_parts(profile, seed)
     size = profile.ranking_size
-    images = RenderedRows(source, range(len(source)), ("image", "mask"), chunk=chunk)
+    images = RenderedRows(source, range(len(source)), ("image", "mask"), chunk=chunk, unlabelled_ok=True)
     pseudo, true = MaskStore(profile.nir_size, "pseudo"), MaskStore(profile.nir_size, "mask")
     feats, mode_feats, mask_feats = [], [], []
     for _, got in fetch_in_chunks(images, chunk=chunk, progress=progress, desc="pseudo-labelling the pool"):
@@ -397,8 +406,9 @@ def streamed_ranking_setup(profile: Profile, model, *, seed: int = 0, progress: 
     mode = kmeans(torch.cat(mode_feats), 2, seed=seed)[0]
     mask_feats = torch.cat(mask_feats)
     centroids = torch.stack([mask_feats[mode == m].mean(0) for m in (0, 1)])
+    labelled = torch.tensor([source.has_mask(i) if hasattr(source, "has_mask") else True for i in range(len(source))])
     pool = {"image": RenderedRows(source, range(len(source)), ("image",), chunk=chunk), "pseudo": pseudo, "mask": true,
-            "mode": mode, "features": torch.cat(feats), "index": torch.arange(len(source)),
+            "labelled": labelled, "mode": mode, "features": torch.cat(feats), "index": torch.arange(len(source)),
             "person": torch.tensor([source.person_of(i) for i in range(len(source))], dtype=torch.int64),
             "side": [source.side_of(i) for i in range(len(source))]}
     pool["rows"] = ZipRows(pool["image"], pseudo)

@@ -107,9 +107,11 @@ def mask_modes(target_masks: torch.Tensor, pool_masks: torch.Tensor, pool_modes:
 
 def candidates_ok(target_modes: torch.Tensor | None, pool_modes: torch.Tensor | None, *,
                   target_index: torch.Tensor | None = None, pool_index: torch.Tensor | None = None,
-                  n_targets: int | None = None, n_pool: int | None = None) -> torch.Tensor:
-    """(T, N) bool: which pool images may serve a target — same mode (when modes are given) and
-    never the target's own image (same source index)."""
+                  n_targets: int | None = None, n_pool: int | None = None,
+                  usable: torch.Tensor | None = None) -> torch.Tensor:
+    """(T, N) bool: which pool images may serve a target — same mode (when modes are given),
+    never the target's own image (same source index), and only pool rows that are ``usable`` (N,)
+    when given (e.g. ``pool["labelled"]``: a study measured with true masks ranks among those)."""
     t = len(target_modes) if target_modes is not None else (len(target_index) if target_index is not None else n_targets)
     n = len(pool_modes) if pool_modes is not None else (len(pool_index) if pool_index is not None else n_pool)
     ok = torch.ones(t, n, dtype=torch.bool)
@@ -117,6 +119,8 @@ def candidates_ok(target_modes: torch.Tensor | None, pool_modes: torch.Tensor | 
         ok &= torch.as_tensor(target_modes)[:, None] == torch.as_tensor(pool_modes)[None]
     if target_index is not None and pool_index is not None:
         ok &= torch.as_tensor(target_index)[:, None] != torch.as_tensor(pool_index)[None]
+    if usable is not None:
+        ok &= torch.as_tensor(usable, dtype=torch.bool)[None]
     return ok
 
 

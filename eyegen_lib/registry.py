@@ -236,7 +236,7 @@ def segmenter(profile: Profile, *, seed: int = 0, steps: int | None = None, retr
     config = with_steps(SegmenterConfig.for_profile(profile), steps)
     source = nir_source(profile, seed=seed)
     split = person_split(profile, seed=seed)
-    idx = split_indices(source, split)
+    idx = split_indices(source, split, labelled=True)
 
     def rows(name):  # in memory at the small profiles, rendered batch by batch at the large ones
         return rows_of(source, idx[name], ("image", "mask"), in_memory=not profile.stream_data, progress=progress)
@@ -327,16 +327,19 @@ def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=No
         config = seg2eye_config(profile, variant)
     config = with_steps(config, steps)
     source, split = nir_source(profile, seed=seed), person_split(profile, seed=seed)
-    train = split_indices(source, split)["train"]  # the OpenEDS protocol's training persons
+    train = split_indices(source, split)["train"]  # the OpenEDS protocol's training persons (generative frames too)
+    targets = torch.tensor([source.has_mask(i) if hasattr(source, "has_mask") else True for i in train])
     recipe = _seg2eye_recipe(profile, seed)
     snapshots = ()
     if variant == "full" and config.ablation_steps < config.steps:
         short = replace(config, steps=config.ablation_steps)
         snapshots = (Snapshot(config.ablation_steps, artifact_path("seg2eye", profile, seed=seed, variant="reference"), short),)
 
-    def make_run(dist):
-        rows = rows_of(source, train, ("image", "mask"), in_memory=not profile.stream_data, progress=progress)
-        return seg2eye_run(rows, person_side_groups(source, train), config, seed=seed, dist=dist)
+    def make_run(dist):  # a frame without a mask (OpenEDS's generative set) serves as a style image, never a target
+        rows = rows_of(source, train, ("image", "mask"), in_memory=not profile.stream_data, progress=progress,
+                       unlabelled_ok=True)
+        return seg2eye_run(rows, person_side_groups(source, train), config, seed=seed, dist=dist,
+                           targets=None if bool(targets.all()) else targets)
 
     job = _job("seg2eye", variant, profile, seed, config, recipe, make_model=lambda: Seg2Eye(config), snapshots=snapshots,
                make_run=make_run)

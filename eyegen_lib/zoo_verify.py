@@ -102,7 +102,7 @@ def check_metrics(name: str, model, profile, seed: int) -> dict:
     family = name.partition("/")[0]
     if family in ("segmenter", "refiner", "seg2eye"):
         source = nir_source(profile, seed=seed)
-        test = split_indices(source, person_split(profile, seed=seed))["test"][: CHECK_IMAGES["openeds"]]
+        test = split_indices(source, person_split(profile, seed=seed), labelled=True)["test"][: CHECK_IMAGES["openeds"]]
         data = render_all(source, test, progress=False)
         images, masks = data["image"], data["mask"]
         truth = images.float()

@@ -90,6 +90,53 @@ def test_openeds_is_read_by_seg2eyes_protocol_at_the_working_size(on_openeds, op
     assert len(recipe["manifest"]) == 16 and "root" not in recipe, "the data's identity is its files, not where it lies"
 
 
+def test_openeds_generative_frames_join_the_pool_by_userid_and_are_never_targets(on_openeds, openeds_dir):
+    """Seg2Eye's pool: the generative set's frames of each protocol person (by the userID mapping),
+    unlabelled; targets, training pairs and every measured ranking stay on the labelled frames."""
+    from dataclasses import replace
+
+    from eyegen_lib.protocols import openeds_protocol, rank_targets, ranking_setup, split_indices
+    from eyegen_lib.ranking import candidates_ok
+
+    source = nir_source(on_openeds)
+    generative = list(range(source.n_semantic, len(source)))
+    assert len(generative) == SMOKE.openeds_generative_per_person * len(source.persons)
+    assert all(SUBSETS["generative"] in str(source.records[i].image_path) and not source.has_mask(i) for i in generative)
+    assert {source.person_of(i) for i in generative} == set(source.persons), "each protocol person's own frames"
+    assert source.recipe()["generative"] == {"per_person": SMOKE.openeds_generative_per_person, "frames": len(generative)}
+    task = openeds_protocol(on_openeds)
+    assert all(source.has_mask(i) for i in task["test_indices"] + task["train_indices"])
+    assert not set(split_indices(source, person_split(on_openeds), labelled=True)["train"]) & set(generative)
+
+    seg, _ = registry.segmenter(on_openeds, progress=False)
+    for setup in (ranking_setup(on_openeds, seg, progress=False),
+                  ranking_setup(replace(on_openeds, stream_data=True, ranking_size=(20, 32)), seg, progress=False)):
+        pool, test = setup["pool"], setup["test"]
+        labelled = pool["labelled"]
+        assert int((~labelled).sum()) == len(generative) and set(pool["index"][~labelled].tolist()) == set(generative)
+        some = pool["mask"].fetch(range(len(labelled)))["mask"] if hasattr(pool["mask"], "fetch") else pool["mask"]
+        assert int(some[~labelled].sum()) == 0, "no mask exists for a generative frame"
+        ok = candidates_ok(test["mode"], pool["mode"], target_index=test["index"], pool_index=pool["index"])
+        assert bool(ok[:, ~labelled].any()), "the refiner's ranking may take generative frames"
+        measured = candidates_ok(test["mode"], pool["mode"], target_index=test["index"], pool_index=pool["index"],
+                                 usable=labelled)
+        assert not bool(measured[:, ~labelled].any()), "a study measured with true masks ranks among labelled frames"
+        assert rank_targets(setup, test, 3).shape == (len(test["index"]), 3)
+
+    # Seg2Eye: targets are labelled frames; a style image may be a generative frame of the target's person
+    _, info = registry.seg2eye(on_openeds, "full", steps=2, progress=False)
+    from eyegen_lib.models.seg2eye import StyleBatches
+
+    groups = torch.tensor([0] * 6 + [1] * 6)
+    targets = torch.tensor([True, False] * 6)
+    batches = StyleBatches({"image": torch.zeros(12, 1, 8, 8, dtype=torch.uint8), "mask": torch.zeros(12, 8, 8)},
+                           groups, k_style=3, batch_size=4, targets=targets)
+    drawn = torch.cat([batches.sample_ids(step) for step in range(20)])
+    assert bool(targets[drawn].all()), "only labelled rows are targets"
+    styles = batches.style_for(drawn.tolist())
+    assert not bool(targets[styles].all()) and bool((groups[styles] == groups[drawn][:, None]).all())
+
+
 def test_a_dataset_run_never_reads_the_other_modality(on_openeds):
     with pytest.raises(ValueError, match="needs RGB eye patches"):
         rgb_source(on_openeds)

@@ -152,13 +152,15 @@ def _mask_tensor(mask: torch.Tensor, where: str) -> torch.Tensor:
     return mask.long()
 
 
-def render_all(source, indices=None, batch_size: int = 64, progress: bool = True) -> dict:
+def render_all(source, indices=None, batch_size: int = 64, progress: bool = True, *, unlabelled_ok: bool = False) -> dict:
     """Decode (render or read) ``indices`` of ``source`` once into stacked tensors.
 
     Returns ``image`` uint8 (N, C, H, W), ``person`` int64 (N,), ``side`` list, ``index`` int64
     (N,) (the source's indices), and ``mask``/``landmarks``/``eyelid``/``gaze`` when every
     sample has them, ``group`` when the source has (subject, pose, eye) groups, ``path`` when
     samples carry one. The dict is itself a source for the datasets below (rows = indices).
+    ``unlabelled_ok``: a set partly without masks (OpenEDS's generative frames) still gets ``mask``,
+    all 0 where a frame has none, and ``labelled`` (N,) bool says which rows are real masks.
     """
     src = _as_source(source)
     indices = _check_indices(src, indices)
@@ -174,11 +176,17 @@ def render_all(source, indices=None, batch_size: int = 64, progress: bool = True
             samples = [src.sample(i) for i in chunk]
         for i, s in zip(chunk, samples):
             s = dict(s, index=i, person=src.person_of(i), side=src.side_of(i))
+            if unlabelled_ok:
+                s["labelled"] = int("mask" in s)
+                s.setdefault("mask", None)
             for k, v in s.items():
                 rows.setdefault(k, []).append(v)
         bar.update(len(chunk))
     bar.close()
     n = len(indices)
+    if unlabelled_ok and n:
+        shape = next((tuple(m.shape) for m in rows["mask"] if m is not None), tuple(rows["image"][0].shape[-2:]))
+        rows["mask"] = [torch.zeros(shape, dtype=torch.uint8) if m is None else m for m in rows["mask"]]
     cache = {}
     for k, vals in rows.items():
         if len(vals) != n:
@@ -193,6 +201,8 @@ def render_all(source, indices=None, batch_size: int = 64, progress: bool = True
         cache["group"] = [src.group_of(i) for i in indices]
     if "image" not in cache:
         raise DatasetError("the samples have no images of one common size to stack", fix="select samples of one size")
+    if unlabelled_ok:
+        cache["labelled"] = cache["labelled"].bool() if n else torch.zeros(0, dtype=torch.bool)
     return cache
 
 

@@ -75,7 +75,7 @@ class RenderedRows(Rows):
     time, which bounds the renderer's working memory."""
 
     def __init__(self, source, indices: Sequence[int], keys: Sequence[str] | Mapping[str, str] = ("image",), *,
-                 chunk: int = 16):
+                 chunk: int = 16, unlabelled_ok: bool = False):
         from .datasets import _as_source, _check_indices, _require
 
         self.src = _as_source(source)
@@ -83,7 +83,8 @@ class RenderedRows(Rows):
         self.fields = dict(keys) if isinstance(keys, Mapping) else {k: k for k in keys}
         self.keys = tuple(self.fields)
         self.chunk = int(chunk)
-        for key in set(self.fields.values()):
+        self.unlabelled_ok = unlabelled_ok  # a frame without a mask fetches an all-0 one (OpenEDS's generative set)
+        for key in set(self.fields.values()) - ({"mask"} if unlabelled_ok else set()):
             _require(self.src, self.indices, key, "this training data needs")
 
     def __len__(self) -> int:
@@ -102,6 +103,9 @@ class RenderedRows(Rows):
                 release_free_memory()  # the renderer's temporaries (and new persons' texture pyramids)
             else:
                 samples = [self.src.sample(i) for i in chunk]
+                if self.unlabelled_ok:
+                    for s in samples:
+                        s.setdefault("mask", torch.zeros(s["image"].shape[-2:], dtype=torch.uint8))
                 for k, field in self.fields.items():
                     parts[k].append(torch.stack([torch.as_tensor(s[field]) for s in samples]))
         return {k: torch.cat(v) for k, v in parts.items()}
@@ -189,15 +193,17 @@ def fetch_in_chunks(store: Rows, rows=None, *, chunk: int = 64, progress: bool =
 
 
 def rows_of(source, indices: Sequence[int] | None, keys: Sequence[str], *, in_memory: bool,
-            progress: bool = True) -> Rows:
+            progress: bool = True, unlabelled_ok: bool = False) -> Rows:
     """The training rows of ``indices`` of ``source``: rendered once into a :class:`TensorRows`
-    (``in_memory``), or a :class:`RenderedRows` that renders them when a batch asks."""
+    (``in_memory``), or a :class:`RenderedRows` that renders them when a batch asks.
+    ``unlabelled_ok``: a frame without a mask gets an all-0 one (it may serve as a style image,
+    never as a target)."""
     from .datasets import _as_source, _check_indices, render_all
 
     indices = _check_indices(_as_source(source), indices)
     if not in_memory:
-        return RenderedRows(source, indices, keys)
-    cache = render_all(source, indices, progress=progress)
+        return RenderedRows(source, indices, keys, unlabelled_ok=unlabelled_ok)
+    cache = render_all(source, indices, progress=progress, unlabelled_ok=unlabelled_ok)
     missing = [k for k in keys if k not in cache]
     if missing:
         raise KeyError(f"the samples have no {missing} for every index")

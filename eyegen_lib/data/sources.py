@@ -93,7 +93,8 @@ def check_data_source(profile) -> str:
     if profile.data == "renderer":
         return "the renderer"
     if profile.data == "openeds":
-        eyes = openeds_eyes(dataset_root("openeds"), profile.nir_size)
+        eyes = openeds_eyes(dataset_root("openeds"), profile.nir_size,
+                            generative_per_person=profile.openeds_generative_per_person)
         eyes.check_files()
         eyes[0]  # decodes one image and its label
         split = eyes.protocol_split()
@@ -130,18 +131,26 @@ class OpenEDSEyes:
 
     SPLITS = ("train", "validation")  # protocol roles: train → "train", validation → "test"
 
-    def __init__(self, root, size: tuple[int, int]):
+    def __init__(self, root, size: tuple[int, int], *, generative_per_person: int | None = 0):
         from .openeds import OpenEDS
 
         self.root, self.size = Path(root).expanduser(), (int(size[0]), int(size[1]))
         self.readers = [OpenEDS(self.root, split, "semantic") for split in self.SPLITS]
-        self.records = [r for reader in self.readers for r in reader.records]
-        self._where = [(k, i) for k, reader in enumerate(self.readers) for i in range(len(reader))]
-        self.persons = sorted({r.person for r in self.records})
         overlap = set(self.readers[0].persons) & set(self.readers[1].persons)
         if overlap:
             raise DatasetError(f"persons {sorted(overlap)[:5]} appear in both the train and the validation split",
                                path=self.root, fix="use the userID mapping JSONs that came with the archive")
+        self._where = [(k, i) for k, reader in enumerate(self.readers) for i in range(len(reader))]
+        self.n_semantic = len(self._where)
+        self.generative_per_person = generative_per_person
+        if generative_per_person != 0:  # each person's generative frames, after the semantic ones (unlabelled)
+            for split, semantic in zip(self.SPLITS, list(self.readers)):
+                reader = OpenEDS(self.root, split, "generative")
+                self.readers.append(reader)
+                self._where += [(len(self.readers) - 1, i) for i in _spread_per_person(reader, semantic.persons,
+                                                                                        generative_per_person)]
+        self.records = [self.readers[k].records[i] for k, i in self._where]
+        self.persons = sorted({r.person for r in self.records})
 
     def __len__(self) -> int:
         return len(self.records)
@@ -193,6 +202,8 @@ class OpenEDSEyes:
             if shape != size:
                 raise DatasetError(f"image is {shape[0]}×{shape[1]} but the others are {size[0]}×{size[1]}",
                                    path=rec.image_path, fix="every OpenEDS frame has one size (400×640): re-copy this file")
+            if rec.label_path is None:  # a generative frame: no label to check
+                continue
             try:
                 label = np.load(rec.label_path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError, EOFError) as exc:
@@ -222,12 +233,34 @@ class OpenEDSEyes:
         return bool(self.readers[0]._sidecar)
 
     def recipe(self) -> dict:
-        return {"dataset": "OpenEDS", "subset": "semantic", "roles": {"train": "train", "test": "validation"},
-                "images": len(self), "working_size": list(self.size),
-                "manifest": self.manifest, "synthetic_export": self.synthetic_export}
+        recipe = {"dataset": "OpenEDS", "subset": "semantic", "roles": {"train": "train", "test": "validation"},
+                  "images": len(self), "working_size": list(self.size),
+                  "manifest": self.manifest, "synthetic_export": self.synthetic_export}
+        if self.generative_per_person != 0:  # the pool's unlabelled frames (recipes without them read as before)
+            recipe["generative"] = {"per_person": self.generative_per_person, "frames": len(self) - self.n_semantic}
+        return recipe
 
     def __repr__(self) -> str:
-        return f"OpenEDSEyes({str(self.root)!r}, size={self.size}: {len(self)} images, {len(self.persons)} persons)"
+        return (f"OpenEDSEyes({str(self.root)!r}, size={self.size}: {self.n_semantic} labelled frames, "
+                f"{len(self) - self.n_semantic} generative, {len(self.persons)} persons)")
+
+
+def _spread_per_person(reader, persons, per_person: int | None) -> list[int]:
+    """Indices of ``reader``'s frames (those with an image) of ``persons``: all, or ``per_person``
+    spread evenly over each person's frames in name order (a capture session, not its first seconds)."""
+    import numpy as np
+
+    wanted, by_person = set(persons), {}
+    for i, rec in enumerate(reader.records):
+        if rec.image_path is not None and rec.person in wanted:
+            by_person.setdefault(rec.person, []).append(i)
+    chosen = []
+    for person in sorted(by_person):
+        frames = by_person[person]
+        if per_person is not None and len(frames) > per_person:
+            frames = [frames[k] for k in np.linspace(0, len(frames) - 1, per_person).round().astype(int)]
+        chosen += frames
+    return chosen
 
 
 class ColumbiaEyes:
@@ -413,27 +446,29 @@ class MPIIGazeEyes:
 
 
 @functools.lru_cache(maxsize=8)
-def _opened(kind: type, root: str, size: tuple[int, int], stamp: float):
-    return kind(root, size)
+def _opened(kind: type, root: str, size: tuple[int, int], stamp: float, options: tuple = ()):
+    return kind(root, size, **dict(options))
 
 
-def _open_once(kind: type, root, size, stamp_files, dataset: str):
-    """``kind(root, size)``, opened once per process and folder (listing and hashing thousands of
-    files is not free), re-opened when ``stamp_files`` change; the running notebook's record names it."""
+def _open_once(kind: type, root, size, stamp_files, dataset: str, **options):
+    """``kind(root, size, **options)``, opened once per process and folder (listing and hashing
+    thousands of files is not free), re-opened when ``stamp_files`` change; the running notebook's
+    record names it."""
     from .errors import note_data_read
 
     root = Path(root).expanduser()
     stamp = max((p.stat().st_mtime for p in stamp_files(root) if p.exists()), default=0.0)
-    eyes = _opened(kind, str(root), (int(size[0]), int(size[1])), stamp)
+    eyes = _opened(kind, str(root), (int(size[0]), int(size[1])), stamp, tuple(sorted(options.items())))
     note_data_read(dataset, root, synthetic=eyes.synthetic_export)
     return eyes
 
 
-def openeds_eyes(root, size) -> OpenEDSEyes:
+def openeds_eyes(root, size, *, generative_per_person: int | None = 0) -> OpenEDSEyes:
     """:class:`OpenEDSEyes`, opened once per process (re-opened when a split's mapping JSON changes)."""
     from .openeds import mapping_path
 
-    return _open_once(OpenEDSEyes, root, size, lambda r: [mapping_path(r, s) for s in OpenEDSEyes.SPLITS], "OpenEDS")
+    return _open_once(OpenEDSEyes, root, size, lambda r: [mapping_path(r, s) for s in OpenEDSEyes.SPLITS], "OpenEDS",
+                      generative_per_person=generative_per_person)
 
 
 def columbia_eyes(root, size) -> ColumbiaEyes:

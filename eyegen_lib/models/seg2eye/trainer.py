@@ -35,7 +35,8 @@ class StyleBatches(BatchSource):
     or [−1, 1] and ``mask`` (N, H, W); ``groups`` (N,) says which images share a person and side.
     A batch fetches each row it needs once (a style image may be another target's)."""
 
-    def __init__(self, data, groups, *, k_style: int, batch_size: int, seed: int = 0, dist: DistInfo | None = None):
+    def __init__(self, data, groups, *, k_style: int, batch_size: int, seed: int = 0, dist: DistInfo | None = None,
+                 targets: torch.Tensor | None = None):
         self.data = as_rows(data)
         self.groups = torch.as_tensor(groups)
         if len(self.groups) != len(self.data):
@@ -48,6 +49,8 @@ class StyleBatches(BatchSource):
         if small:
             raise ValueError(f"groups {small[:5]} have ≤ k_style={k_style} images: lower k_style")
         super().__init__(len(self.data), seed=seed, dist=dist)
+        if targets is not None:  # only these rows are targets (labelled); the others serve as style images only
+            self.rows = self.rows[torch.as_tensor(targets, dtype=torch.bool)[self.rows]]
         if len(self.rows) < batch_size:
             raise ValueError(f"this process has {len(self.rows)} training images, fewer than one batch of {batch_size}")
 
@@ -135,17 +138,20 @@ class Seg2EyeTrainer(Trainer):
 
 
 def seg2eye_run(data, groups, config: Seg2EyeConfig, *, seed: int = 0, device=None,
-                dist: DistInfo | None = None) -> TrainingRun:
+                dist: DistInfo | None = None, targets: torch.Tensor | None = None) -> TrainingRun:
     """A training run on ``data`` (a row store or dict: ``image`` (N, 1, H, W) uint8 or [−1, 1],
     ``mask`` (N, H, W)) and ``groups`` (N,) (person × side ids): Seg2Eye and its multi-scale
-    discriminator, TTUR Adam at constant rates."""
+    discriminator, TTUR Adam at constant rates. ``targets`` (N,) bool: the rows that may be targets
+    (labelled), the rest style images only (OpenEDS's generative frames); default all."""
     dist = dist or init_distributed()
     data = as_rows(data)
     model = Seg2Eye(config)
     disc = MultiScaleDiscriminator(config.n_classes + 1, config.ndf, config.d_layers, config.n_scales)
     trainer = Seg2EyeTrainer(model, disc, config, device=device, dist_info=dist)
+    n_targets = len(data) if targets is None else int(torch.as_tensor(targets).sum())
     batches = StyleBatches(data, groups, k_style=config.k_style,
-                           batch_size=min(config.batch_size, len(data) // dist.world_size), seed=seed, dist=dist)
+                           batch_size=min(config.batch_size, n_targets // dist.world_size), seed=seed, dist=dist,
+                           targets=targets)
     return TrainingRun(trainer, batches, model)
 
 
