@@ -15,6 +15,7 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
+from .claim_context import paper_value
 from .environment import machine_description
 from .paths import output_dir
 from .profiles import Profile
@@ -289,7 +290,9 @@ class ClaimsTable:
             nested = any(isinstance(v, Mapping) for v in c.get("measured", {}).values())
             row = {"claim": c["name"], "paper": c["paper"], "state": STATE_LABELS[state_of(c)], "margin": margin_text(c),
                    "measured": ("; " if nested else ", ").join(_measured_parts(c.get("measured", {}))),
-                   "statement": c["statement"], "note": c.get("note", "")}
+                   "statement": c["statement"], "note": c.get("note", ""),
+                   # what the paper shows, on its data, beside what was measured here, on ours
+                   "paper's value": paper_value(c["name"]), "measured on": c.get("data", "renderer")}
             if self.with_lengths:
                 row["at other lengths"] = lengths_text(c)
             rows.append(row)
@@ -300,7 +303,8 @@ class ClaimsTable:
         """The table as a pandas DataFrame (one row per claim)."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows(), columns=["claim", "paper", "state", "margin", "measured", "statement", "note"]
+        return pd.DataFrame(self.rows(), columns=["claim", "paper", "paper's value", "state", "margin", "measured",
+                                                  "measured on", "statement", "note"]
                             + (["at other lengths"] if self.with_lengths else []))
 
     def __len__(self) -> int:
@@ -312,7 +316,9 @@ class ClaimsTable:
         blocks = []
         for c, row in zip(self.claims, self.rows()):
             head = f"{row['claim']} ({row['paper']}): {row['state']}" + (f", margin {row['margin']}" if row["margin"] else "")
-            lines = [head, f"  {row['statement']}", f"  measured: {row['measured']}"]
+            lines = [head, f"  {row['statement']}", f"  measured on {row['measured on']}: {row['measured']}"]
+            if row["paper's value"]:
+                lines.append("  the paper: " + row["paper's value"])
             if row.get("at other lengths"):
                 lines.append(f"  at other lengths: {row['at other lengths']}")
             if row["note"]:
@@ -328,8 +334,8 @@ class ClaimsTable:
         # inline styles: Jupyter and nbconvert keep them (a <style> block is dropped from untrusted output);
         # text wraps in its cell instead of being cut, and the wide columns keep a readable width
         cell = "text-align:left;vertical-align:top;white-space:normal;overflow-wrap:break-word;padding:.3em .5em"
-        wide = {"measured": ";min-width:12em", "statement": ";min-width:18em"}
-        head = ["claim", "paper", "state", "margin ± spread", "measured", "statement"]
+        wide = {"measured here": ";min-width:12em", "statement": ";min-width:18em", "paper's value": ";min-width:10em"}
+        head = ["claim", "paper", "paper's value", "state", "margin ± spread", "measured here", "statement"]
         if self.with_lengths:
             head.append("at other lengths")
         markers, legend = spread_legend(self.claims)
@@ -341,9 +347,10 @@ class ClaimsTable:
             note = f"<br><small style='color:#555'>{escape(row['note'])}</small>" if row["note"] else ""
             spread_note = f"<sup>({markers[c['name']]})</sup>" if c["name"] in markers else ""
             colour = self._STATE_COLOUR[state_of(c)]
-            cells = [f"<b>{escape(row['claim'])}</b>", escape(row["paper"]),
+            on = f"<br><small>on {escape(row['measured on'])}</small>"
+            cells = [f"<b>{escape(row['claim'])}</b>", escape(row["paper"]), escape(row["paper's value"]),
                      f"<span style='color:{colour};font-weight:600'>{escape(row['state'])}</span>",
-                     f"<span style='white-space:nowrap'>{escape(row['margin'])}</span>{spread_note}", measured,
+                     f"<span style='white-space:nowrap'>{escape(row['margin'])}</span>{spread_note}", measured + on,
                      escape(row["statement"]) + note]
             if self.with_lengths:
                 cells.append(escape(row["at other lengths"]))

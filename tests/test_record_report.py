@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from eyegen_lib import Recorder, read_metrics  # noqa: E402
+from eyegen_lib import Recorder, get_profile, read_metrics  # noqa: E402
 from eyegen_lib.report import build_report  # noqa: E402
 
 
@@ -159,3 +159,18 @@ def test_claims_say_does_not_hold_and_explain_the_spread_and_lengths_once_in_a_l
     assert claims.count(note) == 1 and claims.count("<sup>(a)</sup>") == 3 and "✓ holds, ✗ does not hold" in claims
     # nested measured values as a small table (method × metric), not flattened into text
     assert "<table class='mini'><tr><th></th><th>lpips</th><th>gaze</th></tr><tr><th>m</th><td>0.1</td><td>3</td>" in claims
+
+
+def test_a_notebook_s_claims_table_shows_the_paper_s_value_beside_ours_and_the_data_it_was_measured_on(tmp_path):
+    from eyegen_lib.claim_context import PAPER_VALUES
+
+    rec = Recorder("94_demo", get_profile("smoke").with_data("columbia"), out=tmp_path)
+    rec.claim("gan_beats_deepwarp_lpips", paper="He et al. §5.3", statement="the GAN below DeepWarp",
+              measured={"GAN": 0.05, "DeepWarp": 0.04}, holds=False, margin=-0.01)
+    rec.claim("ours_only", paper="ours", statement="no paper value", measured={"x": 1.0}, holds=True, margin=1.0)
+    rows = rec.claims_table().rows()
+    assert rows[0]["paper's value"] == PAPER_VALUES["gan_beats_deepwarp_lpips"] and rows[1]["paper's value"] == ""
+    assert [r["measured on"] for r in rows] == ["columbia", "columbia"]
+    html, text = rec.claims_table()._repr_html_(), repr(rec.claims_table())
+    assert "Columbia Gaze, Fig. 5a" in html and "on columbia" in html
+    assert "the paper: " + PAPER_VALUES["gan_beats_deepwarp_lpips"] in text and "measured on columbia: GAN=0.05" in text
