@@ -58,6 +58,7 @@ VARIANTS = {
     "blend_imagenet_vgg": {"vgg_input": "imagenet", "lambda_perceptual": 1.0},
     "blend_target_10": {"lambda_target": 10.0},  # + L1 to the paired target (pix2pix's term)
     "blend_target_50": {"lambda_target": 50.0},
+    "blend_resize": {"generator_upsampling": "resize"},  # nearest ×2 + conv3×3 instead of the deconvs
 }
 
 

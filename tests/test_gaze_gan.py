@@ -124,6 +124,27 @@ def test_a_blend_generator_starts_near_its_input_and_the_authors_output_keeps_th
         tiny_config(generator_output="residual")
 
 
+def test_resize_upsampling_replaces_the_deconvs_and_older_gans_read_as_deconv(eyes):
+    """issue 27's probe: nearest ×2 + conv3×3 in the decoder (no transposed conv), same output shape; a
+    GAN saved before the switch existed was a deconv one."""
+    from eyegen_lib.checkpoint import config_differences, config_to_dict
+
+    resize = GazeGAN(tiny_config(generator_upsampling="resize")).generator
+    deconv = GazeGAN(tiny_config()).generator
+    kinds = lambda g: {type(m).__name__ for m in g.decoder}
+    assert "ConvTranspose2d" in kinds(deconv) and "ConvTranspose2d" not in kinds(resize) and "Upsample" in kinds(resize)
+    x = torch.stack([eyes[i]["image"] for i in range(2)]).float() / 127.5 - 1
+    with torch.no_grad():
+        assert resize(x, torch.zeros(2, 2)).shape == x.shape
+    old = config_to_dict(tiny_config())
+    del old["generator_upsampling"]  # as saved before the field existed
+    assert config_differences(old, config_to_dict(tiny_config())) == []
+    assert config_differences(old, config_to_dict(tiny_config(generator_upsampling="resize"))) == \
+        ["generator_upsampling: checkpoint has 'deconv', you asked for 'resize'"]
+    with pytest.raises(ValueError, match="generator_upsampling must be one of"):
+        tiny_config(generator_upsampling="bilinear")
+
+
 def test_gaze_codes_normalise_the_columbia_grid_to_plus_minus_one():
     gaze = torch.deg2rad(torch.tensor([[10.0, -15.0], [-5.0, 7.5]]))
     torch.testing.assert_close(gaze_to_code(gaze, (10, 15)), torch.tensor([[1.0, -1.0], [-0.5, 0.5]]))

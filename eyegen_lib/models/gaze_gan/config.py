@@ -10,7 +10,7 @@ from ...checkpoint import field_added_later
 from ...profiles import PAPER_GAZE_GAN_STEPS, Profile
 
 __all__ = ["GazeGANConfig", "gaze_to_code", "code_to_gaze", "GENERATOR_WIDTHS", "DISCRIMINATOR_WIDTHS", "PAPER_GENERATOR_STEPS",
-           "D_LOSS_KEYS", "G_LOSS_KEYS", "VGG_INPUTS", "GENERATOR_OUTPUTS", "KEEP_LOGIT_INIT", "ABLATIONS"]
+           "D_LOSS_KEYS", "G_LOSS_KEYS", "VGG_INPUTS", "GENERATOR_OUTPUTS", "GENERATOR_UPSAMPLINGS", "KEEP_LOGIT_INIT", "ABLATIONS"]
 
 GENERATOR_WIDTHS = (64, 128, 256)  # conv7×7, then the two stride-2 convs (the residual blocks keep the last)
 DISCRIMINATOR_WIDTHS = (64, 128, 256, 512, 1024)  # one stride-2 conv4×4 each: 64 px → 2 px
@@ -23,6 +23,10 @@ D_LOSS_KEYS = ("d_adv", "d_gp", "d_gaze")
 G_LOSS_KEYS = ("g_adv", "g_gaze", "g_cycle", "g_content", "g_style", "g_identity", "g_target")
 VGG_INPUTS = ("official", "imagenet")  # how the perceptual loss's VGG-16 sees the images (package doc)
 GENERATOR_OUTPUTS = ("image", "blend")  # what the generator's last layer makes (Generator's doc)
+# how the generator's decoder doubles its resolution: "deconv" (the authors' 4×4 stride-2 transposed
+# convs) or "resize" (nearest ×2 then a 3×3 conv: Odena et al. 2016's cure for checkerboard artefacts)
+GENERATOR_UPSAMPLINGS = ("deconv", "resize")
+field_added_later("generator_upsampling", "deconv")
 # every gaze GAN saved before the switch existed repainted the patch: such an artifact serves "image" runs
 field_added_later("generator_output", "image")
 field_added_later("lambda_target", 0.0)
@@ -56,6 +60,7 @@ class GazeGANConfig:
     # "blend" (ours): the input kept through a learned mask; "image": the authors' generator, which repaints
     # every pixel (the "authors" variant). See Generator and the module doc
     generator_output: str = "blend"
+    generator_upsampling: str = "deconv"  # the authors'; "resize": issue 27's probe (GENERATOR_UPSAMPLINGS)
     n_critic: int = 5
     lr: float = 2e-4
     beta1: float = 0.5
@@ -86,6 +91,8 @@ class GazeGANConfig:
             raise ValueError(f"vgg_input must be one of {VGG_INPUTS}, got {self.vgg_input!r}")
         if self.generator_output not in GENERATOR_OUTPUTS:
             raise ValueError(f"generator_output must be one of {GENERATOR_OUTPUTS}, got {self.generator_output!r}")
+        if self.generator_upsampling not in GENERATOR_UPSAMPLINGS:
+            raise ValueError(f"generator_upsampling must be one of {GENERATOR_UPSAMPLINGS}, got {self.generator_upsampling!r}")
         if self.n_critic < 1:
             raise ValueError(f"n_critic must be ≥ 1, got {self.n_critic}")
         if not 0 <= self.decay_start <= 1:

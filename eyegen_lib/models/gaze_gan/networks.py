@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import GENERATOR_OUTPUTS, GENERATOR_WIDTHS, DISCRIMINATOR_WIDTHS, KEEP_LOGIT_INIT, GazeGANConfig, code_to_gaze, gaze_to_code
+from .config import GENERATOR_OUTPUTS, GENERATOR_UPSAMPLINGS, GENERATOR_WIDTHS, DISCRIMINATOR_WIDTHS, KEEP_LOGIT_INIT, GazeGANConfig, code_to_gaze, gaze_to_code
 
 __all__ = ["Generator", "Discriminator", "ResidualBlock", "GazeGAN"]
 
@@ -27,6 +27,14 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def _upsample(c_in: int, c_out: int, how: str) -> list[nn.Module]:
+    """×2 resolution: the authors' deconv4×4 stride 2, or nearest ×2 then conv3×3, whose kernel
+    overlaps every output pixel alike (no checkerboard; Odena, Dumoulin, Olah, Distill 2016)."""
+    if how == "deconv":
+        return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
 
 
 class ResidualBlock(nn.Module):
@@ -52,18 +60,20 @@ class Generator(nn.Module):
     :data:`KEEP_LOGIT_INIT` (K ≈ 0.88): a fresh generator mostly returns its input."""
 
     def __init__(self, widths: tuple[int, int, int] = GENERATOR_WIDTHS, n_res_blocks: int = 6, gaze_dims: int = 2,
-                 output: str = "image"):
+                 output: str = "image", upsampling: str = "deconv"):
         super().__init__()
         if output not in GENERATOR_OUTPUTS:
             raise ValueError(f"generator output must be one of {GENERATOR_OUTPUTS}, got {output!r}")
+        if upsampling not in GENERATOR_UPSAMPLINGS:
+            raise ValueError(f"generator upsampling must be one of {GENERATOR_UPSAMPLINGS}, got {upsampling!r}")
         self.output = output
         w0, w1, w2 = widths
         self.encoder = nn.Sequential(_conv_norm_relu(3 + gaze_dims, w0, 7, 1, 3),
                                      _conv_norm_relu(w0, w1, 4, 2, 1), _conv_norm_relu(w1, w2, 4, 2, 1))
         self.blocks = nn.Sequential(*[ResidualBlock(w2) for _ in range(n_res_blocks)])
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(w2, w1, 4, 2, 1, bias=False), _instance_norm(w1), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(w1, w0, 4, 2, 1, bias=False), _instance_norm(w0), nn.ReLU(inplace=True),
+            *_upsample(w2, w1, upsampling), _instance_norm(w1), nn.ReLU(inplace=True),
+            *_upsample(w1, w0, upsampling), _instance_norm(w0), nn.ReLU(inplace=True),
             # "blend" adds the keep mask's logit as a fourth channel of the same last conv
             nn.Conv2d(w0, 3 if output == "image" else 4, 7, 1, 3, bias=False))
         _init_weights(self)
@@ -116,7 +126,8 @@ class GazeGAN(nn.Module):
     def __init__(self, config: GazeGANConfig):
         super().__init__()
         self.config = config
-        self.generator = Generator(config.generator_widths, config.n_res_blocks, output=config.generator_output)
+        self.generator = Generator(config.generator_widths, config.n_res_blocks, output=config.generator_output,
+                                   upsampling=config.generator_upsampling)
         self.discriminator = Discriminator(config.discriminator_widths, config.discriminator_map_size)
 
     def check_inputs(self, image: torch.Tensor, gaze: torch.Tensor | None = None) -> None:
