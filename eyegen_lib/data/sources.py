@@ -20,9 +20,11 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .columbia import crop_patch, patch_landmarks
 from .errors import DatasetError
 
 __all__ = ["DATASET_VARIABLES", "dataset_root", "check_data_source", "OpenEDSEyes", "openeds_eyes", "ColumbiaEyes",
@@ -191,8 +193,6 @@ class OpenEDSEyes:
         """Every file's header — a PNG's size and mode, a label's shape and dtype — without decoding
         pixels (seconds for all of OpenEDS), so a truncated, mis-sized or foreign file stops a run
         before it trains, not hours in. Returns the frame size (rows, cols); raises :class:`DatasetError`."""
-        import numpy as np
-
         from ..runtime import tqdm
 
         size = None
@@ -248,8 +248,6 @@ class OpenEDSEyes:
 def _spread_per_person(reader, persons, per_person: int | None) -> list[int]:
     """Indices of ``reader``'s frames (those with an image) of ``persons``: all, or ``per_person``
     spread evenly over each person's frames in name order (a capture session, not its first seconds)."""
-    import numpy as np
-
     wanted, by_person = set(persons), {}
     for i, rec in enumerate(reader.records):
         if rec.image_path is not None and rec.person in wanted:
@@ -300,20 +298,14 @@ class ColumbiaEyes:
 
     @functools.cached_property
     def _index_of_group_gaze(self) -> dict:
-        import numpy as np
-
         return {(self.group_of(i), *np.round(np.degrees(self.gaze_of(i)), 1).tolist()): i for i in range(len(self))}
 
     def index_at(self, group, gaze_rad) -> int | None:
         """The photo of ``group`` (subject, pose, eye) at gaze (pitch, yaw) radians, or None off the grid
         (the lookup is built once per opened copy)."""
-        import numpy as np
-
         return self._index_of_group_gaze.get((group, *np.round(np.degrees(np.asarray(gaze_rad, dtype=float)), 1).tolist()))
 
     def __getitem__(self, index: int) -> dict:
-        from .columbia import crop_patch
-
         sample = self.reader[index]
         out = {key: sample[key] for key in ("gaze", "person", "side", "pose", "index", "path")}
         out["image"] = crop_patch(sample["image"], self.size)
@@ -324,8 +316,6 @@ class ColumbiaEyes:
     def landmarks(self) -> torch.Tensor:
         """The template eye's 7 landmarks at this size (:func:`~eyegen_lib.data.columbia.patch_landmarks`),
         every photo's (photos carry none; He et al.'s crop fixes where the eye is)."""
-        from .columbia import patch_landmarks
-
         return patch_landmarks(self.size)
 
     def check_files(self) -> tuple[int, int]:
