@@ -97,6 +97,15 @@ At λ 50 (``blend_target_50``, same runs as above): LPIPS 0.053 / 0.088 / 0.065 
 iterations, gaze error 15.2 / 12.0 / 11.5°, floor 0.001 at 600 — within the mask recipe's own
 step-to-step swing (0.059–0.103 between 300 and 600), so not the missing piece at these lengths.
 
+*Length* (issue 27): the mask recipe trained to 8,000 iterations (``eyegen train gaze_gan --steps 8000
+--keep-at 2000 4000 6000``), its snapshots scored on the whole protocol (``benchmarks/gaze_gan_identity.py
+--checkpoints``; unchanged input LPIPS 0.0499, gaze error 17.0°): 500 iterations LPIPS 0.069, gaze error
+12.7°; 2,000: 0.096, 11.2° (floor 0.004, skin r 1.00). Where the mask opens, the painted iris shows a
+plaid of red and white stripes, growing from 500 to 2,000 iterations. *Another probe, off by default*
+(``generator_upsampling="resize"``: nearest ×2 + conv3×3 instead of the deconvs, Odena et al.'s cure for
+checkerboards; ``blend_resize``, same runs as above): LPIPS 0.054 / 0.118 / 0.068 at 200 / 400 / 600,
+gaze error 14.4 / 13.6 / 12.3° — within the same swing: the upsampling is not the cause either.
+
 Setting λ_gaze, λ_cycle or λ_perceptual to 0 removes that term (and its cost) — the paper's
 ablations (§5.5: one model per removed term); λ_identity = 0 removes ours. λ_gaze weighs both gaze terms, the critic's and the
 generator's, as the official code uses one weight (5) for both. Optimisation: Adam, lr 2e−4, β = (0.5, 0.999), batch 32; **5 critic steps per generator
@@ -105,7 +114,8 @@ is constant for the first half of training and decays linearly to 0 over the sec
 150 + 150 epochs). One training *step* here is one iteration = ``n_critic`` critic updates + 1
 generator update, and ``steps`` counts generator updates.
 """
-from .config import (ABLATIONS, D_LOSS_KEYS, DISCRIMINATOR_WIDTHS, G_LOSS_KEYS, GENERATOR_OUTPUTS, GENERATOR_WIDTHS,
+from .config import (ABLATIONS, D_LOSS_KEYS, DISCRIMINATOR_WIDTHS, G_LOSS_KEYS, GENERATOR_OUTPUTS, GENERATOR_UPSAMPLINGS,
+                     GENERATOR_WIDTHS,
                      KEEP_LOGIT_INIT, PAPER_GENERATOR_STEPS, VGG_INPUTS, GazeGANConfig, code_to_gaze, gaze_to_code)
 from .inference import estimate_gaze, keep_masks, redirect, redirect_set
 from .losses import (VGG16Perceptual, content_loss, gradient_penalty, gram_matrix, random_interpolates, style_loss,
@@ -117,5 +127,5 @@ __all__ = ["GazeGANConfig", "GazeGAN", "Generator", "Discriminator", "ResidualBl
            "gaze_to_code", "code_to_gaze", "random_interpolates", "gradient_penalty", "wgan_critic_loss",
            "gram_matrix", "content_loss", "style_loss", "IterationBatches", "GazeGANTrainer",
            "gaze_gan_run", "train_gaze_gan", "redirect", "redirect_set", "estimate_gaze", "keep_masks",
-           "linear_decay", "VGG_INPUTS", "GENERATOR_OUTPUTS", "KEEP_LOGIT_INIT", "D_LOSS_KEYS", "G_LOSS_KEYS",
+           "linear_decay", "VGG_INPUTS", "GENERATOR_OUTPUTS", "GENERATOR_UPSAMPLINGS", "KEEP_LOGIT_INIT", "D_LOSS_KEYS", "G_LOSS_KEYS",
            "PAPER_GENERATOR_STEPS", "ABLATIONS", "GENERATOR_WIDTHS", "DISCRIMINATOR_WIDTHS"]
