@@ -162,7 +162,7 @@ def refresh_cards(notebooks: list | None = None, readme=None) -> list:
     import nbformat
 
     from .paths import project_root
-    from .runner import list_notebooks
+    from .paths import list_notebooks
 
     changed = []
     for path in notebooks if notebooks is not None else list_notebooks():

@@ -1,7 +1,8 @@
 """How much a claim's margin moves from seed to seed — so a margin inside that spread is recorded as
 *inconclusive*, neither holding nor failing.
 
-``eyegen zoo spread --profile cpu --seeds 0 1 2 --only 05 07`` runs those notebooks once per seed
+``eyegen zoo spread --profile cpu --seeds 0 1 2 --only 05 07`` (:func:`eyegen_lib.zoo_cli.measure_spread`,
+which keeps the notebook runner out of this module) runs those notebooks once per seed
 (models trained here, nothing from the zoo: each seed is its own run), reads every claim's margin
 back from the records and writes ``zoo/<profile>/claim_spread.json``:
 
@@ -22,8 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from .files import atomic_write_json
 
-__all__ = ["SPREAD_SDS", "SPREAD_FORMAT", "spread_path", "read_spread", "claim_spread", "margins_of", "write_spread",
-           "measure_spread"]
+__all__ = ["SPREAD_SDS", "SPREAD_FORMAT", "spread_path", "read_spread", "claim_spread", "margins_of", "write_spread"]
 
 SPREAD_FORMAT = "eyegen-claim-spread/1"
 SPREAD_SDS = 2.0  # a margin within two seed-to-seed standard deviations is inconclusive
@@ -86,24 +86,3 @@ def write_spread(profile: str, measured: Mapping[str, dict], *, length: str, fol
     path = spread_path(profile, folder)
     return atomic_write_json(path, {"format": SPREAD_FORMAT, "profile": profile,
                                     "claims": dict(sorted(data["claims"].items()))}, indent=1, sort_keys=True)
-
-
-def measure_spread(profile: str, seeds: Sequence[int], *, only: Sequence[str], out: Path,
-                   folder: Path | None = None, timeout: int | None = None) -> tuple[Path, dict]:
-    """Run notebooks ``only`` at each seed (no zoo), collect their claims' margins, write the spread file."""
-    from .record import read_metrics
-    from .runner import list_notebooks, run_notebooks
-
-    if len(set(seeds)) < 2:
-        raise ValueError("a seed-to-seed spread needs at least two seeds")
-    records: dict[int, list] = {}
-    for seed in seeds:
-        run_out = Path(out) / f"seed{seed}"
-        summary = run_notebooks(profile, only=only, out=run_out, seed=int(seed), pretrained=False, timeout=timeout)
-        failed = [n["notebook"] for n in summary["notebooks"] if n["notebook"] in summary["ran"] and n["status"] != "ok"]
-        if failed:
-            raise RuntimeError(f"seed {seed}: {', '.join(failed)} failed; see {run_out / 'report.html'}")
-        records[int(seed)] = [(nb.stem, c) for nb in list_notebooks(only)
-                              for c in read_metrics(nb.stem, out=run_out).get("claims", [])]
-    measured = margins_of(records)
-    return write_spread(profile, measured, length="the profile's own training lengths", folder=folder), measured

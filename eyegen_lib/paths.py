@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -27,3 +28,25 @@ def notebooks_dir() -> Path:
     if root is None:
         raise FileNotFoundError("the notebooks live in the eyegen checkout; install it with `pip install -e .` from a clone")
     return root / "notebooks"
+
+
+def list_notebooks(only: Sequence[str] | None = None, folder: Path | None = None) -> list[Path]:
+    """The suite's notebooks in order; ``only`` keeps those named exactly by an item: the number
+    ("04" or "4"), the full name ("04_seg2eye") or the name without its number ("seg2eye")."""
+    folder = folder or notebooks_dir()
+    books = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+    if only:
+        names = {p.stem: p for p in books}
+        for p in books:
+            number, _, rest = p.stem.partition("_")
+            names.setdefault(number, p)
+            names.setdefault(rest, p)
+            if number.isdigit():
+                names.setdefault(str(int(number)), p)   # "4" for "04"
+        unknown = [o for o in only if o not in names]
+        if unknown:
+            raise ValueError(f"unknown notebook {unknown[0]!r}: give a number or a name, one of "
+                             + ", ".join(p.stem for p in books))
+        wanted = {names[o] for o in only}
+        books = [p for p in books if p in wanted]
+    return books

@@ -154,7 +154,7 @@ def _context(results: list[dict], runs: dict, total: float) -> list[str]:
 
 
 def _run_table(runs: dict, stale: dict[str, list[str]], out: Path, total: float) -> list[str]:
-    from .runner import list_notebooks
+    from .paths import list_notebooks
 
     html = [f"<h2>Notebook runs</h2><p>The last run of each notebook into this folder ({total / 60:.1f} min in all). "
             "A run is <span class='maybe'>stale</span> when a file it read has changed since, or one it looked for "

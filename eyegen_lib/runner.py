@@ -22,7 +22,7 @@ import nbformat
 
 from .cards import timeout_for
 from .notebook_html import export_html
-from .paths import notebooks_dir, output_dir
+from .paths import list_notebooks, notebooks_dir, output_dir
 from .profiles import resolve_profile
 from .report import build_report, collect_results
 from .runtime import tqdm
@@ -33,28 +33,6 @@ __all__ = ["list_notebooks", "check_output_folder", "run_notebook", "run_noteboo
            "NotebookTimeout"]
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"  # cells whose committed outputs nbval compares
-
-
-def list_notebooks(only: Sequence[str] | None = None, folder: Path | None = None) -> list[Path]:
-    """The suite's notebooks in order; ``only`` keeps those named exactly by an item: the number
-    ("04" or "4"), the full name ("04_seg2eye") or the name without its number ("seg2eye")."""
-    folder = folder or notebooks_dir()
-    books = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
-    if only:
-        names = {p.stem: p for p in books}
-        for p in books:
-            number, _, rest = p.stem.partition("_")
-            names.setdefault(number, p)
-            names.setdefault(rest, p)
-            if number.isdigit():
-                names.setdefault(str(int(number)), p)   # "4" for "04"
-        unknown = [o for o in only if o not in names]
-        if unknown:
-            raise ValueError(f"unknown notebook {unknown[0]!r}: give a number or a name, one of "
-                             + ", ".join(p.stem for p in books))
-        wanted = {names[o] for o in only}
-        books = [p for p in books if p in wanted]
-    return books
 
 
 def check_output_folder(out: Path) -> Path:

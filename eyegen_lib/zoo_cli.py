@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+from .cli_types import whole_number
 
 __all__ = ["add_zoo_parser"]
 
@@ -147,8 +150,30 @@ def _cmd_add(args) -> int:
     return 0
 
 
+def measure_spread(profile: str, seeds: Sequence[int], *, only: Sequence[str], out: Path,
+                   folder: Path | None = None, timeout: int | None = None) -> tuple[Path, dict]:
+    """Run notebooks ``only`` at each seed (no zoo), collect their claims' margins, write the spread file."""
+    from .claim_spread import margins_of, write_spread
+    from .record import read_metrics
+    from .runner import list_notebooks, run_notebooks  # papermill and nbconvert: only when spreads are measured
+
+    if len(set(seeds)) < 2:
+        raise ValueError("a seed-to-seed spread needs at least two seeds")
+    records: dict[int, list] = {}
+    for seed in seeds:
+        run_out = Path(out) / f"seed{seed}"
+        summary = run_notebooks(profile, only=only, out=run_out, seed=int(seed), pretrained=False, timeout=timeout)
+        failed = [n["notebook"] for n in summary["notebooks"] if n["notebook"] in summary["ran"] and n["status"] != "ok"]
+        if failed:
+            raise RuntimeError(f"seed {seed}: {', '.join(failed)} failed; see {run_out / 'report.html'}")
+        records[int(seed)] = [(nb.stem, c) for nb in list_notebooks(only)
+                              for c in read_metrics(nb.stem, out=run_out).get("claims", [])]
+    measured = margins_of(records)
+    return write_spread(profile, measured, length="the profile's own training lengths", folder=folder), measured
+
+
 def _cmd_spread(args) -> int:
-    from .claim_spread import SPREAD_SDS, measure_spread
+    from .claim_spread import SPREAD_SDS
 
     path, measured = measure_spread(args.profile, args.seeds, only=args.only, out=args.out, folder=args.folder,
                                     timeout=args.timeout)
@@ -163,7 +188,6 @@ def _cmd_spread(args) -> int:
 
 
 def add_zoo_parser(sub) -> None:
-    from .cli import whole_number
 
     zoo = sub.add_parser("zoo", help="the model zoo: list, verify, add entries",
                          description="The model zoo: models trained far longer than a notebook run, shipped in zoo/.")

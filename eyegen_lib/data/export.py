@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli_types import whole_number
+
 __all__ = ["export_dataset", "add_export_cli", "FORMATS"]
 
 FORMATS = ("openeds", "columbia", "mpiigaze")
@@ -88,7 +90,6 @@ def _cmd_export(args) -> int:
 
 def add_export_cli(subparsers) -> None:
     """Register ``export`` on the ``synth`` subcommand's subparsers."""
-    from ..cli import whole_number
 
     p = subparsers.add_parser("export", help="write synthetic eyes in the OpenEDS, Columbia-patch or MPIIGaze file format",
                               description=__doc__.replace("``", ""))  # plain text, not reST
