@@ -20,7 +20,7 @@ __all__ = ["REDIRECTION_GAZE_RANGE_DEG", "nir_source", "rgb_source", "person_spl
            "openeds_protocol", "redirection_protocol", "redirection_eyes", "protocol_recipe", "protocol_fingerprint",
            "redirection_training_pairs", "redirection_training_pairs_recipe", "deepwarp_training_pairs",
            "deepwarp_training_pairs_recipe", "deepwarp_test_pairs", "DEEPWARP_CROP", "SHIFTED_PAIRS", "person_side_groups", "ranking_setup", "rank_targets",
-           "gaze_estimator_source", "gaze_estimator_split", "cross_dataset_gaze_source", "real_eyes_at", "draws_any_gaze"]
+           "gaze_estimator_source", "gaze_estimator_split", "labelled_flags", "cross_dataset_gaze_source", "real_eyes_at", "draws_any_gaze"]
 
 # He et al.'s Columbia grid spans ±10° pitch and ±15° yaw; sources for redirection and the gaze
 # estimator cover a little more so that no target direction is an extrapolation.
@@ -79,12 +79,18 @@ def _dataset_source(profile: Profile, wanted: str, what: str, size=None):
     raise NotImplementedError(f"no protocol reads {wanted!r} yet: run this notebook on the renderer")
 
 
+def labelled_flags(source, indices) -> torch.Tensor:
+    """(N,) bool: which of ``indices`` have a mask — every rendered eye; not OpenEDS's generative frames."""
+    has_mask = getattr(source, "has_mask", None)
+    return torch.tensor([True if has_mask is None else bool(has_mask(i)) for i in indices], dtype=torch.bool)
+
+
 def split_indices(source: SyntheticEyes, split: dict[str, list[int]], *, labelled: bool = False) -> dict[str, list[int]]:
     """Each role's sample indices; ``labelled``: only samples with a mask (what trains or scores a
     segmenter, a refiner or Seg2Eye — OpenEDS's generative frames have none; rendered ones all do)."""
     idx = {name: indices_of_persons(source, persons) for name, persons in split.items()}
-    if labelled and hasattr(source, "has_mask"):
-        idx = {name: [i for i in ids if source.has_mask(i)] for name, ids in idx.items()}
+    if labelled:
+        idx = {name: [i for i, ok in zip(ids, labelled_flags(source, ids).tolist()) if ok] for name, ids in idx.items()}
     return idx
 
 
@@ -406,7 +412,7 @@ def streamed_ranking_setup(profile: Profile, model, *, seed: int = 0, progress: 
     mode = kmeans(torch.cat(mode_feats), 2, seed=seed)[0]
     mask_feats = torch.cat(mask_feats)
     centroids = torch.stack([mask_feats[mode == m].mean(0) for m in (0, 1)])
-    labelled = torch.tensor([source.has_mask(i) if hasattr(source, "has_mask") else True for i in range(len(source))])
+    labelled = labelled_flags(source, range(len(source)))
     pool = {"image": RenderedRows(source, range(len(source)), ("image",), chunk=chunk), "pseudo": pseudo, "mask": true,
             "labelled": labelled, "mode": mode, "features": torch.cat(feats), "index": torch.arange(len(source)),
             "person": torch.tensor([source.person_of(i) for i in range(len(source))], dtype=torch.int64),

@@ -318,7 +318,7 @@ def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=No
     ``config``; trained on the OpenEDS protocol's training persons. Returns (model, info)."""
     from .data.rows import rows_of
     from .models.seg2eye import Seg2Eye, seg2eye_run
-    from .protocols import nir_source, person_side_groups, person_split, split_indices
+    from .protocols import labelled_flags, nir_source, person_side_groups, person_split, split_indices
 
     _check_variant("seg2eye", variant, free_form_prefix="panel_")
     if config is None:
@@ -328,7 +328,7 @@ def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=No
     config = with_steps(config, steps)
     source, split = nir_source(profile, seed=seed), person_split(profile, seed=seed)
     train = split_indices(source, split)["train"]  # the OpenEDS protocol's training persons (generative frames too)
-    targets = torch.tensor([source.has_mask(i) if hasattr(source, "has_mask") else True for i in train])
+    targets = labelled_flags(source, train)
     recipe = _seg2eye_recipe(profile, seed)
     snapshots = ()
     if variant == "full" and config.ablation_steps < config.steps:

@@ -224,6 +224,8 @@ class GroupPairRows(Rows):
         self.source_gaze, self.target_gaze = gaze[self.a], gaze[self.b]
         self.index = torch.tensor(photos, dtype=torch.int64)[self.a]
         self.person = torch.tensor([source.person_of(i) for i in photos], dtype=torch.int64)[self.a]
+        # per photo, gathered per pair: computed once, not on every meta() (pair_parts calls it often)
+        self._tilt = None if self._landmarks is None else eye_tilt_deg(self._landmarks.float())[self.a]
 
     def __len__(self) -> int:
         return len(self.a)
@@ -238,8 +240,8 @@ class GroupPairRows(Rows):
     def meta(self) -> dict:
         meta = {"source_gaze": self.source_gaze, "target_gaze": self.target_gaze, "border": self.border,
                 "recipe": self.recipe, "index": self.index, "person": self.person}
-        if self._landmarks is not None:
-            meta["tilt_deg"] = eye_tilt_deg(self._landmarks[self.a].float())
+        if self._tilt is not None:
+            meta["tilt_deg"] = self._tilt
         return meta
 
     def materialise(self) -> dict:
