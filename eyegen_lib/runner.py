@@ -270,9 +270,9 @@ def run_notebooks(profile: str = "auto", *, only: Sequence[str] | None = None, o
         params = {} if seed is None else {"SEED": seed}
         if data != "renderer":
             params["DATA"] = data
-        if not pretrained and "PRETRAINED" in _parameters_of(nb):
+        own = parameter_names(nb)  # its parameters cell, parsed once
+        if not pretrained and "PRETRAINED" in own:
             params["PRETRAINED"] = False
-        own = parameter_names(nb)
         chosen = {k: v for k, v in (parameters or {}).items() if k in own}
         if chosen:
             params.update(chosen)
