@@ -33,6 +33,8 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
@@ -59,6 +61,12 @@ VARIANTS = {
     "blend_target_10": {"lambda_target": 10.0},  # + L1 to the paired target (pix2pix's term)
     "blend_target_50": {"lambda_target": 50.0},
     "blend_resize": {"generator_upsampling": "resize"},  # nearest ×2 + conv3×3 instead of the deconvs
+    "blend_paint_50": {"lambda_paint": 50.0},  # + L1 of the painted image C to the target, everywhere
+    "identity_target_50": {**REPAINT, "lambda_target": 50.0},  # the authors' generator + pix2pix's L1
+    "blend_target_50_resize": {"lambda_target": 50.0, "generator_upsampling": "resize"},
+    "warp": {"generator_output": "warp"},  # the input's pixels moved by a flow, then kept or painted over
+    "warp_target_50": {"generator_output": "warp", "lambda_target": 50.0},
+    "warp_target_paint_50": {"generator_output": "warp", "lambda_target": 50.0, "lambda_paint": 50.0},
 }
 
 
@@ -73,6 +81,8 @@ def main() -> None:
     ap.add_argument("--jsonl", default=None, help="also write every scoring here, one JSON object a line")
     ap.add_argument("--checkpoints", nargs="+", default=None, metavar="PATH",
                     help="score these saved gaze_gan models on the whole protocol instead of training")
+    ap.add_argument("--save-dir", default=None, help="also save each run's final weights and config here "
+                    "(VARIANT_sSEED.pt, a plain state dict: look at its outputs, not a zoo artifact)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     profile = eg.get_profile(args.profile)
@@ -115,6 +125,10 @@ def main() -> None:
                 run.model.train()
 
             run.trainer.fit(run.batches, args.steps, progress=False, on_step=score)
+            if args.save_dir:
+                Path(args.save_dir).mkdir(parents=True, exist_ok=True)
+                torch.save({"config": asdict(config), "state": run.model.state_dict()},
+                           Path(args.save_dir) / f"{variant}_s{seed}.pt")
     print(f"\nafter {args.steps} iterations ({args.profile}):")
     for variant in args.variants:
         rows = [final[variant, s] for s in args.seeds]
