@@ -43,30 +43,29 @@ from eyegen_lib import protocols, registry
 from eyegen_lib.evaluation import evaluate_redirection
 from eyegen_lib.images import to_signed
 from eyegen_lib.metrics import identity_scores, lpips_distance
-from eyegen_lib.models.gaze_gan import GazeGANConfig, gaze_gan_run, redirect, redirect_set
+from eyegen_lib.models.gaze_gan import ABLATIONS, GazeGANConfig, gaze_gan_run, redirect, redirect_set
 
-OFFICIAL = {"lambda_identity": 0.0, "generator_output": "image"}  # the authors' recipe (the "authors" variant)
-REPAINT = {"generator_output": "image"}  # the authors' generator, which repaints every pixel
+OFFICIAL = ABLATIONS["authors"]  # the authors' recipe: their generator and objective
+REPAINT = {**OFFICIAL, "lambda_identity": 25.0}  # their generator (repaints every pixel) + our identity term
+# the keep mask and the identity term without the target's L1, deconvs (the default of stops 36–40)
+BLEND = {"lambda_target": 0.0, "generator_upsampling": "deconv"}
+# Each variant is a whole recipe, so its meaning does not move with the defaults; "fixed" is today's.
 VARIANTS = {
     "official": OFFICIAL,
-    "identity": {**REPAINT},
+    "identity": REPAINT,
     "identity_100": {**REPAINT, "lambda_identity": 100.0},
     "no_perceptual": {**OFFICIAL, "lambda_perceptual": 0.0},
     "imagenet_vgg": {**OFFICIAL, "vgg_input": "imagenet", "lambda_perceptual": 1.0},
     "lr_2e-4": {**OFFICIAL, "lr": 2e-4},
     "batch_32": {**OFFICIAL, "batch_size": 32},
-    "blend": {},  # today's default recipe: the keep mask and the identity term
-    "blend_official": {"lambda_identity": 0.0},
-    "blend_imagenet_vgg": {"vgg_input": "imagenet", "lambda_perceptual": 1.0},
-    "blend_target_10": {"lambda_target": 10.0},  # + L1 to the paired target (pix2pix's term)
-    "blend_target_50": {"lambda_target": 50.0},
-    "blend_resize": {"generator_upsampling": "resize"},  # nearest ×2 + conv3×3 instead of the deconvs
-    "blend_paint_50": {"lambda_paint": 50.0},  # + L1 of the painted image C to the target, everywhere
-    "identity_target_50": {**REPAINT, "lambda_target": 50.0},  # the authors' generator + pix2pix's L1
-    "blend_target_50_resize": {"lambda_target": 50.0, "generator_upsampling": "resize"},
-    "warp": {"generator_output": "warp"},  # the input's pixels moved by a flow, then kept or painted over
-    "warp_target_50": {"generator_output": "warp", "lambda_target": 50.0},
-    "warp_target_paint_50": {"generator_output": "warp", "lambda_target": 50.0, "lambda_paint": 50.0},
+    "blend": BLEND,
+    "blend_official": {**BLEND, "lambda_identity": 0.0},
+    "blend_imagenet_vgg": {**BLEND, "vgg_input": "imagenet", "lambda_perceptual": 1.0},
+    "blend_target_10": {**BLEND, "lambda_target": 10.0},  # + L1 to the paired target (pix2pix's term)
+    "blend_target_50": {**BLEND, "lambda_target": 50.0},
+    "blend_resize": {**BLEND, "generator_upsampling": "resize"},  # nearest ×2 + conv3×3 instead of the deconvs
+    "identity_target_50": {**REPAINT, "lambda_target": 50.0},  # the authors' generator + the target's L1
+    "fixed": {},  # today's default: blend + the target's L1 (50) + resize upsampling
 }
 
 
@@ -142,7 +141,7 @@ def main() -> None:
 def score_checkpoints(profile, paths) -> None:
     """Each saved model on the whole protocol: LPIPS and gaze error (the claims' figures), the repaint
     floor and the identity correlations, after the unchanged input's row."""
-    from eyegen_lib.checkpoint import load_checkpoint
+    from eyegen_lib.checkpoint import config_from_saved, load_checkpoint
     from eyegen_lib.models.gaze_gan import GazeGAN
 
     _, rset, _ = protocols.redirection_protocol(profile, seed=0)
@@ -152,7 +151,7 @@ def score_checkpoints(profile, paths) -> None:
     print(f"{'checkpoint':48s} {'step':>6s} {'LPIPS':>7s} {'gaze °':>7s} {'floor':>7s} {'skin r':>7s} {'iris r':>7s}")
     for path in paths:
         saved = torch.load(path, map_location="cpu", weights_only=True)  # its config, to build the model it fits
-        config = GazeGANConfig(**saved["config"])
+        config = config_from_saved(GazeGANConfig, saved["config"])
         model = GazeGAN(config)
         ckpt = load_checkpoint(path, kind="gaze_gan", model=model, config=config)
         model.eval()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from .files import atomic_writer
 
-__all__ = ["CheckpointError", "ArtifactMismatch", "save_checkpoint", "load_checkpoint", "config_to_dict",
+__all__ = ["CheckpointError", "ArtifactMismatch", "save_checkpoint", "load_checkpoint", "config_to_dict", "config_from_saved",
            "config_differences", "file_sha256", "set_aside", "atomic_save", "field_added_later"]
 
 FORMAT = "eyegen-checkpoint"
@@ -150,6 +150,13 @@ def field_added_later(name: str, value_before: Any) -> None:
 def _with_fields_added_later(saved: Mapping, wanted: Mapping) -> dict:
     """``saved`` with each field it lacks that :data:`FIELDS_ADDED_LATER` names (and ``wanted`` has) filled in."""
     return {**{k: v for k, v in FIELDS_ADDED_LATER.items() if k in wanted and k not in saved}, **saved}
+
+
+def config_from_saved(config_class, saved: Mapping):
+    """The ``config_class`` (a dataclass) an artifact's saved config dict describes: a field it lacks
+    takes its :data:`FIELDS_ADDED_LATER` value (what the artifact did), not today's default."""
+    names = {f.name: None for f in dataclasses.fields(config_class)}
+    return config_class(**_with_fields_added_later(saved, names))
 
 
 def differing_keys(saved: Mapping, wanted: Mapping) -> list[str]:

@@ -72,7 +72,8 @@ WHY_IT_MAY_NOT_HOLD: dict[str, str] = {
                                 "bottleneck, at a quarter of the paper's widths and about a fortieth of its iterations at cpu",
     "gan_beats_deepwarp_gaze_error_deg": "DeepWarp (4,000 steps) moves the gaze closer than the GAN at cpu lengths; "
                                          "the GAN's gaze head is trained on few rendered persons",
-    "no_gaze_loss_gaze_does_not_move": "the gaze still moves through the cycle and perceptual losses' pull to the target",
+    "no_gaze_loss_gaze_does_not_move": "the gaze still moves through the target's L1 (ours) and the perceptual losses' "
+                                       "pull to the target",
     "no_cycle_raises_lpips": "our identity term also ties the output to its input, so removing the cycle term "
                              "removes less than it does from the paper's recipe; one run each, at the ablations' length",
     "no_perceptual_raises_lpips": "the perceptual terms, fed to VGG as the official code feeds it, are small by "
@@ -88,6 +89,8 @@ WHY_IT_MAY_NOT_HOLD: dict[str, str] = {
                                       "it learns to repaint",
     "gan_mask_opens_where_the_eye_changes": "a mask that opens too little leaves the old iris in place and one that "
                                             "opens too much lets the target's pixels do the work: one run, at the zoo length",
+    "target_term_opens_the_mask": "one run each, at the ablations' length: a mask that opens without the term paints "
+                                  "untrained colour (06 §5c)",
     "identity_term_lowers_repaint_floor": "one run each, at the ablations' length: the cycle term alone also pulls "
                                           "the mask towards keeping the input",
     "table1_shift_highest_mse_lowest_lpips": "the perturbations are applied to rendered patches at the paper's sizes; "

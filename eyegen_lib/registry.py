@@ -64,7 +64,7 @@ class Artifact:
 SEG2EYE_VARIANTS = ("full", "reference", "gaugan", "no_style_consistency", "mean_aggregation")
 DEEPWARP_VARIANTS = ("ss", "ms", "cfw", "cfw_lcm", "cfw_lcm_palette", "cfw_lcm_vertical", "ss_shifted_k0",
                      "ss_shifted_k3", "protocol")
-GAZE_GAN_VARIANTS = ("full", "no_perceptual", "no_cycle", "no_gaze", "no_identity", "authors", "reference")
+GAZE_GAN_VARIANTS = ("full", "no_perceptual", "no_cycle", "no_gaze", "no_identity", "no_target", "authors", "reference")
 PREDICTION_TASKS = {"openeds": ("refiner", "seg2eye"), "redirection": ("deepwarp", "gaze_gan")}
 
 ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (

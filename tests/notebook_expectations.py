@@ -149,7 +149,7 @@ def check_06_gaze_gan(data: dict) -> None:
 
     # smoke's ablations are shorter than the full model: they are compared with its snapshot, "GAN reference"
     for method in ("GAN", "GAN_reference", "GAN_no_perceptual", "GAN_no_cycle", "GAN_no_gaze", "GAN_no_identity",
-                   "GAN_authors", "DeepWarp", "unchanged_input", "real"):
+                   "GAN_no_target", "GAN_authors", "DeepWarp", "unchanged_input", "real"):
         row = metric(data, f"protocol_{method}")
         assert 0 <= row["lpips"] < 1 and row["blurriness"] > 0 and 0 <= row["gaze_error_deg"] < 90, (method, row)
     assert metric(data, "protocol_real")["lpips"] < 1e-6, "LPIPS of the target to itself must be 0"
@@ -185,6 +185,12 @@ def check_06_gaze_gan(data: dict) -> None:
         painter["GAN's mask, the target's pixels where it paints"]
     assert claim(data, "identity_term_lowers_repaint_floor")["measured"]["GAN no identity"] == \
         floor["GAN no identity: LPIPS to the input at the same gaze"]
+    # §5c: the recipe without the target's L1 beside the reference, at the same length
+    target_term = metric(data, "target_term")
+    assert set(target_term) == {"GAN no target", "GAN reference", "unchanged input"}, sorted(target_term)
+    assert all(0 <= row["painted share (mean 1 − K)"] <= 1 for row in target_term.values())
+    assert target_term["GAN no target"]["LPIPS"] == metric(data, "protocol_GAN_no_target")["lpips"]
+    assert claim(data, "target_term_opens_the_mask")["measured"]["GAN no target"] == target_term["GAN no target"]
 
 
 def check_08_augmentation(data: dict) -> None:

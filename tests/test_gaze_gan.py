@@ -125,21 +125,21 @@ def test_a_blend_generator_starts_near_its_input_and_the_authors_output_keeps_th
 
 
 def test_resize_upsampling_replaces_the_deconvs_and_older_gans_read_as_deconv(eyes):
-    """issue 27's probe: nearest ×2 + conv3×3 in the decoder (no transposed conv), same output shape; a
-    GAN saved before the switch existed was a deconv one."""
+    """issue 27: nearest ×2 + conv3×3 in the decoder (no transposed conv), same output shape, is the
+    default; a GAN saved before the switch existed was a deconv one (the authors')."""
     from eyegen_lib.checkpoint import config_differences, config_to_dict
 
-    resize = GazeGAN(tiny_config(generator_upsampling="resize")).generator
-    deconv = GazeGAN(tiny_config()).generator
+    resize = GazeGAN(tiny_config()).generator
+    deconv = GazeGAN(tiny_config(generator_upsampling="deconv")).generator
     kinds = lambda g: {type(m).__name__ for m in g.decoder}
     assert "ConvTranspose2d" in kinds(deconv) and "ConvTranspose2d" not in kinds(resize) and "Upsample" in kinds(resize)
     x = torch.stack([eyes[i]["image"] for i in range(2)]).float() / 127.5 - 1
     with torch.no_grad():
         assert resize(x, torch.zeros(2, 2)).shape == x.shape
-    old = config_to_dict(tiny_config())
+    old = config_to_dict(tiny_config(generator_upsampling="deconv"))
     del old["generator_upsampling"]  # as saved before the field existed
-    assert config_differences(old, config_to_dict(tiny_config())) == []
-    assert config_differences(old, config_to_dict(tiny_config(generator_upsampling="resize"))) == \
+    assert config_differences(old, config_to_dict(tiny_config(generator_upsampling="deconv"))) == []
+    assert config_differences(old, config_to_dict(tiny_config())) == \
         ["generator_upsampling: checkpoint has 'deconv', you asked for 'resize'"]
     with pytest.raises(ValueError, match="generator_upsampling must be one of"):
         tiny_config(generator_upsampling="bilinear")
@@ -257,7 +257,7 @@ def test_the_discriminators_gaze_head_learns_on_rendered_eyes(eyes, numerics_see
 
 
 def test_a_tiny_gan_trains_with_finite_named_losses(pairs, vgg):
-    config = tiny_config(steps=3, lambda_target=1.0)  # every term on, the probe's target L1 included
+    config = tiny_config(steps=3, lambda_target=1.0)  # every term on, the target L1 included
     model, history = train_gaze_gan(pairs, config, progress=False, log_every=1, perceptual=vgg)
     assert [h["step"] for h in history] == [1, 2, 3]
     for record in history:

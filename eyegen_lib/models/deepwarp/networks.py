@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import conv_bn_relu, warp
+from ..layers import conv_bn_relu
 from .config import N_LANDMARKS, DeepWarpConfig
 
 __all__ = ["anchor_maps", "warp", "WarpTrunk", "FlowHead", "WarpModule", "LightnessCorrection", "AngleEmbedding", "DeepWarp"]
@@ -28,6 +28,20 @@ def anchor_maps(landmarks: torch.Tensor, image_size: tuple[int, int], grid_size:
     dx = (xs[None, None, None, :] - landmarks[..., 0, None, None]) / W
     dy = (ys[None, None, :, None] - landmarks[..., 1, None, None]) / W
     return torch.cat([dx.expand(B, n, h, w), dy.expand(B, n, h, w)], 1)
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward warping (eq. 2): ``out(x, y) = image(x + flow_x, y + flow_y)``, bilinear, border pixels
+    repeated outside the crop. ``flow`` (B, 2, H, W) is in pixels. With ``align_corners=True`` the
+    normalised coordinate −1 is the centre of pixel 0 and +1 that of pixel W − 1, so a pixel is
+    2 / (W − 1) normalised units; a zero flow samples every pixel at its own centre (identity)."""
+    B, _, H, W = image.shape
+    ys = torch.arange(H, device=image.device, dtype=image.dtype)[:, None]
+    xs = torch.arange(W, device=image.device, dtype=image.dtype)[None, :]
+    gx = (xs + flow[:, 0]) * (2 / max(W - 1, 1)) - 1
+    gy = (ys + flow[:, 1]) * (2 / max(H - 1, 1)) - 1
+    return F.grid_sample(image, torch.stack([gx, gy], -1), mode="bilinear", padding_mode="border",
+                         align_corners=True)
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

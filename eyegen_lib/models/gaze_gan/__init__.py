@@ -14,7 +14,8 @@ authors' TF code (``HzDmS/gaze_redirection``):
   6 residual blocks of [conv3×3 · IN · ReLU · conv3×3 · IN] + identity at 256 × 16 × 16;
   transposed conv4×4 s2 (pad 1) to 128 and 64, each IN · ReLU; conv7×7-3 · tanh.
   Instance norm with a learned scale and shift (TF ``instance_norm``, ε = 1e−5); no conv biases.
-  (Ours by default: a fourth output channel, the keep mask — see the departures below.)
+  (Ours by default: a fourth output channel, the keep mask, and nearest ×2 + conv3×3 in place of the
+  transposed convs — see the departures below.)
 * **Discriminator** — a shared trunk of **5** conv4×4 s2 (pad 1) layers, 64 → 128 → 256 → 512 →
   1024 channels, each LeakyReLU(0.01), with biases and *no* normalisation (a WGAN-GP critic's
   gradient penalty is per sample, which batch norm would break): 64 px → 2 px. Two heads on the
@@ -52,9 +53,9 @@ Losses (eq. 1–9 with the official code's weights), on paired data (x_s at gaze
   L1 stays at ≈ 0.3 for 400 updates and the output is colour noise; with ``"official"`` the
   perceptual terms fall to ≈ 0.03 and the cycle loss falls.
 
-**Our two departures from the authors' code** (each a named switch; the ``authors`` variant undoes
-both): an identity term in the objective, and a generator that keeps its input where it need not
-change it.
+**Our departures from the authors' code** (each a named switch; the ``authors`` variant undoes them
+all): an identity term in the objective, a generator that keeps its input where it need not change it,
+the paired target's L1 in the objective, and resize-convolutions in the decoder.
 
 *The identity term* (``lambda_identity``, 25; 0 removes it, the ``no_identity`` variant). Under the
 official objective our GAN
@@ -91,23 +92,43 @@ scores LPIPS 0.047 and gaze error 16.5°): the identity recipe without the mask 
 and 0.059 (floor 0.001, 12.4°) at 600, skin-tone r 1.00 throughout; the mask without the identity
 term, 0.115 (floor 0.070) at 100. The mask trades gaze movement for fidelity at these lengths.
 
-*A probe, off by default* (``lambda_target``, 0): ``λ · L1(G(x_s, g_t), x_t)``, the paired target's
-pixels, as pix2pix trains a paired translation — the authors pull towards the target only through VGG.
-At λ 50 (``blend_target_50``, same runs as above): LPIPS 0.053 / 0.088 / 0.065 at 200 / 400 / 600
-iterations, gaze error 15.2 / 12.0 / 11.5°, floor 0.001 at 600 — within the mask recipe's own
-step-to-step swing (0.059–0.103 between 300 and 600), so not the missing piece at these lengths.
+*The target's L1* (``lambda_target``, 50; 0 removes it, the ``no_target`` variant):
+``λ_target · L1(G(x_s, g_t), x_t)``, the paired target's pixels, as pix2pix (Isola et al. 2017) trains a
+paired translation — the authors pull towards the target only through VGG. Why (issue 27): with the mask
+and the identity term alone, the zoo's former 2,000-iteration model kept nearly every pixel (mean K 0.988
+over the 4,200 protocol pairs, K < 0.5 on 0.9 % of them), and its painted image C was still noise, since
+no term reaches C where K = 1: the cycle and identity terms are met exactly by K = 1, the critic takes the
+input for real, and VGG at the official scale barely sees the image. Where K dipped the noise showed as
+red and white speckles around the iris: the gaze estimator moved while LPIPS rose above the unchanged
+input's (protocol LPIPS 0.080 against 0.050; a second run of that recipe at 2,000 iterations: 0.096,
+gaze error 11.2° against the input's 17.0°). Isolation runs
+(``benchmarks/gaze_gan_identity.py``, seed 0, a tenth of the protocol, unchanged input LPIPS 0.047, gaze
+16.5°; LPIPS / repaint floor / gaze error °):
 
-*Length* (issue 27): the mask recipe trained to 8,000 iterations (``eyegen train gaze_gan --steps 8000
---keep-at 2000 4000 6000``), its snapshots scored on the whole protocol (``benchmarks/gaze_gan_identity.py
---checkpoints``; unchanged input LPIPS 0.0499, gaze error 17.0°): 500 iterations LPIPS 0.069, gaze error
-12.7°; 2,000: 0.096, 11.2° (floor 0.004, skin r 1.00). Where the mask opens, the painted iris shows a
-plaid of red and white stripes, growing from 500 to 2,000 iterations. *Another probe, off by default*
-(``generator_upsampling="resize"``: nearest ×2 + conv3×3 instead of the deconvs, Odena et al.'s cure for
-checkerboards; ``blend_resize``, same runs as above): LPIPS 0.054 / 0.118 / 0.068 at 200 / 400 / 600,
-gaze error 14.4 / 13.6 / 12.3° — within the same swing: the upsampling is not the cause either.
+==========================  ==================  ==================  ==================  =================
+variant                     200 iterations      400                 600                 800
+==========================  ==================  ==================  ==================  =================
+blend (mask + identity)     0.062 / .003 / 14.9 0.103 / .021 / 11.8 0.059 / .001 / 12.4 —
+blend_resize                0.054 / .012 / 14.4 0.118 / .066 / 13.6 0.068 / .001 / 12.3 —
+blend_target_50             0.053 / .008 / 15.2 0.088 / .014 / 12.0 0.065 / .001 / 11.5 —
+blend + λ_paint 50          0.047 / .000 / 16.5 — (K shut: the output is the input)
+warp + target + λ_paint 50  0.047 / .000 / 16.5 0.047 / .000 / 16.5 — (K shut)
+warp + target 50            0.131 / .083 / 14.0 0.107 / .026 / 10.5 0.052 / .003 / 6.0  0.051 / .008 / 4.7
+identity, no mask, target   0.303 / .305 / 13.2 — (the repainting generator's blur)
+blend_target_50_resize      —                   0.086 / .008 / 12.1 —                   —
+==========================  ==================  ==================  ==================  =================
+
+Pulling C itself to the target everywhere (``λ_paint``, tried in 2eee414 and removed) left the mask shut:
+a blurred C is never worth letting through. A warping generator (``K·warp(x, F) + (1 − K)·C``, also
+2eee414) never moved its flow (mean |F| 0.008 px after 800 iterations, the gradient of a pixel loss
+cannot see an iris 5 px away) — but its mask opened and C learnt an iris under the target's L1, which
+did the work: gaze error 4.7° at 800 iterations. Its painted iris showed vertical stripes, the
+transposed convolutions' checkerboard (Odena, Dumoulin, Olah, Distill 2016), now that C is seen: hence
+*resize-convolutions* (``generator_upsampling``, "resize": nearest ×2 then conv3×3; "deconv" is the
+authors'). The zoo's models of this recipe and 06 §5c give the figures at zoo length.
 
 Setting λ_gaze, λ_cycle or λ_perceptual to 0 removes that term (and its cost) — the paper's
-ablations (§5.5: one model per removed term); λ_identity = 0 removes ours. λ_gaze weighs both gaze terms, the critic's and the
+ablations (§5.5: one model per removed term); λ_identity = 0 or λ_target = 0 removes one of ours. λ_gaze weighs both gaze terms, the critic's and the
 generator's, as the official code uses one weight (5) for both. Optimisation: Adam, lr 2e−4, β = (0.5, 0.999), batch 32; **5 critic steps per generator
 step**, each on its own mini-batch (the official loop draws a batch per update); the learning rate
 is constant for the first half of training and decays linearly to 0 over the second (the paper's

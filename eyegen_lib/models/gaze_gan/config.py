@@ -20,9 +20,9 @@ PAPER_GENERATOR_STEPS = PAPER_GAZE_GAN_STEPS
 # The named losses train_step returns; each is already multiplied by its λ, so a side's keys sum to
 # its objective. A term whose λ is 0 is absent.
 D_LOSS_KEYS = ("d_adv", "d_gp", "d_gaze")
-G_LOSS_KEYS = ("g_adv", "g_gaze", "g_cycle", "g_content", "g_style", "g_identity", "g_target", "g_paint")
+G_LOSS_KEYS = ("g_adv", "g_gaze", "g_cycle", "g_content", "g_style", "g_identity", "g_target")
 VGG_INPUTS = ("official", "imagenet")  # how the perceptual loss's VGG-16 sees the images (package doc)
-GENERATOR_OUTPUTS = ("image", "blend", "warp")  # what the generator's last layer makes (Generator's doc)
+GENERATOR_OUTPUTS = ("image", "blend")  # what the generator's last layer makes (Generator's doc)
 # how the generator's decoder doubles its resolution: "deconv" (the authors' 4×4 stride-2 transposed
 # convs) or "resize" (nearest ×2 then a 3×3 conv: Odena et al. 2016's cure for checkerboard artefacts)
 GENERATOR_UPSAMPLINGS = ("deconv", "resize")
@@ -30,12 +30,12 @@ field_added_later("generator_upsampling", "deconv")
 # every gaze GAN saved before the switch existed repainted the patch: such an artifact serves "image" runs
 field_added_later("generator_output", "image")
 field_added_later("lambda_target", 0.0)
-field_added_later("lambda_paint", 0.0)
 KEEP_LOGIT_INIT = 2.0  # σ(2) ≈ 0.88: a fresh "blend" generator keeps most of each input pixel
 # §5.5's ablations: one model per removed loss term (config overrides of the full model); "no_identity"
-# removes our identity term, and "authors" undoes both our departures: their generator and objective.
+# and "no_target" remove our two added terms, and "authors" undoes all our departures: their generator
+# (repainting, deconvs) and objective.
 ABLATIONS = {"full": {}, "no_perceptual": {"lambda_perceptual": 0.0}, "no_cycle": {"lambda_cycle": 0.0},
-             "no_gaze": {"lambda_gaze": 0.0}, "no_identity": {"lambda_identity": 0.0},
+             "no_gaze": {"lambda_gaze": 0.0}, "no_identity": {"lambda_identity": 0.0}, "no_target": {"lambda_target": 0.0},
              "authors": {"generator_output": "image", "lambda_identity": 0.0, "lambda_target": 0.0,
                          "generator_upsampling": "deconv"}}
 
@@ -58,10 +58,6 @@ class GazeGANConfig:
     # × L1(G(x_s, g_t), x_t): the paired target's pixels, as pix2pix trains a paired translation. Not in
     # the authors' code (their only pull towards the target is VGG's, see the module doc); issue 27's probe
     lambda_target: float = 50.0
-    # × L1(C(x_s, g_t), x_t): the "blend" generator's painted image C itself pulled to the paired target
-    # everywhere, not only where the keep mask lets it through (issue 27: without it C is never trained
-    # where the mask keeps the input, and the mask never opens; see the module doc)
-    lambda_paint: float = 0.0
     vgg_input: str = "official"  # "official": [−1, 1] as the TF code fed it; "imagenet": normalised (see module doc)
     # "blend" (ours): the input kept through a learned mask; "image": the authors' generator, which repaints
     # every pixel (the "authors" variant). See Generator and the module doc
@@ -90,8 +86,7 @@ class GazeGANConfig:
         if len(self.image_size) != 2 or any(s % stride for s in self.image_size):
             raise ValueError(f"image_size {self.image_size} must be divisible by 2**{len(self.discriminator_widths)} = "
                              f"{stride}: the discriminator halves it once per layer")
-        for name in ("lambda_gp", "lambda_gaze", "lambda_cycle", "lambda_perceptual", "lambda_identity", "lambda_target",
-                     "lambda_paint"):
+        for name in ("lambda_gp", "lambda_gaze", "lambda_cycle", "lambda_perceptual", "lambda_identity", "lambda_target"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.vgg_input not in VGG_INPUTS:

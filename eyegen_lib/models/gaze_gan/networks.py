@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers import warp
 from .config import GENERATOR_OUTPUTS, GENERATOR_UPSAMPLINGS, GENERATOR_WIDTHS, DISCRIMINATOR_WIDTHS, KEEP_LOGIT_INIT, GazeGANConfig, code_to_gaze, gaze_to_code
 
 __all__ = ["Generator", "Discriminator", "ResidualBlock", "GazeGAN"]
@@ -58,11 +57,7 @@ class Generator(nn.Module):
     K = σ(·) from one more channel, and the patch is ``K·x + (1 − K)·C`` — the attention-mask
     generator of GANimation (Pumarola et al., ECCV 2018, eq. 1), so pixels the redirection need not
     touch can pass through unchanged instead of being repainted. K's bias starts at
-    :data:`KEEP_LOGIT_INIT` (K ≈ 0.88): a fresh generator mostly returns its input.
-    ``output="warp"`` (ours, issue 27): two more channels are a flow field F in pixels, and the patch
-    is ``K·warp(x, F) + (1 − K)·C`` — the input's own pixels moved (DeepWarp's backward warp, which keeps
-    them sharp) where they can be, painted where they cannot (the disoccluded eye white). F's weights
-    start at 0: a fresh generator warps nothing."""
+    :data:`KEEP_LOGIT_INIT` (K ≈ 0.88): a fresh generator mostly returns its input."""
 
     def __init__(self, widths: tuple[int, int, int] = GENERATOR_WIDTHS, n_res_blocks: int = 6, gaze_dims: int = 2,
                  output: str = "image", upsampling: str = "deconv"):
@@ -80,39 +75,24 @@ class Generator(nn.Module):
             *_upsample(w2, w1, upsampling), _instance_norm(w1), nn.ReLU(inplace=True),
             *_upsample(w1, w0, upsampling), _instance_norm(w0), nn.ReLU(inplace=True),
             # "blend" adds the keep mask's logit as a fourth channel of the same last conv
-            nn.Conv2d(w0, {"image": 3, "blend": 4, "warp": 6}[output], 7, 1, 3, bias=False))
+            nn.Conv2d(w0, 3 if output == "image" else 4, 7, 1, 3, bias=False))
         _init_weights(self)
-        if output == "warp":
-            nn.init.zeros_(self.decoder[-1].weight[4:])
         # the mask's bias (the conv has none, as in the authors' code): starts near "keep everything"
-        self.keep_bias = nn.Parameter(torch.tensor(KEEP_LOGIT_INIT)) if output != "image" else None
+        self.keep_bias = nn.Parameter(torch.tensor(KEEP_LOGIT_INIT)) if output == "blend" else None
 
-    def layers(self, image: torch.Tensor, gaze_code: torch.Tensor) -> dict[str, torch.Tensor]:
-        """What the last layer makes: ``keep`` K (B, 1, H, W), 0 everywhere for the authors' generator,
-        which keeps nothing; ``painted`` C (B, 3, H, W); ``kept`` what K lets through (the input, or for
-        "warp" the input warped by ``flow`` (B, 2, H, W) pixels, 0 for the others)."""
+    def parts(self, image: torch.Tensor, gaze_code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(keep mask K (B, 1, H, W), painted image C (B, 3, H, W)); K is 0 everywhere for the
+        authors' generator, which keeps nothing."""
         tiled = gaze_code[:, :, None, None].expand(-1, -1, *image.shape[-2:]).to(image.dtype)
         out = self.decoder(self.blocks(self.encoder(torch.cat([image, tiled], 1))))
         painted = torch.tanh(out[:, :3])
         if self.keep_bias is None:
-            return {"keep": torch.zeros_like(out[:, :1]), "painted": painted, "kept": image,
-                    "flow": torch.zeros_like(out[:, :2])}
-        flow = out[:, 4:6] if self.output == "warp" else torch.zeros_like(out[:, :2])
-        kept = warp(image, flow) if self.output == "warp" else image
-        return {"keep": torch.sigmoid(out[:, 3:4] + self.keep_bias), "painted": painted, "kept": kept, "flow": flow}
+            return torch.zeros_like(out[:, :1]), painted
+        return torch.sigmoid(out[:, 3:] + self.keep_bias), painted
 
-    def parts(self, image: torch.Tensor, gaze_code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(keep mask K (B, 1, H, W), painted image C (B, 3, H, W)): see :meth:`layers`."""
-        got = self.layers(image, gaze_code)
-        return got["keep"], got["painted"]
-
-    def forward(self, image: torch.Tensor, gaze_code: torch.Tensor, with_painted: bool = False):
-        """The redirected patch ``K·kept + (1 − K)·C``; with ``with_painted`` also C (a training term
-        supervises C itself: ``lambda_paint``), in one pass (through DDP's wrapper too)."""
-        got = self.layers(image, gaze_code)
-        keep, painted = got["keep"], got["painted"]
-        out = painted if self.keep_bias is None else keep * got["kept"] + (1 - keep) * painted
-        return (out, painted) if with_painted else out
+    def forward(self, image: torch.Tensor, gaze_code: torch.Tensor) -> torch.Tensor:
+        keep, painted = self.parts(image, gaze_code)
+        return painted if self.keep_bias is None else keep * image + (1 - keep) * painted
 
 
 class Discriminator(nn.Module):

@@ -135,7 +135,7 @@ class GazeGANTrainer(Trainer):
         discriminator fixed: what :meth:`generator_step` minimises."""
         c, g = self.config, self.models["generator"]
         source, target = batch["source"], batch["target"]
-        fake, painted = g(source, self._code(batch["target_gaze"]), with_painted=True)
+        fake = g(source, self._code(batch["target_gaze"]))
         with frozen(self.module("discriminator")) as d:  # bare: under DDP only G's gradients are reduced here
             scores, gaze = d(fake)
         losses = {"g_adv": -scores.mean()}
@@ -150,8 +150,6 @@ class GazeGANTrainer(Trainer):
             losses["g_identity"] = c.lambda_identity * F.l1_loss(same, source)
         if c.lambda_target > 0:
             losses["g_target"] = c.lambda_target * F.l1_loss(fake, target)
-        if c.lambda_paint > 0:
-            losses["g_paint"] = c.lambda_paint * F.l1_loss(painted, target)
         if c.lambda_perceptual > 0:
             content, style = self.perceptual.losses(fake, target, c.vgg_input)
             losses["g_content"] = c.lambda_perceptual * content
