@@ -36,6 +36,7 @@ from .protocols import redirection_training_pairs_recipe
 from .engine import Checkpointing, Snapshot, TrainingJob, obtain, with_steps
 from .provenance import data_recipe, identity, make_provenance, provenance_differences
 from .record import Recorder
+from .models.gaze_gan.config import ABLATIONS as GAZE_GAN_ABLATIONS
 from .files import atomic_writer
 
 __all__ = ["Artifact", "ARTIFACTS", "artifact_path", "prediction_path", "get", "segmenter", "refiner", "seg2eye",
@@ -64,7 +65,7 @@ class Artifact:
 SEG2EYE_VARIANTS = ("full", "reference", "gaugan", "no_style_consistency", "mean_aggregation")
 DEEPWARP_VARIANTS = ("ss", "ms", "cfw", "cfw_lcm", "cfw_lcm_palette", "cfw_lcm_vertical", "ss_shifted_k0",
                      "ss_shifted_k3", "protocol")
-GAZE_GAN_VARIANTS = ("full", "no_perceptual", "no_cycle", "no_gaze", "no_identity", "no_target", "authors", "reference")
+GAZE_GAN_VARIANTS = (*GAZE_GAN_ABLATIONS, "reference")  # each ablation, and the full recipe's snapshot at their length
 PREDICTION_TASKS = {"openeds": ("refiner", "seg2eye"), "redirection": ("deepwarp", "gaze_gan")}
 
 ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (

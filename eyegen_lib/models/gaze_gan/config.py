@@ -56,7 +56,8 @@ class GazeGANConfig:
     # the authors' code (which has no such term: 0 restores it, the "no_identity" variant); see the module doc
     lambda_identity: float = 25.0
     # × L1(G(x_s, g_t), x_t): the paired target's pixels, as pix2pix trains a paired translation. Not in
-    # the authors' code (their only pull towards the target is VGG's, see the module doc); issue 27's probe
+    # the authors' code (their only pull towards the target is VGG's): without it the keep mask stays shut and
+    # the painted image untrained (issue 27, the module doc); 0 restores the authors' objective ("no_target")
     lambda_target: float = 50.0
     vgg_input: str = "official"  # "official": [−1, 1] as the TF code fed it; "imagenet": normalised (see module doc)
     # "blend" (ours): the input kept through a learned mask; "image": the authors' generator, which repaints
