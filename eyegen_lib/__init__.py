@@ -14,8 +14,7 @@ from .paths import output_dir
 from .profiles import PROFILES, Profile, get_profile, resolve_profile
 from .record import Recorder, read_metrics, rising_margin
 from .runtime import choose_device, seed_everything, tqdm
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "ArtifactMismatch", "CheckpointError", "load_checkpoint", "save_checkpoint",

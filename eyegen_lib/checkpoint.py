@@ -21,7 +21,7 @@ from torch import nn
 from .files import atomic_writer
 
 __all__ = ["CheckpointError", "ArtifactMismatch", "save_checkpoint", "load_checkpoint", "config_to_dict", "config_from_saved",
-           "config_differences", "file_sha256", "set_aside", "atomic_save", "field_added_later"]
+           "provenance_differences", "config_differences", "file_sha256", "set_aside", "atomic_save", "field_added_later"]
 
 FORMAT = "eyegen-checkpoint"
 FORMAT_VERSION = 1
@@ -178,6 +178,25 @@ def config_differences(saved: Mapping, wanted: Mapping, prefix: str = "") -> lis
             for k in differing_keys(saved, wanted)]
 
 
+def provenance_differences(saved: Mapping | None, wanted: Mapping) -> list[str]:
+    """What keeps an artifact made with ``saved`` from serving a run that wants ``wanted``
+    (empty when they match). Config and data differences are listed field by field."""
+    if not saved:
+        return ["it records no provenance (made by an older eyegen): profile, seed and data are unknown"]
+    out = []
+    for key in ("profile", "seed"):
+        if saved.get(key) != wanted.get(key):
+            out.append(f"{key}: artifact has {saved.get(key)!r}, this run {wanted.get(key)!r}")
+    out += config_differences(saved.get("config") or {}, wanted.get("config") or {}, prefix="config.")
+    s_data, w_data = saved.get("data") or {}, wanted.get("data") or {}
+    if s_data.get("fingerprint") != w_data.get("fingerprint"):
+        s_rec, w_rec = s_data.get("recipe") or {}, w_data.get("recipe") or {}
+        what = [k for k in sorted(set(s_rec) | set(w_rec)) if s_rec.get(k) != w_rec.get(k)]
+        out.append(f"data fingerprint: artifact has {s_data.get('fingerprint')}, this run {w_data.get('fingerprint')}"
+                   + (f" (differs in: {', '.join(what)})" if what else ""))
+    return out
+
+
 def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
                     model: nn.Module | Mapping[str, nn.Module] | None = None, config: Any = None,
                     optimizer=None, map_location: str | torch.device = "cpu",
@@ -215,8 +234,6 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None,
             raise ArtifactMismatch(f"{path} was trained with another {ckpt.get('kind')} config:\n  " + "\n  ".join(diffs)
                                    + "\nUse a matching profile/config, or move the file away to retrain.", diffs)
     if provenance is not None:
-        from .provenance import provenance_differences
-
         diffs = provenance_differences(ckpt.get("provenance"), provenance)
         if diffs:
             raise ArtifactMismatch(f"{path} was made for another run:\n  " + "\n  ".join(diffs), diffs)

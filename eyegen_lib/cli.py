@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .cli_types import notebook_parameter, positive_number, whole_number
+from .version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -163,8 +164,6 @@ def _cmd_cards(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .profiles import DATA_SOURCES, PROFILES
-
-    from . import __version__
 
     parser = _Parser(prog="eyegen", description="eyegen: eye-image synthesis papers, reproduced")
     parser.add_argument("--version", action="version", version=f"eyegen {__version__}")

@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .checkpoint import config_differences, config_to_dict
+from .checkpoint import config_to_dict, provenance_differences  # the second re-exported here
 from .paths import PACKAGE_DIR
+from .version import __version__
 
 __all__ = ["fingerprint", "source_recipe", "indices_recipe", "data_recipe", "make_provenance",
            "provenance_differences", "library_version", "code_version", "MATCH_KEYS", "with_config", "identity"]
@@ -101,8 +102,6 @@ def data_recipe(source=None, *, split: Mapping | None = None, indices=None, upst
 
 @functools.lru_cache(maxsize=1)
 def library_version() -> str:
-    from . import __version__
-
     return __version__
 
 
@@ -140,22 +139,3 @@ def identity(provenance: Mapping) -> str:
     downstream artifact (a refiner trained on a segmenter's pseudo-labels) cites it."""
     return fingerprint({"profile": provenance.get("profile"), "seed": provenance.get("seed"),
                         "config": provenance.get("config"), "data": (provenance.get("data") or {}).get("fingerprint")})
-
-
-def provenance_differences(saved: Mapping | None, wanted: Mapping) -> list[str]:
-    """What keeps an artifact made with ``saved`` from serving a run that wants ``wanted``
-    (empty when they match). Config and data differences are listed field by field."""
-    if not saved:
-        return ["it records no provenance (made by an older eyegen): profile, seed and data are unknown"]
-    out = []
-    for key in ("profile", "seed"):
-        if saved.get(key) != wanted.get(key):
-            out.append(f"{key}: artifact has {saved.get(key)!r}, this run {wanted.get(key)!r}")
-    out += config_differences(saved.get("config") or {}, wanted.get("config") or {}, prefix="config.")
-    s_data, w_data = saved.get("data") or {}, wanted.get("data") or {}
-    if s_data.get("fingerprint") != w_data.get("fingerprint"):
-        s_rec, w_rec = s_data.get("recipe") or {}, w_data.get("recipe") or {}
-        what = [k for k in sorted(set(s_rec) | set(w_rec)) if s_rec.get(k) != w_rec.get(k)]
-        out.append(f"data fingerprint: artifact has {s_data.get('fingerprint')}, this run {w_data.get('fingerprint')}"
-                   + (f" (differs in: {', '.join(what)})" if what else ""))
-    return out

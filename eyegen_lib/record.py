@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .claim_context import paper_value
+from .data.errors import listen_for_data_sources
 from .environment import machine_description
 from .paths import output_dir
 from .profiles import Profile
@@ -87,6 +88,7 @@ class Recorder:
         }
         self._write()
         Recorder._current = self
+        listen_for_data_sources(self)   # the data readers tell the running notebook what they read
 
     @classmethod
     def current(cls) -> "Recorder | None":

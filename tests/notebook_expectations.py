@@ -191,6 +191,14 @@ def check_06_gaze_gan(data: dict) -> None:
     assert all(0 <= row["painted share (mean 1 − K)"] <= 1 for row in target_term.values())
     assert target_term["GAN no target"]["LPIPS"] == metric(data, "protocol_GAN_no_target")["lpips"]
     assert claim(data, "target_term_opens_the_mask")["measured"]["GAN no target"] == target_term["GAN no target"]
+    # every recipe with a keep mask (not the authors' generator), its painted share beside its protocol scores
+    painted = metric(data, "painted_share")
+    assert set(painted) == {"GAN", "GAN reference", "GAN no perceptual", "GAN no cycle", "GAN no gaze", "GAN no identity",
+                            "GAN no target"}, sorted(painted)
+    assert all(0 <= row["painted share (mean 1 − K)"] <= 1 and row["iterations"] >= 1 for row in painted.values())
+    assert painted["GAN no target"]["painted share (mean 1 − K)"] == target_term["GAN no target"]["painted share (mean 1 − K)"]
+    assert painted["GAN no cycle"]["LPIPS"] == metric(data, "protocol_GAN_no_cycle")["lpips"]
+    assert painted["GAN reference"]["iterations"] == painted["GAN no cycle"]["iterations"] < painted["GAN"]["iterations"]
 
 
 def check_08_augmentation(data: dict) -> None:

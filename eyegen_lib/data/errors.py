@@ -12,28 +12,34 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DatasetError", "note_data_read", "read_image", "read_label", "check_label_values", "N_CLASSES"]
+__all__ = ["DatasetError", "listen_for_data_sources", "note_data_read", "read_image", "read_label", "check_label_values", "N_CLASSES"]
 
 N_CLASSES = 4  # 0 skin/background, 1 sclera, 2 iris, 3 pupil (OpenEDS)
+
+
+# Who hears which data a notebook's eyes came from: the running notebook's record sets itself here
+# (record.Recorder), so the data layer tells it without importing the notebook machinery above it.
+_data_listener = None
+
+
+def listen_for_data_sources(listener) -> None:
+    """Send what :func:`note_data_read` and :func:`note_renderer_used` report to ``listener`` (an
+    object with ``data_read(dataset, root, synthetic=…)`` and ``renderer_used()``), or to nobody."""
+    global _data_listener
+    _data_listener = listener
 
 
 def note_data_read(dataset: str, root, *, synthetic: bool) -> None:
     """Tell the running notebook's record (if any) which dataset folder a reader opened, so the report
     says whether its numbers rest on a licensed dataset or on the renderer."""
-    from ..record import Recorder
-
-    rec = Recorder.current()
-    if rec is not None:
-        rec.data_read(dataset, root, synthetic=synthetic)
+    if _data_listener is not None:
+        _data_listener.data_read(dataset, root, synthetic=synthetic)
 
 
 def note_renderer_used() -> None:
     """Tell the running notebook's record that the renderer made (some of) its eyes."""
-    from ..record import Recorder
-
-    rec = Recorder.current()
-    if rec is not None:
-        rec.renderer_used()
+    if _data_listener is not None:
+        _data_listener.renderer_used()
 
 
 class DatasetError(ValueError):
