@@ -4,6 +4,7 @@ metrics are read back and checked. A notebook added later is picked up by itself
 The runs write into the session's ``$EYEGEN_OUTPUT_DIR`` (see conftest.py): nbval, which executes
 the notebooks again afterwards, then finds their checkpoints and exercises the "load the
 checkpoint if present" path instead of training twice."""
+import json
 import os
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def test_every_notebook_has_a_tagged_parameters_cell():
         assert code and "parameters" in code[0].metadata.get("tags", []), f"{nb_path.name}: first code cell must be tagged 'parameters'"
         assert "PROFILE" in code[0].source, f"{nb_path.name}: the parameters cell must define PROFILE"
         assert not any("sys.path" in c.source for c in code), f"{nb_path.name}: import the installed eyegen_lib, no sys.path edits"
+        # nbformat 4.5 wants a unique id on every cell (papermill warns on each run otherwise)
+        ids = [c.get("id") for c in json.loads(nb_path.read_text())["cells"]]
+        assert all(ids) and len(set(ids)) == len(ids), f"{nb_path.name}: every cell needs its own id (nbformat.validator.normalize)"
 
 
 def test_notebooks_ask_the_registry_for_artifacts_and_never_build_their_file_names():
