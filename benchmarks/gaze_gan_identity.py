@@ -85,14 +85,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     profile = eg.get_profile(args.profile)
-    registry.use_pretrained(True)
     if args.checkpoints:
         score_checkpoints(profile, args.checkpoints)
         return
     pairs = protocols.redirection_training_pairs(profile, seed=0, progress=False)
     _, rset, _ = protocols.redirection_protocol(profile, seed=0)
     rset = rset.subset(torch.arange(len(rset)) % 10 == 0)
-    estimator, _ = registry.gaze_estimator(profile, seed=0, progress=False)
+    estimator, _ = registry.gaze_estimator(profile, seed=0, pretrained=True, progress=False)
     out = open(args.jsonl, "w") if args.jsonl else None
     final = {}
     print(f"{'variant':14s} {'seed':>4s} {'step':>5s} {'skin r':>7s} {'iris r':>7s} {'LPIPS':>6s} {'floor':>6s} {'gaze °':>7s} {'s':>6s}")
@@ -145,7 +144,7 @@ def score_checkpoints(profile, paths) -> None:
     from eyegen_lib.models.gaze_gan import GazeGAN
 
     _, rset, _ = protocols.redirection_protocol(profile, seed=0)
-    estimator, _ = registry.gaze_estimator(profile, seed=0, progress=False)
+    estimator, _ = registry.gaze_estimator(profile, seed=0, pretrained=True, progress=False)
     still = evaluate_redirection(rset.source, rset, estimator)
     print(f"{len(rset)} protocol pairs; unchanged input: LPIPS {still.lpips.mean():.4f}, gaze error {still.gaze_error_deg.mean():.2f}°")
     print(f"{'checkpoint':48s} {'step':>6s} {'LPIPS':>7s} {'gaze °':>7s} {'floor':>7s} {'skin r':>7s} {'iris r':>7s}")

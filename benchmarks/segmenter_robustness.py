@@ -49,8 +49,8 @@ def main(argv=None) -> None:
     idx = split_indices(source, person_split(profile, seed=args.seed))
     rows = []
     if args.registry:
-        registry.use_pretrained(True)   # the zoo's model where one serves the run (as the notebooks take it)
-        model, info = registry.segmenter(profile, seed=args.seed, progress=False)
+        # the zoo's model where one serves the run (as the notebooks take it)
+        model, info = registry.segmenter(profile, seed=args.seed, pretrained=True, progress=False)
         test = render_all(source, idx["test"], progress=False)
         rows.append((f"registry (camera_randomisation={info['provenance']['config'].get('camera_randomisation', 0.0)})",
                      robustness(model, test)))

@@ -30,7 +30,7 @@ from .paths import PACKAGE_DIR
 from .version import __version__
 
 __all__ = ["fingerprint", "source_recipe", "indices_recipe", "data_recipe", "make_provenance",
-           "provenance_differences", "library_version", "code_version", "MATCH_KEYS", "with_config", "identity"]
+           "provenance_differences", "code_version", "MATCH_KEYS", "with_config", "identity"]
 
 # The fields that must be equal for an artifact to serve a run.
 MATCH_KEYS = ("profile", "seed", "config", "data fingerprint")
@@ -101,11 +101,6 @@ def data_recipe(source=None, *, split: Mapping | None = None, indices=None, upst
 
 
 @functools.lru_cache(maxsize=1)
-def library_version() -> str:
-    return __version__
-
-
-@functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """The checkout's commit (with ``+dirty`` when files differ from it), else ``"unknown"``."""
     root = PACKAGE_DIR.parent
@@ -125,7 +120,7 @@ def make_provenance(*, profile, seed: int, config: Any, data: Mapping) -> dict:
     # a real-data run is filed as "cpu+openeds": it never matches (or is served) a renderer run's artifact
     return {"profile": getattr(profile, "run_name", getattr(profile, "name", profile)), "seed": int(seed), "config": config_to_dict(config),
             "data": {"fingerprint": fingerprint(recipe), "recipe": recipe},
-            "library_version": library_version(), "code_version": code_version(),
+            "library_version": __version__, "code_version": code_version(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -14,9 +14,12 @@ profile, seed=SEED)`` — and never build a file name. Each request:
    seed, data fingerprint, from the zoo / trained here / loaded, steps, training time), so the
    record and the report show it.
 
-After :func:`use_pretrained` (a notebook's ``PRETRAINED = True``), a request first takes the model
+A request with ``pretrained=True`` (a notebook passes its ``PRETRAINED``) first takes the model
 zoo's entry that serves the run (``zoo/MANIFEST.json``: the same model, profile, seed, config and
-data, trained longer; see :mod:`eyegen_lib.zoo`) and goes on as above when none does.
+data, trained longer; see :mod:`eyegen_lib.zoo`) for the model and for the models it needs, and goes
+on as above when none does. ``pretrained="upstream"`` takes only the models it needs from the zoo and
+loads or trains the model itself here (``eyegen train --pretrained``: how the zoo's own entries are
+made on its upstream models). The default, ``False``, never reads the zoo.
 
 :data:`ARTIFACTS` declares them all (name, kind, producing notebook, variants, builder).
 """
@@ -42,7 +45,7 @@ from .files import atomic_writer
 __all__ = ["Artifact", "ARTIFACTS", "artifact_path", "prediction_path", "get", "segmenter", "refiner", "seg2eye",
            "seg2eye_config", "deepwarp", "deepwarp_config", "protocol_deepwarp", "gaze_gan", "gaze_gan_config", "gaze_estimator", "augmentation_estimator",
            "save_predictions", "load_predictions", "PREDICTION_TASKS", "SEG2EYE_VARIANTS", "GAZE_GAN_VARIANTS",
-           "DEEPWARP_VARIANTS", "use_pretrained", "length_snapshots", "origin"]
+           "DEEPWARP_VARIANTS", "UPSTREAM", "length_snapshots", "origin"]
 
 
 @dataclass(frozen=True)
@@ -120,22 +123,20 @@ def get(name: str, profile: Profile, *, seed: int = 0, **kwargs):
     return ARTIFACTS[name].build(profile, seed=seed, **kwargs)
 
 
-_PRETRAINED = {"on": False, "except": frozenset()}
+UPSTREAM = "upstream"  # pretrained=UPSTREAM: the models a request needs from the zoo, the model itself made here
 
 
-def use_pretrained(on: bool = True, *, except_for: tuple[str, ...] = ()) -> bool:
-    """Take models from the zoo when an entry serves the run (a notebook's ``PRETRAINED``); returns
-    the previous setting. ``retrain=True`` on a request still trains it here, and so do the
-    artifacts named in ``except_for`` ("refiner", "augmentation_estimator/augmented_full"):
-    ``eyegen train --pretrained`` trains its model on the zoo's upstream models that way."""
-    previous = _PRETRAINED["on"]
-    _PRETRAINED.update(on=bool(on), **{"except": frozenset(except_for)})
-    return previous
+def _check_pretrained(pretrained) -> None:
+    if pretrained not in (False, True, UPSTREAM):
+        raise ValueError(f"pretrained={pretrained!r}: give True (the zoo's entries where they serve the run), False "
+                         f"(every model loaded or trained here) or {UPSTREAM!r} (the models it needs from the zoo, "
+                         "this one made here)")
 
 
-def _excepted(job_name: str) -> bool:
-    """Whether ``use_pretrained(except_for=…)`` names this artifact (a bare name covers its variants)."""
-    return any(job_name == x or ("/" not in x and job_name.startswith(x + "/")) for x in _PRETRAINED["except"])
+def _upstream(pretrained) -> bool:
+    """What a request asks of the models it needs: the zoo's wherever it asks for any."""
+    _check_pretrained(pretrained)
+    return bool(pretrained)
 
 
 def origin(info: dict) -> str:
@@ -172,13 +173,14 @@ def _job(name: str, variant: str, profile: Profile, seed: int, config, recipe: d
                        data_workers=profile.num_workers if profile.stream_data else 0)
 
 
-def _obtain(job: TrainingJob, name: str, variant: str, *, retrain: bool, train: bool, progress: bool, on_log=None,
-            checkpointing: Checkpointing | None = None):
+def _obtain(job: TrainingJob, name: str, variant: str, *, pretrained, retrain: bool, train: bool, progress: bool,
+            on_log=None, checkpointing: Checkpointing | None = None):
     """Load or train (resuming) through :func:`eyegen_lib.engine.obtain`, and note it in the record."""
+    _check_pretrained(pretrained)
     model, info = obtain(job, retrain=retrain, allow_training=train, progress=progress, on_log=on_log,
                          checkpointing=checkpointing,
                          # the zoo is trained on the renderer: it never serves a run on a real dataset
-                         pretrained=_PRETRAINED["on"] and not _excepted(job.name) and "+" not in job.provenance["profile"])
+                         pretrained=pretrained is True and "+" not in job.provenance["profile"])
     _record(name, variant, info)
     return model, info
 
@@ -224,8 +226,8 @@ def _model_of(name: str, config):
 
 # -- Seg2Eye §4.1–4.2 ----------------------------------------------------------------------------------
 @_declare("segmenter")
-def segmenter(profile: Profile, *, seed: int = 0, steps: int | None = None, retrain: bool = False, train: bool = True,
-              progress: bool = True, checkpointing: Checkpointing | None = None):
+def segmenter(profile: Profile, *, seed: int = 0, pretrained: bool | str = False, steps: int | None = None,
+              retrain: bool = False, train: bool = True, progress: bool = True, checkpointing: Checkpointing | None = None):
     """The DeepLab v3+ segmenter for OpenEDS-like NIR images, trained on the training persons'
     images and masks (camera-randomised: ``SegmenterConfig.camera_randomisation``). Returns (model in
     eval mode, info); ``info["metrics"]`` hold the mIoU and per-class IoU on the held-out test
@@ -252,12 +254,13 @@ def segmenter(profile: Profile, *, seed: int = 0, steps: int | None = None, retr
     recipe = data_recipe(source, split=split, trained_on="train persons' images and masks")
     job = _job("segmenter", "", profile, seed, config, recipe, make_model=lambda: DeepLabV3Plus(config.net),
                make_run=make_run, fixed_schedule=ONE_CYCLE)
-    return _obtain(job, "segmenter", "", retrain=retrain, train=train, progress=progress, checkpointing=checkpointing)
+    return _obtain(job, "segmenter", "", pretrained=pretrained, retrain=retrain, train=train, progress=progress,
+                   checkpointing=checkpointing)
 
 
 @_declare("refiner")
-def refiner(profile: Profile, *, seed: int = 0, setup: dict | None = None, steps: int | None = None,
-            retrain: bool = False, train: bool = True, progress: bool = True, checkpointing: Checkpointing | None = None):
+def refiner(profile: Profile, *, seed: int = 0, pretrained: bool | str = False, setup: dict | None = None,
+            steps: int | None = None, retrain: bool = False, train: bool = True, progress: bool = True, checkpointing: Checkpointing | None = None):
     """The refiner of Seg2Eye §4.2, trained on the training targets with references from
     ``setup`` (:func:`~eyegen_lib.protocols.ranking_setup`; built from :func:`segmenter` if not
     given). Its data fingerprint cites the segmenter whose pseudo-labels it learned from. Returns
@@ -266,7 +269,7 @@ def refiner(profile: Profile, *, seed: int = 0, setup: dict | None = None, steps
     from .protocols import nir_source, person_split, rank_targets, ranking_setup
 
     config = with_steps(RefinerConfig.for_profile(profile), steps)
-    seg, seg_info = segmenter(profile, seed=seed, progress=progress, train=train)
+    seg, seg_info = segmenter(profile, seed=seed, pretrained=_upstream(pretrained), progress=progress, train=train)
 
     def make_run(dist):
         s = setup if setup is not None else ranking_setup(profile, seg, seed=seed, progress=progress)
@@ -278,7 +281,8 @@ def refiner(profile: Profile, *, seed: int = 0, setup: dict | None = None, steps
                          trained_on="train persons' masks and images; references: top-N of the pseudo-labelled pool")
     job = _job("refiner", "", profile, seed, config, recipe, make_model=lambda: Refiner(config), make_run=make_run,
                fixed_schedule=ONE_CYCLE)
-    return _obtain(job, "refiner", "", retrain=retrain, train=train, progress=progress, checkpointing=checkpointing)
+    return _obtain(job, "refiner", "", pretrained=pretrained, retrain=retrain, train=train, progress=progress,
+                   checkpointing=checkpointing)
 
 
 # -- Seg2Eye §4.3 --------------------------------------------------------------------------------------
@@ -311,8 +315,8 @@ def _deepwarp_recipe(profile: Profile, variant: str, seed: int) -> dict:
 
 
 @_declare("seg2eye")
-def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=None, steps: int | None = None,
-            retrain: bool = False, train: bool = True, on_log=None, progress: bool = True,
+def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, pretrained: bool | str = False, config=None,
+            steps: int | None = None, retrain: bool = False, train: bool = True, on_log=None, progress: bool = True,
             checkpointing: Checkpointing | None = None):
     """Seg2Eye (``full``), the full recipe's snapshot at the ablations' length (``reference``;
     saved while ``full`` trains), an ablation, or a free-form ``panel_*`` setting with its own
@@ -328,8 +332,8 @@ def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=No
         config = seg2eye_config(profile, variant)
     config = with_steps(config, steps)
     source, split = nir_source(profile, seed=seed), person_split(profile, seed=seed)
-    train = split_indices(source, split)["train"]  # the OpenEDS protocol's training persons (generative frames too)
-    targets = labelled_flags(source, train)
+    train_idx = split_indices(source, split)["train"]  # the OpenEDS protocol's training persons (generative frames too)
+    targets = labelled_flags(source, train_idx)
     recipe = _seg2eye_recipe(profile, seed)
     snapshots = ()
     if variant == "full" and config.ablation_steps < config.steps:
@@ -337,14 +341,14 @@ def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, config=No
         snapshots = (Snapshot(config.ablation_steps, artifact_path("seg2eye", profile, seed=seed, variant="reference"), short),)
 
     def make_run(dist):  # a frame without a mask (OpenEDS's generative set) serves as a style image, never a target
-        rows = rows_of(source, train, ("image", "mask"), in_memory=not profile.stream_data, progress=progress,
+        rows = rows_of(source, train_idx, ("image", "mask"), in_memory=not profile.stream_data, progress=progress,
                        unlabelled_ok=True)
-        return seg2eye_run(rows, person_side_groups(source, train), config, seed=seed, dist=dist,
+        return seg2eye_run(rows, person_side_groups(source, train_idx), config, seed=seed, dist=dist,
                            targets=None if bool(targets.all()) else targets)
 
     job = _job("seg2eye", variant, profile, seed, config, recipe, make_model=lambda: Seg2Eye(config), snapshots=snapshots,
                make_run=make_run)
-    return _obtain(job, "seg2eye", variant, retrain=retrain, train=train, progress=progress, on_log=on_log,
+    return _obtain(job, "seg2eye", variant, pretrained=pretrained, retrain=retrain, train=train, progress=progress, on_log=on_log,
                    checkpointing=checkpointing)
 
 
@@ -374,8 +378,8 @@ def deepwarp_config(profile: Profile, variant: str):
 
 
 @_declare("deepwarp")
-def deepwarp(profile: Profile, variant: str, *, seed: int = 0, config=None, pairs=None, steps: int | None = None,
-             retrain: bool = False, train: bool = True, on_log=None, progress: bool = True,
+def deepwarp(profile: Profile, variant: str, *, seed: int = 0, pretrained: bool | str = False, config=None, pairs=None,
+             steps: int | None = None, retrain: bool = False, train: bool = True, on_log=None, progress: bool = True,
              checkpointing: Checkpointing | None = None):
     """A DeepWarp model: ``variant`` names it (one of :data:`DEEPWARP_VARIANTS`), ``config`` is its
     config (default :func:`deepwarp_config`) and ``pairs`` its training pairs
@@ -395,7 +399,7 @@ def deepwarp(profile: Profile, variant: str, *, seed: int = 0, config=None, pair
         return deepwarp_run(data, config, seed=seed, dist=dist)
 
     job = _job("deepwarp", variant, profile, seed, config, recipe, make_model=lambda: DeepWarp(config), make_run=make_run)
-    return _obtain(job, "deepwarp", variant, retrain=retrain, train=train, progress=progress, on_log=on_log,
+    return _obtain(job, "deepwarp", variant, pretrained=pretrained, retrain=retrain, train=train, progress=progress, on_log=on_log,
                    checkpointing=checkpointing)
 
 
@@ -418,8 +422,8 @@ def gaze_gan_config(profile: Profile, ablation: str = "full"):
 
 
 @_declare("gaze_gan")
-def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs=None, steps: int | None = None,
-             retrain: bool = False, train: bool = True, progress: bool = True, on_log=None,
+def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pretrained: bool | str = False, pairs=None,
+             steps: int | None = None, retrain: bool = False, train: bool = True, progress: bool = True, on_log=None,
              checkpointing: Checkpointing | None = None):
     """He et al.'s GAN, one of its ablations, or ``reference`` — what the ablations are compared
     with: the full recipe as long as they are (its snapshot, saved while ``full`` trains, where the
@@ -431,7 +435,7 @@ def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs=N
 
     config = gaze_gan_config(profile, ablation)
     if ablation == "reference" and config == gaze_gan_config(profile, "full") and steps is None:
-        return gaze_gan(profile, "full", seed=seed, pairs=pairs, retrain=retrain, train=train, progress=progress,
+        return gaze_gan(profile, "full", seed=seed, pretrained=pretrained, pairs=pairs, retrain=retrain, train=train, progress=progress,
                         on_log=on_log, checkpointing=checkpointing)
     config = with_steps(config, steps)
     reference = config.for_ablation("full")
@@ -451,14 +455,14 @@ def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pairs=N
              if config.decay_start < 1 else None)
     job = _job("gaze_gan", ablation, profile, seed, config, recipe, make_model=lambda: GazeGAN(config),
                make_run=make_run, snapshots=snapshots, fixed_schedule=decay)
-    return _obtain(job, "gaze_gan", ablation, retrain=retrain, train=train, progress=progress, on_log=on_log,
+    return _obtain(job, "gaze_gan", ablation, pretrained=pretrained, retrain=retrain, train=train, progress=progress, on_log=on_log,
                    checkpointing=checkpointing)
 
 
 # -- gaze estimators ----------------------------------------------------------------------------------------
 @_declare("gaze_estimator")
-def gaze_estimator(profile: Profile, *, seed: int = 0, size: tuple[int, int] | None = None, steps: int | None = None,
-                   retrain: bool = False, train: bool = True, progress: bool = True,
+def gaze_estimator(profile: Profile, *, seed: int = 0, pretrained: bool | str = False, size: tuple[int, int] | None = None,
+                   steps: int | None = None, retrain: bool = False, train: bool = True, progress: bool = True,
                    checkpointing: Checkpointing | None = None):
     """The independent gaze estimator for RGB eye images of ``size`` (default: the patch size),
     trained on the training persons (never the test persons). ``info["metrics"]`` hold the test
@@ -498,15 +502,16 @@ def gaze_estimator(profile: Profile, *, seed: int = 0, size: tuple[int, int] | N
     recipe = data_recipe(source, split=split, trained_on="train persons", tested_on="test persons")
     job = _job("gaze_estimator", variant, profile, seed, config, recipe, make_model=lambda: GazeEstimator(config),
                make_run=make_run, fixed_schedule=ONE_CYCLE)
-    return _obtain(job, "gaze_estimator", variant, retrain=retrain, train=train, progress=progress,
+    return _obtain(job, "gaze_estimator", variant, pretrained=pretrained, retrain=retrain, train=train, progress=progress,
                    checkpointing=checkpointing)
 
 
 @_declare("augmentation_estimator")
 def augmentation_estimator(profile: Profile, variant: str, images: torch.Tensor | None = None,
-                           gaze: torch.Tensor | None = None, *, recipe: dict | None = None, seed: int = 0, config=None,
-                           steps: int | None = None, targets_per_image: int | None = None, retrain: bool = False,
-                           train: bool = True, progress: bool = True, checkpointing: Checkpointing | None = None):
+                           gaze: torch.Tensor | None = None, *, recipe: dict | None = None, seed: int = 0,
+                           pretrained: bool | str = False, config=None, steps: int | None = None,
+                           targets_per_image: int | None = None, retrain: bool = False, train: bool = True,
+                           progress: bool = True, checkpointing: Checkpointing | None = None):
     """One of §5.6's estimators (``raw``, ``oracle``, or ``augmented_<ablation>``: one per
     redirecting GAN; ``augmented`` = ``augmented_full``) on its training set: ``images``, ``gaze``
     described by ``recipe`` (which GAN redirected what, to which targets) — or, when not given,
@@ -526,7 +531,8 @@ def augmentation_estimator(profile: Profile, variant: str, images: torch.Tensor 
         per_image = targets_per_image or TARGETS_PER_IMAGE
         gan, gan_info = (None, None)
         if name == "augmented":
-            gan, gan_info = gaze_gan(profile, variant[len("augmented_"):], seed=seed, train=train, progress=progress)
+            gan, gan_info = gaze_gan(profile, variant[len("augmented_"):], seed=seed, pretrained=_upstream(pretrained),
+                                     train=train, progress=progress)
         recipe = training_set_recipe(split_description(profile, seed=seed), name, targets_per_image=per_image, seed=seed,
                                      gan_info=gan_info)
 
@@ -543,7 +549,7 @@ def augmentation_estimator(profile: Profile, variant: str, images: torch.Tensor 
 
     job = _job("augmentation_estimator", variant, profile, seed, config, recipe,
                make_model=lambda: GazeEstimator(config), make_run=make_run, fixed_schedule=ONE_CYCLE)
-    return _obtain(job, "augmentation_estimator", variant, retrain=retrain, train=train, progress=progress,
+    return _obtain(job, "augmentation_estimator", variant, pretrained=pretrained, retrain=retrain, train=train, progress=progress,
                    checkpointing=checkpointing)
 
 

@@ -205,12 +205,9 @@ def run_train(args) -> int:
         print(f"eyegen train: error: {exc}", file=sys.stderr)
         return 2
     profile = get_profile(args.profile).with_data(args.data)
-    if args.pretrained:
-        from . import registry
-
-        registry.use_pretrained(True, except_for=(args.model + (f"/{variant}" if variant else ""),))
     dist = init_distributed()
-    common = {"retrain": args.restart, "progress": not args.quiet,
+    # --pretrained: the models it needs come from the zoo; the model itself always trains here
+    common = {"pretrained": "upstream" if args.pretrained else False, "retrain": args.restart, "progress": not args.quiet,
               "checkpointing": Checkpointing(every_steps=every, every_minutes=minutes, on_other_state="refuse",
                                             keep_at=keep_at)}
     try:

@@ -66,16 +66,14 @@ def load_entry_through_registry(entry: Mapping, *, progress: bool = False):
 
     name, kwargs = _request(entry)
     profile = get_profile(entry["profile"])
-    previous = registry.use_pretrained(True)
     try:
         with _empty_outputs():
-            model, info = registry.get(name, profile, seed=entry["seed"], train=False, progress=progress, **kwargs)
+            model, info = registry.get(name, profile, seed=entry["seed"], pretrained=True, train=False, progress=progress,
+                                       **kwargs)
     except CheckpointError as exc:
         raise ZooError(f"{entry['file']} ({entry['name']}) no longer serves its run — the renderer, a protocol or the "
                        f"model's config changed since it was built: {str(exc).splitlines()[0]}\n"
                        f"  rebuild it with: {entry['command']}") from None
-    finally:
-        registry.use_pretrained(previous)
     if info.get("source") != "zoo":
         raise ZooError(f"{entry['file']}: the registry served {entry['name']} from {info.get('path')}, not the zoo")
     return model, info
@@ -191,12 +189,8 @@ def headline_metrics(name: str, model, profile, seed: int, *, progress: bool = F
         from .models.refiner import refine
         from .protocols import rank_targets, ranking_setup
 
-        previous = registry.use_pretrained(True)  # its references come from the zoo's segmenter, as in 03
-        try:
-            with _empty_outputs():
-                seg, _ = registry.segmenter(profile, seed=seed, train=False, progress=progress)
-        finally:
-            registry.use_pretrained(previous)
+        with _empty_outputs():  # its references come from the zoo's segmenter, as in 03
+            seg, _ = registry.segmenter(profile, seed=seed, pretrained=True, train=False, progress=progress)
         setup = ranking_setup(profile, seg, seed=seed, progress=progress)
         test, pool = setup["test"], setup["pool"]
         top1 = rank_targets(setup, test, 1)[:, 0]

@@ -162,12 +162,8 @@ def test_a_real_data_artifact_never_serves_a_renderer_run_nor_the_reverse(on_ope
     with pytest.raises(Exception, match="segmenter"):
         registry.segmenter(SMOKE, progress=False, train=False)
     # and the zoo (renderer-trained) is never asked for a dataset run
-    previous = registry.use_pretrained(True)
-    try:
-        _, again = registry.segmenter(on_openeds, progress=False)
-        assert again["source"] != "zoo" and again["sha256"] == info["sha256"]
-    finally:
-        registry.use_pretrained(previous)
+    _, again = registry.segmenter(on_openeds, pretrained=True, progress=False)
+    assert again["source"] != "zoo" and again["sha256"] == info["sha256"]
     renderer = make_provenance(profile=SMOKE, seed=0, config={}, data={})
     assert renderer["profile"] == "smoke"
 

@@ -151,11 +151,7 @@ def test_the_zoo_segmenter_keeps_its_masks_under_camera_perturbations(tmp_path, 
 
     monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path))
     cpu = get_profile("cpu")
-    previous = registry.use_pretrained(True)
-    try:
-        model, info = registry.segmenter(cpu, train=False, progress=False)
-    finally:
-        registry.use_pretrained(previous)
+    model, info = registry.segmenter(cpu, pretrained=True, train=False, progress=False)
     assert info["provenance"]["config"]["camera_randomisation"] > 0
     source = nir_source(cpu)
     test = render_all(source, split_indices(source, person_split(cpu))["test"], progress=False)

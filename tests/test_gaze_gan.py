@@ -481,3 +481,69 @@ def test_keep_masks_are_what_the_blend_generator_keeps(eyes):
         torch.testing.assert_close(model(signed, gaze), keep * signed + (1 - keep) * painted)
     authors = GazeGAN(tiny_config(generator_output="image"))
     assert keep_masks(authors, x, gaze).abs().max() == 0
+
+
+def _protocol_tables(gan_lpips: float, gan_gaze: float):
+    """06's tables on hand-made numbers: protocol means by method and a two-bin per-angle table."""
+    import pandas as pd
+
+    dw = "DeepWarp (CFW+LCM)"
+    means = {"GAN": (gan_lpips, gan_gaze), "GAN reference": (0.08, 11.0), "GAN no cycle": (0.09, 6.0),
+             "GAN no perceptual": (0.07, 12.0), "GAN no gaze": (0.05, 16.5), "unchanged input": (0.05, 17.0),
+             dw: (0.02, 2.8)}
+    summary = pd.DataFrame(means, index=["lpips", "gaze_error_deg"]).T
+    bins = pd.IntervalIndex.from_breaks([0, 10, 20])
+    rows = [{"angle_bin": b, "method": m, "lpips": v[0] + 0.01 * k, "gaze_error_deg": v[1] + k}
+            for k, b in enumerate(bins) for m, v in means.items()]
+    return summary, pd.DataFrame(rows).pivot(index="angle_bin", columns="method"), dw
+
+
+def test_the_gan_claims_hold_and_fail_on_the_scores_that_decide_them(tmp_path):
+    """06's claim arithmetic (models/gaze_gan/claims.py) on hand-made scores, both ways."""
+    from eyegen_lib.models.gaze_gan import claims
+    from eyegen_lib.record import Recorder
+
+    summary, per_bin, dw = _protocol_tables(gan_lpips=0.04, gan_gaze=3.0)
+    lpips, gaze = summary["lpips"], summary["gaze_error_deg"]
+    c = claims.beats_deepwarp(per_bin, "lpips", deepwarp=dw, steps=3000, by_length={1000: per_bin})
+    assert c["holds"] is False and c["margin"] == pytest.approx(-0.02)
+    assert c["measured"] == {"0-10°": [pytest.approx(0.04), pytest.approx(0.02)], "10-20°": [pytest.approx(0.05), pytest.approx(0.03)]}
+    assert c["by_length"][1000]["holds"] is False
+    swapped = claims.beats_deepwarp(per_bin, "lpips", deepwarp="GAN", gan=dw, steps=3000)
+    assert swapped["holds"] is True and swapped["margin"] == pytest.approx(0.02)
+    assert claims.lpips_below_unchanged_input(lpips, steps=3000)["margin"] == pytest.approx(0.01)
+    assert claims.lpips_below_unchanged_input(dict(lpips, GAN=0.06), steps=3000)["holds"] is False
+    assert claims.gaze_error_below_unchanged_input(gaze, steps=3000)["margin"] == pytest.approx(14.0)
+    at_ref = dict(reference="GAN reference", reference_steps=500)
+    no_gaze = claims.no_gaze_loss_gaze_does_not_move(gaze, **at_ref)  # 16.5 is 0.5 from still, 5.5 from full
+    assert no_gaze["holds"] is True and no_gaze["margin"] == pytest.approx(5.0)
+    assert claims.no_gaze_loss_gaze_does_not_move(dict(gaze, **{"GAN no gaze": 11.5}), **at_ref)["holds"] is False
+    cycle, perceptual = (claims.term_raises_lpips(a, lpips, **at_ref) for a in ("no_cycle", "no_perceptual"))
+    assert (cycle["holds"], perceptual["holds"]) == (True, False)
+    assert cycle["margin"] == pytest.approx(0.01) and perceptual["margin"] == pytest.approx(-0.01)
+    with pytest.raises(ValueError, match="removed loss term"):
+        claims.term_raises_lpips("authors", lpips, **at_ref)
+    assert claims.keeps_skin_tone({"GAN": 0.95})["holds"] is True
+    skin = claims.keeps_skin_tone({"GAN": -0.9})
+    assert skin["holds"] is False and skin["margin"] == pytest.approx(-1.8)
+    assert claims.departures_keep_skin_tone({"GAN authors": -0.9, "GAN reference": 1.0}, **at_ref)["margin"] == pytest.approx(1.9)
+    floor = {"GAN authors": 0.3, "GAN no identity": 0.02, "GAN reference": 0.001}
+    assert claims.keep_mask_lowers_repaint_floor(floor, reference_steps=500)["holds"] is True
+    assert claims.identity_term_lowers_repaint_floor(dict(floor, **{"GAN reference": 0.05}), **at_ref)["holds"] is False
+    story = {"GAN no target": {"LPIPS": 0.086, "painted share (mean 1 − K)": 0.009},
+             "GAN reference": {"LPIPS": 0.082, "painted share (mean 1 − K)": 0.015}}
+    assert claims.target_term_opens_the_mask(story, **at_ref)["margin"] == pytest.approx(0.004)
+    oracle = claims.mask_opens_where_the_eye_changes(0.043, 0.039, 0.050, steps=3000)
+    assert oracle["holds"] is True and oracle["margin"] == pytest.approx(0.011)
+    # all of 06's claims, each only where its runs were made; the recorder takes each one
+    every = claims.protocol_claims(summary=summary, skin_tone_r={"GAN": 1.0}, repaint_floor=floor, per_bin=per_bin,
+                                   by_length={}, painter=(0.043, 0.039, 0.050), mask_story=None,
+                                   ablations=["no_cycle", "no_perceptual", "no_gaze"], deepwarp=dw, steps=3000,
+                                   reference_steps=500)
+    assert [x["name"] for x in every] == [
+        "gan_beats_deepwarp_lpips", "gan_beats_deepwarp_gaze_error_deg", "no_gaze_loss_gaze_does_not_move",
+        "no_cycle_raises_lpips", "no_perceptual_raises_lpips", "gan_lpips_below_unchanged_input",
+        "gan_gaze_error_below_unchanged_input", "gan_keeps_skin_tone", "gan_mask_opens_where_the_eye_changes"]
+    assert [x["holds"] for x in every] == [False, False, True, True, False, True, True, True, True]
+    rec = Recorder("97_gan_claims", "smoke", out=tmp_path)
+    assert [rec.claim(**x) for x in every] == [x["holds"] for x in every]

@@ -60,6 +60,30 @@ def test_notebooks_ask_the_registry_for_artifacts_and_never_build_their_file_nam
             f"{nb_path.name}: give the Recorder the run's seed (eg.Recorder(name, profile, seed=SEED))"
 
 
+def test_every_model_request_in_a_notebook_passes_its_pretrained_parameter():
+    """Taking the zoo is a request's own argument (no process-wide switch): a request that forgot it
+    would train for an hour at cpu where the zoo serves the run, and no smoke run would notice."""
+    import ast
+
+    import nbformat
+
+    from eyegen_lib import registry
+
+    builders = {name for name, a in registry.ARTIFACTS.items() if a.kind != "predictions"} | {"protocol_deepwarp"}
+    for nb_path in NOTEBOOKS:
+        nb = nbformat.read(nb_path, as_version=4)
+        code = [c.source for c in nb.cells if c.cell_type == "code"]
+        calls = [node for src in code for node in ast.walk(ast.parse(src))
+                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in builders
+                 and isinstance(node.func.value, ast.Name) and node.func.value.id == "registry"]
+        for call in calls:
+            given = {k.arg: k.value for k in call.keywords}
+            assert isinstance(given.get("pretrained"), ast.Name) and given["pretrained"].id == "PRETRAINED", \
+                f"{nb_path.name}: registry.{call.func.attr}(…) must pass pretrained=PRETRAINED (line {call.lineno} of its cell)"
+        if calls:
+            assert "PRETRAINED" in code[0], f"{nb_path.name}: its parameters cell must define PRETRAINED"
+
+
 def test_every_notebook_has_expectations():
     missing = [p.stem for p in NOTEBOOKS if p.stem not in EXPECTATIONS]
     assert not missing, f"add checks for {missing} to tests/notebook_expectations.py"

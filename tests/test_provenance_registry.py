@@ -83,6 +83,14 @@ def test_a_missing_prerequisite_says_which_notebook_makes_it(tmp_path, monkeypat
         registry.segmenter(smoke, seed=3, train=False)
     with pytest.raises(CheckpointError, match="06_gaze_gan"):
         registry.gaze_gan(smoke, "no_cycle", seed=3, train=False)
+    # every request refuses rather than trains (seg2eye's own training split once shadowed its train flag)
+    with pytest.raises(CheckpointError, match="04_seg2eye"):
+        registry.seg2eye(smoke, "full", seed=3, train=False, progress=False)
+    with pytest.raises(CheckpointError, match="05_deepwarp"):
+        registry.deepwarp(smoke, "cfw_lcm", seed=3, train=False, progress=False)
+    with pytest.raises(CheckpointError, match="07_evaluation"):
+        registry.gaze_estimator(smoke, seed=3, train=False, progress=False)
+    assert not any(tmp_path.rglob("*.pt")), "a refused request trained and saved something"
 
 
 def test_predictions_from_another_seed_profile_or_protocol_are_skipped_with_a_note(tmp_path, monkeypatch, capsys):

@@ -48,9 +48,7 @@ def serving(zoo, tmp_path, monkeypatch):
     folder, _ = zoo
     monkeypatch.setenv("EYEGEN_ZOO_DIR", str(folder))
     monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path / "run"))
-    previous = registry.use_pretrained(True)
     yield folder
-    registry.use_pretrained(previous)
 
 
 def test_a_pretrained_run_takes_the_zoo_entry_and_records_it(serving, tmp_path):
@@ -60,22 +58,22 @@ def test_a_pretrained_run_takes_the_zoo_entry_and_records_it(serving, tmp_path):
     assert entries["gaze_gan/full"]["command"] == GAN_CMD and entries["gaze_gan/full"]["data_fingerprint"]
     assert {"check_mse"} == set(entries["gaze_gan/full"]["check"]) and entries["gaze_gan/full"]["wall_seconds"] > 0
     rec = Recorder("96_zoo", "smoke", out=tmp_path / "run", seed=0)
-    model, info = registry.gaze_gan(profile, "full", seed=0, train=False)  # train=False: it must not train
+    model, info = registry.gaze_gan(profile, "full", seed=0, pretrained=True, train=False)  # train=False: it must not train
     assert info["source"] == "zoo" and info["step"] == 12 and not info["trained_now"]
     assert next(model.parameters()).dtype == torch.float32, "fp16 weights load into the fp32 model"
-    _, dw = registry.deepwarp(profile, "cfw_lcm", seed=0, train=False)
+    _, dw = registry.deepwarp(profile, "cfw_lcm", seed=0, pretrained=True, train=False)
     assert dw["source"] == "zoo" and dw["step"] == 60
-    ref_model, ref = registry.gaze_gan(profile, "reference", seed=0, train=False)
+    ref_model, ref = registry.gaze_gan(profile, "reference", seed=0, pretrained=True, train=False)
     assert ref["source"] == "zoo" and ref["step"] == 6
     snaps = registry.length_snapshots("gaze_gan", profile, "full", seed=0)
     assert [s for s, _, _ in snaps] == [3]
     used = {a["name"]: a for a in read_metrics("96_zoo", out=tmp_path / "run")["artifacts"]}
     assert used["gaze_gan/full"]["source"] == "zoo" and used["gaze_gan/full"]["step"] == 12
     # another seed has no entry: it trains here, as without the zoo
-    _, other = registry.deepwarp(profile, "cfw_lcm", seed=1)
+    _, other = registry.deepwarp(profile, "cfw_lcm", seed=1, pretrained=True)
     assert other["source"] == "trained here"
     # RETRAIN trains here even where the zoo serves the run
-    _, again = registry.deepwarp(profile, "cfw_lcm", seed=0, retrain=True)
+    _, again = registry.deepwarp(profile, "cfw_lcm", seed=0, pretrained=True, retrain=True)
     assert again["source"] == "trained here" and again["step"] == profile.schedule("deepwarp")["steps"]
 
 
@@ -137,21 +135,22 @@ def test_train_pretrained_trains_its_model_on_the_zoos_upstream_model(zoo, tmp_p
     monkeypatch.setenv("EYEGEN_ZOO_DIR", str(folder))
     out = tmp_path / "build"
     monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(out))  # eyegen train sets it; restored after the test
-    previous = registry.use_pretrained(False)
-    try:
-        assert main(["train", "augmentation_estimator", "--variant", "augmented_full", "--profile", "smoke",
-                     "--pretrained", "--out", str(out), "--quiet"]) == 0
-        ckpts = out / "checkpoints" / "smoke" / "seed0"
-        assert (ckpts / "augmentation_estimator_augmented_full.pt").exists()
-        assert not (ckpts / "gaze_gan_full.pt").exists(), "the GAN came from the zoo, not trained here"
-        registry.use_pretrained(True)
-        _, info = registry.augmentation_estimator(get_profile("smoke"), "augmented_full", seed=0, train=False)
-        assert info["source"] == "loaded" and info["path"].startswith(str(out))
-        registry.use_pretrained(False)  # without the zoo the run asks for the profile's own GAN: not this estimator
-        with pytest.raises(Exception, match="gaze_gan|another run|no gaze_gan"):
-            registry.augmentation_estimator(get_profile("smoke"), "augmented_full", seed=0, train=False)
-    finally:
-        registry.use_pretrained(previous)
+    assert main(["train", "augmentation_estimator", "--variant", "augmented_full", "--profile", "smoke",
+                 "--pretrained", "--out", str(out), "--quiet"]) == 0
+    ckpts = out / "checkpoints" / "smoke" / "seed0"
+    assert (ckpts / "augmentation_estimator_augmented_full.pt").exists()
+    assert not (ckpts / "gaze_gan_full.pt").exists(), "the GAN came from the zoo, not trained here"
+    _, info = registry.augmentation_estimator(get_profile("smoke"), "augmented_full", seed=0, pretrained=True, train=False)
+    assert info["source"] == "loaded" and info["path"].startswith(str(out))
+    # without the zoo the run asks for the profile's own GAN: not this estimator
+    with pytest.raises(Exception, match="gaze_gan|another run|no gaze_gan"):
+        registry.augmentation_estimator(get_profile("smoke"), "augmented_full", seed=0, train=False)
+    # "upstream" takes the zoo's GAN but never the zoo's entry of the model itself; a wrong value is named
+    _, again = registry.augmentation_estimator(get_profile("smoke"), "augmented_full", seed=0, pretrained="upstream",
+                                               train=False)
+    assert again["source"] == "loaded" and again["sha256"] == info["sha256"]
+    with pytest.raises(ValueError, match="pretrained='yes'.*True.*False.*'upstream'"):
+        registry.gaze_gan(get_profile("smoke"), "full", seed=0, pretrained="yes", train=False)
 
 
 def test_a_snapshot_filed_as_a_variant_under_another_name_is_refused(zoo, capsys):
