@@ -71,7 +71,7 @@ CARDS: dict[str, NotebookCard] = {c.notebook: c for c in (
     NotebookCard("06_gaze_gan", "He et al., ICCV 2019: GAN gaze redirection, its ablations, against DeepWarp",
                  "05's protocol DeepWarp, 07's gaze estimator (both taken or trained through the registry)",
                  "the GAN and its ablations; its outputs on the redirection protocol (read by 07, 08)",
-                 _t(42.0, 940.0, None), "without the zoo, the GAN alone trains 73 min at cpu; not timed end to end. With the zoo it trains "
+                 _t(42.0, 858.5, None), "without the zoo, the GAN alone trains 73 min at cpu; not timed end to end. With the zoo it trains "
                  "nothing and spends its time scoring every GAN variant and DeepWarp on the protocol", data=("renderer", "columbia")),
     NotebookCard("07_evaluation", "the metrics (challenge L2, LPIPS, blurriness, gaze error), He et al.'s Table 1, "
                  "and every method side by side", "the saved outputs of 03–06 (each left out until made)",

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .claim_context import paper_value
+from .margins import rising_margin
 from .data.errors import listen_for_data_sources
 from .environment import machine_description
 from .paths import output_dir
@@ -368,15 +369,6 @@ def claim_state(holds: bool, margin: float | None = None, spread: float | None =
     if margin is not None and spread is not None and abs(float(margin)) <= float(spread):
         return "inconclusive"
     return "holds" if holds else "fails"
-
-
-def rising_margin(*values: float) -> float:
-    """The margin of a claim that ``values`` rise in the order given (a < b < c …): the smallest step
-    between neighbours, > 0 exactly when every step rises (a claim "x beats y" is ``rising_margin(x, y)``
-    for lower-is-better scores). In the values' own units, so seeds' margins compare."""
-    if len(values) < 2:
-        raise ValueError("a rising order needs at least two values")
-    return float(min(float(b) - float(a) for a, b in zip(values, values[1:])))
 
 
 def read_metrics(notebook: str, out: str | os.PathLike | None = None) -> dict:

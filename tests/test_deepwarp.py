@@ -311,3 +311,41 @@ def test_redirect_of_an_untrained_model_returns_the_input_exactly():
     out, parts = redirect(model, images, landmarks, angle, batch_size=2, return_parts=True)
     assert torch.equal(out, images)
     assert parts["flow"].shape == (5, 2, H, W) and "lcm_mask" not in parts
+
+
+def test_the_deepwarp_claims_hold_and_fail_on_the_errors_that_decide_them(tmp_path):
+    """05's claim arithmetic (models/deepwarp/claims.py) on hand-made errors, both ways."""
+    import pandas as pd
+
+    from eyegen_lib.models.deepwarp import claims
+    from eyegen_lib.record import Recorder
+
+    # four pairs, two per angle bin; at large angles (the last two bins) CFW+LCM < CFW < MS < SS
+    errors = pd.DataFrame({"angle_deg": [3.0, 8.0, 13.0, 18.0], "unchanged input": [50.0, 80.0, 120.0, 160.0],
+                           "cfw_lcm": [40.0, 30.0, 35.0, 45.0], "cfw": [41.0, 31.0, 37.0, 47.0],
+                           "ms": [42.0, 32.0, 40.0, 50.0], "ss": [43.0, 33.0, 44.0, 56.0]})
+    bins = pd.cut(errors["angle_deg"], [0, 5, 10, 15, 20])
+    by_angle = errors.drop(columns="angle_deg").groupby(bins, observed=False).mean()
+    order = claims.variant_order_at_large_angles(errors, by_angle)
+    assert order["holds"] is True and order["margin"] == pytest.approx(2.0)  # CFW+LCM 40 → CFW 42 at > 10°
+    assert order["measured"] == {"cfw_lcm": 40.0, "cfw": 42.0, "ms": 45.0, "ss": 50.0}
+    assert "angle > 10°" in order["note"]
+    swapped = claims.variant_order_at_large_angles(errors.rename(columns={"ms": "cfw", "cfw": "ms"}), by_angle)
+    assert swapped["holds"] is False and swapped["margin"] == pytest.approx(-3.0)
+    beats = claims.cfw_lcm_beats_input_at_every_angle(by_angle)
+    assert beats["holds"] is True and beats["margin"] == pytest.approx(10.0) and list(beats["measured"]) == [
+        "0-5°", "5-10°", "10-15°", "15-20°"]
+    close = by_angle.assign(**{"unchanged input": by_angle["unchanged input"].where([b.left != 0 for b in by_angle.index], 39.0)})
+    assert claims.cfw_lcm_beats_input_at_every_angle(close)["holds"] is False
+    lcm = claims.lcm_helps_most_where_eye_white_disoccluded({"low": 0.5, "mid": 1.0, "high": 3.0})
+    assert lcm["holds"] is True and lcm["margin"] == pytest.approx(2.0)
+    assert claims.lcm_helps_most_where_eye_white_disoccluded({"low": 0.5, "mid": 4.0, "high": 3.0})["holds"] is False
+    assert claims.lcm_helps_most_where_eye_white_disoccluded({"low": -2.0, "mid": -1.0, "high": -0.5})["holds"] is False
+    reg = claims.registration_aware_loss_sharpens({"registration-aware": {"blurriness": 0.2}, "L2": {"blurriness": 0.3}},
+                                                  misalign_px=2, window=3)
+    assert reg["holds"] is True and reg["margin"] == pytest.approx(0.1) and "±2 px" in reg["note"]
+    blurry = claims.registration_aware_loss_sharpens({"registration-aware": {"blurriness": 0.4}, "L2": {"blurriness": 0.3}},
+                                                     misalign_px=0, window=3)
+    assert blurry["holds"] is False and "photograph pairs" in blurry["note"]
+    rec = Recorder("97_deepwarp_claims", "smoke", out=tmp_path)
+    assert [rec.claim(**c) for c in (order, beats, lcm, reg, blurry)] == [True, True, True, True, False]

@@ -147,6 +147,10 @@ def test_every_paper_value_and_account_names_a_claim_a_notebook_records():
 
     import nbformat
 
+    def pattern(first):  # a name, or an f-string whose {…} parts stand for any name part
+        parts = first.values if isinstance(first, ast.JoinedStr) else [first]
+        return "".join(re.escape(p.value) if isinstance(p, ast.Constant) else "[a-z_0-9]+" for p in parts)
+
     root = Path(__file__).parents[1]
     names = []
     for path in sorted(root.glob("notebooks/*.ipynb")):
@@ -155,10 +159,11 @@ def test_every_paper_value_and_account_names_a_claim_a_notebook_records():
                 continue
             for node in ast.walk(ast.parse(cell.source)):
                 if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "claim" and node.args:
-                    first = node.args[0]  # a name, or an f-string whose {…} parts stand for any name part
-                    parts = first.values if isinstance(first, ast.JoinedStr) else [first]
-                    names.append("".join(re.escape(p.value) if isinstance(p, ast.Constant) else "[a-z_0-9]+" for p in parts))
-    names += re.findall(r'dict\(name="([a-z_0-9]+)"', (root / "eyegen_lib/models/seg2eye/claims.py").read_text())
+                    names.append(pattern(node.args[0]))
+    for path in sorted(root.glob("eyegen_lib/models/*/claims.py")):  # the claims a notebook records through them
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "dict":
+                names += [pattern(k.value) for k in node.keywords if k.arg == "name"]
     patterns = [re.compile(f"^{n}$") for n in names]
     assert len(patterns) > 20
     for key in [*PAPER_VALUES, *WHY_IT_MAY_NOT_HOLD]:

@@ -2,7 +2,8 @@
 
 Split as SPADE's code is: ``config`` (shapes, weights, ablations, gaze codes), ``networks``
 (generator, discriminator), ``losses`` (WGAN-GP, perceptual), ``trainer`` (batches, schedule, the
-critic and generator steps) and ``inference`` (redirecting eyes).
+critic and generator steps), ``inference`` (redirecting eyes) and ``claims`` (the paper's claims and
+ours, judged from notebook 06's scores).
 
 A generator ``G(x, g)`` repaints a 64 × 64 RGB eye patch ``x`` (in [−1, 1]) so that it looks in
 the direction ``g``; a discriminator with two heads, a WGAN critic and a gaze regressor (StarGAN
