@@ -33,14 +33,28 @@ from pathlib import Path
 
 import torch
 
+from .augmentation import TARGETS_PER_IMAGE, pitch_split_sets, split_description, training_set_recipe, training_sets
+from .data.rows import fetch_in_chunks, gaze_labels, rows_of
+from .engine import Checkpointing, Snapshot, TrainingJob, obtain, with_steps
+from .files import atomic_writer
+from .gaze import angular_error_deg
+from .images import to_signed
+from .models.deeplab import DeepLabV3Plus, SegmenterConfig, segmentation_scores, segmenter_run
+from .models.deepwarp import VARIANTS as DEEPWARP_ARCHITECTURES, DeepWarp, DeepWarpConfig, deepwarp_run
+from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, gaze_estimator_run, predict_gaze
+from .models.gaze_gan import ABLATIONS as GAZE_GAN_ABLATIONS, GazeGAN, GazeGANConfig, gaze_gan_run
+from .models.refiner import Refiner, RefinerConfig, refiner_run
+from .models.seg2eye import Seg2Eye, Seg2EyeConfig, seg2eye_run
 from .paths import output_dir
 from .profiles import Profile
-from .protocols import redirection_training_pairs_recipe
-from .engine import Checkpointing, Snapshot, TrainingJob, obtain, with_steps
+from .protocols import (deepwarp_training_pairs, deepwarp_training_pairs_recipe, gaze_estimator_source,
+                        gaze_estimator_split, labelled_flags, nir_source, person_side_groups, person_split,
+                        protocol_recipe, rank_targets, ranking_setup, redirection_training_pairs,
+                        redirection_training_pairs_recipe, split_indices)
 from .provenance import data_recipe, identity, make_provenance, provenance_differences
 from .record import Recorder
-from .models.gaze_gan.config import ABLATIONS as GAZE_GAN_ABLATIONS
-from .files import atomic_writer
+from .report import artifact_origin
+from .zoo import load_entry, snapshot_entries
 
 __all__ = ["Artifact", "ARTIFACTS", "artifact_path", "prediction_path", "get", "segmenter", "refiner", "seg2eye",
            "seg2eye_config", "deepwarp", "deepwarp_config", "protocol_deepwarp", "gaze_gan", "gaze_gan_config", "gaze_estimator", "augmentation_estimator",
@@ -142,8 +156,6 @@ def _upstream(pretrained) -> bool:
 def origin(info: dict) -> str:
     """Where a model a request returned came from, in words: "zoo, 10000 steps", "trained here (212 s),
     1000 steps", "loaded, 1000 steps" (the report says it alike)."""
-    from .report import artifact_origin
-
     return artifact_origin(info)
 
 
@@ -189,8 +201,6 @@ def length_snapshots(name: str, profile: Profile, variant: str = "", *, seed: in
     """The zoo's snapshots of the long run of ``name`` (``variant``) at shorter lengths — [(step, model
     in eval mode, info)] by step — for claims against training length; empty when the zoo has none
     for this run (another profile, seed or data)."""
-    from .provenance import make_provenance
-    from .zoo import load_entry, snapshot_entries
 
     builders = {"seg2eye": lambda: seg2eye_config(profile, variant or "full"),
                 "gaze_gan": lambda: gaze_gan_config(profile, variant or "full"),
@@ -215,12 +225,9 @@ def length_snapshots(name: str, profile: Profile, variant: str = "", *, seed: in
 def _model_of(name: str, config):
     """An empty model of ``config`` (a length snapshot's architecture is its run's)."""
     if name == "seg2eye":
-        from .models.seg2eye import Seg2Eye
         return Seg2Eye(config)
     if name == "gaze_gan":
-        from .models.gaze_gan import GazeGAN
         return GazeGAN(config)
-    from .models.deepwarp import DeepWarp
     return DeepWarp(config)
 
 
@@ -232,9 +239,6 @@ def segmenter(profile: Profile, *, seed: int = 0, pretrained: bool | str = False
     images and masks (camera-randomised: ``SegmenterConfig.camera_randomisation``). Returns (model in
     eval mode, info); ``info["metrics"]`` hold the mIoU and per-class IoU on the held-out test
     persons, and the mIoU under each test-time camera perturbation (``miou_dark_exposure`` …)."""
-    from .data.rows import rows_of
-    from .models.deeplab import DeepLabV3Plus, SegmenterConfig, segmentation_scores, segmenter_run
-    from .protocols import nir_source, person_split, split_indices
 
     config = with_steps(SegmenterConfig.for_profile(profile), steps)
     source = nir_source(profile, seed=seed)
@@ -265,8 +269,6 @@ def refiner(profile: Profile, *, seed: int = 0, pretrained: bool | str = False, 
     ``setup`` (:func:`~eyegen_lib.protocols.ranking_setup`; built from :func:`segmenter` if not
     given). Its data fingerprint cites the segmenter whose pseudo-labels it learned from. Returns
     (model in eval mode, info with the loss history ``history["challenge_loss"]``)."""
-    from .models.refiner import Refiner, RefinerConfig, refiner_run
-    from .protocols import nir_source, person_split, rank_targets, ranking_setup
 
     config = with_steps(RefinerConfig.for_profile(profile), steps)
     seg, seg_info = segmenter(profile, seed=seed, pretrained=_upstream(pretrained), progress=progress, train=train)
@@ -289,7 +291,6 @@ def refiner(profile: Profile, *, seed: int = 0, pretrained: bool | str = False, 
 def seg2eye_config(profile: Profile, variant: str = "full"):
     """Seg2Eye's config for a declared variant: the full run, or one of the ablations (each as
     long as ``ablation_steps``, like ``reference``, the full recipe's snapshot at that length)."""
-    from .models.seg2eye import Seg2EyeConfig
 
     _check_variant("seg2eye", variant)
     config = Seg2EyeConfig.for_profile(profile)
@@ -302,14 +303,12 @@ def seg2eye_config(profile: Profile, variant: str = "full"):
 
 
 def _seg2eye_recipe(profile: Profile, seed: int) -> dict:
-    from .protocols import nir_source, person_split
 
     return data_recipe(nir_source(profile, seed=seed), split=person_split(profile, seed=seed),
                        trained_on="train persons; K style images of the same person and side")
 
 
 def _deepwarp_recipe(profile: Profile, variant: str, seed: int) -> dict:
-    from .protocols import deepwarp_training_pairs_recipe
 
     return deepwarp_training_pairs_recipe(profile, variant, seed=seed)
 
@@ -321,9 +320,6 @@ def seg2eye(profile: Profile, variant: str = "full", *, seed: int = 0, pretraine
     """Seg2Eye (``full``), the full recipe's snapshot at the ablations' length (``reference``;
     saved while ``full`` trains), an ablation, or a free-form ``panel_*`` setting with its own
     ``config``; trained on the OpenEDS protocol's training persons. Returns (model, info)."""
-    from .data.rows import rows_of
-    from .models.seg2eye import Seg2Eye, seg2eye_run
-    from .protocols import labelled_flags, nir_source, person_side_groups, person_split, split_indices
 
     _check_variant("seg2eye", variant, free_form_prefix="panel_")
     if config is None:
@@ -362,10 +358,9 @@ def deepwarp_config(profile: Profile, variant: str):
     """A DeepWarp variant's config: the five architectures of 05, ``cfw_lcm_vertical`` (pitch only),
     ``ss_shifted_k<K>`` (SS with the registration-aware loss of window K on misregistered pairs)
     and ``protocol`` (CFW+LCM at the redirection protocol's patch size)."""
-    from .models.deepwarp import VARIANTS, DeepWarpConfig
 
     _check_variant("deepwarp", variant, free_form_prefix="ss_shifted_k")
-    if variant in VARIANTS:
+    if variant in DEEPWARP_ARCHITECTURES:
         return DeepWarpConfig.for_profile(profile, variant=variant)
     if variant == "cfw_lcm_vertical":
         return DeepWarpConfig.for_profile(profile, variant="cfw_lcm", angle_dims=1)
@@ -385,8 +380,6 @@ def deepwarp(profile: Profile, variant: str, *, seed: int = 0, pretrained: bool 
     config (default :func:`deepwarp_config`) and ``pairs`` its training pairs
     (:func:`~eyegen_lib.protocols.deepwarp_training_pairs` of the variant; rendered here, only when
     training, if not given). ``protocol`` is :func:`protocol_deepwarp`. Returns (model, info)."""
-    from .models.deepwarp import DeepWarp, deepwarp_run
-    from .protocols import deepwarp_training_pairs, deepwarp_training_pairs_recipe
 
     config = with_steps(config or deepwarp_config(profile, variant), steps)
     recipe = deepwarp_training_pairs_recipe(profile, variant, seed=seed)
@@ -414,7 +407,6 @@ def protocol_deepwarp(profile: Profile, *, seed: int = 0, pairs=None, **kwargs):
 def gaze_gan_config(profile: Profile, ablation: str = "full"):
     """The GAN's config: the full recipe, an ablation, or ``reference`` (the full recipe as long as
     the ablations; the full config itself where they are as long)."""
-    from .models.gaze_gan import GazeGANConfig
 
     _check_variant("gaze_gan", ablation)
     full = GazeGANConfig.for_profile(profile)
@@ -430,8 +422,6 @@ def gaze_gan(profile: Profile, ablation: str = "full", *, seed: int = 0, pretrai
     ablations are shorter; the full model itself otherwise). Trained on
     :func:`~eyegen_lib.protocols.redirection_training_pairs` (pass ``pairs`` to skip re-rendering
     them; they are rendered only when training). Returns (model, info)."""
-    from .models.gaze_gan import GazeGAN, gaze_gan_run
-    from .protocols import redirection_training_pairs
 
     config = gaze_gan_config(profile, ablation)
     if ablation == "reference" and config == gaze_gan_config(profile, "full") and steps is None:
@@ -468,11 +458,6 @@ def gaze_estimator(profile: Profile, *, seed: int = 0, pretrained: bool | str = 
     trained on the training persons (never the test persons). ``info["metrics"]`` hold the test
     error on held-out persons (the floor of the gaze-error metric) and the error of always
     predicting the training mean gaze."""
-    from .data.rows import fetch_in_chunks, gaze_labels, rows_of
-    from .gaze import angular_error_deg
-    from .images import to_signed
-    from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, gaze_estimator_run, predict_gaze
-    from .protocols import gaze_estimator_source, gaze_estimator_split, split_indices
 
     size = tuple(size or profile.patch_size)
     config = with_steps(GazeEstimatorConfig.for_profile(profile), steps)
@@ -517,8 +502,6 @@ def augmentation_estimator(profile: Profile, variant: str, images: torch.Tensor 
     described by ``recipe`` (which GAN redirected what, to which targets) — or, when not given,
     the set :func:`~eyegen_lib.augmentation.training_sets` makes (rendered only when training).
     Returns (model, info)."""
-    from .augmentation import TARGETS_PER_IMAGE, pitch_split_sets, split_description, training_set_recipe, training_sets
-    from .models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, gaze_estimator_run
 
     _check_variant("augmentation_estimator", variant, free_form_prefix="augmented_")
     if variant == "augmented":
@@ -577,7 +560,6 @@ def save_predictions(task: str, method: str, images: torch.Tensor, profile: Prof
     """Store a method's outputs (uint8 images in protocol order) for ``07_evaluation``, with their
     provenance: profile, seed, the protocol's data fingerprint, and the models (``made_by``: their
     registry infos) that made them."""
-    from .protocols import protocol_recipe
 
     path = prediction_path(task, method, profile, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -598,7 +580,6 @@ def load_predictions(task: str, profile: Profile, *, seed: int = 0) -> dict[str,
     """Every method's saved outputs on ``task`` for this run: {method: {"images", "provenance"}}.
     A file made for another profile, seed or protocol (or with no provenance) is skipped with a
     printed note, never compared; each one used is noted in the notebook's record."""
-    from .protocols import protocol_recipe
 
     recipe = protocol_recipe(profile, task, seed=seed)
     out = {}
