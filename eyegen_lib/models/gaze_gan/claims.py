@@ -44,11 +44,17 @@ def beats_deepwarp(per_bin, metric: str, *, deepwarp: str, steps: int, by_length
                 note=f"[GAN, DeepWarp] per bin after {steps} iterations; margin: the GAN's smallest lead")
 
 
-def _length(reference_steps: int) -> str:
-    return f"both after {reference_steps} iterations"
+def _lengths(iterations: Mapping[str, int], *methods: str) -> str:
+    """How long each compared model trained, in words: "both after 500 iterations", or each one's
+    length where they differ (the zoo may hold one side trained longer)."""
+    steps = [int(iterations[m]) for m in methods]
+    if len(set(steps)) == 1:
+        return f"{'both' if len(steps) == 2 else 'all'} after {steps[0]} iterations"
+    return ", ".join(f"{m} after {n}" for m, n in zip(methods, steps)) + " iterations"
 
 
-def no_gaze_loss_gaze_does_not_move(gaze_error: Mapping[str, float], *, reference: str, reference_steps: int) -> dict:
+def no_gaze_loss_gaze_does_not_move(gaze_error: Mapping[str, float], *, reference: str,
+                                    iterations: Mapping[str, int]) -> dict:
     """He et al. §5.5: without the gaze loss the gaze error stays nearer the unchanged input's than the
     full recipe's (``reference``: the full recipe at the ablation's length)."""
     no_gaze, full, still = (float(gaze_error[k]) for k in ("GAN no gaze", reference, UNCHANGED))
@@ -57,10 +63,11 @@ def no_gaze_loss_gaze_does_not_move(gaze_error: Mapping[str, float], *, referenc
                           "input's than the full recipe's",
                 measured={"GAN no gaze": no_gaze, reference: full, UNCHANGED: still},
                 holds=abs(no_gaze - still) < abs(no_gaze - full), margin=abs(no_gaze - full) - abs(no_gaze - still),
-                note=f"mean gaze error (°) over the protocol; {_length(reference_steps)}")
+                note=f"mean gaze error (°) over the protocol; {_lengths(iterations, 'GAN no gaze', reference)}")
 
 
-def term_raises_lpips(ablation: str, lpips: Mapping[str, float], *, reference: str, reference_steps: int) -> dict:
+def term_raises_lpips(ablation: str, lpips: Mapping[str, float], *, reference: str,
+                      iterations: Mapping[str, int]) -> dict:
     """He et al. §5.5: removing a loss term (``no_cycle``, ``no_perceptual``) raises LPIPS."""
     if not ablation.startswith("no_"):
         raise ValueError(f"{ablation!r} is not a removed loss term (no_cycle, no_perceptual)")
@@ -69,7 +76,7 @@ def term_raises_lpips(ablation: str, lpips: Mapping[str, float], *, reference: s
     return dict(name=f"{ablation}_raises_lpips", paper="He et al. §5.5, Fig. 5",
                 statement=f"without the {ablation[3:]} loss, LPIPS rises",
                 measured={method: without, reference: with_}, holds=without > with_, margin=without - with_,
-                note=f"mean LPIPS over the protocol; {_length(reference_steps)}")
+                note=f"mean LPIPS over the protocol; {_lengths(iterations, method, reference)}")
 
 
 def lpips_below_unchanged_input(lpips: Mapping[str, float], *, steps: int) -> dict:
@@ -99,17 +106,18 @@ def keeps_skin_tone(skin_tone_r: Mapping[str, float], *, threshold: float = SKIN
                 note="Pearson r over the protocol's pairs (§5b)")
 
 
-def departures_keep_skin_tone(skin_tone_r: Mapping[str, float], *, reference: str, reference_steps: int) -> dict:
+def departures_keep_skin_tone(skin_tone_r: Mapping[str, float], *, reference: str,
+                              iterations: Mapping[str, int]) -> dict:
     """Ours: with the keep mask and the identity term, skin tone is kept better than under the authors' recipe."""
     authors, ours = float(skin_tone_r["GAN authors"]), float(skin_tone_r[reference])
     return dict(name="our_departures_keep_skin_tone", paper="ours (issue 27)",
                 statement="with our two departures (keep mask, identity term) skin tone is kept better than under "
                           "the authors' recipe",
                 measured={"GAN authors": authors, reference: ours}, holds=authors < ours, margin=ours - authors,
-                note=f"source/output skin-tone r; {_length(reference_steps)}")
+                note=f"source/output skin-tone r; {_lengths(iterations, 'GAN authors', reference)}")
 
 
-def keep_mask_lowers_repaint_floor(repaint_floor: Mapping[str, float], *, reference_steps: int) -> dict:
+def keep_mask_lowers_repaint_floor(repaint_floor: Mapping[str, float], *, iterations: Mapping[str, int]) -> dict:
     """Ours: without the identity term, the authors' generator (no mask) changes an eye redirected to
     its own gaze more than the generator with the mask. ``repaint_floor``: LPIPS to the input at the
     source's own gaze, by method."""
@@ -118,22 +126,23 @@ def keep_mask_lowers_repaint_floor(repaint_floor: Mapping[str, float], *, refere
                 statement="the keep mask lowers the repaint floor: without the identity term, the authors' generator "
                           "changes an eye redirected to its own gaze more than the generator with the mask",
                 measured={"GAN authors": authors, "GAN no identity": masked}, holds=authors > masked,
-                margin=authors - masked, note=f"LPIPS to the input at the same gaze (§5b); {_length(reference_steps)}")
+                margin=authors - masked,
+                note=f"LPIPS to the input at the same gaze (§5b); {_lengths(iterations, 'GAN authors', 'GAN no identity')}")
 
 
 def identity_term_lowers_repaint_floor(repaint_floor: Mapping[str, float], *, reference: str,
-                                       reference_steps: int) -> dict:
+                                       iterations: Mapping[str, int]) -> dict:
     """Ours: without the identity term an eye redirected to its own gaze changes more."""
     without, with_ = float(repaint_floor["GAN no identity"]), float(repaint_floor[reference])
     return dict(name="identity_term_lowers_repaint_floor", paper="ours (issue 27)",
                 statement="the identity term lowers the repaint floor: without it an eye redirected to its own gaze "
                           "changes more",
                 measured={"GAN no identity": without, reference: with_}, holds=without > with_, margin=without - with_,
-                note=f"LPIPS to the input at the same gaze (§5b); {_length(reference_steps)}")
+                note=f"LPIPS to the input at the same gaze (§5b); {_lengths(iterations, 'GAN no identity', reference)}")
 
 
 def target_term_opens_the_mask(mask_story: Mapping[str, Mapping[str, float]], *, reference: str,
-                               reference_steps: int) -> dict:
+                               iterations: Mapping[str, int]) -> dict:
     """Ours: the target's L1 brings the output closer to the target. ``mask_story``: per method, its
     LPIPS, gaze error and painted share (06 §5c)."""
     nt, rf = dict(mask_story["GAN no target"]), dict(mask_story[reference])
@@ -142,7 +151,7 @@ def target_term_opens_the_mask(mask_story: Mapping[str, Mapping[str, float]], *,
                 measured={"GAN no target": nt, reference: rf}, holds=nt["LPIPS"] > rf["LPIPS"],
                 margin=float(nt["LPIPS"] - rf["LPIPS"]),
                 note=f"means over the protocol, with how much of the patch each mask paints (§5c); "
-                     f"{_length(reference_steps)}")
+                     f"{_lengths(iterations, 'GAN no target', reference)}")
 
 
 def mask_opens_where_the_eye_changes(gan: float, oracle: float, unchanged: float, *, steps: int) -> dict:
@@ -161,13 +170,16 @@ def mask_opens_where_the_eye_changes(gan: float, oracle: float, unchanged: float
 def protocol_claims(*, summary, skin_tone_r: Mapping[str, float], repaint_floor: Mapping[str, float],
                     per_bin, by_length: Mapping[int, object], painter: tuple[float, float, float],
                     mask_story: Mapping[str, Mapping[str, float]] | None, ablations, deepwarp: str,
-                    steps: int, reference_steps: int) -> list[dict]:
+                    iterations: Mapping[str, int]) -> list[dict]:
     """Every claim 06 records, in its order, each only where the runs it compares were made.
     ``summary``: protocol means by method (``lpips``, ``gaze_error_deg`` columns); ``painter``: the
-    GAN's LPIPS, its mask filled with the target's pixels, the unchanged input's."""
+    GAN's LPIPS, its mask filled with the target's pixels, the unchanged input's; ``iterations``: how
+    long each method's model trained ("GAN", "GAN reference", "GAN no cycle" …), which each claim's
+    note states."""
     lpips, gaze_error = summary["lpips"], summary["gaze_error_deg"]
     ref = "GAN reference" if "GAN reference" in summary.index else "GAN"  # the full recipe at the ablations' length
-    at_ref = dict(reference=ref, reference_steps=reference_steps)
+    steps = int(iterations["GAN"])
+    at_ref = dict(reference=ref, iterations=iterations)
     claims = [beats_deepwarp(per_bin, m, deepwarp=deepwarp, steps=steps, by_length=by_length)
               for m in ("lpips", "gaze_error_deg")]
     if "no_gaze" in ablations:
@@ -178,7 +190,7 @@ def protocol_claims(*, summary, skin_tone_r: Mapping[str, float], repaint_floor:
     if "authors" in ablations:
         claims.append(departures_keep_skin_tone(skin_tone_r, **at_ref))
     if {"authors", "no_identity"} <= set(ablations):
-        claims.append(keep_mask_lowers_repaint_floor(repaint_floor, reference_steps=reference_steps))
+        claims.append(keep_mask_lowers_repaint_floor(repaint_floor, iterations=iterations))
     if "no_identity" in ablations:
         claims.append(identity_term_lowers_repaint_floor(repaint_floor, **at_ref))
     if "no_target" in ablations and mask_story is not None:
