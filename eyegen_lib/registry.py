@@ -192,7 +192,7 @@ def _obtain(job: TrainingJob, name: str, variant: str, *, pretrained, retrain: b
     model, info = obtain(job, retrain=retrain, allow_training=train, progress=progress, on_log=on_log,
                          checkpointing=checkpointing,
                          # the zoo is trained on the renderer: it never serves a run on a real dataset
-                         pretrained=pretrained is True and "+" not in job.provenance["profile"])
+                         pretrained=pretrained != UPSTREAM and bool(pretrained) and "+" not in job.provenance["profile"])
     _record(name, variant, info)
     return model, info
 

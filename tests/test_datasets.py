@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from eyegen_lib.data.columbia import ColumbiaPatches, export_columbia
-from eyegen_lib.data.datasets import (GazePatches, MaskToImageWithStyle, RedirectionPairs, SegmentationPairs,
-                                      indices_of_persons, render_all, split_persons)
+from eyegen_lib.data.datasets import RedirectionPairs, indices_of_persons, render_all, split_persons
 from eyegen_lib.data.errors import DatasetError
 from eyegen_lib.data.openeds import OpenEDS, export_openeds
 from eyegen_lib.data.synthetic import SyntheticEyeSpec, SyntheticEyes
@@ -73,80 +72,24 @@ def test_render_all_matches_direct_rendering(nir, nir_cache):
 
 
 # -- segmentation ------------------------------------------------------------------------------------
-def test_segmentation_pairs_on_renderer_cache_and_reader(nir, nir_cache, tmp_path):
+def test_mask_rows_from_renderer_cache_and_reader_and_a_clear_error_without_masks(nir, nir_cache, tmp_path):
+    """The segmenter's training rows (what the old SegmentationPairs gave): the same pixels and labels
+    from the renderer, its cache and a reader; a source without masks is refused by name."""
+    from eyegen_lib.data.rows import RenderedRows, rows_of
+
     for source in (nir, nir_cache):
-        ds = SegmentationPairs(source, [0, 5, 9])
-        image, mask = ds[1]
-        assert image.shape == (1, *NIR_SIZE) and in_unit_range(image)
-        assert mask.shape == NIR_SIZE and mask.dtype == torch.int64 and 0 <= int(mask.min()) <= int(mask.max()) <= 3
-        assert torch.equal(mask, nir[5]["mask"].long())
-        assert torch.allclose(image, nir[5]["image"].float() / 127.5 - 1)
+        for in_memory in (True, False):
+            got = rows_of(source, [0, 5, 9], ("image", "mask"), in_memory=in_memory, progress=False).fetch([1])
+            assert got["image"].shape == (1, 1, *NIR_SIZE) and got["image"].dtype == torch.uint8
+            assert torch.equal(got["mask"][0].long(), nir[5]["mask"].long()) and int(got["mask"].max()) <= 3
+            assert torch.equal(got["image"][0], nir[5]["image"])
     export_openeds(nir, tmp_path / "o", progress=False)
-    reader = OpenEDS(tmp_path / "o", "train", "semantic")
-    image, mask = SegmentationPairs(reader)[0]
-    assert image.shape == (1, *NIR_SIZE) and mask.dtype == torch.int64
+    got = rows_of(OpenEDS(tmp_path / "o", "train", "semantic"), None, ("image", "mask"), in_memory=False).fetch([0])
+    assert got["image"].shape == (1, 1, *NIR_SIZE) and int(got["mask"].max()) <= 3
     with pytest.raises(DatasetError, match="have no mask"):
-        SegmentationPairs(OpenEDS(tmp_path / "o", "train", "generative"))
+        RenderedRows(OpenEDS(tmp_path / "o", "train", "generative"), [0, 1], ("image", "mask"))
 
 
-def test_segmentation_rejects_bad_labels(nir_cache):
-    cache = dict(nir_cache, mask=nir_cache["mask"].clone())
-    cache["mask"][2, 0, 0] = 5
-    ds = SegmentationPairs(cache)
-    ds[1]
-    with pytest.raises(DatasetError, match=r"\[5\] outside 0..3"):
-        ds[2]
-
-
-# -- Seg2Eye style ---------------------------------------------------------------------------------
-def test_style_images_same_person_same_side_never_target(nir_cache):
-    ds = MaskToImageWithStyle(nir_cache, k_style=2, seed=0)
-    item = ds[4]
-    assert item["mask"].shape == NIR_SIZE and item["mask"].dtype == torch.int64
-    assert item["image"].shape == (1, *NIR_SIZE) and item["style"].shape == (2, 1, *NIR_SIZE)
-    assert in_unit_range(item["style"])
-    for t in range(len(ds)):
-        chosen = ds.style_indices(t)
-        assert t not in chosen and len(set(chosen)) == 2
-        assert all(nir_cache["person"][c] == nir_cache["person"][t] and nir_cache["side"][c] == nir_cache["side"][t]
-                   for c in chosen)
-    c = ds[4]["style_indices"].tolist()
-    assert torch.equal(ds[4]["style"][0], nir_cache["image"][c[0]].float() / 127.5 - 1)
-    draws = set()
-    for epoch in range(6):
-        ds.set_epoch(epoch)
-        draws.add(tuple(ds.style_indices(4)))
-    assert len(draws) > 1  # fresh draws per epoch, still seeded
-
-
-def test_style_needs_enough_images(nir_cache, nir):
-    with pytest.raises(DatasetError, match="k_style=3"):  # 3 images per person and side: only 2 others
-        MaskToImageWithStyle(nir_cache, k_style=3)
-    with pytest.raises(DatasetError, match="only 0 other"):
-        MaskToImageWithStyle(nir, indices=[0, 1, 6, 7], k_style=1)  # one image per (person, side)
-
-
-def test_style_pool_ranking_is_followed(nir_cache):
-    # target 0 (person 0, R): a ranked pool with the target itself, another person and a left eye first
-    pool = {t: [t, 6, 1, 4, 2] for t in range(18)}
-    ds = MaskToImageWithStyle(nir_cache, indices=[0], k_style=2, style_pool=pool)
-    assert ds.style_indices(0) == [4, 2] and ds[0]["style_indices"].tolist() == [4, 2]
-    with pytest.raises(DatasetError, match="style pool"):
-        MaskToImageWithStyle(nir_cache, indices=[0], k_style=3, style_pool=pool)
-
-
-# -- gaze --------------------------------------------------------------------------------------------
-def test_gaze_patches(rgb, columbia, nir):
-    image, gaze = GazePatches(rgb)[1]
-    assert image.shape == (3, 64, 64) and in_unit_range(image)
-    assert gaze.shape == (2,) and gaze.dtype == torch.float32 and torch.equal(gaze, rgb[1]["gaze"])
-    image, gaze = GazePatches(columbia)[3]
-    assert image.shape == (3, 64, 64) and torch.equal(gaze, columbia[3]["gaze"])
-    image, _ = GazePatches(nir)[0]
-    assert image.shape == (3, *NIR_SIZE) and torch.equal(image[0], image[2])  # grey replicated
-
-
-# -- redirection -------------------------------------------------------------------------------------
 def test_redirection_pairs_from_renderer(rgb):
     # RGB: its renders are batch-invariant, so a target can be compared exactly with a re-render.
     # (NIR renders differ by up to ~2 grey levels at the edge of render_nir's batch-union box.)

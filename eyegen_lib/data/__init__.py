@@ -19,8 +19,7 @@ from .render_nir import render_eye as render_nir_eye
 from .render_rgb import render_eye as render_rgb_eye
 from .synthetic import SyntheticEyes, SyntheticEyeSpec
 from .columbia import ColumbiaPatches
-from .datasets import (GazePatches, MaskToImageWithStyle, RedirectionPairs, SegmentationPairs, indices_of_persons,
-                       render_all, split_persons)
+from .datasets import RedirectionPairs, indices_of_persons, render_all, split_persons
 from .errors import DatasetError
 from .export import export_dataset
 from .mpiigaze import MPIIGazeNormalized
@@ -30,5 +29,5 @@ __all__ = ["SyntheticEyeSpec", "SyntheticEyes", "render_nir_eye", "render_rgb_ey
            "LANDMARK_NAMES", "N_EYELID_POINTS", "GEOMETRY_RANGES", "STATE_KEYS",
            "eye_model", "render_nir", "render_rgb", "synthetic",
            "ColumbiaPatches", "OpenEDS", "MPIIGazeNormalized", "DatasetError", "export_dataset",
-           "GazePatches", "MaskToImageWithStyle", "RedirectionPairs", "SegmentationPairs", "indices_of_persons",
+           "RedirectionPairs", "indices_of_persons",
            "render_all", "split_persons"]

@@ -1,4 +1,5 @@
-"""Torch datasets for the notebooks, over any eye source: the renderer, a reader, or a cache.
+"""Person splits, whole-source caches and the redirection-pair dataset, over any eye source: the
+renderer, a reader, or a cache (training reads rows: :mod:`eyegen_lib.data.rows`).
 
 A *source* is one of
 
@@ -19,10 +20,9 @@ from torch.utils.data import Dataset
 
 from ..gaze import angular_error_deg
 from ..runtime import tqdm
-from .errors import N_CLASSES, DatasetError
+from .errors import DatasetError
 
-__all__ = ["split_persons", "indices_of_persons", "render_all", "to_float_image", "SegmentationPairs",
-           "MaskToImageWithStyle", "GazePatches", "RedirectionPairs"]
+__all__ = ["split_persons", "indices_of_persons", "render_all", "to_float_image", "RedirectionPairs"]
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -145,13 +145,6 @@ def _require(src: _Source, indices, key: str, why: str):
                            "OpenEDS subset for masks, a gaze-labelled source for gaze)")
 
 
-def _mask_tensor(mask: torch.Tensor, where: str) -> torch.Tensor:
-    if mask.numel() and int(mask.max()) >= N_CLASSES:
-        raise DatasetError(f"mask holds values {torch.unique(mask[mask >= N_CLASSES]).tolist()[:10]} outside 0..3",
-                           path=where, fix="labels must be 0 skin, 1 sclera, 2 iris, 3 pupil")
-    return mask.long()
-
-
 def render_all(source, indices=None, batch_size: int = 64, progress: bool = True, *, unlabelled_ok: bool = False) -> dict:
     """Decode (render or read) ``indices`` of ``source`` once into stacked tensors.
 
@@ -207,118 +200,6 @@ def render_all(source, indices=None, batch_size: int = 64, progress: bool = True
 
 
 # -- datasets --------------------------------------------------------------------------------------
-class SegmentationPairs(Dataset):
-    """``(image float (C, H, W) in [−1, 1], mask int64 (H, W))`` for segmentation training."""
-
-    def __init__(self, source, indices=None):
-        self.src = _as_source(source)
-        self.indices = _check_indices(self.src, indices)
-        _require(self.src, self.indices, "mask", "a segmentation pair needs")
-        _require(self.src, self.indices, "image", "a segmentation pair needs")
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, j):
-        i = self.indices[j]
-        s = self.src.sample(i)
-        return to_float_image(s["image"]), _mask_tensor(s["mask"], self.src.where(i))
-
-
-class MaskToImageWithStyle(Dataset):
-    """Seg2Eye's input: a target mask, its image, and K style images of the same person and eye side.
-
-    Style images are K OTHER samples (never the target) of the target's person and side (the
-    dataset's "mode"); unknown sides ("?", real OpenEDS) count as one mode. Without
-    ``style_pool`` they are drawn from ``indices``, seeded by (``seed``, epoch, target) — call
-    :meth:`set_epoch` for fresh draws. ``style_pool`` maps a target index to a ranked list of
-    candidate indices of the source (the similarity ranking); the first K that qualify are used.
-    Items: ``mask`` int64 (H, W), ``image`` (C, H, W), ``style`` (K, C, H, W), ``index``,
-    ``style_indices`` (K,).
-    """
-
-    def __init__(self, source, indices=None, k_style: int = 4, style_pool=None, seed: int = 0):
-        if k_style < 1:
-            raise ValueError(f"k_style must be at least 1, got {k_style}")
-        self.src = _as_source(source)
-        self.indices = _check_indices(self.src, indices)
-        self.k_style, self.style_pool, self.seed, self.epoch = int(k_style), style_pool, int(seed), 0
-        _require(self.src, self.indices, "mask", "a mask-to-image target needs")
-        _require(self.src, self.indices, "image", "a mask-to-image target needs")
-        modes: dict[tuple, list[int]] = {}
-        for i in self.indices:
-            modes.setdefault(self._mode(i), []).append(i)
-        self.candidates = {}
-        for t in self.indices:
-            if style_pool is not None:
-                pool = [int(c) for c in style_pool[t]]
-                cands = [c for c in pool if c != t and 0 <= c < len(self.src) and self._mode(c) == self._mode(t)
-                         and self.src.has("image", c)][: self.k_style]
-            else:
-                cands = [c for c in modes[self._mode(t)] if c != t]
-            if len(cands) < self.k_style:
-                person, side = self._mode(t)
-                raise DatasetError(f"target {self.src.where(t)} (person {person}, side {side!r}) has only {len(cands)} "
-                                   f"other image(s) of its person and side{' in its style pool' if style_pool is not None else ''}, "
-                                   f"but k_style={self.k_style} needs {self.k_style}",
-                                   fix="lower k_style, use more images per person, or drop persons with too few images")
-            self.candidates[t] = cands
-
-    def _mode(self, i) -> tuple[int, str]:
-        return (self.src.person_of(i), self.src.side_of(i))
-
-    def set_epoch(self, epoch: int):
-        self.epoch = int(epoch)
-
-    def style_indices(self, target: int) -> list[int]:
-        cands = self.candidates[target]
-        if self.style_pool is not None:
-            return cands  # already the best-ranked K
-        rng = np.random.default_rng((self.seed, self.epoch, target))
-        return [cands[k] for k in rng.choice(len(cands), self.k_style, replace=False)]
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, j):
-        t = self.indices[j]
-        s = self.src.sample(t)
-        chosen = self.style_indices(t)
-        style = torch.stack([to_float_image(self.src.sample(c)["image"]) for c in chosen])
-        return {"mask": _mask_tensor(s["mask"], self.src.where(t)), "image": to_float_image(s["image"]),
-                "style": style, "index": t, "style_indices": torch.tensor(chosen, dtype=torch.int64)}
-
-
-class GazePatches(Dataset):
-    """``(image float (C, H, W) in [−1, 1], gaze float32 (2,))`` for gaze estimation.
-
-    ``channels=3`` (default) replicates grey images (NIR, MPIIGaze) to three channels, as the
-    estimators expect RGB patches; ``channels=None`` keeps the source's channels.
-    """
-
-    def __init__(self, source, indices=None, channels: int | None = 3):
-        self.src = _as_source(source)
-        self.indices = _check_indices(self.src, indices)
-        self.channels = channels
-        _require(self.src, self.indices, "gaze", "a gaze patch needs")
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, j):
-        s = self.src.sample(self.indices[j])
-        image = _with_channels(s["image"], self.channels)
-        return to_float_image(image), s["gaze"].float()
-
-
-def _with_channels(image: torch.Tensor, channels):
-    if channels is None or image.shape[0] == channels:
-        return image
-    if image.shape[0] == 1:
-        return image.expand(channels, *image.shape[1:])
-    raise ValueError(f"cannot turn a {image.shape[0]}-channel image into {channels} channels")
-
-
 class RedirectionPairs(Dataset):
     """Gaze-redirection pairs: the same eye at two gazes.
 
