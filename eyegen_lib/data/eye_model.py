@@ -550,24 +550,24 @@ def _sample_at_level(levels_per_item, grid: torch.Tensor, level: int, padding_mo
     for i, lv in enumerate(levels_per_item):
         tex = lv[min(level, len(lv) - 1)]
         groups.setdefault(id(tex), (tex, []))[1].append(i)
-    B, H, W, _ = grid.shape
-    sample = lambda tex, g: torch.nn.functional.grid_sample(tex[None], g, mode="bilinear", padding_mode=padding_mode,
-                                                            align_corners=False)
+    B = grid.shape[0]
+    # One call on per-image copies of the textures, unless copying them would cost more than
+    # sampling each person's texture separately (big textures shared by several images). Then a
+    # texture is expanded over its images' batch (a view, no copy), so torch's kernel splits them
+    # over its threads (one image of their stacked rows, as before, ran on one).
+    sample = lambda tex, g: torch.nn.functional.grid_sample(tex[None].expand(g.shape[0], -1, -1, -1), g, mode="bilinear",
+                                                            padding_mode=padding_mode, align_corners=False)
     first = next(iter(groups.values()))[0]
-    # One batched call on per-image copies of the textures, unless copying them would cost more
-    # than sampling each person's texture separately (big textures shared by several images).
     if 2 * len(groups) > B or first.nbytes * B <= STACKED_TEXTURE_BYTES:
         tex = torch.stack([lv[min(level, len(lv) - 1)] for lv in levels_per_item])
         return torch.nn.functional.grid_sample(tex, grid, mode="bilinear", padding_mode=padding_mode,
                                                align_corners=False)
     if len(groups) == 1:
-        tex = next(iter(groups.values()))[0]
-        return sample(tex, grid.reshape(1, B * H, W, 2)).view(tex.shape[0], B, H, W).transpose(0, 1)
-    out = torch.empty(B, first.shape[0], H, W)
+        return sample(first, grid)
+    out = torch.empty(B, first.shape[0], *grid.shape[1:3])
     for tex, idx in groups.values():
         sel = torch.tensor(idx)
-        res = sample(tex, grid.index_select(0, sel).reshape(1, len(idx) * H, W, 2))
-        out.index_copy_(0, sel, res.view(tex.shape[0], len(idx), H, W).transpose(0, 1))
+        out.index_copy_(0, sel, sample(tex, grid.index_select(0, sel)))
     return out
 
 
