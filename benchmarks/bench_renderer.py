@@ -7,13 +7,16 @@ side by side with an older commit's renderer in the same run.
 Renders NIR frames at 400×640 and 80×128 and RGB patches at 64×64 and 41×51 through
 ``SyntheticEyes.render`` (the full path: parameter draws, textures from the cache, shading, uint8
 output), batch ``--batch`` for NIR and at least 256 for RGB, over ``--persons`` persons in random
-order. Each (version, case) runs in its own worker process, which warms up (every person's textures
-and frames built once), then times ``--repeats`` batches; with ``--against`` the two versions take
-turns case by case, round by round, on the same threads, so a busy machine slows both alike. The
-older version is ``git archive``d into a temporary folder and imported from there. Prints, per case,
-the median (and best) images per second of each version and their ratio, and each worker's peak
-PSS (a data worker's memory: the library and torch, plus the textures and frames cached for the
-case's persons; sampled after each timed batch).
+order. Each (version, case) runs in its own worker process, which warms up once (every person's
+textures and frames built) and then renders one timed batch per request. With ``--against`` the two
+versions take turns batch by batch (the first of each pair alternating), on the same threads: this
+machine's speed drifts by tens of percent over tens of seconds, which a comparison of separate
+stretches of time would read as a change of the code, while two batches timed back to back see the
+same machine. Prints, per case, the median (and best) images per second of each version, their
+ratio, the median of the per-pair speed-ups with its quartiles, and each worker's peak PSS (a data
+worker's memory: the library and torch, plus the textures and frames cached for the case's persons;
+sampled after each timed batch). The older version is ``git archive``d into a temporary folder and
+imported from there.
 """
 from __future__ import annotations
 
@@ -47,23 +50,20 @@ def _worker(threads: int) -> None:
         req = json.loads(line)
         key = (req["modality"], tuple(req["size"]))
         per_person = 256
+        n, batch = req["persons"] * per_person, req["batch"]
+        indices = lambda k: [(k * batch + i) * 7919 % n for i in range(batch)]
         if key not in sources:
             ds = SyntheticEyes(SyntheticEyeSpec(req["modality"], size=tuple(req["size"]), n_persons=req["persons"],
                                                 images_per_person=per_person, seed=0))
-            for p in range(req["persons"]):    # warm-up: both eyes of every person
+            for p in range(req["persons"]):    # warm-up: both eyes of every person, then one whole batch
                 ds.render([p * per_person, p * per_person + 1])
+            ds.render(indices(0))
             sources[key] = ds
-        ds, n, batch = sources[key], req["persons"] * per_person, req["batch"]
-        start = req["round"] * (req["repeats"] + 1)
-        batches = [[((start + k) * batch + i) * 7919 % n for i in range(batch)] for k in range(req["repeats"] + 1)]
-        ds.render(batches[0])
-        times = []
-        for idx in batches[1:]:
-            t0 = time.perf_counter()
-            ds.render(idx)
-            times.append(time.perf_counter() - t0)
-            peak_pss = max(peak_pss, me.memory_full_info().pss)   # outside the timed span
-        print(json.dumps({"times": times, "peak_pss_mb": peak_pss / 2 ** 20}), flush=True)
+        t0 = time.perf_counter()
+        sources[key].render(indices(1 + req["batch_index"]))
+        elapsed = time.perf_counter() - t0
+        peak_pss = max(peak_pss, me.memory_full_info().pss)   # outside the timed span
+        print(json.dumps({"time": elapsed, "peak_pss_mb": peak_pss / 2 ** 20}), flush=True)
 
 
 def _tree_of(commit: str, into: Path) -> Path:
@@ -100,7 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=5, help="timed batches per case and round")
+    ap.add_argument("--repeats", type=int, default=5, help="timed batches per case and round (per version)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--persons", type=int, default=8)
     ap.add_argument("--against", metavar="COMMIT", help="also time this commit's renderer, alternating with today's")
@@ -120,14 +120,14 @@ def main() -> None:
         peak = {}
         workers = {(v, c): Worker(tree, args.threads) for v, tree in versions.items() for c in range(len(CASES))}
         try:
-            for r in range(args.rounds):
-                for c, (modality, size) in enumerate(CASES):
-                    order = list(versions) if (r + c) % 2 == 0 else list(versions)[::-1]
+            for c, (modality, size) in enumerate(CASES):
+                batch = args.batch if modality == "nir" else max(args.batch, 256)
+                for k in range(args.rounds * args.repeats):
+                    order = list(versions) if k % 2 == 0 else list(versions)[::-1]
                     for v in order:
-                        batch = args.batch if modality == "nir" else max(args.batch, 256)
-                        res = workers[v, c].ask(modality=modality, size=size, batch=batch, repeats=args.repeats,
-                                                persons=args.persons, round=r)
-                        times[v, c] += res["times"]
+                        res = workers[v, c].ask(modality=modality, size=size, batch=batch, persons=args.persons,
+                                                batch_index=k)
+                        times[v, c].append(res["time"])
                         peak[v, c] = res["peak_pss_mb"]
         finally:
             for w in workers.values():
@@ -136,9 +136,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, NIR batch {args.batch}, RGB batch "
           f"{max(args.batch, 256)}, {args.persons} persons, {args.rounds} round(s) × {args.repeats} batches")
     names = list(versions)
+    pair = len(names) == 2
     head = " | ".join(f"{v} img/s median (best) | {v} peak PSS MB" for v in names)
-    print(f"| case | {head} |" + (f" {names[1]} / {names[0]} |" if len(names) == 2 else ""))
-    print("|---" * (1 + 2 * len(names) + (len(names) == 2)) + "|")
+    print(f"| case | {head} |" + (f" {names[1]} / {names[0]} | per-pair speed-up, median [quartiles] |" if pair else ""))
+    print("|---" * (1 + 2 * len(names) + 2 * pair) + "|")
     for c, (modality, size) in enumerate(CASES):
         batch = args.batch if modality == "nir" else max(args.batch, 256)
         cells, medians = [], []
@@ -146,9 +147,12 @@ def main() -> None:
             med, best = batch / statistics.median(times[v, c]), batch / min(times[v, c])
             medians.append(med)
             cells.append(f"{med:,.0f} ({best:,.0f}) | {peak[v, c]:,.0f}")
-        ratio = f" {medians[1] / medians[0]:.2f} |" if len(names) == 2 else ""
-        print(f"| {modality.upper()} {size[0]}×{size[1]}, batch {batch} | " + " | ".join(cells) + " |" + ratio)
-
+        extra = ""
+        if pair:
+            speedups = [a / b for a, b in zip(times[names[0], c], times[names[1], c])]
+            q = statistics.quantiles(speedups, n=4) if len(speedups) > 1 else [speedups[0]] * 3
+            extra = f" {medians[1] / medians[0]:.2f} | {statistics.median(speedups):.2f} [{q[0]:.2f}, {q[2]:.2f}] |"
+        print(f"| {modality.upper()} {size[0]}×{size[1]}, batch {batch} | " + " | ".join(cells) + " |" + extra)
 
 if __name__ == "__main__":
     main()
