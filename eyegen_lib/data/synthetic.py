@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..memory import reuse_freed_memory
 from . import eye_model as em
 from . import render_nir, render_rgb
 
@@ -185,6 +186,7 @@ class SyntheticEyes:
         or a (B,) sequence. ``stages``: see ``render_nir.ALL_STAGES``. ``device``: where to draw
         (default: the dataset's); every returned tensor lies there."""
         device = torch.device(device) if device is not None else self.device
+        reuse_freed_memory()        # a render's temporaries come from reused pages, not fresh ones
         if device.type == "cpu":    # torch's default: no device mode, whose per-op dispatch costs ~25 %
             return self._render(indices, gaze, overrides, stages, return_layers, device)
         with torch.device(device):  # every tensor the renderer makes is made there
