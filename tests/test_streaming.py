@@ -249,3 +249,38 @@ def test_an_image_renders_alike_in_any_batch(modality, size):
         assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-4
     else:
         assert diff.max() == 0
+
+
+def test_a_texture_shared_by_several_images_samples_as_each_image_alone():
+    """Big textures shared by several images of a chunk are sampled expanded over their images (no
+    per-image copies); each image's lookup is what sampling it alone gives, bit for bit."""
+    from eyegen_lib.data import eye_model as em
+
+    gen = torch.Generator().manual_seed(0)
+    pyramids = [em.mip_levels(torch.rand(4, 512, 512, generator=gen), 3) for _ in range(2)]
+    owners = [0, 1, 0, 0, 1, 1]                            # two persons, three images each
+    assert pyramids[0][0].nbytes * len(owners) > em.STACKED_TEXTURE_BYTES   # the shared path, not copies
+    grid = torch.rand(len(owners), 24, 32, 2, generator=gen) * 2.2 - 1.1
+    tpp = torch.tensor([0.8, 1.5, 0.9, 2.5, 0.7, 1.2])      # two mip levels among the images
+    for padding in ("zeros", "border"):
+        together = em.sample_texture([pyramids[o] for o in owners], grid, tpp, padding_mode=padding)
+        alone = torch.cat([em.sample_texture([pyramids[o]], grid[i:i + 1], tpp[i:i + 1], padding_mode=padding)
+                           for i, o in enumerate(owners)])
+        assert together.shape == (6, 4, 24, 32) and torch.equal(together, alone)
+        one_person = em.sample_texture([pyramids[0]] * 3, grid[:3], tpp[:3].clone().fill_(0.8), padding_mode=padding)
+        assert torch.equal(one_person, torch.cat([em.sample_texture([pyramids[0]], grid[i:i + 1], 0.8, padding_mode=padding)
+                                                  for i in range(3)]))
+
+
+@pytest.mark.parametrize("modality, size", [("nir", (80, 128)), ("rgb", (41, 51))])
+def test_sensor_noise_as_per_image_crops_or_one_tensor_renders_alike(modality, size, monkeypatch):
+    """The renderer stacks the noise crops one chunk at a time; a stacked (B, …) tensor gives the same images."""
+    source = SyntheticEyes(SyntheticEyeSpec(modality, size=size, n_persons=3, images_per_person=8))
+    assert source.spec.noise
+    idx = [0, 5, 9, 17, 22]
+    crops = source.render(idx)
+    per_image = SyntheticEyes._noise
+    monkeypatch.setattr(SyntheticEyes, "_noise", lambda self, *a: torch.stack(per_image(self, *a)))
+    stacked = source.render(idx)
+    assert torch.equal(crops["image"], stacked["image"]) and torch.equal(crops["mask"], stacked["mask"])
+    assert crops["image"].float().std() > 0

@@ -32,7 +32,7 @@ from eyegen_lib.gaze import pitchyaw_to_vector
 from .texture_cache import MipPyramid, mip_levels
 
 __all__ = [
-    "GEOMETRY_RANGES", "STATE_KEYS", "LANDMARK_NAMES", "N_EYELID_POINTS", "render_in_chunks",
+    "GEOMETRY_RANGES", "STATE_KEYS", "LANDMARK_NAMES", "N_EYELID_POINTS", "render_in_chunks", "noise_of_chunk",
     "rng_for", "sample_geometry", "bump", "tail", "eye_boxes", "stack_params", "canonical_gaze", "gaze_axes", "pupil_ratio",
     "lid_curves", "eye_landmarks", "eye_fields", "mirror_points", "polar_noise_texture",
     "fractal_noise", "iris_structure_texture", "lash_texture", "mip_levels", "MipPyramid", "mip_level_of", "sample_texture",
@@ -569,6 +569,14 @@ def _sample_at_level(levels_per_item, grid: torch.Tensor, level: int, padding_mo
         sel = torch.tensor(idx)
         out.index_copy_(0, sel, sample(tex, grid.index_select(0, sel)))
     return out
+
+
+def noise_of_chunk(noise, sl: slice) -> torch.Tensor | None:
+    """The sensor noise of the images in ``sl``: ``noise`` is None, a (B, …) tensor, or a list of B
+    per-image tensors (crops of a noise bank, stacked here one chunk at a time)."""
+    if noise is None or isinstance(noise, torch.Tensor):
+        return None if noise is None else noise[sl]
+    return torch.stack(noise[sl])
 
 
 def render_in_chunks(render_slice, image: torch.Tensor, mask: torch.Tensor, chunk: int, *, quantize: bool,

@@ -527,7 +527,7 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
     ``geom``/``look``/``state``: dicts of (B,) tensors (see :mod:`eye_model`, :data:`NIR_RANGES`).
     ``textures``: per image, the person's textures (:meth:`NIRTextureCache.person`);
     ``frames``: per image, (skin, vignette, skin × vignette) maps from :meth:`NIRTextureCache.frame`;
-    ``noise``: optional (B, H, W) unit-variance sensor noise. ``stages``: a subset of
+    ``noise``: optional (B, H, W) unit-variance sensor noise, or a list of B (H, W) tensors. ``stages``: a subset of
     :data:`ALL_STAGES` — the eyeball alone, + iris and pupil, + lids, + glints, + texture (skin,
     iris relief, lashes, crease, vignette, noise); the mask follows the stages drawn.
 
@@ -550,7 +550,7 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
     def render_slice(sl):
         pick = lambda d: {k: v[sl] for k, v in d.items()}
         return _render_chunk(pick(geom), pick(look), pick(state), size, textures[sl], frames[sl],
-                             None if noise is None else noise[sl], set(stages), cx[sl], cy[sl], ppu[sl], eyelid[sl])
+                             em.noise_of_chunk(noise, sl), set(stages), cx[sl], cy[sl], ppu[sl], eyelid[sl])
 
     return em.render_in_chunks(render_slice, image, mask, chunk, quantize=quantize, landmarks=landmarks,
                                eyelid=eyelid, mirror=state["mirror"], return_layers=return_layers)

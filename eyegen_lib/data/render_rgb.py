@@ -266,7 +266,8 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
     """Render a batch of RGB eye patches from explicit parameters.
 
     ``geom``/``look``/``state``: dicts of (B,) tensors; ``textures``: per image, the person's
-    textures (:meth:`RGBTextureCache.person`); ``noise``: optional (B, 3, H, W) unit noise.
+    textures (:meth:`RGBTextureCache.person`); ``noise``: optional (B, 3, H, W) unit noise, or a
+    list of B (3, H, W) tensors.
     Returns ``image`` (B, 3, H, W) float 0..255 (uint8 if ``quantize``), ``mask`` uint8
     (B, H, W), ``landmarks`` (B, 7, 2), ``eyelid`` (B, 64, 2) pixel (x, y), mirrored for left eyes.
     """
@@ -282,7 +283,7 @@ def render_eye(geom: dict, look: dict, state: dict, size: tuple[int, int], textu
     def render_slice(sl):
         pick = lambda d: {k: v[sl] for k, v in d.items()}
         return _render_chunk(pick(geom), pick(look), pick(state), size, textures[sl],
-                             None if noise is None else noise[sl], set(stages), cx[sl], cy[sl], ppu[sl], eyelid[sl])
+                             em.noise_of_chunk(noise, sl), set(stages), cx[sl], cy[sl], ppu[sl], eyelid[sl])
 
     return em.render_in_chunks(render_slice, image, mask, chunk, quantize=quantize, landmarks=landmarks,
                                eyelid=eyelid, mirror=state["mirror"], return_layers=return_layers)

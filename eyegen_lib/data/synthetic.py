@@ -158,9 +158,11 @@ class SyntheticEyes:
         return sample_state(em.rng_for(self.spec.seed, _STATE, index), self.spec.gaze_range_deg,
                             mirror, self.spec.blink_probability)
 
-    def _noise(self, states: list[dict], shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-        """Unit sensor noise per image: a crop of a seeded noise bank at an offset drawn per image
-        (the bank is drawn on the CPU, so every device sees the same noise)."""
+    def _noise(self, states: list[dict], shape: tuple[int, ...], device: torch.device) -> list[torch.Tensor]:
+        """Unit sensor noise per image: a crop (a view) of a seeded noise bank at an offset drawn per
+        image (the bank is drawn on the CPU, so every device sees the same noise). The renderer
+        stacks one chunk's crops at a time: a batch's would be one more big allocation (33 MB at
+        400 × 640, above glibc's largest mmap threshold, so mapped and faulted in anew each batch)."""
         pad = 97
         if self._noise_bank is None or self._noise_bank.shape[-2] < shape[-2] + pad or self._noise_bank.shape[-1] < shape[-1] + pad:
             gen = torch.Generator().manual_seed(int(em.rng_for(self.spec.seed, _NOISE).integers(1 << 62)))
@@ -174,7 +176,7 @@ class SyntheticEyes:
             oy = st["noise_y"] % (bank.shape[-2] - shape[-2] + 1)
             ox = st["noise_x"] % (bank.shape[-1] - shape[-1] + 1)
             crops.append(bank[..., oy:oy + shape[-2], ox:ox + shape[-1]])
-        return torch.stack(crops)
+        return crops
 
     # -- rendering -------------------------------------------------------------------------------
     def render(self, indices, *, gaze=None, overrides: dict | None = None, stages=None,
