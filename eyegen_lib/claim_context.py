@@ -41,8 +41,9 @@ _SHORT = ("at the cpu profile's own length the models are far from the paper's t
           "and the by-length column show the trend")
 
 WHY_IT_MAY_NOT_HOLD: dict[str, str] = {
-    "class_means_like_openeds": "the renderer samples skin tone per person; with a few dozen persons the skin mean "
-                                "moves by more than the 15-level band from seed to seed",
+    "class_means_like_openeds": "the renderer samples skin tone and a headset session's exposure per person: frames "
+                                "of a few persons move the skin mean by more than the 15-level band (01 spreads its "
+                                "frames over every person)",
     "ranking_beats_random": "ranked references beat random ones by far at every seed; the other half (random same-mode "
                             "beats random other-mode) flips with the seed: the renderer's two modes differ less than "
                             "OpenEDS's",
