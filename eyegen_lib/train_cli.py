@@ -197,6 +197,7 @@ def run_train(args) -> int:
     from .distributed import init_distributed, shutdown_distributed
     from .engine import Checkpointing, ResumeRefused
     from .profiles import get_profile
+    from .registry import UPSTREAM
     from .training import TrainingStopped
 
     try:
@@ -207,7 +208,7 @@ def run_train(args) -> int:
     profile = get_profile(args.profile).with_data(args.data)
     dist = init_distributed()
     # --pretrained: the models it needs come from the zoo; the model itself always trains here
-    common = {"pretrained": "upstream" if args.pretrained else False, "retrain": args.restart, "progress": not args.quiet,
+    common = {"pretrained": UPSTREAM if args.pretrained else False, "retrain": args.restart, "progress": not args.quiet,
               "checkpointing": Checkpointing(every_steps=every, every_minutes=minutes, on_other_state="refuse",
                                             keep_at=keep_at)}
     try:
