@@ -48,6 +48,15 @@ def test_same_seed_same_pixels_other_seed_differs():
     assert torch.equal(rgb_a["image"], rgb_b["image"])
 
 
+def test_a_render_of_no_index_or_an_index_out_of_range_is_refused_by_name():
+    ds = SyntheticEyes(SyntheticEyeSpec("rgb", size=(41, 51), n_persons=2, images_per_person=4))
+    with pytest.raises(ValueError, match="at least one index"):
+        ds.render([])
+    with pytest.raises(IndexError, match=r"indices must lie in \[0, 8\)"):
+        ds.render([3, 8])
+    assert ds.render([7])["image"].shape == (1, 3, 41, 51)
+
+
 @pytest.mark.parametrize("modality,size", [("nir", (400, 640)), ("nir", (80, 128)), ("nir", (40, 64)),
                                            ("rgb", (64, 64)), ("rgb", (41, 51))])
 def test_shapes_dtypes_and_classes(modality, size):

@@ -198,6 +198,8 @@ class SyntheticEyes:
         idx = [int(i) for i in torch.as_tensor(indices, device="cpu").reshape(-1).tolist()]
         if any(i < 0 or i >= len(self) for i in idx):
             raise IndexError(f"indices must lie in [0, {len(self)})")
+        if not idx:
+            raise ValueError("render needs at least one index, got none")
         persons = [self.person_of(i) for i in idx]
         sides = [self.side_of(i) for i in idx]
         states = [self.image_state(i) for i in idx]
