@@ -574,9 +574,9 @@ def _sample_at_level(levels_per_item, grid: torch.Tensor, level: int, padding_mo
 def noise_of_chunk(noise, sl: slice) -> torch.Tensor | None:
     """The sensor noise of the images in ``sl``: ``noise`` is None, a (B, …) tensor, or a list of B
     per-image tensors (crops of a noise bank, stacked here one chunk at a time)."""
-    if noise is None or isinstance(noise, torch.Tensor):
-        return None if noise is None else noise[sl]
-    return torch.stack(noise[sl])
+    if noise is None:
+        return None
+    return noise[sl] if isinstance(noise, torch.Tensor) else torch.stack(noise[sl])
 
 
 def render_in_chunks(render_slice, image: torch.Tensor, mask: torch.Tensor, chunk: int, *, quantize: bool,
