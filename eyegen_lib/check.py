@@ -1,6 +1,6 @@
 """``eyegen check PROFILE``: a dry run of every notebook's models at a profile's shapes, on any machine.
 
-For each model family it builds the model, optimizers and batch source exactly as training does
+For each model family (:mod:`eyegen_lib.family`) it builds the model, optimizers and batch source exactly as training does
 (the profile's config: widths, image sizes, batch sizes; batches from the real renderer and the real
 batch sources), runs two training iterations and one evaluation batch, and reports: parameters,
 seconds per iteration here (the second; the first warms up), peak memory of that process, FLOPs
@@ -21,107 +21,30 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import replace
-
 import torch
 
-__all__ = ["FAMILIES", "GPU_PEAK_FLOPS", "UTILISATION", "check_family", "run_check", "format_table"]
+from .family import families, family
 
-FAMILIES = ("segmenter", "refiner", "seg2eye", "deepwarp", "gaze_gan", "gaze_estimator")
-NOTEBOOK = {"segmenter": "02", "refiner": "03", "seg2eye": "04", "deepwarp": "05", "gaze_gan": "06",
-            "gaze_estimator": "07, 08"}
+__all__ = ["checked_families", "GPU_PEAK_FLOPS", "UTILISATION", "check_family", "run_check", "format_table"]
+
 GPU_PEAK_FLOPS = 989e12  # H100 SXM, dense bf16 tensor cores
 UTILISATION = 0.35  # a typical share of peak for convolutional training
 
 
-def _build(family: str, profile, batch: int | None):
-    """(run, config, evaluate-one-batch callable, measured batch, the profile's batch) for ``family``.
-
-    The data is the training data the registry uses at this profile, through the same pipeline: row
-    stores over the training persons (rendered when a batch asks, by DataLoader workers, at a profile
-    that streams its data), redirection pairs (:class:`~eyegen_lib.data.pairs.PairRows`), the
-    model's batch source. Only the refiner's ranking is replaced: its references are random pool
-    images with their true masks as pseudo-labels (the ranking pass needs the trained segmenter)."""
-    from . import registry
-    from .data.rows import RenderedRows, rows_of
-    from .images import to_signed
-    from .protocols import (deepwarp_training_pairs, gaze_estimator_source, nir_source, person_side_groups,
-                            person_split, redirection_training_pairs, split_indices)
-
-    split = person_split(profile)
-    in_memory = not profile.stream_data
-
-    def sized(config):
-        full = config.batch_size
-        return replace(config, batch_size=min(full, batch or full)), full
-
-    if family in ("segmenter", "refiner", "seg2eye"):
-        source = nir_source(profile)
-        idx = split_indices(source, split, labelled=True)
-        train = rows_of(source, idx["train"], ("image", "mask"), in_memory=in_memory, progress=False)
-        test = rows_of(source, idx["test"][:8], ("image", "mask"), in_memory=in_memory, progress=False)
-    if family == "segmenter":
-        from .models.deeplab import SegmenterConfig, segment, segmenter_run
-
-        config, full = sized(SegmenterConfig.for_profile(profile))
-        b = config.batch_size
-        return segmenter_run(train, config), config, lambda m: segment(m, test.fetch(range(min(b, len(test))))["image"]), b, full
-    if family == "refiner":
-        from .models.refiner import RefinerConfig, refine, refiner_run
-
-        config, full = sized(RefinerConfig.for_profile(profile))
-        b = config.batch_size
-        pool = RenderedRows(source, range(len(source)), {"image": "image", "pseudo": "mask"})
-        ranked = torch.randint(len(pool), (len(train), config.top_n), generator=torch.Generator().manual_seed(0))
-        run = refiner_run(train, ranked, pool, config)
-
-        def evaluate(m):
-            t, r = test.fetch(range(min(b, len(test)))), pool.fetch(ranked[: min(b, len(test)), 0])
-            return refine(m, t["mask"], r["image"], r["pseudo"])
-
-        return run, config, evaluate, b, full
-    if family == "seg2eye":
-        from .models.seg2eye import generate, seg2eye_run
-
-        config, full = sized(registry.seg2eye_config(profile))
-        run = seg2eye_run(train, person_side_groups(source, idx["train"]), config)
-        first = run.batches.batch(0)
-        return run, config, lambda m: generate(m, first["mask"], first["style"]), config.batch_size, full
-    if family in ("deepwarp", "gaze_gan"):
-        if family == "deepwarp":
-            from .models.deepwarp import deepwarp_run as make_run
-            from .models.deepwarp import redirect as warp_redirect
-
-            config, full = sized(registry.deepwarp_config(profile, "cfw_lcm"))
-            pairs = deepwarp_training_pairs(profile, "cfw_lcm")
-        else:
-            from .models.gaze_gan import gaze_gan_run as make_run
-            from .models.gaze_gan import redirect
-
-            config, full = sized(registry.gaze_gan_config(profile))
-            pairs = redirection_training_pairs(profile, progress=False)
-        run = make_run(pairs, config)
-        first = run.batches.batch(0)
-        if family == "deepwarp":
-            evaluate = lambda m: warp_redirect(m, first["source"], first["landmarks"], first["angle"])  # noqa: E731
-        else:
-            evaluate = lambda m: redirect(m, first["source"][0], first["target_gaze"][0])  # noqa: E731
-        return run, config, evaluate, config.batch_size, full
-    if family == "gaze_estimator":
-        from .models.gaze_estimator import GazeEstimatorConfig, gaze_estimator_run, predict_gaze
-
-        config, full = sized(GazeEstimatorConfig.for_profile(profile))
-        source = gaze_estimator_source(profile)
-        idx = split_indices(source, split)
-        train = rows_of(source, idx["train"], ("image", "gaze"), in_memory=in_memory, progress=False)
-        test = rows_of(source, idx["test"][: config.batch_size], ("image", "gaze"), in_memory=in_memory, progress=False)
-        return (gaze_estimator_run(train, config), config,
-                lambda m: predict_gaze(m, to_signed(test.fetch(range(len(test)))["image"])), config.batch_size, full)
-    raise ValueError(f"unknown model family {family!r}: choose one of {', '.join(FAMILIES)}")
+def checked_families() -> list[str]:
+    """The registered families ``eyegen check`` measures, in registration order."""
+    return [name for name, fam in families().items() if fam.checked]
 
 
-def check_family(family: str, profile, *, max_batch: int | None = None) -> dict:
-    """Measure one family in this process (see the module doc)."""
+def _notebooks(name: str) -> str:
+    fam = family(name)
+    return fam.check_notebooks or fam.notebook[:2]
+
+
+def check_family(name: str, profile, *, max_batch: int | None = None) -> dict:
+    """Measure one family in this process (see the module doc): its
+    :meth:`~eyegen_lib.family.ModelFamily.check_setup` — the model, optimizers and batch source built as
+    training builds them, on the training data the registry uses at this profile."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from .memory import PeakMemory
@@ -131,7 +54,8 @@ def check_family(family: str, profile, *, max_batch: int | None = None) -> dict:
     seed_everything(0)
     with PeakMemory() as tree:
         started = time.perf_counter()
-        run, config, evaluate, b, wanted_batch = _build(family, profile, max_batch)
+        setup = family(name).check_setup(profile, max_batch)
+        run, config, evaluate, b, wanted_batch = setup.run, setup.config, setup.evaluate, setup.batch, setup.profile_batch
         built = time.perf_counter() - started
         trainer = run.trainer
         run.batches.workers = profile.num_workers if profile.stream_data else 0  # as the registry's jobs
@@ -150,9 +74,9 @@ def check_family(family: str, profile, *, max_batch: int | None = None) -> dict:
     steps = int(config.steps)
     gpu_hours = flops * scale * steps / (GPU_PEAK_FLOPS * UTILISATION) / 3600
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB → GiB
-    return {"model": family, "notebook": NOTEBOOK[family], "params_M": sum(p.numel() for p in run.model.parameters()) / 1e6,
+    return {"model": name, "notebook": _notebooks(name), "params_M": sum(p.numel() for p in run.model.parameters()) / 1e6,
             "batch": wanted_batch, "measured_batch": b,
-            "image": "×".join(map(str, profile.patch_size if family == "gaze_estimator" else _image_size(config))),
+            "image": "×".join(map(str, setup.image)),
             "s_per_iteration": seconds[1], "first_iteration_s": seconds[0], "build_s": built, "eval_batch_s": eval_seconds,
             "peak_rss_GiB": peak, "peak_pss_tree_GiB": tree.gib, "data_workers": run.batches.workers,
             "GFLOP_per_iteration": flops * scale / 1e9, "steps": steps,
@@ -166,21 +90,17 @@ def _mark(ends: list, trainer) -> None:
     ends.append(time.perf_counter())
 
 
-def _image_size(config) -> tuple:
-    size = getattr(config, "image_size", None) or getattr(getattr(config, "net", None), "input_size", None)
-    return tuple(size) if size else ("?",)
-
-
-def run_check(profile_name: str, *, families=FAMILIES, max_batch: int | None = None, timeout: int = 3600,
+def run_check(profile_name: str, *, only=None, max_batch: int | None = None, timeout: int = 3600,
               echo=print) -> list[dict]:
-    """Every family in its own process (``python -m eyegen_lib.check``); returns their rows."""
+    """Every checked family (or those ``only`` names) in its own process (``python -m eyegen_lib.check``;
+    it inherits ``$EYEGEN_FAMILIES``, so a plugin's families are known there too); returns their rows."""
     rows = []
-    for family in families:
-        cmd = [sys.executable, "-m", "eyegen_lib.check", profile_name, family] + ([str(max_batch)] if max_batch else [])
+    for name in only or checked_families():
+        cmd = [sys.executable, "-m", "eyegen_lib.check", profile_name, name] + ([str(max_batch)] if max_batch else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-            rows.append({"model": family, "notebook": NOTEBOOK[family], "error": lines[-1] if lines else f"exit {proc.returncode}"})
+            rows.append({"model": name, "notebook": _notebooks(name), "error": lines[-1] if lines else f"exit {proc.returncode}"})
         else:
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         echo(format_table([rows[-1]], header=len(rows) == 1))
@@ -210,10 +130,10 @@ def format_table(rows: list[dict], *, header: bool = True) -> str:
 def _main(argv: list[str]) -> int:
     from .profiles import get_profile
 
-    profile, family = get_profile(argv[0]), argv[1]
+    profile, name = get_profile(argv[0]), argv[1]
     max_batch = int(argv[2]) if len(argv) > 2 else None
     torch.set_num_threads(torch.get_num_threads())
-    print(json.dumps(check_family(family, profile, max_batch=max_batch)))
+    print(json.dumps(check_family(name, profile, max_batch=max_batch)))
     return 0
 
 

@@ -110,14 +110,15 @@ def _cmd_train(args) -> int:
 def _cmd_check(args) -> int:
     import time
 
-    from .check import FAMILIES, GPU_PEAK_FLOPS, UTILISATION, run_check
+    from .check import GPU_PEAK_FLOPS, UTILISATION, checked_families, run_check
 
-    bad = [f for f in (args.only or []) if f not in FAMILIES]
+    known = checked_families()
+    bad = [f for f in (args.only or []) if f not in known]
     if bad:
-        print(f"eyegen check: error: unknown model {bad[0]!r}: choose from {', '.join(FAMILIES)}", file=sys.stderr)
+        print(f"eyegen check: error: unknown model {bad[0]!r}: choose from {', '.join(known)}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    rows = run_check(args.profile, families=args.only or FAMILIES, max_batch=args.max_batch)
+    rows = run_check(args.profile, only=args.only or known, max_batch=args.max_batch)
     print(f"\n{len(rows)} models in {time.perf_counter() - started:.0f} s; H100-hours: the full schedule's FLOPs at "
           f"{UTILISATION:.0%} of {GPU_PEAK_FLOPS / 1e12:.0f} TFLOP/s (dense bf16)")
     return 1 if any("error" in r for r in rows) else 0

@@ -1,8 +1,10 @@
 """Where things live: the project root, the outputs folder, the notebooks (artifact files: :mod:`eyegen_lib.registry`)."""
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -21,6 +23,22 @@ def output_dir() -> Path:
         return Path(env).expanduser().resolve()
     root = project_root()
     return (root / "outputs") if root else Path.cwd() / "outputs"
+
+
+@contextlib.contextmanager
+def empty_outputs() -> Iterator[Path]:
+    """An empty temporary outputs folder for the block: registry requests inside it see no local
+    artifacts, so only the zoo can serve them (``eyegen zoo``'s checks)."""
+    old = os.environ.get("EYEGEN_OUTPUT_DIR")
+    with tempfile.TemporaryDirectory(prefix="eyegen-zoo-verify-") as tmp:
+        os.environ["EYEGEN_OUTPUT_DIR"] = tmp
+        try:
+            yield Path(tmp)
+        finally:
+            if old is None:
+                os.environ.pop("EYEGEN_OUTPUT_DIR", None)
+            else:
+                os.environ["EYEGEN_OUTPUT_DIR"] = old
 
 
 def notebooks_dir() -> Path:

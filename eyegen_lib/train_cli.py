@@ -17,38 +17,22 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["MODELS", "add_train_parser", "run_train"]
-
-# model → (its variants, the default variant, what --variant means for it)
-MODELS: dict[str, tuple[tuple[str, ...], str, str]] = {}
-# a dataset → the models whose protocol reads it (the rest train on the renderer only)
-DATASET_MODELS = {"openeds": ("segmenter", "refiner", "seg2eye"), "columbia": ("deepwarp", "gaze_gan", "gaze_estimator"),
-                  "mpiigaze": ("gaze_estimator",)}
+__all__ = ["add_train_parser", "run_train"]
 
 
-def _models() -> dict[str, tuple[tuple[str, ...], str, str]]:
-    if not MODELS:
-        from .models.gaze_gan import ABLATIONS
-        from .registry import DEEPWARP_VARIANTS, GAZE_GAN_VARIANTS, SEG2EYE_VARIANTS
 
-        MODELS.update({
-            "segmenter": ((), "", "DeepLab v3+ segmenter of NIR eyes (02)"),
-            "refiner": ((), "", "the challenge-winning refiner (03); trains the segmenter first if absent"),
-            "seg2eye": (SEG2EYE_VARIANTS, "full", "Seg2Eye SPADE + style generator (04) and its ablations"),
-            "deepwarp": (DEEPWARP_VARIANTS, "cfw_lcm", "DeepWarp variants (05); protocol = CFW+LCM at 64×64"),
-            "gaze_gan": (GAZE_GAN_VARIANTS, "full", "He et al.'s gaze-redirection GAN (06) and its ablations"),
-            "gaze_estimator": (("64x64", "41x51"), "", "the independent gaze estimator (07); variant = image size"),
-            "augmentation_estimator": (("raw", "oracle") + tuple(f"augmented_{a}" for a in sorted(ABLATIONS)), "raw",
-                                       "§5.6's estimators (08): raw, oracle, or augmented by a GAN (trained first if absent)"),
-        })
-    return MODELS
+def _models() -> dict:
+    """The registered model families by name (:mod:`eyegen_lib.family`)."""
+    from .family import families
+
+    return families()
 
 
 def _epilog() -> str:
     lines = ["models (variants; the default first or marked):"]
-    for name, (variants, default, what) in _models().items():
-        shown = ", ".join(f"{v}*" if v == default else v for v in variants) or "no variants"
-        lines.append(f"  {name:<24}{what}\n  {'':<24}[{shown}]")
+    for name, fam in _models().items():
+        shown = ", ".join(f"{v}*" if v == fam.default_variant else v for v in fam.variants) or "no variants"
+        lines.append(f"  {name:<24}{fam.description}\n  {'':<24}[{shown}]")
     return "\n".join(lines)
 
 
@@ -113,9 +97,11 @@ def _float(text: str, what: str) -> float:
 
 
 def _variant(model: str, args) -> str:
-    variants, default, _ = _models()[model]
-    if args.ablation is not None and model not in ("seg2eye", "gaze_gan"):
-        raise UsageError(f"--ablation is for seg2eye and gaze_gan; {model} takes --variant"
+    fam = _models()[model]
+    variants, default = fam.variants, fam.default_variant
+    if args.ablation is not None and fam.variant_word != "ablation":
+        takers = [n for n, f in _models().items() if f.variant_word == "ablation"]
+        raise UsageError(f"--ablation is for {' and '.join(takers)}; {model} takes --variant"
                          + (f" (one of {', '.join(variants)})" if variants else " (it has no variants)"))
     if args.ablation is not None and args.variant is not None and args.ablation != args.variant:
         raise UsageError(f"--ablation {args.ablation} and --variant {args.variant} disagree: give one")
@@ -124,9 +110,7 @@ def _variant(model: str, args) -> str:
         return default
     if not variants:
         raise UsageError(f"{model} has no variants (got {chosen!r})")
-    if model == "gaze_estimator" and re.fullmatch(r"\d+x\d+", chosen):
-        return chosen
-    if model == "deepwarp" and re.fullmatch(r"ss_shifted_k\d+", chosen):
+    if fam.variant_pattern and re.fullmatch(fam.variant_pattern, chosen):
         return chosen
     if chosen not in variants:
         kind = "ablation" if args.ablation is not None else "variant"
@@ -145,8 +129,8 @@ def _parse(args):
         from .data.errors import DatasetError
         from .data.sources import check_data_source
 
-        if args.model not in DATASET_MODELS.get(args.data, ()):
-            takers = DATASET_MODELS.get(args.data, ())
+        if args.data not in _models()[args.model].datasets:
+            takers = [n for n, f in _models().items() if args.data in f.datasets]
             raise UsageError(f"{args.model} does not train on --data {args.data}: "
                              + (f"only {', '.join(takers)} do" if takers else "no model does yet"))
         try:
@@ -181,23 +165,12 @@ def _parse(args):
     return seed, steps, every, minutes, variant, keep_at
 
 
-def _call(model: str, variant: str, profile, seed: int, steps, common: dict):
-    from . import registry
-
-    if model in ("segmenter", "refiner"):
-        return getattr(registry, model)(profile, seed=seed, steps=steps, **common)
-    if model == "gaze_estimator":
-        size = tuple(int(v) for v in variant.split("x")) if variant else None
-        return registry.gaze_estimator(profile, seed=seed, size=size, steps=steps, **common)
-    return getattr(registry, model)(profile, variant, seed=seed, steps=steps, **common)
-
-
 def run_train(args) -> int:
     from .checkpoint import CheckpointError
     from .distributed import init_distributed, shutdown_distributed
     from .engine import Checkpointing, ResumeRefused
     from .profiles import get_profile
-    from .registry import UPSTREAM
+    from .artifacts import UPSTREAM
     from .training import TrainingStopped
 
     try:
@@ -212,7 +185,7 @@ def run_train(args) -> int:
               "checkpointing": Checkpointing(every_steps=every, every_minutes=minutes, on_other_state="refuse",
                                             keep_at=keep_at)}
     try:
-        _, info = _call(args.model, variant, profile, seed, steps, common)
+        _, info = _models()[args.model].obtain(profile, variant, seed=seed, steps=steps, **common)
     except TrainingStopped:
         return 130
     except ResumeRefused as exc:

@@ -77,7 +77,7 @@ def _wall_seconds(artifact: Path, ckpt: dict) -> tuple[float | None, str]:
 def _cmd_add(args) -> int:
     from .checkpoint import config_to_dict, load_checkpoint
     from .profiles import get_profile
-    from .registry import ARTIFACTS, gaze_gan_config, seg2eye_config
+    from .family import families
     from .zoo import ZooError, export_entry, upsert_entry, zoo_dir
     from .zoo_verify import check_metrics, headline_metrics, load_for_check, within_tolerance
 
@@ -89,8 +89,8 @@ def _cmd_add(args) -> int:
     prov = source.get("provenance") or {}
     profile = get_profile(prov["profile"])
     family = args.name.partition("/")[0]
-    if family not in ARTIFACTS:
-        raise ZooError(f"--name must start with an artifact name ({', '.join(sorted(ARTIFACTS))}), got {args.name!r}")
+    if family not in families():
+        raise ZooError(f"--name must start with a model family's name ({', '.join(families())}), got {args.name!r}")
     as_config = None
     made_from = ""
     if args.as_variant:
@@ -105,12 +105,13 @@ def _cmd_add(args) -> int:
         if step > constant_until:
             raise ZooError(f"{artifact.name} is step {step} of a run whose learning rate decays from step "
                            f"{constant_until:g}: it is not a {step}-step run")
-        make = {"gaze_gan": gaze_gan_config, "seg2eye": seg2eye_config}.get(family)
-        if make is None:
-            raise ZooError(f"--as-variant is for gaze_gan and seg2eye, not {family}")
+        fam = families()[family]
+        if fam.variant_word != "ablation":
+            raise ZooError(f"--as-variant is for {' and '.join(n for n, f in families().items() if f.variant_word == 'ablation')}, "
+                           f"not {family}")
         from dataclasses import replace
 
-        as_config = config_to_dict(replace(make(profile, args.as_variant), steps=step))
+        as_config = config_to_dict(replace(fam.config(profile, args.as_variant), steps=step))
         made_from = f"{artifact.name}: the long run after {step} steps at a constant learning rate (a {step}-step run)"
     wall, wall_note = (args.wall_seconds, "") if args.wall_seconds is not None else _wall_seconds(artifact, source)
     if wall is None:

@@ -69,7 +69,7 @@ def test_every_model_request_in_a_notebook_passes_its_pretrained_parameter():
 
     from eyegen_lib import registry
 
-    builders = {name for name, a in registry.ARTIFACTS.items() if a.kind != "predictions"} | {"protocol_deepwarp"}
+    builders = set(registry.families()) | {"protocol_deepwarp"}
     for nb_path in NOTEBOOKS:
         nb = nbformat.read(nb_path, as_version=4)
         code = [c.source for c in nb.cells if c.cell_type == "code"]

@@ -62,10 +62,15 @@ def test_differences_name_each_field():
 
 
 # -- the registry ----------------------------------------------------------------------------------------
-def test_the_registry_declares_every_artifact_with_its_producer_and_builder():
-    for name in ("segmenter", "refiner", "seg2eye", "deepwarp", "gaze_gan", "gaze_estimator", "augmentation_estimator"):
-        spec = registry.ARTIFACTS[name]
-        assert spec.producer[:2].isdigit() and spec.build is not None and spec.kind
+def test_the_registry_declares_every_family_with_its_notebook_kind_and_request():
+    from eyegen_lib.family import ModelFamily, families
+
+    assert list(families()) == ["segmenter", "refiner", "seg2eye", "deepwarp", "gaze_gan", "gaze_estimator",
+                                "augmentation_estimator"]
+    for name, fam in families().items():
+        assert fam.name == name and fam.notebook[:2].isdigit() and fam.kind and fam.description
+        assert type(fam).obtain is not ModelFamily.obtain     # each family obtains its own artifact
+        assert not fam.default_variant or fam.default_variant in fam.variants
     assert registry.artifact_path("gaze_gan", smoke, seed=0, variant="no_cycle") != \
         registry.artifact_path("gaze_gan", smoke, seed=1, variant="no_cycle")
     assert registry.artifact_path("segmenter", smoke).parent.name == "seed0"
