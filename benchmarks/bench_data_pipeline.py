@@ -6,10 +6,10 @@ row stores over the training persons, rendered on demand (``stream_data``), redi
 DataLoader workers (default: the profile's ``num_workers``), without a model. It prints, per family:
 the rows it draws from, the batch, seconds per batch after the first (on this machine's cores: the
 workers share them), and the peak memory of the whole process tree (PSS: the main process and its
-workers, shared pages counted once; :mod:`eyegen_lib.memory`). Each family runs in its own process.
+workers, shared pages counted once; :mod:`eyegen_lib.core.memory`). Each family runs in its own process.
 
 The refiner's pipeline also holds the streamed ranking setup (pseudo-labels of the whole pool,
-compressed, and the ranking features of pool and targets: :func:`eyegen_lib.protocols.streamed_ranking_setup`).
+compressed, and the ranking features of pool and targets: :func:`eyegen_lib.science.protocols.streamed_ranking_setup`).
 Building it needs the trained segmenter on every pool image, far too slow on a CPU at ``paper``
 size, so the benchmark builds stores of the same size: the true masks of ``--mask-sample`` rendered
 images (a stand-in for pseudo-labels: masks of the same eyes) cycled to the pool's length, each
@@ -33,8 +33,8 @@ FAMILIES = ("segmenter", "refiner", "seg2eye", "deepwarp", "gaze_gan", "gaze_est
 
 def _stand_in_ranking_setup(profile, source, train, test, sample: int):
     """Pool and target stores the size of the streamed ranking setup's (see the module doc)."""
-    from eyegen_lib.data.rows import MaskStore, RenderedRows, ZipRows
-    from eyegen_lib.similarity import ranking_features
+    from eyegen_lib.science.data.rows import MaskStore, RenderedRows, ZipRows
+    from eyegen_lib.science.similarity import ranking_features
 
     picked = list(range(0, len(source), max(1, len(source) // sample)))[:sample]
     masks = torch.cat([source.render(picked[i:i + 16], stages=("eyeball", "iris", "lids"))["mask"]
@@ -62,17 +62,24 @@ def _stand_in_ranking_setup(profile, source, train, test, sample: int):
 
 def build(family: str, profile, mask_sample: int):
     """(batch source, description, what it keeps besides) for ``family`` at ``profile``."""
-    from eyegen_lib import registry
-    from eyegen_lib.batches import EpochBatches
-    from eyegen_lib.data.rows import rows_of
-    from eyegen_lib.models.deeplab import SegmenterConfig, segmentation_batches
-    from eyegen_lib.models.deepwarp import PairBatches
-    from eyegen_lib.models.gaze_estimator import GazeEstimatorConfig, _gaze_batch
-    from eyegen_lib.models.gaze_gan import IterationBatches
-    from eyegen_lib.models.refiner import RefinerBatches, RefinerConfig
-    from eyegen_lib.models.seg2eye import StyleBatches
-    from eyegen_lib.protocols import (deepwarp_training_pairs, gaze_estimator_source, nir_source, person_side_groups,
-                                      person_split, redirection_training_pairs, split_indices)
+    from eyegen_lib.runs import registry
+    from eyegen_lib.science.batches import EpochBatches
+    from eyegen_lib.science.data.rows import rows_of
+    from eyegen_lib.science.models.deeplab import SegmenterConfig, segmentation_batches
+    from eyegen_lib.science.models.deepwarp import PairBatches
+    from eyegen_lib.science.models.gaze_estimator import GazeEstimatorConfig, _gaze_batch
+    from eyegen_lib.science.models.gaze_gan import IterationBatches
+    from eyegen_lib.science.models.refiner import RefinerBatches, RefinerConfig
+    from eyegen_lib.science.models.seg2eye import StyleBatches
+    from eyegen_lib.science.protocols import (
+        deepwarp_training_pairs,
+        gaze_estimator_source,
+        nir_source,
+        person_side_groups,
+        person_split,
+        redirection_training_pairs,
+        split_indices,
+    )
 
     in_memory = not profile.stream_data
     split = person_split(profile)
@@ -120,8 +127,8 @@ def _shape(batch):
 
 
 def measure(family: str, profile_name: str, batches: int, workers: int | None, mask_sample: int) -> dict:
-    from eyegen_lib.memory import PeakMemory
-    from eyegen_lib.profiles import get_profile
+    from eyegen_lib.core.memory import PeakMemory
+    from eyegen_lib.core.profiles import get_profile
 
     profile = get_profile(profile_name)
     with PeakMemory() as peak:

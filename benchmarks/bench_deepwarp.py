@@ -16,7 +16,7 @@ import statistics
 import torch
 from timing import add_device_arguments, device_from, row, timed
 
-from eyegen_lib.models.deepwarp import VARIANTS, DeepWarp, DeepWarpConfig
+from eyegen_lib.science.models.deepwarp import VARIANTS, DeepWarp, DeepWarpConfig
 
 
 def bench(variant: str, batch: int, repeats: int, device: torch.device, frames_per_call: int) -> dict:

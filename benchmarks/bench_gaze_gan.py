@@ -10,7 +10,7 @@ one mini-batch. Redirection is timed in eval mode under ``torch.no_grad`` at bat
 64 (throughput). Random patches and gazes, untrained weights (speed does not depend on them).
 Reports the best of ``--repeats`` (and the median), warm-up excluded; on a GPU, it synchronises.
 The perceptual loss needs the offline VGG-16 weights (``$EYEGEN_WEIGHTS_DIR``, see
-``eyegen_lib.backbones``); ``--no-perceptual`` times the ablation without it.
+``eyegen_lib.science.backbones``); ``--no-perceptual`` times the ablation without it.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import statistics
 import torch
 from timing import add_device_arguments, device_from, row, timed
 
-from eyegen_lib.models.gaze_gan import GazeGAN, GazeGANConfig, GazeGANTrainer, VGG16Perceptual
-from eyegen_lib.profiles import get_profile
+from eyegen_lib.core.profiles import get_profile
+from eyegen_lib.science.models.gaze_gan import GazeGAN, GazeGANConfig, GazeGANTrainer, VGG16Perceptual
 
 
 def random_iteration(config: GazeGANConfig, device: torch.device) -> dict:

@@ -43,7 +43,7 @@ def _worker(threads: int) -> None:
 
     torch.set_num_threads(threads)
     me, peak_pss = psutil.Process(), 0
-    from eyegen_lib.data import SyntheticEyes, SyntheticEyeSpec
+    from eyegen_lib.science.data import SyntheticEyes, SyntheticEyeSpec
 
     sources = {}
     for line in sys.stdin:

@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 from timing import add_device_arguments, device_from, row, timed
 
-from eyegen_lib.models.seg2eye import MultiScaleDiscriminator, Seg2Eye, Seg2EyeConfig, Seg2EyeTrainer
-from eyegen_lib.profiles import get_profile
-from eyegen_lib.runtime import autocast
+from eyegen_lib.core.profiles import get_profile
+from eyegen_lib.core.runtime import autocast
+from eyegen_lib.science.models.seg2eye import MultiScaleDiscriminator, Seg2Eye, Seg2EyeConfig, Seg2EyeTrainer
 
 REFERENCE = {"final": dict(image_size=(256, 320), ngf=64, ndf=64, batch_size=1, k_style=4),
              "small": dict(image_size=(128, 160), ngf=16, ndf=16, batch_size=4, k_style=4)}

@@ -10,7 +10,7 @@
 Each run trains the ``profile``'s GAN (its widths, batch and pairs) at a constant learning rate for
 ``--steps`` iterations under one change, and scores it every ``--every`` iterations on a tenth of
 the redirection protocol (every 10th pair): the source/output skin-tone r and iris-colour r
-(:mod:`eyegen_lib.metrics.identity`), LPIPS to the target, and the independent estimator's gaze
+(:mod:`eyegen_lib.science.metrics.identity`), LPIPS to the target, and the independent estimator's gaze
 error (the zoo's, or trained here when the zoo does not serve), and the repaint floor: LPIPS of each
 source redirected to the gaze it already has, to itself. Prints one row per (variant, seed)
 and a summary per variant; ``--jsonl FILE`` also writes every scoring.
@@ -39,11 +39,12 @@ from pathlib import Path
 import torch
 
 import eyegen_lib as eg
-from eyegen_lib import protocols, registry
-from eyegen_lib.evaluation import evaluate_redirection
-from eyegen_lib.images import to_signed
-from eyegen_lib.metrics import identity_scores, lpips_distance
-from eyegen_lib.models.gaze_gan import ABLATIONS, GazeGANConfig, gaze_gan_run, redirect, redirect_set
+from eyegen_lib.core.images import to_signed
+from eyegen_lib.runs import registry
+from eyegen_lib.science import protocols
+from eyegen_lib.science.evaluation import evaluate_redirection
+from eyegen_lib.science.metrics import identity_scores, lpips_distance
+from eyegen_lib.science.models.gaze_gan import ABLATIONS, GazeGANConfig, gaze_gan_run, redirect, redirect_set
 
 OFFICIAL = ABLATIONS["authors"]  # the authors' recipe: their generator and objective
 REPAINT = {**OFFICIAL, "lambda_identity": 25.0}  # their generator (repaints every pixel) + our identity term
@@ -140,8 +141,8 @@ def main() -> None:
 def score_checkpoints(profile, paths) -> None:
     """Each saved model on the whole protocol: LPIPS and gaze error (the claims' figures), the repaint
     floor and the identity correlations, after the unchanged input's row."""
-    from eyegen_lib.checkpoint import config_from_saved, load_checkpoint
-    from eyegen_lib.models.gaze_gan import GazeGAN
+    from eyegen_lib.core.checkpoint import config_from_saved, load_checkpoint
+    from eyegen_lib.science.models.gaze_gan import GazeGAN
 
     _, rset, _ = protocols.redirection_protocol(profile, seed=0)
     estimator, _ = registry.gaze_estimator(profile, seed=0, pretrained=True, progress=False)

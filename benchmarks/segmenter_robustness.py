@@ -20,11 +20,12 @@ import time
 
 import torch
 
-from eyegen_lib import get_profile, registry
-from eyegen_lib.data.camera_randomisation import PERTURBATIONS
-from eyegen_lib.data.datasets import render_all
-from eyegen_lib.models.deeplab import SegmenterConfig, segmentation_scores, segmenter_run
-from eyegen_lib.protocols import nir_source, person_split, split_indices
+from eyegen_lib import get_profile
+from eyegen_lib.runs import registry
+from eyegen_lib.science.data.camera_randomisation import PERTURBATIONS
+from eyegen_lib.science.data.datasets import render_all
+from eyegen_lib.science.models.deeplab import SegmenterConfig, segmentation_scores, segmenter_run
+from eyegen_lib.science.protocols import nir_source, person_split, split_indices
 
 CLASSES = ("skin", "sclera", "iris", "pupil")
 

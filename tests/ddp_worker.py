@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from eyegen_lib.batches import BatchSource, EpochBatches
-from eyegen_lib.distributed import DistInfo, init_distributed, shutdown_distributed
-from eyegen_lib.training import SupervisedTrainer
+from eyegen_lib.core.distributed import DistInfo, init_distributed, shutdown_distributed
+from eyegen_lib.core.training import SupervisedTrainer
+from eyegen_lib.science.batches import BatchSource, EpochBatches
 
 
 class BothRanks(BatchSource):  # iterate() over batch(); no shard of its own

@@ -1,10 +1,10 @@
-"""Small training jobs for the engine tests (eyegen_lib.engine.obtain), outside the registry."""
+"""Small training jobs for the engine tests (eyegen_lib.runs.engine.obtain), outside the registry."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from eyegen_lib.checkpoint import config_to_dict
-from eyegen_lib.engine import Snapshot, TrainingJob
+from eyegen_lib.core.checkpoint import config_to_dict
+from eyegen_lib.runs.engine import Snapshot, TrainingJob
 
 
 def provenance_of(config, seed: int = 0) -> dict:

@@ -1,6 +1,6 @@
 """What each notebook must have recorded after a ``smoke`` run (recommenders-style notebook tests).
 
-Keys are notebook stems; each value checks the notebook's metrics JSON (see eyegen_lib.record).
+Keys are notebook stems; each value checks the notebook's metrics JSON (see eyegen_lib.runs.record).
 A notebook without an entry here still runs and must record at least one metric; add an entry
 when you add a notebook, so its numbers are checked, not only its execution.
 """

@@ -1,13 +1,20 @@
 """He et al. §5.6's augmentation experiment: the sets, the redirection targets and the estimators."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-from pathlib import Path
 
-from eyegen_lib import registry
-from eyegen_lib.augmentation import lower_pitch_targets, pitch_split_sets, score_estimator, subset, training_set_recipe
-from eyegen_lib.models.gaze_gan import ABLATIONS, GazeGANConfig
-from eyegen_lib.profiles import get_profile
+from eyegen_lib.core.profiles import get_profile
+from eyegen_lib.runs import registry
+from eyegen_lib.science.augmentation import (
+    lower_pitch_targets,
+    pitch_split_sets,
+    score_estimator,
+    subset,
+    training_set_recipe,
+)
+from eyegen_lib.science.models.gaze_gan import ABLATIONS, GazeGANConfig
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from eyegen_lib.backbones import BackboneWeightsNotFound, backbone_features_state_dict, load_backbone_features
-from eyegen_lib.metrics import LPIPS, lpips_distance
+from eyegen_lib.science.backbones import BackboneWeightsNotFound, backbone_features_state_dict, load_backbone_features
+from eyegen_lib.science.metrics import LPIPS, lpips_distance
 
 
 def test_backbones_load_from_weights_dir():

@@ -31,8 +31,18 @@ from pathlib import Path
 
 import pytest
 
-from .browser_support import (CHROMIUM, CHROMIUM_ARGS, INSTALL_HINT, KERNEL_START_TIMEOUT_S, JupyterServer,
-                              browser_missing, copy_notebooks, error_texts, notebook_state, wait_for)
+from .browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    INSTALL_HINT,
+    KERNEL_START_TIMEOUT_S,
+    JupyterServer,
+    browser_missing,
+    copy_notebooks,
+    error_texts,
+    notebook_state,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -74,7 +84,7 @@ def jupyter(tmp_path_factory):
         EYEGEN_PROFILE="smoke",
         EYEGEN_OUTPUT_DIR=str(tmp / "outputs"),
         EYEGEN_WEIGHTS_DIR=os.environ.get("EYEGEN_WEIGHTS_DIR") or str(REPO.parent / "shared" / "weights"),
-        # the kernelspec runs "python": this environment's, with eyegen_lib (see eyegen_lib.runner)
+        # the kernelspec runs "python": this environment's, with eyegen_lib (see eyegen_lib.suite.runner)
         PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
     )
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")

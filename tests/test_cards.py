@@ -1,12 +1,12 @@
-"""Every notebook carries its card (rendered from eyegen_lib/cards.py), and eyegen run stops a
+"""Every notebook carries its card (rendered from eyegen_lib/suite/cards.py), and eyegen run stops a
 notebook that runs past its time, saying where it stopped."""
 import time
 
 import nbformat
 import pytest
 
-from eyegen_lib.cards import CARDS, MIN_TIMEOUT_S, TIMEOUT_FACTOR, card_markdown, timeout_for
-from eyegen_lib.runner import NotebookTimeout, list_notebooks, run_notebook
+from eyegen_lib.suite.cards import CARDS, MIN_TIMEOUT_S, TIMEOUT_FACTOR, card_markdown, timeout_for
+from eyegen_lib.suite.runner import NotebookTimeout, list_notebooks, run_notebook
 
 
 @pytest.mark.parametrize("notebook", list_notebooks(), ids=lambda p: p.stem)
@@ -37,8 +37,8 @@ def test_a_notebook_past_its_time_is_stopped_and_says_so(tmp_path):
 
 
 def test_the_readme_table_is_rendered_from_the_cards():
-    from eyegen_lib.cards import README_END, README_START, cards_table
-    from eyegen_lib.paths import project_root
+    from eyegen_lib.core.paths import project_root
+    from eyegen_lib.suite.cards import README_END, README_START, cards_table
 
     text = (project_root() / "README.md").read_text()
     assert text.split(README_START, 1)[1].split(README_END, 1)[0].strip() == cards_table().strip(), \

@@ -2,7 +2,7 @@
 import pytest
 
 from eyegen_lib import get_profile
-from eyegen_lib.check import check_family, checked_families, format_table, run_check
+from eyegen_lib.suite.check import check_family, checked_families, format_table, run_check
 
 
 def test_a_family_is_measured_and_a_smaller_measured_batch_scales_its_flops():

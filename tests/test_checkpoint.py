@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from eyegen_lib import CheckpointError, load_checkpoint, save_checkpoint
-from eyegen_lib.checkpoint import config_to_dict
+from eyegen_lib.core.checkpoint import config_to_dict
 
 
 @dataclass
@@ -86,8 +86,8 @@ def test_pickled_code_is_never_executed(tmp_path):
 
 
 def test_a_field_added_to_a_config_later_reads_as_its_old_behaviour_in_older_artifacts():
-    from eyegen_lib.checkpoint import FIELDS_ADDED_LATER, config_differences, field_added_later
-    from eyegen_lib.models.gaze_gan import GazeGANConfig
+    from eyegen_lib.core.checkpoint import FIELDS_ADDED_LATER, config_differences, field_added_later
+    from eyegen_lib.science.models.gaze_gan import GazeGANConfig
 
     assert FIELDS_ADDED_LATER["generator_output"] == "image"  # every GAN saved before the switch repainted
     old = config_to_dict(GazeGANConfig(generator_output="image"))

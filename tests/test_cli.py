@@ -5,8 +5,8 @@ import os
 import pytest
 
 from eyegen_lib import __version__
-from eyegen_lib.cli import main
-from eyegen_lib.runner import list_notebooks
+from eyegen_lib.suite.cli import main
+from eyegen_lib.suite.runner import list_notebooks
 
 
 def _run(capsys, *argv):
@@ -55,7 +55,7 @@ def test_unwritable_out_is_refused_before_running(tmp_path, capsys, monkeypatch)
 
 
 def test_help_names_every_profile_and_prints_no_rest_markup(capsys):
-    from eyegen_lib.profiles import PROFILES
+    from eyegen_lib.core.profiles import PROFILES
 
     for argv in (["train", "--help"], ["synth", "export", "--help"]):
         with pytest.raises(SystemExit):
@@ -68,7 +68,7 @@ def test_help_names_every_profile_and_prints_no_rest_markup(capsys):
 
 
 def test_a_fractional_timeout_is_a_timeout():
-    from eyegen_lib.cli import build_parser
+    from eyegen_lib.suite.cli import build_parser
 
     assert build_parser().parse_args(["run", "--timeout", "0.5"]).timeout == 0.5
 
@@ -135,7 +135,7 @@ def test_synth_export_of_an_impossible_size_is_one_line_and_writes_nothing(tmp_p
 def test_every_option_has_help_text():
     import argparse
 
-    from eyegen_lib.cli import build_parser
+    from eyegen_lib.suite.cli import build_parser
 
     def silent(parser, path):
         for action in parser._actions:
@@ -149,7 +149,7 @@ def test_every_option_has_help_text():
 
 
 def test_list_shows_every_notebooks_card_and_its_time_limit(capsys):
-    from eyegen_lib.cards import CARDS
+    from eyegen_lib.suite.cards import CARDS
 
     assert set(CARDS) == {p.stem for p in list_notebooks()}, "every notebook has a card"
     assert main(["list", "--profile", "cpu"]) == 0
@@ -183,7 +183,7 @@ def test_env_is_readable_and_json_on_request(capsys, monkeypatch, tmp_path):
 def test_two_partial_runs_into_one_folder_report_both(tmp_path):
     import json
 
-    from eyegen_lib.runner import run_notebooks
+    from eyegen_lib.suite.runner import run_notebooks
 
     out = tmp_path / "out"
     first = run_notebooks("smoke", only=["00"], out=out)

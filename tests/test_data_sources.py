@@ -15,23 +15,24 @@ import pytest
 import torch
 from PIL import Image
 
-from eyegen_lib import get_profile, registry
-from eyegen_lib.cards import notebooks_taking
-from eyegen_lib.data.columbia import ColumbiaPatches, patch_landmarks
-from eyegen_lib.data.errors import DatasetError
-from eyegen_lib.data.openeds import SUBSETS, mapping_path
-from eyegen_lib.data.sources import check_data_source, openeds_eyes
-from eyegen_lib.profiles import resolve_profile
-from eyegen_lib.protocols import nir_source, person_split, rgb_source
-from eyegen_lib.provenance import make_provenance
-from eyegen_lib.runner import run_notebooks, select_notebooks
+from eyegen_lib import get_profile
+from eyegen_lib.core.profiles import resolve_profile
+from eyegen_lib.runs import registry
+from eyegen_lib.runs.provenance import make_provenance
+from eyegen_lib.science.data.columbia import ColumbiaPatches, patch_landmarks
+from eyegen_lib.science.data.errors import DatasetError
+from eyegen_lib.science.data.openeds import SUBSETS, mapping_path
+from eyegen_lib.science.data.sources import check_data_source, openeds_eyes
+from eyegen_lib.science.protocols import nir_source, person_split, rgb_source
+from eyegen_lib.suite.cards import notebooks_taking
+from eyegen_lib.suite.runner import run_notebooks, select_notebooks
 
 SMOKE = get_profile("smoke")
 
 
 def _synth_export(layout, out, persons, per_person, *options):
     """``eyegen synth export``: the renderer's eyes in a real dataset's layout."""
-    subprocess.run([sys.executable, "-m", "eyegen_lib.cli", "synth", "export", "--format", layout, "--out", str(out),
+    subprocess.run([sys.executable, "-m", "eyegen_lib.suite.cli", "synth", "export", "--format", layout, "--out", str(out),
                     "--persons", str(persons), "--images-per-person", str(per_person), *options, "--no-progress"],
                    check=True, capture_output=True)
     return out
@@ -95,8 +96,8 @@ def test_openeds_generative_frames_join_the_pool_by_userid_and_are_never_targets
     unlabelled; targets, training pairs and every measured ranking stay on the labelled frames."""
     from dataclasses import replace
 
-    from eyegen_lib.protocols import openeds_protocol, rank_targets, ranking_setup, split_indices
-    from eyegen_lib.ranking import candidates_ok
+    from eyegen_lib.science.protocols import openeds_protocol, rank_targets, ranking_setup, split_indices
+    from eyegen_lib.science.ranking import candidates_ok
 
     source = nir_source(on_openeds)
     generative = list(range(source.n_semantic, len(source)))
@@ -125,7 +126,7 @@ def test_openeds_generative_frames_join_the_pool_by_userid_and_are_never_targets
 
     # Seg2Eye: targets are labelled frames; a style image may be a generative frame of the target's person
     _, info = registry.seg2eye(on_openeds, "full", steps=2, progress=False)
-    from eyegen_lib.models.seg2eye import StyleBatches
+    from eyegen_lib.science.models.seg2eye import StyleBatches
 
     groups = torch.tensor([0] * 6 + [1] * 6)
     targets = torch.tensor([True, False] * 6)
@@ -221,7 +222,7 @@ def test_a_malformed_openeds_folder_is_one_line_before_any_work(tmp_path, monkey
         check_data_source(SMOKE.with_data("openeds"))
     assert err.value.path and str(root) in err.value.path and err.value.fix
     out = tmp_path / "run"
-    cli = subprocess.run([sys.executable, "-m", "eyegen_lib.cli", "run", "--profile", "smoke", "--data", "openeds",
+    cli = subprocess.run([sys.executable, "-m", "eyegen_lib.suite.cli", "run", "--profile", "smoke", "--data", "openeds",
                           "--out", str(out)], capture_output=True, text=True,
                          env={**__import__("os").environ, "EYEGEN_OPENEDS_DIR": str(root)})
     assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
@@ -237,20 +238,20 @@ def test_an_unset_or_wrong_variable_is_one_line(monkeypatch, value, says):
         monkeypatch.setenv("EYEGEN_OPENEDS_DIR", value)
     with pytest.raises(DatasetError, match=says):
         check_data_source(SMOKE.with_data("openeds"))
-    cli = subprocess.run([sys.executable, "-m", "eyegen_lib.cli", "train", "segmenter", "--profile", "smoke",
+    cli = subprocess.run([sys.executable, "-m", "eyegen_lib.suite.cli", "train", "segmenter", "--profile", "smoke",
                           "--data", "openeds"], capture_output=True, text=True)
     assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1 and says in cli.stderr, cli.stderr
 
 
 def test_eyegen_train_refuses_a_model_whose_protocol_does_not_read_the_dataset():
-    cli = subprocess.run([sys.executable, "-m", "eyegen_lib.cli", "train", "deepwarp", "--profile", "smoke",
+    cli = subprocess.run([sys.executable, "-m", "eyegen_lib.suite.cli", "train", "deepwarp", "--profile", "smoke",
                           "--data", "openeds"], capture_output=True, text=True)
     assert cli.returncode == 2 and "only segmenter, refiner, seg2eye do" in cli.stderr
 
 
 # -- the notebooks, end to end ---------------------------------------------------------------------------
 def test_02_to_04_and_07_run_on_an_openeds_copy_and_the_report_names_it(on_openeds, openeds_dir, tmp_path):
-    from eyegen_lib.record import RENDERER_SOURCE
+    from eyegen_lib.runs.record import RENDERER_SOURCE
 
     out = tmp_path / "run"
     summary = run_notebooks("smoke", data="openeds", out=out)
@@ -311,8 +312,8 @@ def on_columbia(columbia_dir, monkeypatch, tmp_path):
 
 
 def test_he_et_al_s_protocol_runs_on_columbia_photographs(on_columbia):
-    from eyegen_lib.data.pairs import GroupPairRows, pair_parts
-    from eyegen_lib.protocols import redirection_protocol, redirection_training_pairs
+    from eyegen_lib.science.data.pairs import GroupPairRows, pair_parts
+    from eyegen_lib.science.protocols import redirection_protocol, redirection_training_pairs
 
     assert person_split(on_columbia) == {"train": [1, 2, 3], "validation": [], "test": [51]}
     source, rset, eyes = redirection_protocol(on_columbia)
@@ -337,7 +338,11 @@ def test_deepwarp_s_pairs_on_columbia_photographs(on_columbia, columbia_dir):
     content, and the test set is one pair per test photo."""
     import torch.nn.functional as F
 
-    from eyegen_lib.protocols import deepwarp_test_pairs, deepwarp_training_pairs, deepwarp_training_pairs_recipe
+    from eyegen_lib.science.protocols import (
+        deepwarp_test_pairs,
+        deepwarp_training_pairs,
+        deepwarp_training_pairs_recipe,
+    )
 
     train = deepwarp_training_pairs(on_columbia, "cfw_lcm", progress=False)
     assert train.recipe == deepwarp_training_pairs_recipe(on_columbia, "cfw_lcm")
@@ -390,8 +395,8 @@ def mpiigaze_dir(tmp_path_factory):
 
 
 def test_mpiigaze_eyes_are_framed_as_columbia_patches_with_right_eyes_mirrored(mpiigaze_dir):
-    from eyegen_lib.data.mpiigaze import MPIIGazeNormalized
-    from eyegen_lib.data.sources import MPIIGazeEyes
+    from eyegen_lib.science.data.mpiigaze import MPIIGazeNormalized
+    from eyegen_lib.science.data.sources import MPIIGazeEyes
 
     raw, eyes = MPIIGazeNormalized(mpiigaze_dir), MPIIGazeEyes(mpiigaze_dir, (64, 64))
     assert len(eyes) == len(raw) == 120 and eyes.persons == [0, 1, 2, 3, 4]
@@ -491,7 +496,7 @@ def test_06_runs_he_et_al_s_gan_and_deepwarp_on_columbia_photographs(columbia_ru
 
 
 def test_07_runs_its_redirection_part_on_a_columbia_copy(columbia_run):
-    from eyegen_lib.record import RENDERER_SOURCE
+    from eyegen_lib.runs.record import RENDERER_SOURCE
 
     record = _columbia_record(columbia_run, "07_evaluation")
     columbia = f"Columbia Gaze patches at {columbia_run['root']}"
@@ -518,7 +523,7 @@ def test_08_runs_he_et_al_s_augmentation_on_columbia_with_mpiigaze_as_the_cross_
 
 
 def test_he_et_al_s_augmentation_sets_on_columbia(columbia_dir, mpiigaze_dir, monkeypatch, tmp_path):
-    from eyegen_lib.augmentation import pitch_split_sets, training_sets
+    from eyegen_lib.science.augmentation import pitch_split_sets, training_sets
 
     monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(columbia_dir))
     monkeypatch.setenv("EYEGEN_MPIIGAZE_DIR", str(mpiigaze_dir))

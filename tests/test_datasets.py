@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from eyegen_lib.data.columbia import ColumbiaPatches, export_columbia
-from eyegen_lib.data.datasets import RedirectionPairs, indices_of_persons, render_all, split_persons
-from eyegen_lib.data.errors import DatasetError
-from eyegen_lib.data.openeds import OpenEDS, export_openeds
-from eyegen_lib.data.synthetic import SyntheticEyeSpec, SyntheticEyes
-from eyegen_lib.gaze import angular_error_deg
+from eyegen_lib.core.gaze import angular_error_deg
+from eyegen_lib.science.data.columbia import ColumbiaPatches, export_columbia
+from eyegen_lib.science.data.datasets import RedirectionPairs, indices_of_persons, render_all, split_persons
+from eyegen_lib.science.data.errors import DatasetError
+from eyegen_lib.science.data.openeds import OpenEDS, export_openeds
+from eyegen_lib.science.data.synthetic import SyntheticEyes, SyntheticEyeSpec
 
 NIR_SIZE = (40, 64)
 
@@ -75,7 +75,7 @@ def test_render_all_matches_direct_rendering(nir, nir_cache):
 def test_mask_rows_from_renderer_cache_and_reader_and_a_clear_error_without_masks(nir, nir_cache, tmp_path):
     """The segmenter's training rows (what the old SegmentationPairs gave): the same pixels and labels
     from the renderer, its cache and a reader; a source without masks is refused by name."""
-    from eyegen_lib.data.rows import RenderedRows, rows_of
+    from eyegen_lib.science.data.rows import RenderedRows, rows_of
 
     for source in (nir, nir_cache):
         for in_memory in (True, False):

@@ -4,9 +4,15 @@ import torch
 import torch.nn.functional as F
 
 from eyegen_lib import CheckpointError, load_checkpoint, save_checkpoint
-from eyegen_lib.models.deeplab import (DeepLabConfig, DeepLabV3Plus, SegmenterConfig, segment, segmentation_loss,
-                                       train_segmenter)
-from eyegen_lib.profiles import get_profile
+from eyegen_lib.core.profiles import get_profile
+from eyegen_lib.science.models.deeplab import (
+    DeepLabConfig,
+    DeepLabV3Plus,
+    SegmenterConfig,
+    segment,
+    segmentation_loss,
+    train_segmenter,
+)
 
 
 def tiny_config(**kw):
@@ -92,7 +98,7 @@ def test_trained_segmenter_saves_loads_and_segments_any_size(tmp_path):
 # -- camera randomisation (issue 29) -----------------------------------------------------------------
 def _label_image(seed=0):
     """Masks of rendered eyes and an image that shows each label as its own grey level."""
-    from eyegen_lib.data import SyntheticEyes, SyntheticEyeSpec
+    from eyegen_lib.science.data import SyntheticEyes, SyntheticEyeSpec
 
     masks = SyntheticEyes(SyntheticEyeSpec("nir", size=(40, 64), n_persons=2, images_per_person=4, seed=seed)).render(
         list(range(8)))["mask"]
@@ -101,7 +107,7 @@ def _label_image(seed=0):
 
 def test_camera_randomisation_moves_the_masks_with_the_image():
     """Geometry only (no photometric change): the randomised mask is the randomised image's labels."""
-    from eyegen_lib.data.camera_randomisation import CameraRandomisation, randomise_camera
+    from eyegen_lib.science.data.camera_randomisation import CameraRandomisation, randomise_camera
 
     images, masks = _label_image()
     geometry_only = CameraRandomisation(probability=1.0, exposure=(1, 1), contrast=(1, 1), gamma=(1, 1),
@@ -115,7 +121,7 @@ def test_camera_randomisation_moves_the_masks_with_the_image():
 
 
 def test_camera_randomisation_is_seeded_and_off_at_strength_0():
-    from eyegen_lib.data.camera_randomisation import CameraRandomisation, randomise_camera
+    from eyegen_lib.science.data.camera_randomisation import CameraRandomisation, randomise_camera
 
     images, masks = _label_image()
     off = randomise_camera(images, masks, CameraRandomisation(strength=0.0), torch.Generator().manual_seed(0))
@@ -129,7 +135,7 @@ def test_camera_randomisation_is_seeded_and_off_at_strength_0():
 
 
 def test_perturbations_change_the_image_and_unknown_ones_are_refused():
-    from eyegen_lib.data.camera_randomisation import PERTURBATIONS, perturb
+    from eyegen_lib.science.data.camera_randomisation import PERTURBATIONS, perturb
 
     images = torch.randint(60, 200, (2, 1, 40, 64), generator=torch.Generator().manual_seed(0)).to(torch.uint8)
     for name in PERTURBATIONS:
@@ -144,10 +150,10 @@ def test_the_zoo_segmenter_keeps_its_masks_under_camera_perturbations(tmp_path, 
     """Issue 29's acceptance check on rendered test persons: the cpu zoo segmenter (trained with camera
     randomisation) keeps mIoU ≥ 0.93 on clean frames and ≥ 0.85 under each perturbation (dark
     exposure, strong vignette, blur, noise), recomputed here from the shipped weights."""
-    from eyegen_lib import registry
-    from eyegen_lib.data.datasets import render_all
-    from eyegen_lib.models.deeplab import segmentation_scores
-    from eyegen_lib.protocols import nir_source, person_split, split_indices
+    from eyegen_lib.runs import registry
+    from eyegen_lib.science.data.datasets import render_all
+    from eyegen_lib.science.models.deeplab import segmentation_scores
+    from eyegen_lib.science.protocols import nir_source, person_split, split_indices
 
     monkeypatch.setenv("EYEGEN_OUTPUT_DIR", str(tmp_path))
     cpu = get_profile("cpu")

@@ -7,16 +7,29 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from eyegen_lib.checkpoint import load_checkpoint, save_checkpoint
-from eyegen_lib.data.datasets import RedirectionPairs
-from eyegen_lib.data.pairs import as_pair_data
-from eyegen_lib.models.deepwarp.trainer import WARP_PAIR_KEYS
-from eyegen_lib.data.synthetic import SyntheticEyes, SyntheticEyeSpec
-from eyegen_lib.models.deepwarp import (VARIANTS, DeepWarp, DeepWarpConfig, PairBatches, anchor_maps, angle_bin_ids,
-                                        best_shifts, centre_crop, eye_tilt_deg, pair_sampling_weights,
-                                        registration_aware_loss, redirect, render_redirection_pairs,
-                                        train_deepwarp, warp)
-from eyegen_lib.profiles import get_profile
+from eyegen_lib.core.checkpoint import load_checkpoint, save_checkpoint
+from eyegen_lib.core.profiles import get_profile
+from eyegen_lib.science.data.datasets import RedirectionPairs
+from eyegen_lib.science.data.pairs import as_pair_data
+from eyegen_lib.science.data.synthetic import SyntheticEyes, SyntheticEyeSpec
+from eyegen_lib.science.models.deepwarp import (
+    VARIANTS,
+    DeepWarp,
+    DeepWarpConfig,
+    PairBatches,
+    anchor_maps,
+    angle_bin_ids,
+    best_shifts,
+    centre_crop,
+    eye_tilt_deg,
+    pair_sampling_weights,
+    redirect,
+    registration_aware_loss,
+    render_redirection_pairs,
+    train_deepwarp,
+    warp,
+)
+from eyegen_lib.science.models.deepwarp.trainer import WARP_PAIR_KEYS
 
 H, W = 41, 51
 
@@ -317,8 +330,8 @@ def test_the_deepwarp_claims_hold_and_fail_on_the_errors_that_decide_them(tmp_pa
     """05's claim arithmetic (models/deepwarp/claims.py) on hand-made errors, both ways."""
     import pandas as pd
 
-    from eyegen_lib.models.deepwarp import claims
-    from eyegen_lib.record import Recorder
+    from eyegen_lib.runs.record import Recorder
+    from eyegen_lib.science.models.deepwarp import claims
 
     # four pairs, two per angle bin; at large angles (the last two bins) CFW+LCM < CFW < MS < SS
     errors = pd.DataFrame({"angle_deg": [3.0, 8.0, 13.0, 18.0], "unchanged input": [50.0, 80.0, 120.0, 160.0],

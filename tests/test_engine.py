@@ -1,4 +1,4 @@
-"""The one load-or-train path (eyegen_lib.engine): load a matching artifact, never another run's;
+"""The one load-or-train path (eyegen_lib.runs.engine): load a matching artifact, never another run's;
 resume a stopped training exactly; continue a finished one where its schedule allows."""
 import os
 import signal
@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eyegen_lib.batches import EpochBatches
-from eyegen_lib.checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, save_checkpoint
-from eyegen_lib.engine import Checkpointing, ResumeRefused, TrainingRun, obtain, state_path
-from eyegen_lib.training import SupervisedTrainer, TrainingStopped
+from eyegen_lib.core.checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, save_checkpoint
+from eyegen_lib.core.training import SupervisedTrainer, TrainingRun, TrainingStopped
+from eyegen_lib.runs.engine import Checkpointing, ResumeRefused, obtain, state_path
+from eyegen_lib.science.batches import EpochBatches
 
 from .engine_helpers import job, provenance_of
 

@@ -1,11 +1,11 @@
-"""Protocols of eyegen_lib.evaluation: He et al.'s redirection grid, Table 1 corruptions, tables."""
+"""Protocols of eyegen_lib.science.evaluation: He et al.'s redirection grid, Table 1 corruptions, tables."""
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from eyegen_lib import evaluation as ev
-from eyegen_lib.data import SyntheticEyes, SyntheticEyeSpec
+from eyegen_lib.science import evaluation as ev
+from eyegen_lib.science.data import SyntheticEyes, SyntheticEyeSpec
 
 
 def test_gaze_grid_is_columbia():

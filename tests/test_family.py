@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from eyegen_lib import get_profile
-from eyegen_lib.cli import main
-from eyegen_lib.family import FAMILIES, ModelFamily, family, families
-from eyegen_lib.zoo import read_manifest
+from eyegen_lib.runs.family import FAMILIES, ModelFamily, families, family
+from eyegen_lib.runs.zoo import read_manifest
+from eyegen_lib.suite.cli import main
 
 PLUGINS = Path(__file__).parent / "plugins"
 
@@ -37,7 +37,8 @@ def test_a_toy_family_trains_checks_and_goes_through_the_zoo_by_the_suites_comma
     assert not info["trained_now"] and info["step"] == 200 and info["metrics"]["test_mse"] >= 0
     # it learned something: better than predicting every frame's pupil share as 0 %
     from toy_family import _batch, _mse  # noqa: E402  (the plugin's own helpers)
-    from eyegen_lib.families.common import nir_held_out
+
+    from eyegen_lib.runs.families.common import nir_held_out
 
     images, masks = nir_held_out(get_profile("smoke"), 0)
     share = _batch({"image": images, "mask": masks})[1]

@@ -14,9 +14,9 @@ import textwrap
 import pytest
 
 from eyegen_lib import Recorder
-from eyegen_lib.files import WriteError, atomic_write_json, atomic_write_text
-from eyegen_lib.report import build_report
-from eyegen_lib.runner import failure_cause
+from eyegen_lib.core.files import WriteError, atomic_write_json, atomic_write_text
+from eyegen_lib.suite.report import build_report
+from eyegen_lib.suite.runner import failure_cause
 
 
 def _full_disk(monkeypatch):
@@ -44,7 +44,7 @@ def test_a_real_write_refused_by_the_kernel_keeps_the_earlier_record(tmp_path):
     and the record written before it must survive whole, with one line saying what happened."""
     script = textwrap.dedent("""
         import resource, signal, sys
-        from eyegen_lib.record import Recorder
+        from eyegen_lib.runs.record import Recorder
         rec = Recorder("97_demo", "smoke", out=sys.argv[1], seed=0)
         rec.metric("score", 1.5)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, write fails with EFBIG instead of killing
@@ -83,7 +83,7 @@ def test_a_recorder_on_a_full_disk_keeps_its_earlier_claims(tmp_path, monkeypatc
 
 
 def test_the_cli_prints_one_line_when_a_record_cannot_be_written(tmp_path, monkeypatch, capsys):
-    from eyegen_lib import cli, runner
+    from eyegen_lib.suite import cli, runner
 
     def run_notebooks(*args, **kwargs):
         atomic_write_json(tmp_path / "out" / "run_summary.json", {})

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from eyegen_lib.data.frame_statistics import OPENEDS_REFERENCE, frame_statistics, summarise
-from eyegen_lib.metrics import per_image_miou
+from eyegen_lib.science.data.frame_statistics import OPENEDS_REFERENCE, frame_statistics, summarise
+from eyegen_lib.science.metrics import per_image_miou
 
 
 def _drawn_eye():

@@ -1,11 +1,11 @@
-"""Pins the project's one gaze convention (see eyegen_lib/gaze.py)."""
+"""Pins the project's one gaze convention (see eyegen_lib/core/gaze.py)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from eyegen_lib.gaze import angular_error_deg, eye_to_target_to_pitchyaw, pitchyaw_to_vector, vector_to_pitchyaw
+from eyegen_lib.core.gaze import angular_error_deg, eye_to_target_to_pitchyaw, pitchyaw_to_vector, vector_to_pitchyaw
 
 
 def test_zero_gaze_looks_into_camera():
@@ -62,7 +62,7 @@ def test_gaze_predictions_are_plain_numbers_without_a_graph():
     """predict_gaze runs without autograd: its output goes straight into plots and numpy (07, 08)."""
     import torch
 
-    from eyegen_lib.models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, predict_gaze
+    from eyegen_lib.science.models.gaze_estimator import GazeEstimator, GazeEstimatorConfig, predict_gaze
 
     model = GazeEstimator(GazeEstimatorConfig(widths=(4, 8), hidden=8))
     pred = predict_gaze(model, torch.zeros(3, 3, 32, 32))

@@ -8,18 +8,34 @@ import pytest
 import torch
 from torch import nn
 
-from eyegen_lib.backbones import BackboneWeightsNotFound, backbone_features_state_dict
-from eyegen_lib.checkpoint import ArtifactMismatch, CheckpointError, save_checkpoint
-from eyegen_lib.data.synthetic import SyntheticEyes, SyntheticEyeSpec
-from eyegen_lib.evaluation import build_redirection_set
-from eyegen_lib.models.deepwarp import render_redirection_pairs
-from eyegen_lib.models.gaze_gan import (D_LOSS_KEYS, G_LOSS_KEYS, GazeGAN, GazeGANConfig, GazeGANTrainer,
-                                        IterationBatches, ResidualBlock, VGG16Perceptual, code_to_gaze,
-                                        estimate_gaze, gaze_to_code, gradient_penalty, gram_matrix,
-                                        gaze_gan_run, random_interpolates, redirect, redirect_set,
-                                        style_loss, train_gaze_gan)
-from eyegen_lib.engine import obtain
-from eyegen_lib.profiles import get_profile
+from eyegen_lib.core.checkpoint import ArtifactMismatch, CheckpointError, save_checkpoint
+from eyegen_lib.core.profiles import get_profile
+from eyegen_lib.runs.engine import obtain
+from eyegen_lib.science.backbones import BackboneWeightsNotFound, backbone_features_state_dict
+from eyegen_lib.science.data.synthetic import SyntheticEyes, SyntheticEyeSpec
+from eyegen_lib.science.evaluation import build_redirection_set
+from eyegen_lib.science.models.deepwarp import render_redirection_pairs
+from eyegen_lib.science.models.gaze_gan import (
+    D_LOSS_KEYS,
+    G_LOSS_KEYS,
+    GazeGAN,
+    GazeGANConfig,
+    GazeGANTrainer,
+    IterationBatches,
+    ResidualBlock,
+    VGG16Perceptual,
+    code_to_gaze,
+    estimate_gaze,
+    gaze_gan_run,
+    gaze_to_code,
+    gradient_penalty,
+    gram_matrix,
+    random_interpolates,
+    redirect,
+    redirect_set,
+    style_loss,
+    train_gaze_gan,
+)
 
 from .engine_helpers import job
 
@@ -127,7 +143,7 @@ def test_a_blend_generator_starts_near_its_input_and_the_authors_output_keeps_th
 def test_resize_upsampling_replaces_the_deconvs_and_older_gans_read_as_deconv(eyes):
     """issue 27: nearest ×2 + conv3×3 in the decoder (no transposed conv), same output shape, is the
     default; a GAN saved before the switch existed was a deconv one (the authors')."""
-    from eyegen_lib.checkpoint import config_differences, config_to_dict
+    from eyegen_lib.core.checkpoint import config_differences, config_to_dict
 
     resize = GazeGAN(tiny_config()).generator
     deconv = GazeGAN(tiny_config(generator_upsampling="deconv")).generator
@@ -451,7 +467,7 @@ def test_a_short_training_keeps_each_persons_skin_tone(persons, recipe, keeps):
     repaints every pixel, no identity term) leave the source/output skin-tone r far from 1 (−0.41 to
     +0.37 over seeds 0–2 when this test was written: a fresh repainting generator's lean, amplified);
     ours (the keep mask and the identity term) keeps r ≈ 1.00 from the start."""
-    from eyegen_lib.metrics import skin_tone_r
+    from eyegen_lib.science.metrics import skin_tone_r
 
     pairs, rset = persons
     change = {} if recipe == "ours" else {"generator_output": "image", "lambda_identity": 0.0}
@@ -467,7 +483,7 @@ def test_a_short_training_keeps_each_persons_skin_tone(persons, recipe, keeps):
 def test_keep_masks_are_what_the_blend_generator_keeps(eyes):
     """redirect() is exactly K·x + (1 − K)·C with the K that keep_masks returns; the authors'
     generator keeps nothing (K = 0)."""
-    from eyegen_lib.models.gaze_gan import keep_masks
+    from eyegen_lib.science.models.gaze_gan import keep_masks
 
     x = torch.stack([eyes[i]["image"] for i in range(3)])
     gaze = torch.tensor([[0.1, -0.2], [0.0, 0.3], [-0.1, 0.0]])
@@ -500,8 +516,8 @@ def _protocol_tables(gan_lpips: float, gan_gaze: float):
 
 def test_the_gan_claims_hold_and_fail_on_the_scores_that_decide_them(tmp_path):
     """06's claim arithmetic (models/gaze_gan/claims.py) on hand-made scores, both ways."""
-    from eyegen_lib.models.gaze_gan import claims
-    from eyegen_lib.record import Recorder
+    from eyegen_lib.runs.record import Recorder
+    from eyegen_lib.science.models.gaze_gan import claims
 
     summary, per_bin, dw = _protocol_tables(gan_lpips=0.04, gan_gaze=3.0)
     lpips, gaze = summary["lpips"], summary["gaze_error_deg"]

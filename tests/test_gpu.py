@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from eyegen_lib.record import read_metrics
-from eyegen_lib.runner import run_notebook
+from eyegen_lib.runs.record import read_metrics
+from eyegen_lib.suite.runner import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ def test_setup_notebook_sees_the_gpu_in_paper_profile(tmp_path):
 
 @pytest.mark.gpu
 def test_lpips_on_gpu_matches_cpu():
-    from eyegen_lib.metrics import lpips_distance
+    from eyegen_lib.science.metrics import lpips_distance
 
     a = torch.rand(4, 3, 64, 64) * 2 - 1
     b = (a + 0.2 * torch.randn_like(a)).clamp(-1, 1)
@@ -28,7 +28,7 @@ def test_lpips_on_gpu_matches_cpu():
 
 @pytest.mark.gpu
 def test_every_model_trains_at_full_paper_batches_on_the_gpu():
-    from eyegen_lib.check import run_check
+    from eyegen_lib.suite.check import run_check
 
     rows = run_check("paper", echo=lambda text: None)  # no --max-batch: the papers' batches
     assert not [r for r in rows if "error" in r], rows

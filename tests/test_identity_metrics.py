@@ -4,10 +4,18 @@ import math
 import pytest
 import torch
 
-from eyegen_lib.data.synthetic import SyntheticEyes, SyntheticEyeSpec
-from eyegen_lib.evaluation import build_redirection_set, gaze_grid
-from eyegen_lib.metrics.identity import (IRIS, SKIN, border_mean, identity_scores, iris_colour_r, pearson_r,
-                                         region_mean, skin_tone_r)
+from eyegen_lib.science.data.synthetic import SyntheticEyes, SyntheticEyeSpec
+from eyegen_lib.science.evaluation import build_redirection_set, gaze_grid
+from eyegen_lib.science.metrics.identity import (
+    IRIS,
+    SKIN,
+    border_mean,
+    identity_scores,
+    iris_colour_r,
+    pearson_r,
+    region_mean,
+    skin_tone_r,
+)
 
 
 def painted_eyes(skin: torch.Tensor, iris: torch.Tensor, size: int = 16):

@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from eyegen_lib.metrics import (blurriness, challenge_score, iou_per_class, leaderboard_score, mean_iou, mse, psnr,
-                                ssim)
+from eyegen_lib.science.metrics import (
+    blurriness,
+    challenge_score,
+    iou_per_class,
+    leaderboard_score,
+    mean_iou,
+    mse,
+    psnr,
+    ssim,
+)
 
 
 def test_challenge_score_constant_difference_at_native_size():

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from eyegen_lib.record import read_metrics
-from eyegen_lib.runner import list_notebooks, run_notebook
+from eyegen_lib.runs.record import read_metrics
+from eyegen_lib.suite.runner import list_notebooks, run_notebook
 
 from .notebook_expectations import EXPECTATIONS, check_claim
 
@@ -55,7 +55,7 @@ def test_notebooks_ask_the_registry_for_artifacts_and_never_build_their_file_nam
     for nb_path in NOTEBOOKS:
         code = "\n".join(c.source for c in nbformat.read(nb_path, as_version=4).cells if c.cell_type == "code")
         for banned in (".pt\"", ".pt'", "checkpoint_dir", "torch.load", "torch.save", "load_or_train", "/ \"checkpoints"):
-            assert banned not in code, f"{nb_path.name} uses {banned!r}: ask eyegen_lib.registry for the artifact instead"
+            assert banned not in code, f"{nb_path.name} uses {banned!r}: ask eyegen_lib.runs.registry for the artifact instead"
         assert "seed=SEED" in code.split("eg.Recorder(", 1)[-1].split(")", 1)[0] + ")" or "Recorder" not in code, \
             f"{nb_path.name}: give the Recorder the run's seed (eg.Recorder(name, profile, seed=SEED))"
 
@@ -67,7 +67,7 @@ def test_every_model_request_in_a_notebook_passes_its_pretrained_parameter():
 
     import nbformat
 
-    from eyegen_lib import registry
+    from eyegen_lib.runs import registry
 
     builders = set(registry.families()) | {"protocol_deepwarp"}
     for nb_path in NOTEBOOKS:
@@ -95,8 +95,9 @@ def test_a_seed_1_run_in_the_folder_of_a_seed_0_run_trains_and_records_its_own_m
     file put where it looks, records seed 1 on every artifact, and leaves seed 0's files alone."""
     import shutil
 
-    from eyegen_lib import get_profile, registry
-    from eyegen_lib.checkpoint import file_sha256
+    from eyegen_lib import get_profile
+    from eyegen_lib.core.checkpoint import file_sha256
+    from eyegen_lib.runs import registry
 
     out = Path(os.environ["EYEGEN_OUTPUT_DIR"])
     notebook = next(p for p in NOTEBOOKS if p.stem == "07_evaluation")

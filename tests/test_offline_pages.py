@@ -9,7 +9,7 @@ import os
 import nbformat
 import pytest
 
-from eyegen_lib.notebook_html import NO_STATIC_FORM, export_html, static_outputs
+from eyegen_lib.suite.notebook_html import NO_STATIC_FORM, export_html, static_outputs
 
 from .browser_support import CHROMIUM, CHROMIUM_ARGS, INSTALL_HINT, browser_missing
 

@@ -4,7 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from eyegen_lib.plotting import LiveLossPlot  # noqa: E402
+from eyegen_lib.science.plotting import LiveLossPlot  # noqa: E402
 
 
 def test_a_live_loss_plot_shows_nothing_until_a_model_trains():

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from eyegen_lib import get_profile, registry
-from eyegen_lib.runtime import autocast, resolve_precision
+from eyegen_lib import get_profile
+from eyegen_lib.core.runtime import autocast, resolve_precision
+from eyegen_lib.runs import registry
 
 smoke = get_profile("smoke")
 
@@ -58,9 +59,9 @@ def test_bf16_training_stays_within_tolerance_of_fp32(family, tmp_path, monkeypa
 def test_precision_settings_resolve_and_bad_ones_are_explained(monkeypatch):
     monkeypatch.delenv("EYEGEN_PRECISION", raising=False)
     assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
-    monkeypatch.setattr("eyegen_lib.runtime.cpu_has_amx_bf16", lambda: True)
+    monkeypatch.setattr("eyegen_lib.core.runtime.cpu_has_amx_bf16", lambda: True)
     assert resolve_precision("auto", "cpu") == "bf16"  # AMX-BF16: bf16 matmuls are fast
-    monkeypatch.setattr("eyegen_lib.runtime.cpu_has_amx_bf16", lambda: False)
+    monkeypatch.setattr("eyegen_lib.core.runtime.cpu_has_amx_bf16", lambda: False)
     assert resolve_precision(None, "cpu") == "fp32"  # emulated bf16 is slower than fp32
     monkeypatch.setenv("EYEGEN_PRECISION", "fp16")
     with pytest.raises(ValueError, match="precision must be one of .*EYEGEN_PRECISION"):

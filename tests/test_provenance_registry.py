@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from eyegen_lib import CheckpointError, Recorder, get_profile, registry
-from eyegen_lib.protocols import protocol_fingerprint, protocol_recipe
-from eyegen_lib.provenance import (data_recipe, fingerprint, identity, make_provenance, provenance_differences,
-                                   source_recipe)
-from eyegen_lib.protocols import nir_source, person_split
+from eyegen_lib import CheckpointError, Recorder, get_profile
+from eyegen_lib.runs import registry
+from eyegen_lib.runs.provenance import make_provenance, provenance_differences
+from eyegen_lib.science.data.recipes import data_recipe, fingerprint, identity, source_recipe
+from eyegen_lib.science.protocols import nir_source, person_split, protocol_fingerprint, protocol_recipe
 
 smoke = get_profile("smoke")
 
@@ -63,7 +63,7 @@ def test_differences_name_each_field():
 
 # -- the registry ----------------------------------------------------------------------------------------
 def test_the_registry_declares_every_family_with_its_notebook_kind_and_request():
-    from eyegen_lib.family import ModelFamily, families
+    from eyegen_lib.runs.family import ModelFamily, families
 
     assert list(families()) == ["segmenter", "refiner", "seg2eye", "deepwarp", "gaze_gan", "gaze_estimator",
                                 "augmentation_estimator"]
@@ -148,7 +148,7 @@ def test_the_registry_trains_per_seed_and_records_what_it_used(tmp_path, monkeyp
 
 
 def test_eyegen_run_takes_a_seed_and_refuses_a_bad_one(capsys):
-    from eyegen_lib.cli import build_parser
+    from eyegen_lib.suite.cli import build_parser
 
     parser = build_parser()
     assert parser.parse_args(["run", "--seed", "3", "--profile", "smoke"]).seed == 3

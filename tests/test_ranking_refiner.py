@@ -3,12 +3,19 @@ import pytest
 import torch
 
 from eyegen_lib import CheckpointError, load_checkpoint, save_checkpoint
-from eyegen_lib.losses import challenge_loss
-from eyegen_lib.metrics import challenge_score
-from eyegen_lib.models.deeplab import DeepLabConfig
-from eyegen_lib.models.refiner import Refiner, RefinerConfig, refine, train_refiner
-from eyegen_lib.ranking import (candidates_ok, kmeans, mode_accuracy, rank_pool, random_references, ranking_quality,
-                                split_modes)
+from eyegen_lib.science.losses import challenge_loss
+from eyegen_lib.science.metrics import challenge_score
+from eyegen_lib.science.models.deeplab import DeepLabConfig
+from eyegen_lib.science.models.refiner import Refiner, RefinerConfig, refine, train_refiner
+from eyegen_lib.science.ranking import (
+    candidates_ok,
+    kmeans,
+    mode_accuracy,
+    random_references,
+    rank_pool,
+    ranking_quality,
+    split_modes,
+)
 
 
 def net(**kw):

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from eyegen_lib.cli import main as cli_main
-from eyegen_lib.data.columbia import (ColumbiaPatches, columbia_gaze, export_columbia, he_label, parse_patch_name)
-from eyegen_lib.data.errors import DatasetError
-from eyegen_lib.data.openeds import OpenEDS, export_openeds, mapping_path
-from eyegen_lib.data.mpiigaze import MPIIGazeNormalized, write_normalized_day
-from eyegen_lib.data.synthetic import SyntheticEyeSpec, SyntheticEyes
+from eyegen_lib.science.data.columbia import ColumbiaPatches, columbia_gaze, export_columbia, he_label, parse_patch_name
+from eyegen_lib.science.data.errors import DatasetError
+from eyegen_lib.science.data.mpiigaze import MPIIGazeNormalized, write_normalized_day
+from eyegen_lib.science.data.openeds import OpenEDS, export_openeds, mapping_path
+from eyegen_lib.science.data.synthetic import SyntheticEyes, SyntheticEyeSpec
+from eyegen_lib.suite.cli import main as cli_main
 
 NIR_SIZE = (40, 64)
 
@@ -392,7 +392,7 @@ def test_cli_exports_readable_folders(tmp_path, capsys):
 
 def test_eyegen_env_opens_each_dataset_folder_and_reports_an_unusable_one_with_its_cause(
         openeds_root, columbia_jpg, mpii_root, tmp_path, monkeypatch):
-    from eyegen_lib.environment import environment_report, format_environment
+    from eyegen_lib.runs.environment import environment_report, format_environment
 
     monkeypatch.setenv("EYEGEN_OPENEDS_DIR", str(openeds_root))
     monkeypatch.setenv("EYEGEN_COLUMBIA_DIR", str(columbia_jpg))
@@ -420,8 +420,8 @@ def test_eyegen_env_opens_each_dataset_folder_and_reports_an_unusable_one_with_i
 def test_the_template_eye_sits_where_he_et_al_s_crop_puts_the_renderer_s_eyes():
     """DeepWarp's anchors on photographs (:func:`patch_landmarks`) against the renderer's landmarks of
     eyes looking ahead, cut by the same crop geometry, at both of DeepWarp's sizes."""
-    from eyegen_lib.data.columbia import patch_landmarks
-    from eyegen_lib.data.synthetic import SyntheticEyes, SyntheticEyeSpec
+    from eyegen_lib.science.data.columbia import patch_landmarks
+    from eyegen_lib.science.data.synthetic import SyntheticEyes, SyntheticEyeSpec
 
     for size in ((41, 51), (64, 64)):
         eyes = SyntheticEyes(SyntheticEyeSpec("rgb", size=size, n_persons=12, images_per_person=2, seed=3))

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from eyegen_lib import Recorder, get_profile, read_metrics  # noqa: E402
-from eyegen_lib.report import build_report  # noqa: E402
+from eyegen_lib.suite.report import build_report  # noqa: E402
 
 
 def test_metrics_claims_figures_land_in_json_and_report(tmp_path):
@@ -85,7 +85,7 @@ def test_the_record_and_report_list_the_artifacts_a_notebook_used(tmp_path):
 
 
 def test_a_claim_takes_its_measured_seed_spread_and_is_inconclusive_within_it(tmp_path, monkeypatch):
-    from eyegen_lib.claim_spread import SPREAD_SDS, margins_of, write_spread
+    from eyegen_lib.runs.claim_spread import SPREAD_SDS, margins_of, write_spread
 
     monkeypatch.setenv("EYEGEN_ZOO_DIR", str(tmp_path / "zoo"))
     measured = margins_of({0: [("97_demo", {"name": "a", "margin": 0.10}), ("97_demo", {"name": "b", "margin": None})],
@@ -143,7 +143,7 @@ def test_the_claims_table_shows_full_statements_measured_values_and_states(tmp_p
 
 
 def test_claims_say_does_not_hold_and_explain_the_spread_and_lengths_once_in_a_legend(tmp_path):
-    from eyegen_lib.report import build_report
+    from eyegen_lib.suite.report import build_report
 
     rec = Recorder("93_demo", "smoke", out=tmp_path)
     note = "2 sd of its margin over seeds 0, 1, 2 (the profile length)"
@@ -162,7 +162,7 @@ def test_claims_say_does_not_hold_and_explain_the_spread_and_lengths_once_in_a_l
 
 
 def test_a_notebook_s_claims_table_shows_the_paper_s_value_beside_ours_and_the_data_it_was_measured_on(tmp_path):
-    from eyegen_lib.claim_context import PAPER_VALUES
+    from eyegen_lib.runs.claim_context import PAPER_VALUES
 
     rec = Recorder("94_demo", get_profile("smoke").with_data("columbia"), out=tmp_path)
     rec.claim("gan_beats_deepwarp_lpips", paper="He et al. §5.3", statement="the GAN below DeepWarp",

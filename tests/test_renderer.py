@@ -1,4 +1,4 @@
-"""Behaviour of the procedural eye renderer (eyegen_lib.data): determinism, shapes, labels that
+"""Behaviour of the procedural eye renderer (eyegen_lib.science.data): determinism, shapes, labels that
 agree with pixels, gaze/lid geometry, identity, left/right modes, OpenEDS-like intensities."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from eyegen_lib.data import LANDMARK_NAMES, SyntheticEyes, SyntheticEyeSpec
-from eyegen_lib.data.render_nir import ALL_STAGES
+from eyegen_lib.science.data import LANDMARK_NAMES, SyntheticEyes, SyntheticEyeSpec
+from eyegen_lib.science.data.render_nir import ALL_STAGES
 
 OPENEDS_CLASS_MEANS = (125.73929, 103.19314, 76.50751, 34.1294)
 OPEN = {"blink": 0.0, "openness": 1.0}
@@ -229,9 +229,9 @@ def test_nir_frames_sit_where_issue_29_measured_real_ones_and_rgb_is_unchanged()
     """Renderer 2026.12-2 (NIR only): over many frames the real figures of issue 29 (visible eye centred at
     0.61 of the height, 0.29 of it tall) lie inside the rendered 5–95 % ranges; each session (person) has its own
     exposure, flickering a little per frame; the RGB renderer's version, and so every RGB artifact's fingerprint, is untouched."""
-    from eyegen_lib.data.frame_statistics import OPENEDS_REFERENCE, frame_statistics, summarise
-    from eyegen_lib.data.render_nir import in_headset
-    from eyegen_lib.data.synthetic import RENDERER_VERSIONS
+    from eyegen_lib.science.data.frame_statistics import OPENEDS_REFERENCE, frame_statistics, summarise
+    from eyegen_lib.science.data.render_nir import in_headset
+    from eyegen_lib.science.data.synthetic import RENDERER_VERSIONS
 
     ds = SyntheticEyes(SyntheticEyeSpec("nir", size=(80, 128), n_persons=24, images_per_person=12, seed=5))
     out = ds.render(range(0, len(ds), 2))

@@ -5,12 +5,13 @@ import json
 
 import torch
 
-from eyegen_lib import Recorder, registry
-from eyegen_lib.claim_context import PAPER_VALUES, WHY_IT_MAY_NOT_HOLD
-from eyegen_lib.profiles import get_profile
-from eyegen_lib.record import RENDERER_SOURCE
-from eyegen_lib.report import build_report
-from eyegen_lib.staleness import stale_reasons
+from eyegen_lib import Recorder
+from eyegen_lib.core.profiles import get_profile
+from eyegen_lib.runs import registry
+from eyegen_lib.runs.claim_context import PAPER_VALUES, WHY_IT_MAY_NOT_HOLD
+from eyegen_lib.runs.record import RENDERER_SOURCE
+from eyegen_lib.runs.staleness import stale_reasons
+from eyegen_lib.suite.report import build_report
 
 
 def _summary(out, *names):
@@ -124,7 +125,7 @@ def test_long_metric_dicts_fold_and_figures_enlarge(tmp_path):
 def test_executed_notebooks_become_html_pages_with_offline_math_and_the_report_links_them(tmp_path):
     import nbformat
 
-    from eyegen_lib.notebook_html import export_html
+    from eyegen_lib.suite.notebook_html import export_html
 
     folder = tmp_path / "notebooks"
     folder.mkdir()
@@ -160,7 +161,7 @@ def test_every_paper_value_and_account_names_a_claim_a_notebook_records():
             for node in ast.walk(ast.parse(cell.source)):
                 if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "claim" and node.args:
                     names.append(pattern(node.args[0]))
-    for path in sorted(root.glob("eyegen_lib/models/*/claims.py")):  # the claims a notebook records through them
+    for path in sorted(root.glob("eyegen_lib/science/models/*/claims.py")):  # the claims a notebook records through them
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "dict":
                 names += [pattern(k.value) for k in node.keywords if k.arg == "name"]

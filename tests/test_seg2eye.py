@@ -6,15 +6,29 @@ from dataclasses import replace
 import pytest
 import torch
 
-from eyegen_lib.checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, save_checkpoint
-from eyegen_lib.models.seg2eye import (MultiScaleDiscriminator, Seg2Eye, Seg2EyeConfig, Seg2EyeTrainer,
-                                       SpadeStyleBlock, StyleBatches, StyleEncoder, StyleModulation, aggregate,
-                                       generate, group_style_codes, interpolate_style,
-                                       seg2eye_run, style_palette, style_preservation, train_seg2eye,
-                                       transition_evenness)
-from eyegen_lib.models.seg2eye.loss import hinge_d_loss
-from eyegen_lib.engine import obtain
-from eyegen_lib.profiles import get_profile
+from eyegen_lib.core.checkpoint import ArtifactMismatch, CheckpointError, load_checkpoint, save_checkpoint
+from eyegen_lib.core.profiles import get_profile
+from eyegen_lib.runs.engine import obtain
+from eyegen_lib.science.models.seg2eye import (
+    MultiScaleDiscriminator,
+    Seg2Eye,
+    Seg2EyeConfig,
+    Seg2EyeTrainer,
+    SpadeStyleBlock,
+    StyleBatches,
+    StyleEncoder,
+    StyleModulation,
+    aggregate,
+    generate,
+    group_style_codes,
+    interpolate_style,
+    seg2eye_run,
+    style_palette,
+    style_preservation,
+    train_seg2eye,
+    transition_evenness,
+)
+from eyegen_lib.science.models.seg2eye.loss import hinge_d_loss
 
 from .engine_helpers import job
 
@@ -109,7 +123,7 @@ def test_max_aggregation_is_elementwise_max_and_permutation_invariant():
 
 
 def test_gram_matrix_over_the_batch_is_normalised_by_abcd_and_per_image_by_chw():
-    from eyegen_lib.losses import gram_matrix
+    from eyegen_lib.science.losses import gram_matrix
 
     x = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
     f = x.reshape(6, 4)
@@ -261,7 +275,7 @@ def test_style_palette_finds_the_clusters():
 def test_the_paper_claims_hold_and_fail_on_the_scores_that_decide_them(tmp_path):
     """04's claim arithmetic (models/seg2eye/claims.py) on hand-made scores, both ways."""
     from eyegen_lib import Recorder
-    from eyegen_lib.models.seg2eye import claims
+    from eyegen_lib.science.models.seg2eye import claims
 
     real = {"blurriness": 0.010, "content_miou": 0.95}
     refiner = {"challenge_score": 0.030, "lpips": 0.20, "blurriness": 0.002}

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from eyegen_lib.similarity import OPENEDS_CLASS_MEANS, colour_mask, mask_distances, rank_by_mask
+from eyegen_lib.science.similarity import OPENEDS_CLASS_MEANS, colour_mask, mask_distances, rank_by_mask
 
 
 def test_colour_mask_uses_class_means():

@@ -3,7 +3,8 @@
 (benchmarks/numerics_spread.py) without running whole notebooks."""
 import pytest
 
-from eyegen_lib import get_profile, registry
+from eyegen_lib import get_profile
+from eyegen_lib.runs import registry
 
 smoke = get_profile("smoke")
 
@@ -42,11 +43,11 @@ def test_the_smoke_segmenter_finds_the_eye(outputs, numerics_seed, margin):
 def test_the_smoke_gaze_estimator_tells_a_copied_input_from_the_target_gaze(outputs, numerics_seed, margin):
     """07_evaluation (check_07): copying the input must not look redirected — its gaze error is
     well above that of the same person's real image at the target gaze."""
-    from eyegen_lib.baselines import nearest_same_person_baseline
-    from eyegen_lib.gaze import angular_error_deg
-    from eyegen_lib.images import to_signed
-    from eyegen_lib.models.gaze_estimator import predict_gaze
-    from eyegen_lib.protocols import redirection_protocol
+    from eyegen_lib.core.gaze import angular_error_deg
+    from eyegen_lib.core.images import to_signed
+    from eyegen_lib.science.baselines import nearest_same_person_baseline
+    from eyegen_lib.science.models.gaze_estimator import predict_gaze
+    from eyegen_lib.science.protocols import redirection_protocol
 
     estimator, _ = registry.gaze_estimator(smoke, seed=numerics_seed, progress=False)
     source, rset, eyes = redirection_protocol(smoke, seed=numerics_seed)
@@ -63,8 +64,8 @@ def test_the_smoke_gaze_estimator_tells_a_copied_input_from_the_target_gaze(outp
 def test_the_smoke_deepwarp_is_not_much_worse_than_copying_the_input(numerics_seed, margin):
     """05_deepwarp (check_05): a smoke-trained CFW+LCM warp, which starts as the identity, stays
     below 2 × the unchanged input's MSE on held-out persons."""
-    from eyegen_lib.models.deepwarp import DeepWarpConfig, redirect, render_redirection_pairs, train_deepwarp
-    from eyegen_lib.protocols import person_split, rgb_source, split_indices
+    from eyegen_lib.science.models.deepwarp import DeepWarpConfig, redirect, render_redirection_pairs, train_deepwarp
+    from eyegen_lib.science.protocols import person_split, rgb_source, split_indices
 
     from .notebook_expectations import DEEPWARP_OVER_UNCHANGED_INPUT
 

@@ -7,18 +7,19 @@ from dataclasses import replace
 import pytest
 import torch
 
-from eyegen_lib import get_profile, registry
-from eyegen_lib.batches import EpochBatches
-from eyegen_lib.data.datasets import render_all
-from eyegen_lib.data.pairs import PairRows, render_redirection_pairs
-from eyegen_lib.data.rows import MaskStore, RenderedRows, TensorRows, ZipRows, gaze_labels, rows_of
-from eyegen_lib.data.synthetic import SyntheticEyes, SyntheticEyeSpec
-from eyegen_lib.losses import challenge_loss
-from eyegen_lib.models.deeplab import DeepLabV3Plus, SegmenterConfig
-from eyegen_lib.models.deepwarp import DeepWarpConfig, PairBatches
-from eyegen_lib.models.refiner import RefinerBatches, RefinerConfig
-from eyegen_lib.models.seg2eye import StyleBatches
-from eyegen_lib.protocols import person_side_groups, rank_targets, ranking_setup
+from eyegen_lib import get_profile
+from eyegen_lib.runs import registry
+from eyegen_lib.science.batches import EpochBatches
+from eyegen_lib.science.data.datasets import render_all
+from eyegen_lib.science.data.pairs import PairRows, render_redirection_pairs
+from eyegen_lib.science.data.rows import MaskStore, RenderedRows, TensorRows, ZipRows, gaze_labels, rows_of
+from eyegen_lib.science.data.synthetic import SyntheticEyes, SyntheticEyeSpec
+from eyegen_lib.science.losses import challenge_loss
+from eyegen_lib.science.models.deeplab import DeepLabV3Plus, SegmenterConfig
+from eyegen_lib.science.models.deepwarp import DeepWarpConfig, PairBatches
+from eyegen_lib.science.models.refiner import RefinerBatches, RefinerConfig
+from eyegen_lib.science.models.seg2eye import StyleBatches
+from eyegen_lib.science.protocols import person_side_groups, rank_targets, ranking_setup
 
 
 def nir(n_persons=3, per_person=8, size=(40, 64)):
@@ -163,8 +164,8 @@ def test_the_registry_trains_every_family_from_streamed_data(streaming_profile):
 
 
 def test_lash_textures_keep_only_the_levels_in_use_and_rebuild_the_others_exactly():
-    from eyegen_lib.data import eye_model as em
-    from eyegen_lib.data.texture_cache import ByteLRU, MipPyramid
+    from eyegen_lib.science.data import eye_model as em
+    from eyegen_lib.science.data.texture_cache import ByteLRU, MipPyramid
 
     base = torch.rand(3, 64, 128, generator=torch.Generator().manual_seed(0))
     full = em.mip_levels(base, 5)
@@ -189,7 +190,7 @@ def test_lash_textures_keep_only_the_levels_in_use_and_rebuild_the_others_exactl
 
 
 def test_the_render_cache_holds_its_byte_bound_and_an_evicted_person_renders_alike():
-    from eyegen_lib.data.texture_cache import ByteLRU
+    from eyegen_lib.science.data.texture_cache import ByteLRU
 
     spec = SyntheticEyeSpec("nir", size=(80, 128), n_persons=6, images_per_person=4)
     roomy = SyntheticEyes(spec)
@@ -209,7 +210,7 @@ def test_the_render_cache_holds_its_byte_bound_and_an_evicted_person_renders_ali
 
 
 def test_a_bad_render_cache_size_is_one_clear_error(monkeypatch):
-    from eyegen_lib.data import texture_cache
+    from eyegen_lib.science.data import texture_cache
 
     monkeypatch.setattr(texture_cache, "_PROCESS_CACHE", None)
     monkeypatch.setenv("EYEGEN_RENDER_CACHE_MB", "lots")
@@ -255,7 +256,7 @@ def test_an_image_renders_alike_in_any_batch(modality, size):
 def test_a_texture_shared_by_several_images_samples_as_each_image_alone():
     """Big textures shared by several images of a chunk are sampled expanded over their images (no
     per-image copies); each image's lookup is what sampling it alone gives, bit for bit."""
-    from eyegen_lib.data import eye_model as em
+    from eyegen_lib.science.data import eye_model as em
 
     gen = torch.Generator().manual_seed(0)
     pyramids = [em.mip_levels(torch.rand(4, 512, 512, generator=gen), 3) for _ in range(2)]

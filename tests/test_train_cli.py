@@ -133,7 +133,7 @@ def test_help_lists_the_models():
     (["segmenter", "--seed", "x"], "--seed takes an integer ≥ 0, got 'x'"),
 ])
 def test_bad_arguments_get_one_line_that_lists_the_valid_ones(args, message, tmp_path, capsys):
-    from eyegen_lib.cli import main
+    from eyegen_lib.suite.cli import main
 
     assert main(["train", *args, "--out", str(tmp_path / "o")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from eyegen_lib.batches import EpochBatches
-from eyegen_lib.training import SupervisedTrainer
+from eyegen_lib.core.training import SupervisedTrainer
+from eyegen_lib.science.batches import EpochBatches
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 

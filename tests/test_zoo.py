@@ -6,11 +6,19 @@ import pytest
 import torch
 
 from eyegen_lib import get_profile
-from eyegen_lib.checkpoint import save_checkpoint
-from eyegen_lib.models.gaze_estimator import GazeEstimator, GazeEstimatorConfig
-from eyegen_lib.provenance import make_provenance
-from eyegen_lib.zoo import (ZooError, export_entry, find_entry, length_free, matches, read_manifest, verify_files,
-                            write_manifest)
+from eyegen_lib.core.checkpoint import save_checkpoint
+from eyegen_lib.runs.provenance import make_provenance
+from eyegen_lib.runs.zoo import (
+    ZooError,
+    export_entry,
+    find_entry,
+    length_free,
+    matches,
+    read_manifest,
+    verify_files,
+    write_manifest,
+)
+from eyegen_lib.science.models.gaze_estimator import GazeEstimator, GazeEstimatorConfig
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ import os
 import pytest
 import torch
 
-from eyegen_lib import get_profile, registry
-from eyegen_lib.cli import main
-from eyegen_lib.record import Recorder, read_metrics
-from eyegen_lib.zoo import read_manifest, write_manifest
-from eyegen_lib.zoo_verify import verify_zoo
+from eyegen_lib import get_profile
+from eyegen_lib.runs import registry
+from eyegen_lib.runs.record import Recorder, read_metrics
+from eyegen_lib.runs.zoo import read_manifest, write_manifest
+from eyegen_lib.runs.zoo_verify import verify_zoo
+from eyegen_lib.suite.cli import main
 
 GAN_CMD = "eyegen train gaze_gan --profile smoke --steps 12 --keep-at 3 6"
 DW_CMD = "eyegen train deepwarp --profile smoke --variant cfw_lcm --steps 60"
@@ -118,7 +119,7 @@ def test_the_shipped_zoo_verifies():
     """Every entry of zoo/MANIFEST.json: its sha256, loaded through the registry for its run, and its
     held-out check figure within tolerance. A renderer or config change that makes an entry stale fails
     here, naming the eyegen train command that rebuilds it."""
-    from eyegen_lib.zoo import zoo_dir
+    from eyegen_lib.runs.zoo import zoo_dir
 
     entries = read_manifest(zoo_dir())["entries"]
     if not entries:

@@ -11,16 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eyegen_lib.artifacts import obtain_artifact, training_job
-from eyegen_lib.batches import EpochBatches
-from eyegen_lib.data.rows import rows_of
-from eyegen_lib.engine import TrainingRun, with_steps
-from eyegen_lib.family import CheckSetup, ModelFamily, register
-from eyegen_lib.families.common import nir_check_rows, nir_held_out, sized
-from eyegen_lib.images import to_signed
-from eyegen_lib.protocols import nir_source, person_split, split_indices
-from eyegen_lib.provenance import data_recipe
-from eyegen_lib.training import SupervisedTrainer
+from eyegen_lib.core.images import to_signed
+from eyegen_lib.core.training import SupervisedTrainer, TrainingRun
+from eyegen_lib.runs.engine import with_steps
+from eyegen_lib.runs.families.common import nir_check_rows, nir_held_out, sized
+from eyegen_lib.runs.family import CheckSetup, ModelFamily, register
+from eyegen_lib.runs.jobs import obtain_artifact, training_job
+from eyegen_lib.science.batches import EpochBatches
+from eyegen_lib.science.data.recipes import data_recipe
+from eyegen_lib.science.data.rows import rows_of
+from eyegen_lib.science.protocols import nir_source, person_split, split_indices
 
 
 @dataclass
