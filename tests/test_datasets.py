@@ -5,9 +5,10 @@ import torch
 
 from eyegen_lib.core.gaze import angular_error_deg
 from eyegen_lib.science.data.columbia import ColumbiaPatches, export_columbia
-from eyegen_lib.science.data.datasets import RedirectionPairs, indices_of_persons, render_all, split_persons
+from eyegen_lib.science.data.datasets import indices_of_persons, render_all, split_persons
 from eyegen_lib.science.data.errors import DatasetError
 from eyegen_lib.science.data.openeds import OpenEDS, export_openeds
+from eyegen_lib.science.data.pairs import GroupPairRows, PairRows, render_redirection_pairs
 from eyegen_lib.science.data.synthetic import SyntheticEyes, SyntheticEyeSpec
 
 NIR_SIZE = (40, 64)
@@ -90,51 +91,35 @@ def test_mask_rows_from_renderer_cache_and_reader_and_a_clear_error_without_mask
         RenderedRows(OpenEDS(tmp_path / "o", "train", "generative"), [0, 1], ("image", "mask"))
 
 
-def test_redirection_pairs_from_renderer(rgb):
+def test_rendered_redirection_pairs_change_only_the_gaze(rgb):
     # RGB: its renders are batch-invariant, so a target can be compared exactly with a re-render.
-    # (NIR renders differ by up to ~2 grey levels at the edge of render_nir's batch-union box.)
-    ds = RedirectionPairs(rgb, [0, 3], pairs_per_image=2, seed=0, progress=False)
-    assert len(ds) == 4
-    for k in range(len(ds)):
-        item = ds[k]
-        a = item["source_index"]
-        assert item["source"].shape == item["target"].shape == (3, 64, 64) and in_unit_range(item["target"])
-        assert item["person"] == rgb.person_of(a)
-        assert float(item["angle_deg"]) == pytest.approx(float(angular_error_deg(item["source_gaze"].double(),
-                                                                                item["target_gaze"].double())), abs=1e-4)
-        assert torch.equal(item["source_gaze"], rgb[a]["gaze"]) and item["landmarks"].shape == (7, 2)
+    data = render_redirection_pairs(rgb, [0, 3], pairs_per_image=2, seed=0, progress=False)
+    assert len(data["source"]) == 4 and data["landmarks"].shape == (4, 7, 2)
+    for k in range(4):
+        a = int(data["index"][k])
+        assert data["source"][k].shape == data["target"][k].shape == (3, 64, 64) and data["person"][k] == rgb.person_of(a)
+        assert torch.equal(data["source_gaze"][k], rgb[a]["gaze"])
         # the target is the same eye re-rendered at the target gaze: only the gaze changed
-        again = rgb.render([a], gaze=item["target_gaze"][None])["image"][0]
-        assert torch.equal(item["target"], again.float() / 127.5 - 1)
-        assert not torch.equal(item["source"], item["target"])
-    lazy = RedirectionPairs(rgb, [0, 3], pairs_per_image=2, seed=0, precompute=False)
-    assert torch.equal(lazy[3]["target"], ds[3]["target"]) and torch.equal(lazy[3]["source"], ds[3]["source"])
-    assert np.allclose(lazy.angles_deg, ds.angles_deg)
+        again = rgb.render([a], gaze=data["target_gaze"][k][None])["image"][0]
+        assert torch.equal(data["target"][k], again) and not torch.equal(data["source"][k], data["target"][k])
+    streamed = PairRows(rgb, [0, 3], pairs_per_image=2, seed=0)   # rendered when fetched: the same pairs
+    assert torch.equal(streamed.fetch([3])["target"][0], data["target"][3])
 
 
-def test_redirection_pairs_nir_shapes(nir):
-    item = RedirectionPairs(nir, [7], seed=1, progress=False)[0]
-    assert item["source"].shape == item["target"].shape == (1, *NIR_SIZE) and item["person"] == 1
+def test_rendered_redirection_pairs_of_nir_frames(nir):
+    data = render_redirection_pairs(nir, [7], seed=1, progress=False)
+    assert data["source"].shape == data["target"].shape == (1, 1, *NIR_SIZE) and int(data["person"][0]) == 1
 
 
 def test_redirection_pairs_from_columbia_groups(columbia):
-    ds = RedirectionPairs(columbia)
-    assert len(ds) == 4 * 21 * 21  # 2 subjects × 2 eyes, every ordered pair incl. self-pairs
+    pairs = GroupPairRows(columbia, range(len(columbia)))
+    assert len(pairs) == 4 * 21 * 21  # 2 subjects × 2 eyes, every ordered pair incl. self-pairs
+    meta = pairs.meta()
     for k in (0, 100, 500, 1700):
-        a, b = ds.pairs[k]
-        assert columbia.group_of(a) == columbia.group_of(b)
-        item = ds[k]
-        assert item["person"] == columbia.person_of(a) and item["source"].shape == (3, 64, 64)
-        assert torch.equal(item["target_gaze"], columbia[b]["gaze"])
-        assert float(item["angle_deg"]) == pytest.approx(float(angular_error_deg(columbia.gaze_of(a).astype(float),
-                                                                                columbia.gaze_of(b).astype(float))), abs=1e-4)
-    assert ds.angles_deg.max() == pytest.approx(np.degrees(np.arccos(np.cos(np.radians(20)) * np.cos(np.radians(30)))), abs=0.5)
-    assert len(RedirectionPairs(columbia, include_self=False)) == 4 * 21 * 20
-    cache = render_all(columbia, progress=False)
-    from_cache = RedirectionPairs(cache)
-    assert from_cache.pairs == ds.pairs and torch.equal(from_cache[100]["target"], ds[100]["target"])
-
-
-def test_redirection_needs_renderer_or_groups(nir_cache):
-    with pytest.raises(DatasetError, match="cannot make redirection pairs"):
-        RedirectionPairs(nir_cache)
+        a, b = int(pairs.index[k]), int(pairs.target_index[k])
+        assert columbia.group_of(a) == columbia.group_of(b) and int(meta["person"][k]) == columbia.person_of(a)
+        assert torch.equal(meta["target_gaze"][k], columbia[b]["gaze"])
+        assert torch.equal(pairs.fetch([k])["target"][0], render_all(columbia, [b], progress=False)["image"][0])
+    angles = angular_error_deg(meta["source_gaze"].double(), meta["target_gaze"].double())
+    assert float(angles.max()) == pytest.approx(np.degrees(np.arccos(np.cos(np.radians(20)) * np.cos(np.radians(30)))), abs=0.5)
+    assert len(GroupPairRows(columbia, range(len(columbia)), include_self=False)) == 4 * 21 * 20

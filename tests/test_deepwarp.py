@@ -9,8 +9,6 @@ import torch.nn.functional as F
 
 from eyegen_lib.core.checkpoint import load_checkpoint, save_checkpoint
 from eyegen_lib.core.profiles import get_profile
-from eyegen_lib.science.data.datasets import RedirectionPairs
-from eyegen_lib.science.data.pairs import as_pair_data
 from eyegen_lib.science.data.synthetic import SyntheticEyes, SyntheticEyeSpec
 from eyegen_lib.science.models.deepwarp import (
     VARIANTS,
@@ -29,7 +27,6 @@ from eyegen_lib.science.models.deepwarp import (
     train_deepwarp,
     warp,
 )
-from eyegen_lib.science.models.deepwarp.trainer import WARP_PAIR_KEYS
 
 H, W = 41, 51
 
@@ -296,15 +293,6 @@ def test_training_lowers_the_loss_and_beats_the_unchanged_input(eyes, numerics_s
     def mse(images):
         return F.mse_loss(images.float() / 127.5 - 1, data["target"].float() / 127.5 - 1).item()
     margin.below("MSE / MSE of the unchanged input", mse(pred) / mse(data["source"]), 0.8)
-
-
-def test_the_projects_redirection_pairs_train_directly(eyes):
-    pairs = RedirectionPairs(eyes, range(4), pairs_per_image=2, progress=False)
-    data = as_pair_data(pairs, WARP_PAIR_KEYS)
-    assert data["source"].shape == (8, 3, H, W) and data["landmarks"].shape == (8, 7, 2) and data["border"] == 0
-    assert torch.allclose(data["tilt_deg"], eye_tilt_deg(data["landmarks"]))
-    model, history = train_deepwarp(pairs, DeepWarpConfig(variant="ss", steps=2, batch_size=4), progress=False)
-    assert len(history) == 2 and not model.training
 
 
 def test_training_checks_the_targets_border_and_yaw():

@@ -9,12 +9,12 @@
 * Readers of the real datasets' layouts — :class:`OpenEDS`, :class:`ColumbiaPatches`,
   :class:`MPIIGazeNormalized` — and :func:`export_dataset`, which writes synthetic data in those
   layouts; every reader problem raises :class:`DatasetError` saying what to fix.
-* Torch datasets for the notebooks (:mod:`datasets`): segmentation pairs, mask → image with K
-  style images, gaze patches, redirection pairs; :func:`split_persons` splits by person.
+* Training data as rows (:mod:`rows`: in memory, rendered when a batch asks, compressed masks) and
+  redirection pairs (:mod:`pairs`); :func:`split_persons` splits by person, :func:`render_all` caches a source.
 """
 from . import eye_model, render_nir, render_rgb, synthetic
 from .columbia import ColumbiaPatches
-from .datasets import RedirectionPairs, indices_of_persons, render_all, split_persons
+from .datasets import indices_of_persons, render_all, split_persons
 from .errors import DatasetError
 from .export import export_dataset
 from .eye_model import GEOMETRY_RANGES, LANDMARK_NAMES, N_EYELID_POINTS, STATE_KEYS
@@ -29,5 +29,5 @@ __all__ = ["SyntheticEyeSpec", "SyntheticEyes", "render_nir_eye", "render_rgb_ey
            "LANDMARK_NAMES", "N_EYELID_POINTS", "GEOMETRY_RANGES", "STATE_KEYS",
            "eye_model", "render_nir", "render_rgb", "synthetic",
            "ColumbiaPatches", "OpenEDS", "MPIIGazeNormalized", "DatasetError", "export_dataset",
-           "RedirectionPairs", "indices_of_persons",
+           "indices_of_persons",
            "render_all", "split_persons"]

@@ -1,5 +1,5 @@
-"""Person splits, whole-source caches and the redirection-pair dataset, over any eye source: the
-renderer, a reader, or a cache (training reads rows: :mod:`eyegen_lib.science.data.rows`).
+"""Person splits and whole-source caches, over any eye source: the renderer, a reader, or a cache
+(training reads rows: :mod:`eyegen_lib.science.data.rows`; redirection pairs: :mod:`eyegen_lib.science.data.pairs`).
 
 A *source* is one of
 
@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from ...core.gaze import angular_error_deg
 from ...core.runtime import tqdm
 from .errors import DatasetError
 
-__all__ = ["split_persons", "indices_of_persons", "render_all", "to_float_image", "RedirectionPairs"]
+__all__ = ["split_persons", "indices_of_persons", "render_all", "to_float_image"]
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -197,108 +195,3 @@ def render_all(source, indices=None, batch_size: int = 64, progress: bool = True
     if unlabelled_ok:
         cache["labelled"] = cache["labelled"].bool() if n else torch.zeros(0, dtype=torch.bool)
     return cache
-
-
-# -- datasets --------------------------------------------------------------------------------------
-class RedirectionPairs(Dataset):
-    """Gaze-redirection pairs: the same eye at two gazes.
-
-    * From a ``SyntheticEyes``: each index is paired ``pairs_per_image`` times with a re-render of
-      itself at a target gaze drawn uniformly within ``gaze_range_deg`` (default: the spec's),
-      so identity, lighting, lids and noise are identical and only the gaze changes. With
-      ``precompute`` (default) all sources and targets are rendered once, in batches.
-    * From a source with (subject, pose, eye) groups (``ColumbiaPatches`` or its cache): every
-      ordered pair within a group, self-pairs included when ``include_self`` (21 × 21 for a full
-      grid), as He et al. train.
-
-    Items: ``source``/``target`` images (C, H, W) in [−1, 1], ``source_gaze``/``target_gaze``
-    (2,), ``angle_deg`` (the angle between them), ``person``, ``source_index``, and the source's
-    ``landmarks`` (7, 2) when available. ``self.angles_deg`` holds all angles (for binning).
-    """
-
-    def __init__(self, source, indices=None, *, pairs_per_image: int = 1, gaze_range_deg=None, include_self: bool = True,
-                 seed: int = 0, precompute: bool = True, batch_size: int = 64, progress: bool = True):
-        self.src = _as_source(source)
-        self.indices = _check_indices(self.src, indices)
-        self._rendered = None
-        if self.src.renders:
-            spec = self.src.obj.spec
-            max_p, max_y = np.deg2rad(gaze_range_deg if gaze_range_deg is not None else spec.gaze_range_deg)
-            self.pairs = []
-            for i in self.indices:
-                rng = np.random.default_rng((int(seed), i))
-                for _ in range(int(pairs_per_image)):
-                    self.pairs.append((i, rng.uniform(-1, 1, 2).astype(np.float32) * np.float32([max_p, max_y])))
-            if precompute:
-                self._rendered = self._render_pairs(batch_size, progress)
-        elif any(self.src.group_of(i) is not None for i in self.indices[:1]):
-            _require(self.src, self.indices, "gaze", "a redirection pair needs")
-            groups: dict = {}
-            for i in self.indices:
-                groups.setdefault(self.src.group_of(i), []).append(i)
-            self.pairs = [(a, b) for members in groups.values() for a in members for b in members
-                          if include_self or a != b]
-        else:
-            kind = "a render_all cache" if self.src.cache is not None else type(self.src.obj).__name__
-            raise DatasetError(f"{kind} cannot make redirection pairs: it has no renderer to re-render an eye at another "
-                               "gaze and no (subject, pose, eye) groups of one eye at several gazes",
-                               fix="pass the SyntheticEyes itself, or Columbia patches (reader or its render_all cache)")
-        self.angles_deg = np.array([float(self._angle(*self._gazes(k))) for k in range(len(self.pairs))], dtype=np.float32)
-
-    def _render_pairs(self, batch_size, progress):
-        obj = self.src.obj
-        unique = sorted({i for i, _ in self.pairs})
-        srcs = render_all(obj, unique, batch_size=batch_size, progress=progress)
-        row = {i: r for r, i in enumerate(unique)}
-        targets = []
-        for start in tqdm(range(0, len(self.pairs), batch_size), desc="rendering targets", disable=not progress):
-            chunk = self.pairs[start:start + batch_size]
-            out = obj.render([i for i, _ in chunk], gaze=np.stack([g for _, g in chunk]))
-            targets.append(out["image"])
-        return {"source": srcs, "row": row, "target": torch.cat(targets) if targets else None}
-
-    def _gazes(self, k):
-        a, b = self.pairs[k]
-        if self.src.renders:
-            if self._rendered is not None:
-                src_gaze = self._rendered["source"]["gaze"][self._rendered["row"][a]].numpy()
-            else:
-                src_gaze = self._sampled_gaze(a)
-            return src_gaze, np.asarray(b, dtype=np.float32)
-        return self._gaze(a), self._gaze(b)
-
-    def _gaze(self, i):
-        if self.src.cache is not None:
-            return self.src.cache["gaze"][i].numpy()
-        return np.asarray(self.src.obj.gaze_of(i), dtype=np.float32)
-
-    def _sampled_gaze(self, i):
-        st = self.src.obj.image_state(i)
-        return np.array([st["pitch"], st["yaw"]], dtype=np.float32)
-
-    @staticmethod
-    def _angle(a, b):
-        return angular_error_deg(np.asarray(a, np.float64), np.asarray(b, np.float64))
-
-    def __len__(self):
-        return len(self.pairs)
-
-    def __getitem__(self, k):
-        a, b = self.pairs[k]
-        src_gaze, tgt_gaze = (torch.from_numpy(np.asarray(g, dtype=np.float32)) for g in self._gazes(k))
-        if self.src.renders:
-            if self._rendered is not None:
-                cache, r = self._rendered["source"], self._rendered["row"][a]
-                s = {"image": cache["image"][r], "landmarks": cache["landmarks"][r]}
-                target = self._rendered["target"][k]
-            else:
-                s = {k2: v[0] for k2, v in self.src.obj.render([a]).items() if isinstance(v, torch.Tensor)}
-                target = self.src.obj.render([a], gaze=tgt_gaze[None])["image"][0]
-        else:
-            s, target = self.src.sample(a), self.src.sample(b)["image"]
-        item = {"source": to_float_image(s["image"]), "target": to_float_image(target),
-                "source_gaze": src_gaze, "target_gaze": tgt_gaze,
-                "angle_deg": torch.tensor(self.angles_deg[k]), "person": self.src.person_of(a), "source_index": a}
-        if "landmarks" in s:
-            item["landmarks"] = s["landmarks"].float()
-        return item

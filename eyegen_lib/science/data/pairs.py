@@ -20,7 +20,7 @@ from .recipes import data_recipe
 from .rows import Rows, TensorRows, _as_rows
 from .synthetic import SyntheticEyes
 
-__all__ = ["PairRows", "GroupPairRows", "group_pairs_recipe", "render_redirection_pairs", "redirection_pairs_recipe", "pair_parts", "pair_count", "as_pair_data",
+__all__ = ["PairRows", "GroupPairRows", "group_pairs_recipe", "render_redirection_pairs", "redirection_pairs_recipe", "pair_parts", "pair_count",
            "eye_tilt_deg", "centre_crop", "PAIR_FIELDS"]
 
 # Part of the pairs' recipe: bump when the pair table's draws change (models trained on other pairs retrain).
@@ -221,6 +221,7 @@ class GroupPairRows(Rows):
         self.a, self.b = (torch.tensor(side, dtype=torch.int64) for side in zip(*pairs))
         self.source_gaze, self.target_gaze = gaze[self.a], gaze[self.b]
         self.index = torch.tensor(photos, dtype=torch.int64)[self.a]
+        self.target_index = torch.tensor(photos, dtype=torch.int64)[self.b]   # the photo each target is
         self.person = torch.tensor([source.person_of(i) for i in photos], dtype=torch.int64)[self.a]
         # per photo, gathered per pair: computed once, not on every meta() (pair_parts calls it often)
         self._tilt = None if self._landmarks is None else eye_tilt_deg(self._landmarks.float())[self.a]
@@ -319,26 +320,6 @@ def pair_parts(pairs, keys=PAIR_FIELDS) -> tuple[Rows, dict]:
 def pair_count(pairs) -> int:
     """How many training pairs ``pairs`` holds, whichever form they take (in memory, rendered, photographed)."""
     return len(pair_parts(pairs, ("source",))[0])
-
-
-def as_pair_data(pairs, keys=("source", "target", "source_gaze", "target_gaze")):
-    """Training pairs as the trainers take them: a :class:`PairRows` or the dict of
-    :func:`render_redirection_pairs` pass through; a dataset of pair items (e.g.
-    :class:`~eyegen_lib.science.data.datasets.RedirectionPairs`, pre-rendered, no border) is stacked into a
-    dict of ``keys`` — with the eye's tilt when ``keys`` hold the landmarks."""
-    if isinstance(pairs, (dict, PairRows, GroupPairRows)):
-        return pairs
-    items = [pairs[k] for k in range(len(pairs))]
-    if not items:
-        raise ValueError("no redirection pairs to train on")
-    missing = [k for k in keys if k not in items[0]]
-    if missing:
-        raise ValueError(f"the redirection pairs lack {missing} (a source without {missing[0]}?)")
-    out = {k: torch.stack([it[k] for it in items]) for k in keys}
-    if "landmarks" in out:
-        out["tilt_deg"] = eye_tilt_deg(out["landmarks"])
-    out["border"] = 0
-    return out
 
 
 def redirection_pairs_recipe(source, indices, *, pairs_per_image: int = 1, vertical_only: bool = False,

@@ -11,16 +11,13 @@ from ....core.distributed import DistInfo, init_distributed
 from ....core.images import to_signed
 from ....core.training import Trainer, TrainingRun
 from ...batches import BatchSource
-from ...data.pairs import as_pair_data, centre_crop, pair_parts
+from ...data.pairs import centre_crop, pair_parts
 from .config import DeepWarpConfig
 from .losses import border_of, registration_aware_loss
 from .networks import DeepWarp
 
-__all__ = ["WARP_PAIR_KEYS", "angle_bin_ids", "pair_sampling_weights", "PairBatches", "DeepWarpTrainer", "deepwarp_run",
+__all__ = ["angle_bin_ids", "pair_sampling_weights", "PairBatches", "DeepWarpTrainer", "deepwarp_run",
            "train_deepwarp"]
-
-
-WARP_PAIR_KEYS = ("source", "target", "landmarks", "source_gaze", "target_gaze")
 
 
 def angle_bin_ids(redirection_deg: torch.Tensor, n_bins: int = 15) -> torch.Tensor:
@@ -134,17 +131,16 @@ def _check_pairs(data, config: DeepWarpConfig) -> None:
 
 
 def deepwarp_run(pairs, config: DeepWarpConfig, *, seed: int = 0, device=None, dist: DistInfo | None = None) -> TrainingRun:
-    """A training run of a DeepWarp model on ``pairs``: the dict of :func:`render_redirection_pairs`
-    a :class:`~eyegen_lib.science.data.pairs.PairRows` (rendered when drawn), or a pre-rendered
-    ``RedirectionPairs`` with landmarks (:func:`~eyegen_lib.science.data.pairs.as_pair_data`). The angle input is target − source gaze; batches
-    follow :func:`pair_sampling_weights` (Adam, constant rate)."""
-    data = as_pair_data(pairs, WARP_PAIR_KEYS)
-    _check_pairs(data, config)
+    """A training run of a DeepWarp model on ``pairs``: the dict of :func:`render_redirection_pairs`, a
+    :class:`~eyegen_lib.science.data.pairs.PairRows` (rendered when drawn) or a
+    :class:`~eyegen_lib.science.data.pairs.GroupPairRows` (photographs), with landmarks. The angle input is
+    target − source gaze; batches follow :func:`pair_sampling_weights` (Adam, constant rate)."""
+    _check_pairs(pairs, config)
     dist = dist or init_distributed()
     model = DeepWarp(config)
     trainer = DeepWarpTrainer(model, config, device=device, dist_info=dist)
-    n_pairs = len(pair_parts(data, ("source",))[0])
-    batches = PairBatches(data, config, batch_size=min(config.batch_size, n_pairs // dist.world_size), seed=seed, dist=dist)
+    n_pairs = len(pair_parts(pairs, ("source",))[0])
+    batches = PairBatches(pairs, config, batch_size=min(config.batch_size, n_pairs // dist.world_size), seed=seed, dist=dist)
     return TrainingRun(trainer, batches, model)
 
 

@@ -9,7 +9,7 @@ from ....core.distributed import DistInfo, init_distributed
 from ....core.images import to_signed
 from ....core.training import Trainer, TrainingRun, frozen
 from ...batches import BatchSource
-from ...data.pairs import as_pair_data, pair_parts
+from ...data.pairs import pair_parts
 from .config import GazeGANConfig, gaze_to_code
 from .losses import VGG16Perceptual, gradient_penalty, random_interpolates, wgan_critic_loss
 from .networks import GazeGAN
@@ -17,7 +17,6 @@ from .networks import GazeGAN
 __all__ = ["IterationBatches", "linear_decay", "GazeGANTrainer", "gaze_gan_run", "train_gaze_gan"]
 
 
-PAIR_KEYS = ("source", "target", "source_gaze", "target_gaze")
 
 
 def _check_pairs(data, config: GazeGANConfig) -> None:
@@ -178,14 +177,14 @@ class GazeGANTrainer(Trainer):
 
 def gaze_gan_run(pairs, config: GazeGANConfig, *, seed: int = 0, device=None, perceptual: VGG16Perceptual | None = None,
                  dist: DistInfo | None = None) -> TrainingRun:
-    """A training run of a GazeGAN on redirection ``pairs`` (see :func:`~eyegen_lib.science.data.pairs.as_pair_data`): WGAN-GP
+    """A training run of a GazeGAN on redirection ``pairs`` (the dict of
+    :func:`~eyegen_lib.science.data.pairs.render_redirection_pairs`, a ``PairRows`` or a ``GroupPairRows``): WGAN-GP
     with its gaze head, cycle and perceptual losses, and the linear decay of the learning rate."""
-    data = as_pair_data(pairs, PAIR_KEYS)
-    _check_pairs(data, config)
+    _check_pairs(pairs, config)
     dist = dist or init_distributed()
     model = GazeGAN(config)
     trainer = GazeGANTrainer(model, config, perceptual=perceptual, device=device, dist_info=dist)
-    batches = IterationBatches(data, batch_size=config.batch_size, n_minibatches=config.n_critic + 1, seed=seed, dist=dist)
+    batches = IterationBatches(pairs, batch_size=config.batch_size, n_minibatches=config.n_critic + 1, seed=seed, dist=dist)
     return TrainingRun(trainer, batches, model)
 
 
