@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["SKIN_TONE_R_FLOOR", "FLOOR_SUFFIX", "per_bin_pairs", "beats_deepwarp", "no_gaze_loss_gaze_does_not_move",
+__all__ = ["SKIN_TONE_R_FLOOR", "FLOOR_SUFFIX", "method_label", "per_bin_pairs", "beats_deepwarp", "no_gaze_loss_gaze_does_not_move",
            "term_raises_lpips", "lpips_below_unchanged_input", "gaze_error_below_unchanged_input", "keeps_skin_tone",
            "departures_keep_skin_tone", "keep_mask_lowers_repaint_floor", "identity_term_lowers_repaint_floor",
            "target_term_opens_the_mask", "mask_opens_where_the_eye_changes", "protocol_claims"]
@@ -66,12 +66,17 @@ def no_gaze_loss_gaze_does_not_move(gaze_error: Mapping[str, float], *, referenc
                 note=f"mean gaze error (°) over the protocol; {_lengths(iterations, 'GAN no gaze', reference)}")
 
 
+def method_label(recipe: str) -> str:
+    """The name a recipe goes by in 06's tables and claims: "GAN" (the full recipe), "GAN reference", "GAN no cycle" …"""
+    return "GAN" if recipe == "full" else f"GAN {recipe.replace('_', ' ')}"
+
+
 def term_raises_lpips(ablation: str, lpips: Mapping[str, float], *, reference: str,
                       iterations: Mapping[str, int]) -> dict:
     """He et al. §5.5: removing a loss term (``no_cycle``, ``no_perceptual``) raises LPIPS."""
     if not ablation.startswith("no_"):
         raise ValueError(f"{ablation!r} is not a removed loss term (no_cycle, no_perceptual)")
-    method = f"GAN {ablation.replace('_', ' ')}"
+    method = method_label(ablation)
     without, with_ = float(lpips[method]), float(lpips[reference])
     return dict(name=f"{ablation}_raises_lpips", paper="He et al. §5.5, Fig. 5",
                 statement=f"without the {ablation[3:]} loss, LPIPS rises",
