@@ -566,5 +566,13 @@ def test_the_gan_claims_hold_and_fail_on_the_scores_that_decide_them(tmp_path):
         "no_cycle_raises_lpips", "no_perceptual_raises_lpips", "gan_lpips_below_unchanged_input",
         "gan_gaze_error_below_unchanged_input", "gan_keeps_skin_tone", "gan_mask_opens_where_the_eye_changes"]
     assert [x["holds"] for x in every] == [False, False, True, True, False, True, True, True, True]
+    # each claim's length is that of the models its margin compares (its spread is taken at it)
+    lengths = {x["name"]: x["length"] for x in every}
+    assert lengths["no_cycle_raises_lpips"] == {"GAN no cycle": 500, "GAN reference": 500}
+    assert lengths["gan_lpips_below_unchanged_input"] == {"GAN": 3000} and lengths["gan_beats_deepwarp_lpips"] == {"GAN": 3000}
+    with_dw = claims.protocol_claims(summary=summary, skin_tone_r={"GAN": 1.0}, repaint_floor=floor, per_bin=per_bin,
+                                     by_length={}, painter=(0.043, 0.039, 0.050), mask_story=None, ablations=[],
+                                     deepwarp=dw, iterations={**iterations, dw: 4000})
+    assert with_dw[0]["length"] == {"GAN": 3000, dw: 4000}
     rec = Recorder("97_gan_claims", "smoke", out=tmp_path)
     assert [rec.claim(**x) for x in every] == [x["holds"] for x in every]

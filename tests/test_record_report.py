@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from eyegen_lib import Recorder, get_profile, read_metrics  # noqa: E402
+from eyegen_lib.runs.record import margin_text, spread_legend  # noqa: E402
 from eyegen_lib.suite.report import build_report  # noqa: E402
 
 
@@ -85,14 +86,15 @@ def test_the_record_and_report_list_the_artifacts_a_notebook_used(tmp_path):
 
 
 def test_a_claim_takes_its_measured_seed_spread_and_is_inconclusive_within_it(tmp_path, monkeypatch):
-    from eyegen_lib.runs.claim_spread import SPREAD_SDS, margins_of, write_spread
+    from eyegen_lib.runs.claim_spread import PROFILE_LENGTHS, SPREAD_SDS, margins_of, write_spread
 
     monkeypatch.setenv("EYEGEN_ZOO_DIR", str(tmp_path / "zoo"))
     measured = margins_of({0: [("97_demo", {"name": "a", "margin": 0.10}), ("97_demo", {"name": "b", "margin": None})],
                            1: [("97_demo", {"name": "a", "margin": 0.30})],
                            2: [("97_demo", {"name": "a", "margin": 0.20})]})
-    assert set(measured) == {"a"} and measured["a"]["sd"] == pytest.approx(0.1) and measured["a"]["mean"] == pytest.approx(0.2)
-    write_spread("smoke", measured, length="smoke's own")
+    assert set(measured) == {"a"} and set(measured["a"]) == {PROFILE_LENGTHS}     # the records stated no length
+    assert measured["a"][PROFILE_LENGTHS]["sd"] == pytest.approx(0.1) and measured["a"][PROFILE_LENGTHS]["mean"] == pytest.approx(0.2)
+    write_spread("smoke", measured)
     rec = Recorder("95_demo", "smoke", out=tmp_path)
     rec.claim("a", paper="p", statement="s", measured={"v": 1}, holds=True, margin=0.15)  # within 2 sd = 0.2
     rec.claim("a2", paper="p", statement="s", measured={"v": 1}, holds=True, margin=0.15)  # no spread on file
@@ -101,6 +103,50 @@ def test_a_claim_takes_its_measured_seed_spread_and_is_inconclusive_within_it(tm
     assert "seeds 0, 1, 2" in claims["a"]["spread_note"] and claims["a2"]["state"] == "holds"
     rec.claim("a", paper="p", statement="s", measured={"v": 1}, holds=False, margin=-0.5)  # beyond it: fails
     assert read_metrics("95_demo", out=tmp_path)["claims"][-1]["state"] == "fails"
+
+
+def test_a_claims_spread_is_the_one_measured_at_its_length_and_says_so_when_none_was(tmp_path, monkeypatch):
+    """Issue 31: a margin at the zoo's 4000 steps takes the spread of seeds trained 4000 steps, not the
+    400-step spread; where its length was never measured it takes the nearest, and the record says so."""
+    from eyegen_lib.runs.claim_spread import margins_of, read_spread, write_spread
+
+    monkeypatch.setenv("EYEGEN_ZOO_DIR", str(tmp_path / "zoo"))
+    short = {s: [("05_deepwarp", {"name": "beats_input", "margin": m, "length": "400"})] for s, m in enumerate((30, -20, 55))}
+    long = {s: [("05_deepwarp", {"name": "beats_input", "margin": m, "length": "4000"})] for s, m in enumerate((27, 31, 29))}
+    write_spread("cpu", margins_of(short))
+    write_spread("cpu", margins_of(long))          # merged beside the 400-step spread, not over it
+    assert set(read_spread("cpu")["claims"]["beats_input"]) == {"400", "4000"}
+    rec = Recorder("05_deepwarp", "cpu", out=tmp_path)
+    rec.claim("beats_input", paper="p", statement="s", measured={"v": 1}, holds=True, margin=27.0, length=4000)
+    at_4000 = read_metrics("05_deepwarp", out=tmp_path)["claims"][-1]
+    assert at_4000["state"] == "holds" and at_4000["spread"] == pytest.approx(2 * 2.0) and at_4000["length"] == "4000"
+    assert at_4000["spread_length"] == "4000" and "at 4000 steps" in at_4000["spread_note"] and "not at" not in at_4000["spread_note"]
+    rec.claim("beats_input", paper="p", statement="s", measured={"v": 1}, holds=True, margin=27.0, length=400)
+    assert read_metrics("05_deepwarp", out=tmp_path)["claims"][-1]["state"] == "inconclusive"   # 2 sd = 75 at 400
+    rec.claim("beats_input", paper="p", statement="s", measured={"v": 1}, holds=True, margin=27.0, length=1000)
+    nearest = read_metrics("05_deepwarp", out=tmp_path)["claims"][-1]
+    assert nearest["spread_length"] == "400" and "not at the 1000 steps its margin is at" in nearest["spread_note"]
+    assert margin_text(nearest).endswith("at 1000 steps !")
+    assert any("another training length" in line for line in spread_legend([nearest])[1])
+    # lengths of several models, and a claim on no trained model
+    rec.claim("mixed", paper="p", statement="s", measured={"v": 1}, holds=True, margin=1.0, length={"GAN": 1000, "DeepWarp": 4000})
+    rec.claim("renderer", paper="p", statement="s", measured={"v": 1}, holds=True, margin=1.0, length=0)
+    claims = {c["name"]: c for c in read_metrics("05_deepwarp", out=tmp_path)["claims"]}
+    assert claims["mixed"]["length"] == "DeepWarp 4000 · GAN 1000" and claims["renderer"]["length"] == "untrained"
+    assert margin_text(claims["renderer"]) == "+1 untrained"
+
+
+def test_a_format_1_spread_file_reads_as_the_profiles_own_lengths(tmp_path, monkeypatch):
+    import json
+
+    from eyegen_lib.runs.claim_spread import PROFILE_LENGTHS, claim_spread
+
+    monkeypatch.setenv("EYEGEN_ZOO_DIR", str(tmp_path))
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "claim_spread.json").write_text(json.dumps({"format": "eyegen-claim-spread/1", "profile": "cpu", "claims": {
+        "a": {"margins": {"0": 1.0, "1": 2.0}, "sd": 0.7, "mean": 1.5, "notebook": "02_ranking", "length": "the profile's own"}}}))
+    found = claim_spread("cpu", "a", 3000)
+    assert found["length"] == PROFILE_LENGTHS and found["spread"] == pytest.approx(1.4) and "not at the 3000 steps" in found["note"]
 
 
 def test_rising_margin_is_the_smallest_step_and_positive_only_for_a_rising_order():

@@ -21,7 +21,7 @@ from ..core.profiles import Profile
 from ..science.data.errors import listen_for_data_sources
 from ..science.margins import rising_margin
 from .claim_context import paper_value
-from .claim_spread import claim_spread
+from .claim_spread import PROFILE_LENGTHS, UNTRAINED, claim_spread, length_key
 from .environment import machine_description
 
 __all__ = ["Recorder", "read_metrics", "artifact_origin", "claim_state", "rising_margin", "ClaimsTable", "RENDERER_SOURCE", "state_of",
@@ -159,7 +159,8 @@ class Recorder:
 
     def claim(self, name: str, *, paper: str, statement: str, measured: dict, holds: bool, note: str = "",
               margin: float | None = None, spread: float | None = None, spread_note: str = "",
-              by_length: Mapping[int, Mapping] | None = None, data: str | None = None) -> bool:
+              by_length: Mapping[int, Mapping] | None = None, data: str | None = None,
+              length: int | Mapping[str, int] | None = None) -> bool:
         """Record a paper claim with what was measured and whether it holds here. Returns ``holds``.
 
         ``margin`` is by how much it holds (> 0) or fails (< 0), in the units of its measured quantity;
@@ -168,23 +169,29 @@ class Recorder:
         whose margin lies within its spread is recorded as **inconclusive** (``state``), neither holding
         nor failing. ``by_length`` holds the claim at other training lengths: ``{step: {"holds": bool,
         "margin": float, "measured": {...}}}`` (a long run's snapshots). ``data``: the data source it was
-        measured on, where a notebook's sections read different ones (default: the notebook's)."""
+        measured on, where a notebook's sections read different ones (default: the notebook's).
+        ``length``: the training steps of the models its margin rests on — one number, ``{model: steps}``
+        where they differ, 0 for none trained (:func:`~eyegen_lib.runs.claim_spread.length_key`); the
+        spread is the one measured at that length, or the nearest one measured, which ``spread_note`` and
+        ``spread_length`` then name."""
         data = data or self.data.get("data", "renderer")
         for what, value in (("holds", holds), *((f"by_length[{k}].holds", v.get("holds")) for k, v in (by_length or {}).items())):
             if not isinstance(value, bool) and not (hasattr(value, "item") and isinstance(value.item(), bool)):
                 raise TypeError(f"claim {name!r}: {what} must be True or False, got {value!r}")
         # the shipped spreads were measured on the renderer: a run on a dataset keeps its plain holds / fails
+        key = length_key(length)
+        spread_length = None
         if spread is None and margin is not None and self.data.get("profile") and data == "renderer":
-            found = claim_spread(self.data["profile"], name)
+            found = claim_spread(self.data["profile"], name, key)
             if found is not None:
-                spread, spread_note = found
+                spread, spread_note, spread_length = found["spread"], found["note"], found["length"]
         if spread is not None and (not math.isfinite(float(spread)) or spread < 0):
             raise ValueError(f"claim {name!r}: spread must be a finite number ≥ 0, got {spread!r}")
         entry = {"name": name, "paper": paper, "statement": statement,
                  "measured": _plain(dict(measured), f"claim {name!r}"), "holds": bool(holds), "note": note,
                  "margin": None if margin is None else float(margin), "spread": None if spread is None else float(spread),
                  "spread_note": spread_note, "state": claim_state(bool(holds), margin, spread),
-                 "data": data}
+                 "data": data, "length": key, "spread_length": spread_length}
         if by_length:
             entry["by_length"] = {str(int(k)): {"holds": bool(v["holds"]),
                                                 "margin": None if v.get("margin") is None else float(v["margin"]),
@@ -255,16 +262,26 @@ def spread_legend(claims: list[Mapping]) -> tuple[dict[str, str], list[str]]:
         note = c.get("spread_note")
         if note:
             markers[c["name"]] = notes.setdefault(note, chr(ord("a") + len(notes)))
-    return markers, [f"({m}) ± is {note}" for note, m in notes.items()]
+    lines = [f"({m}) ± is {note}" for note, m in notes.items()]
+    if any(c.get("spread_length") and c["spread_length"] != c.get("length") for c in claims):
+        lines.append("! its spread was measured at another training length than its margin (the note says which)")
+    return markers, lines
 
 
 def margin_text(claim: Mapping) -> str:
-    """"+0.1 ± 0.2": a claim's margin and its seed spread, as the notebooks and the report print them."""
+    """"+0.1 ± 0.2": a claim's margin and its seed spread, as the notebooks and the report print them —
+    with the training length it is at where the claim states one ("+27 ± 1.9 at 4000 steps"; "untrained"),
+    and a "!" where its spread was measured at another length."""
     if claim.get("margin") is None:
         return ""
     text = f"{claim['margin']:+.3g}"
     if claim.get("spread") is not None:
         text += f" ± {claim['spread']:.2g}"
+    length = claim.get("length")
+    if length and length != PROFILE_LENGTHS:
+        text += " untrained" if length == UNTRAINED else f" at {length} steps"
+    if claim.get("spread_length") and claim["spread_length"] != length:
+        text += " !"
     return text
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..core.checkpoint import config_to_dict, load_checkpoint
@@ -148,34 +148,59 @@ def _cmd_add(args) -> int:
 
 
 def measure_spread(profile: str, seeds: Sequence[int], *, only: Sequence[str], out: Path,
-                   folder: Path | None = None, timeout: int | None = None) -> tuple[Path, dict]:
-    """Run notebooks ``only`` at each seed (no zoo), collect their claims' margins, write the spread file."""
+                   folder: Path | None = None, timeout: int | None = None, pretrained: bool = False,
+                   zoo_for_seed: Mapping[int, Path] | None = None) -> tuple[Path, dict]:
+    """Run notebooks ``only`` at each seed, collect their claims' margins at the lengths they record,
+    and merge them into the spread file. By default nothing comes from a zoo (every model at the
+    profile's length); with ``pretrained`` each seed takes a zoo's entries where they serve it — seed S
+    the folder ``zoo_for_seed[S]`` (its models trained as long as the shipped zoo's), a seed without one
+    the shipped zoo — so that the margins, and their spread, are at the zoo's lengths."""
     from .runner import list_notebooks, run_notebooks  # papermill and nbconvert: only when spreads are measured
 
     if len(set(seeds)) < 2:
         raise ValueError("a seed-to-seed spread needs at least two seeds")
+    zoo_for_seed = {int(k): Path(v) for k, v in (zoo_for_seed or {}).items()}
+    if zoo_for_seed and not pretrained:
+        raise ZooError("a zoo for a seed serves only a run that takes the zoo: add --pretrained")
+    for seed, zoo in zoo_for_seed.items():
+        if not (zoo / "MANIFEST.json").is_file():
+            raise ZooError(f"the zoo for seed {seed}, {zoo}, has no MANIFEST.json: fill it with eyegen zoo add --folder {zoo}")
     records: dict[int, list] = {}
     for seed in seeds:
         run_out = Path(out) / f"seed{seed}"
-        summary = run_notebooks(profile, only=only, out=run_out, seed=int(seed), pretrained=False, timeout=timeout)
+        zoo = zoo_for_seed.get(int(seed))
+        old = os.environ.get("EYEGEN_ZOO_DIR")
+        if zoo is not None:   # the notebooks' kernels inherit it
+            os.environ["EYEGEN_ZOO_DIR"] = str(zoo.resolve())
+        try:
+            summary = run_notebooks(profile, only=only, out=run_out, seed=int(seed), pretrained=pretrained,
+                                    timeout=timeout)
+        finally:
+            if zoo is not None:
+                os.environ.pop("EYEGEN_ZOO_DIR", None) if old is None else os.environ.__setitem__("EYEGEN_ZOO_DIR", old)
         failed = [n["notebook"] for n in summary["notebooks"] if n["notebook"] in summary["ran"] and n["status"] != "ok"]
         if failed:
             raise RuntimeError(f"seed {seed}: {', '.join(failed)} failed; see {run_out / 'report.html'}")
         records[int(seed)] = [(nb.stem, c) for nb in list_notebooks(only)
                               for c in read_metrics(nb.stem, out=run_out).get("claims", [])]
     measured = margins_of(records)
-    return write_spread(profile, measured, length="the profile's own training lengths", folder=folder), measured
+    return write_spread(profile, measured, folder=folder), measured
 
 
 def _cmd_spread(args) -> int:
+    bad = [seed for seed, _ in args.zoo_for_seed or () if not seed.isdigit() or int(seed) not in args.seeds]
+    if bad:
+        raise ZooError(f"--zoo-for-seed {bad[0]}: give one of the run's --seeds ({', '.join(map(str, args.seeds))})")
     path, measured = measure_spread(args.profile, args.seeds, only=args.only, out=args.out, folder=args.folder,
-                                    timeout=args.timeout)
-    for name, e in sorted(measured.items()):
-        margins = ", ".join(f"{m:+.4g}" for m in e["margins"].values())
-        sd = "—" if e["sd"] is None else f"{e['sd']:.3g}"
-        verdict = ("" if e["sd"] is None else
-                   ("  inconclusive at this length" if abs(e["mean"]) <= SPREAD_SDS * e["sd"] else ""))
-        print(f"{name:<48} margins {margins}  sd {sd}{verdict}")
+                                    timeout=args.timeout, pretrained=args.pretrained,
+                                    zoo_for_seed={int(seed): Path(zoo) for seed, zoo in args.zoo_for_seed or ()})
+    for name, lengths in sorted(measured.items()):
+        for length, e in sorted(lengths.items()):
+            margins = ", ".join(f"{m:+.4g}" for m in e["margins"].values())
+            sd = "—" if e["sd"] is None else f"{e['sd']:.3g}"
+            verdict = ("" if e["sd"] is None else
+                       ("  inconclusive at this length" if abs(e["mean"]) <= SPREAD_SDS * e["sd"] else ""))
+            print(f"{name:<48} at {length:<12} margins {margins}  sd {sd}{verdict}")
     print(f"wrote {path}")
     return 0
 
@@ -203,6 +228,12 @@ def add_zoo_parser(sub) -> None:
     spr.add_argument("--timeout", type=whole_number(1, option="--timeout", what="a positive number of seconds"),
                      default=None, help="seconds each notebook may run (default: 3× its card's time, as eyegen run)")
     spr.add_argument("--folder", type=Path, default=None, help="a zoo folder (default: zoo/ in the checkout)")
+    spr.add_argument("--pretrained", action="store_true",
+                     help="each seed takes the zoo's models (seed S those of its --zoo-for-seed folder): the spread at "
+                          "the zoo's lengths (default: every model trained at the profile's length)")
+    spr.add_argument("--zoo-for-seed", nargs=2, action="append", metavar=("SEED", "FOLDER"),
+                     help="a zoo folder holding seed SEED's models (eyegen train --seed SEED …, then eyegen zoo add "
+                          "--folder FOLDER); repeat per seed")
     spr.set_defaults(func=_cmd_spread)
     add = zsub.add_parser("add", help="maintainers: export an artifact eyegen train made into the zoo")
     add.add_argument("artifact", help="the .pt file eyegen train wrote (or a --keep-at snapshot of it)")

@@ -179,8 +179,8 @@ def protocol_claims(*, summary, skin_tone_r: Mapping[str, float], repaint_floor:
     """Every claim 06 records, in its order, each only where the runs it compares were made.
     ``summary``: protocol means by method (``lpips``, ``gaze_error_deg`` columns); ``painter``: the
     GAN's LPIPS, its mask filled with the target's pixels, the unchanged input's; ``iterations``: how
-    long each method's model trained ("GAN", "GAN reference", "GAN no cycle" …), which each claim's
-    note states."""
+    long each method's model trained ("GAN", "GAN reference", "GAN no cycle" …, and ``deepwarp``'s where
+    given), which each claim's note states and its ``length`` holds (the length its spread is taken at)."""
     lpips, gaze_error = summary["lpips"], summary["gaze_error_deg"]
     ref = "GAN reference" if "GAN reference" in summary.index else "GAN"  # the full recipe at the ablations' length
     steps = int(iterations["GAN"])
@@ -201,4 +201,9 @@ def protocol_claims(*, summary, skin_tone_r: Mapping[str, float], repaint_floor:
     if "no_target" in ablations and mask_story is not None:
         claims.append(target_term_opens_the_mask(mask_story, **at_ref))
     claims.append(mask_opens_where_the_eye_changes(*painter, steps=steps))
+    for claim in claims:   # the lengths its margin rests on: the methods it measured that trained (DeepWarp's too)
+        compared = {m: int(n) for m, n in iterations.items() if m in claim["measured"]}
+        if claim["name"].startswith("gan_beats_deepwarp"):
+            compared = {"GAN": steps, **({deepwarp: int(iterations[deepwarp])} if deepwarp in iterations else {})}
+        claim["length"] = compared or steps
     return claims
