@@ -125,7 +125,7 @@ def test_the_layer_check_finds_an_upward_import():
 
 def test_library_imports_sit_inside_functions_only_to_keep_the_cli_quick_to_start():
     """An import moved into a function hides the graph: only the command line defers its subcommands'
-    modules (``eyegen --help`` and ``eyegen list`` answer without importing torch, papermill or the models),
+    modules (``eyegen --help`` and ``eyegen list`` answer without importing the models, papermill or nbconvert),
     and ``eyegen zoo`` defers the notebook runner (papermill, nbconvert) to ``zoo spread``."""
     modules = _modules()
     deferred = {name: _imports(name, path, modules, only_in_functions=True) for name, path in modules.items()}
