@@ -39,7 +39,7 @@ from ..science.protocols import protocol_recipe
 from .families.deepwarp import VARIANTS as DEEPWARP_VARIANTS
 from .families.gaze_gan import VARIANTS as GAZE_GAN_VARIANTS
 from .families.seg2eye import VARIANTS as SEG2EYE_VARIANTS
-from .family import families, family
+from .family import ModelFamily, families, family
 from .jobs import UPSTREAM, artifact_path, record_use, seed_dir
 from .provenance import make_provenance, provenance_differences
 from .record import Recorder, artifact_origin
@@ -76,7 +76,8 @@ def length_snapshots(name: str, profile: Profile, variant: str = "", *, seed: in
     try:
         recipe = fam.recipe(profile, variant, seed=seed)
     except NotImplementedError:
-        raise ValueError(f"the zoo keeps length snapshots of seg2eye, gaze_gan and deepwarp, not {name!r}") from None
+        keeping = [n for n, f in families().items() if type(f).recipe is not ModelFamily.recipe]
+        raise ValueError(f"the zoo keeps length snapshots of {', '.join(keeping)}, not {name!r}") from None
     prov = make_provenance(profile=profile, seed=seed, config=config, data=recipe)
     out = []
     for entry in snapshot_entries(fam.kind, name + (f"/{variant}" if variant else ""), prov):
