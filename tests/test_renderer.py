@@ -225,9 +225,9 @@ def test_rgb_patch_crop_follows_he_et_al(rgb):
     assert (img[:, 0] - img[:, 2]).mean() > 10        # skin is warmer than it is blue
 
 
-def test_nir_frames_sit_where_issue_29_measured_real_ones_and_rgb_is_unchanged():
-    """Renderer 2026.12-2 (NIR only): over many frames the real figures of issue 29 (visible eye centred at
-    0.61 of the height, 0.29 of it tall) lie inside the rendered 5–95 % ranges; each session (person) has its own
+def test_nir_frames_sit_where_real_ones_do_and_rgb_is_unchanged():
+    """Renderer 2026.12-3 (NIR only): over many frames every real figure found (issue 29's visible eye centred at
+    0.61 of the height, 0.29 of it tall; the class shares of 500 label maps) lies inside the rendered 5–95 % ranges; each session (person) has its own
     exposure, flickering a little per frame; the RGB renderer's version, and so every RGB artifact's fingerprint, is untouched."""
     from eyegen_lib.science.data.frame_statistics import OPENEDS_REFERENCE, frame_statistics, summarise
     from eyegen_lib.science.data.render_nir import in_headset
@@ -236,7 +236,7 @@ def test_nir_frames_sit_where_issue_29_measured_real_ones_and_rgb_is_unchanged()
     ds = SyntheticEyes(SyntheticEyeSpec("nir", size=(80, 128), n_persons=24, images_per_person=12, seed=5))
     out = ds.render(range(0, len(ds), 2))
     s = summarise(frame_statistics(out["mask"]))
-    for name in ("eye_centre_y", "eye_height"):
+    for name in ("eye_centre_y", "eye_height", "share_skin", "share_sclera", "share_iris", "share_pupil"):
         assert s[name]["p5"] < OPENEDS_REFERENCE[name][0] < s[name]["p95"], (name, s[name])
     assert s["eye_centre_y"]["mean"] > 0.55            # below the frame's middle, as in real frames
     states = [ds.image_state(i) for i in range(40)]
@@ -244,7 +244,10 @@ def test_nir_frames_sit_where_issue_29_measured_real_ones_and_rgb_is_unchanged()
     assert all(0.92 < st["exposure_flicker"] < 1.09 for st in states)
     look = ds.person_params(0, "R")[1]
     state = {"openness": torch.ones(1), "pupil_scale": torch.ones(1)}
-    seen = in_headset({k: torch.tensor([v]) for k, v in look.items()}, state)
+    geom = {"iris_radius": torch.tensor([0.5]), "pupil_ratio": torch.tensor([0.4])}
+    geom_seen, seen = in_headset({k: torch.tensor([v]) for k, v in look.items()}, geom, state)
+    assert 1.0 < look["iris_gain"] and float(geom_seen["iris_radius"]) == pytest.approx(0.5 * look["iris_gain"])
+    assert float(geom_seen["iris_radius"] * geom_seen["pupil_ratio"]) == pytest.approx(0.2)   # the pupil keeps its size
     assert float(seen["openness"]) == pytest.approx(look["lid_opening"]) and look["lid_opening"] < 1.0
     assert float(seen["pupil_scale"]) == pytest.approx(look["pupil_gain"]) and look["pupil_gain"] < 1.0
     assert len({round(ds.person_params(p, "R")[1]["exposure"], 6) for p in range(24)}) == 24

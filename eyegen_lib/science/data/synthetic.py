@@ -27,7 +27,9 @@ __all__ = ["SyntheticEyeSpec", "SyntheticEyes", "DEFAULT_SIZES", "sample_state",
 # change to its renderer changes the images or labels a spec produces, so that models trained on the
 # old images are retrained (and models of the other modality are not).
 # nir 2026.12-2: the eye lower, smaller and less open in the frame, smaller pupils, per-image exposure (issue 29).
-RENDERER_VERSIONS = {"nir": "2026.12-2", "rgb": "2026.12-1"}
+# nir 2026.12-3: the iris larger against the eyeball (the headset's view through the cornea), the eye a
+# little larger: every real OpenEDS figure found inside the rendered 5–95 % range (issue 29).
+RENDERER_VERSIONS = {"nir": "2026.12-3", "rgb": "2026.12-1"}
 
 DEFAULT_SIZES = {"nir": (400, 640), "rgb": (64, 64)}
 MIN_SIDE = 8  # pixels: smaller images have no room for an eye (and the renderer's blur needs 5 taps)
