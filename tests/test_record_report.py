@@ -220,3 +220,32 @@ def test_a_notebook_s_claims_table_shows_the_paper_s_value_beside_ours_and_the_d
     html, text = rec.claims_table()._repr_html_(), repr(rec.claims_table())
     assert "Columbia Gaze, Fig. 5a" in html and "on columbia" in html
     assert "the paper: " + PAPER_VALUES["gan_beats_deepwarp_lpips"] in text and "measured on columbia: GAN=0.05" in text
+
+
+def test_eyegen_claims_lists_every_claim_with_its_spread_seeds_and_length_and_what_changed(tmp_path, monkeypatch, capsys):
+    """Issue 31: one table of all claims — state, margin, spread, the seeds and length the spread was
+    measured at — and, against an earlier run, each claim's state there."""
+    from eyegen_lib.runs.claim_spread import margins_of, write_spread
+    from eyegen_lib.suite.cli import main
+
+    monkeypatch.setenv("EYEGEN_ZOO_DIR", str(tmp_path / "zoo"))
+    write_spread("cpu", margins_of({s: [("05_deepwarp", {"name": "beats_input", "margin": m, "length": "400"})]
+                                    for s, m in enumerate((30, -20, 55))}))
+    write_spread("cpu", margins_of({s: [("05_deepwarp", {"name": "beats_input", "margin": m, "length": "4000"})]
+                                    for s, m in enumerate((27, 31, 29, 30, 28))}))
+    old, new = tmp_path / "old", tmp_path / "new"
+    before = Recorder("05_deepwarp", "cpu", out=old)
+    before.claim("beats_input", paper="p", statement="s", measured={"v": 1}, holds=True, margin=27.0, length=400)
+    after = Recorder("05_deepwarp", "cpu", out=new)
+    after.claim("beats_input", paper="p", statement="s", measured={"v": 1}, holds=True, margin=27.0, length=4000)
+    after.claim("order", paper="p", statement="s", measured={"v": 1}, holds=False, margin=-3.0, length=1000)
+    assert main(["claims", "--out", str(new), "--against", str(old), "--markdown"]) == 0
+    text = capsys.readouterr().out
+    rows = {line.split(" | ")[1]: [cell.strip() for cell in line.strip("| ").split(" | ")]
+            for line in text.splitlines() if line.startswith("| 05_deepwarp")}
+    # notebook, claim, state, before, margin, spread, length, spread measured at, seeds
+    assert rows["beats_input"][2:] == ["holds", "inconclusive +27", "+27", "3.2", "4000", "4000", "0–4"]
+    assert rows["order"][2:] == ["does not hold", "new", "-3", "—", "1000", "—", "—"]
+    assert "2 claims: 1 hold, 1 do not hold, 0 inconclusive; 2 changed state" in text
+    assert main(["claims", "--out", str(tmp_path / "nowhere")]) == 2
+    assert "no metrics/ folder" in capsys.readouterr().err

@@ -94,7 +94,7 @@ def read_spread(profile: str, folder: Path | None = None) -> dict:
 
 def claim_spread(profile: str, name: str, length=None, folder: Path | None = None) -> dict | None:
     """The spread of claim ``name`` at ``profile`` for a margin at ``length`` (see :func:`length_key`):
-    ``{"spread", "note", "length"}`` — the spread measured at that length, or else the nearest length
+    ``{"spread", "note", "length", "seeds"}`` — the spread measured at that length, or else the nearest length
     measured (``length`` then differs, and the note says so) — or None when none was measured."""
     measured = {k: e for k, e in read_spread(profile, folder)["claims"].get(name, {}).items() if e.get("sd") is not None}
     if not measured:
@@ -116,7 +116,8 @@ def claim_spread(profile: str, name: str, length=None, folder: Path | None = Non
     note = f"{SPREAD_SDS:g} sd of its margin over seeds {seeds}, at {at}"
     if key != wanted:
         note += f" — not at the {wanted if wanted == PROFILE_LENGTHS else wanted + ' steps'} its margin is at"
-    return {"spread": SPREAD_SDS * float(entry["sd"]), "note": note, "length": key}
+    return {"spread": SPREAD_SDS * float(entry["sd"]), "note": note, "length": key,
+            "seeds": sorted(int(seed) for seed in entry["margins"])}
 
 
 def margins_of(records: Mapping[int, Sequence[tuple[str, dict]]]) -> dict[str, dict[str, dict]]:

@@ -173,25 +173,27 @@ class Recorder:
         ``length``: the training steps of the models its margin rests on — one number, ``{model: steps}``
         where they differ, 0 for none trained (:func:`~eyegen_lib.runs.claim_spread.length_key`); the
         spread is the one measured at that length, or the nearest one measured, which ``spread_note`` and
-        ``spread_length`` then name."""
+        ``spread_length`` then name (``spread_seeds``: the seeds it was measured over)."""
         data = data or self.data.get("data", "renderer")
         for what, value in (("holds", holds), *((f"by_length[{k}].holds", v.get("holds")) for k, v in (by_length or {}).items())):
             if not isinstance(value, bool) and not (hasattr(value, "item") and isinstance(value.item(), bool)):
                 raise TypeError(f"claim {name!r}: {what} must be True or False, got {value!r}")
         # the shipped spreads were measured on the renderer: a run on a dataset keeps its plain holds / fails
         key = length_key(length)
-        spread_length = None
+        spread_length = spread_seeds = None
         if spread is None and margin is not None and self.data.get("profile") and data == "renderer":
             found = claim_spread(self.data["profile"], name, key)
             if found is not None:
-                spread, spread_note, spread_length = found["spread"], found["note"], found["length"]
+                spread, spread_note = found["spread"], found["note"]
+                spread_length, spread_seeds = found["length"], found["seeds"]
         if spread is not None and (not math.isfinite(float(spread)) or spread < 0):
             raise ValueError(f"claim {name!r}: spread must be a finite number ≥ 0, got {spread!r}")
         entry = {"name": name, "paper": paper, "statement": statement,
                  "measured": _plain(dict(measured), f"claim {name!r}"), "holds": bool(holds), "note": note,
                  "margin": None if margin is None else float(margin), "spread": None if spread is None else float(spread),
                  "spread_note": spread_note, "state": claim_state(bool(holds), margin, spread),
-                 "data": data, "length": key, "spread_length": spread_length}
+                 "data": data, "length": key, "spread_length": spread_length,
+                 "spread_seeds": spread_seeds}
         if by_length:
             entry["by_length"] = {str(int(k)): {"holds": bool(v["holds"]),
                                                 "margin": None if v.get("margin") is None else float(v["margin"]),

@@ -124,6 +124,20 @@ def _cmd_check(args) -> int:
     return 1 if any("error" in r for r in rows) else 0
 
 
+def _cmd_claims(args) -> int:
+    from ..core.paths import output_dir
+    from .claims_summary import claim_rows, claims_text
+
+    out = Path(args.out if args.out is not None else output_dir()).expanduser()
+    try:
+        rows = claim_rows(out, args.against.expanduser() if args.against is not None else None)
+    except FileNotFoundError as exc:
+        print(f"eyegen claims: error: {exc}", file=sys.stderr)
+        return 2
+    print(claims_text(rows, markdown=args.markdown) if rows else f"{out}: no claims recorded")
+    return 0
+
+
 def _cmd_report(args) -> int:
     from ..core.paths import output_dir
     from .report import build_report
@@ -217,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=None,
                      help="the folder an eyegen run wrote (default: outputs/ in the checkout)")
     rep.set_defaults(func=_cmd_report)
+
+    cls = sub.add_parser("claims", help="every recorded claim in one table: state, margin, spread, and the length "
+                                        "and seeds its spread was measured at")
+    cls.add_argument("--out", type=Path, default=None,
+                     help="the folder an eyegen run wrote (default: outputs/ in the checkout)")
+    cls.add_argument("--against", type=Path, default=None,
+                     help="an earlier run's folder: each claim's state and margin there, beside today's")
+    cls.add_argument("--markdown", action="store_true", help="a Markdown table (for notes and issues)")
+    cls.set_defaults(func=_cmd_claims)
 
     env = sub.add_parser("env", help="versions, device, backbone weights and datasets found")
     env.add_argument("--json", action="store_true", help="print it as JSON (for scripts)")
