@@ -70,6 +70,7 @@ def claim_rows(out: Path, against: Path | None = None) -> list[dict[str, str]]:
         if before is not None:
             old = before.get((notebook, claim["name"]))
             row["before"] = "new" if old is None else f"{_state(old)} {_number(old.get('margin'), '+.3g')}"
+            row["changed"] = "yes" if old is None or state_of(old) != state_of(claim) else "no"  # not a column
         rows.append(row)
     return rows
 
@@ -80,7 +81,7 @@ def counts_text(rows: list[dict[str, str]]) -> str:
     text = (f"{len(rows)} claims: {states.count(STATE_LABELS['holds'])} hold, {states.count(STATE_LABELS['fails'])} "
             f"do not hold, {states.count(STATE_LABELS['inconclusive'])} inconclusive")
     if rows and "before" in rows[0]:
-        changed = sum(1 for r in rows if not r["before"].startswith(r["state"] + " "))
+        changed = sum(1 for r in rows if r["changed"] == "yes")
         text += f"; {changed} changed state against the earlier run"
     return text
 
