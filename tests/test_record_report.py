@@ -136,6 +136,33 @@ def test_a_claims_spread_is_the_one_measured_at_its_length_and_says_so_when_none
     assert margin_text(claims["renderer"]) == "+1 untrained"
 
 
+def test_the_seed_models_a_spread_rests_on_are_recorded_by_seed_and_name(tmp_path):
+    """Issue 31: the extra seeds' models need not ship, but their MANIFEST records do; a folder holding
+    another seed's model is refused rather than filed under the wrong seed."""
+    from eyegen_lib.runs.claim_spread import record_seed_models, seed_models_path
+    from eyegen_lib.runs.zoo import ZooError
+
+    def zoo(name, entries):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "MANIFEST.json").write_text(json.dumps({"format": "eyegen-zoo/1", "entries": entries}))
+        return folder
+
+    entry = {"name": "deepwarp/cfw_lcm", "profile": "cpu", "seed": 1, "steps": 4000, "sha256": "a" * 64,
+             "command": "eyegen train deepwarp --variant cfw_lcm --steps 4000 --seed 1"}
+    shipped = tmp_path / "shipped"
+    assert record_seed_models("cpu", {}, folder=shipped) is None
+    path = record_seed_models("cpu", {1: zoo("zoo1", [entry]),
+                                      2: zoo("zoo2", [{**entry, "seed": 2, "sha256": "b" * 64}])}, folder=shipped)
+    assert path == seed_models_path("cpu", shipped)
+    record_seed_models("cpu", {2: zoo("zoo2b", [{**entry, "name": "deepwarp/cfw", "seed": 2}])}, folder=shipped)
+    seeds = json.loads(path.read_text())["seeds"]
+    assert seeds["1"]["deepwarp/cfw_lcm"]["sha256"] == "a" * 64 and seeds["1"]["deepwarp/cfw_lcm"]["steps"] == 4000
+    assert set(seeds["2"]) == {"deepwarp/cfw_lcm", "deepwarp/cfw"}       # merged, not replaced
+    with pytest.raises(ZooError, match="another seed"):
+        record_seed_models("cpu", {3: zoo("zoo3", [entry])}, folder=shipped)
+
+
 def test_a_format_1_spread_file_reads_as_the_profiles_own_lengths(tmp_path, monkeypatch):
     import json
 

@@ -23,6 +23,10 @@ was measured at that length it takes the nearest one measured and says so in the
 (and ``spread_length``): the report then shows which claims still rest on a spread of another length. A
 claim with no spread on file keeps its plain holds / fails state. Files of format 1 (one spread per
 claim, at "the profile's own" lengths) are read as that length.
+
+The seeds' own models do not ship (only the shipped zoo's seed-0 models do); :func:`record_seed_models`
+files their MANIFEST records — command, steps, sha256, data fingerprint, commit, held-out figures — in
+``zoo/<profile>/spread_models.json``, by seed and name, so that what each spread rests on stays on record.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ from ..core.files import atomic_write_json
 from .zoo import ZooError, zoo_dir
 
 __all__ = ["SPREAD_SDS", "SPREAD_FORMAT", "UNTRAINED", "PROFILE_LENGTHS", "spread_path", "read_spread", "claim_spread",
-           "length_key", "margins_of", "write_spread"]
+           "length_key", "margins_of", "write_spread", "seed_models_path", "record_seed_models"]
 
 SPREAD_FORMAT = "eyegen-claim-spread/2"
 SPREAD_SDS = 2.0  # a margin within two seed-to-seed standard deviations is inconclusive
@@ -150,3 +154,34 @@ def write_spread(profile: str, measured: Mapping[str, Mapping[str, dict]], *, fo
     return atomic_write_json(path, {"format": SPREAD_FORMAT, "profile": profile,
                                     "claims": {n: dict(sorted(v.items())) for n, v in sorted(data["claims"].items())}},
                              indent=1, sort_keys=True)
+
+
+SEED_MODELS_FORMAT = "eyegen-spread-models/1"
+
+
+def seed_models_path(profile: str, folder: Path | None = None) -> Path:
+    return (folder or zoo_dir()) / profile / "spread_models.json"
+
+
+def record_seed_models(profile: str, zoo_for_seed: Mapping[int, Path], *, folder: Path | None = None) -> Path | None:
+    """File the MANIFEST records of each seed's zoo folder (``{seed: folder}``) in the profile's
+    ``spread_models.json``: a seed's record of a model replaces the one on file; the rest are kept.
+    Only entries of ``profile`` and of that seed are taken — a folder holding another seed's models is an error."""
+    if not zoo_for_seed:
+        return None
+    path = seed_models_path(profile, folder)
+    data = json.loads(path.read_text()) if path.exists() else {"format": SEED_MODELS_FORMAT, "profile": profile,
+                                                                "seeds": {}}
+    if data.get("format") != SEED_MODELS_FORMAT:
+        raise ValueError(f"{path} is not a seed-models file of format {SEED_MODELS_FORMAT}")
+    for seed, zoo in sorted(zoo_for_seed.items()):
+        manifest = json.loads((Path(zoo) / "MANIFEST.json").read_text())
+        entries = [e for e in manifest.get("entries", []) if e.get("profile") == profile]
+        strangers = sorted(e["name"] for e in entries if e.get("seed") != int(seed))
+        if strangers:
+            raise ZooError(f"the zoo for seed {seed}, {zoo}, holds models of another seed ({', '.join(strangers)}): "
+                           f"give each seed a folder of its own")
+        on_file = data["seeds"].setdefault(str(int(seed)), {})
+        on_file.update({e["name"]: dict(e) for e in entries})
+    data["seeds"] = {seed: dict(sorted(models.items())) for seed, models in sorted(data["seeds"].items(), key=lambda kv: int(kv[0]))}
+    return atomic_write_json(path, data, indent=1, sort_keys=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..core.checkpoint import config_to_dict, load_checkpoint
 from ..core.cli_types import whole_number
 from ..core.profiles import get_profile
-from ..runs.claim_spread import SPREAD_SDS, margins_of, write_spread
+from ..runs.claim_spread import SPREAD_SDS, margins_of, record_seed_models, write_spread
 from ..runs.engine import state_path
 from ..runs.environment import machine_description
 from ..runs.family import families
@@ -184,6 +184,7 @@ def measure_spread(profile: str, seeds: Sequence[int], *, only: Sequence[str], o
         records[int(seed)] = [(nb.stem, c) for nb in list_notebooks(only)
                               for c in read_metrics(nb.stem, out=run_out).get("claims", [])]
     measured = margins_of(records)
+    record_seed_models(profile, zoo_for_seed, folder=folder)   # what the extra seeds' margins rest on
     return write_spread(profile, measured, folder=folder), measured
 
 
