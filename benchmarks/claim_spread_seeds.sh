@@ -6,6 +6,8 @@
 #
 #   benchmarks/claim_spread_seeds.sh OUT GROUP SEED...     GROUP: refiner | deepwarp | seg2eye | gaze_gan
 #
+# DEEPWARP_VARIANTS="cfw_lcm cfw" (default: all six that 05's claims compare) trains some of them first.
+#
 # Resumable at two levels: `eyegen train` resumes a model from its last saved state, and a model that
 # reached its zoo folder (a marker OUT/zoo<S>/.added_<name>) is skipped. One thread per training, so
 # that a second core stays free. The models need not ship; their MANIFEST records (command, steps,
@@ -42,7 +44,7 @@ for S in "$@"; do
         train_and_add "$S" segmenter segmenter.pt "" segmenter --profile cpu --steps 3000
         train_and_add "$S" refiner refiner.pt "" refiner --profile cpu --steps 3000 --pretrained ;;
     deepwarp)  # the variants 05's claims compare (Fig. 6's order, Table 1, the registration-aware loss)
-        for V in cfw_lcm cfw ms ss ss_shifted_k0 ss_shifted_k3; do
+        for V in ${DEEPWARP_VARIANTS:-cfw_lcm cfw ms ss ss_shifted_k0 ss_shifted_k3}; do
             train_and_add "$S" "deepwarp/$V" "deepwarp_$V.pt" "" deepwarp --profile cpu --variant "$V" --steps 4000
         done ;;
     seg2eye)

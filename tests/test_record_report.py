@@ -136,6 +136,19 @@ def test_a_claims_spread_is_the_one_measured_at_its_length_and_says_so_when_none
     assert margin_text(claims["renderer"]) == "+1 untrained"
 
 
+def test_a_spread_grows_seed_by_seed_and_a_seed_measured_again_replaces_its_margin(tmp_path, monkeypatch):
+    """Seeds trained in a later session join the spread on file instead of replacing it."""
+    from eyegen_lib.runs.claim_spread import margins_of, read_spread, write_spread
+
+    monkeypatch.setenv("EYEGEN_ZOO_DIR", str(tmp_path / "zoo"))
+    claim = lambda m: [("05_deepwarp", {"name": "beats_input", "margin": m, "length": "4000"})]  # noqa: E731
+    write_spread("cpu", margins_of({0: claim(27.0), 1: claim(31.0)}))
+    write_spread("cpu", margins_of({1: claim(29.0), 2: claim(35.0)}))
+    entry = read_spread("cpu")["claims"]["beats_input"]["4000"]
+    assert entry["margins"] == {"0": 27.0, "1": 29.0, "2": 35.0}
+    assert entry["sd"] == pytest.approx(4.163, abs=1e-3) and entry["mean"] == pytest.approx(91 / 3)
+
+
 def test_the_seed_models_a_spread_rests_on_are_recorded_by_seed_and_name(tmp_path):
     """Issue 31: the extra seeds' models need not ship, but their MANIFEST records do; a folder holding
     another seed's model is refused rather than filed under the wrong seed."""

@@ -145,11 +145,19 @@ def margins_of(records: Mapping[int, Sequence[tuple[str, dict]]]) -> dict[str, d
 
 
 def write_spread(profile: str, measured: Mapping[str, Mapping[str, dict]], *, folder: Path | None = None) -> Path:
-    """Merge ``measured`` (from :func:`margins_of`) into the profile's spread file: each claim's spread at
-    each length measured replaces the one on file at that length; the others are kept."""
+    """Merge ``measured`` (from :func:`margins_of`) into the profile's spread file, seed by seed: a seed
+    measured again replaces its margin at that length, the other seeds' margins on file are kept (so a
+    later session can add seeds 3 and 4 to a spread of seeds 0–2 without re-running them), and the
+    spread is recomputed over them all; other lengths and claims are kept."""
     data = read_spread(profile, folder)
     for name, lengths in measured.items():
-        data["claims"].setdefault(name, {}).update({key: dict(entry) for key, entry in lengths.items()})
+        on_file = data["claims"].setdefault(name, {})
+        for key, entry in lengths.items():
+            margins = {**(on_file.get(key) or {}).get("margins", {}), **entry["margins"]}
+            values = [margins[seed] for seed in sorted(margins, key=int)]
+            on_file[key] = {**entry, "margins": dict(sorted(margins.items(), key=lambda kv: int(kv[0]))),
+                            "sd": statistics.stdev(values) if len(values) > 1 else None,
+                            "mean": statistics.fmean(values)}
     path = spread_path(profile, folder)
     return atomic_write_json(path, {"format": SPREAD_FORMAT, "profile": profile,
                                     "claims": {n: dict(sorted(v.items())) for n, v in sorted(data["claims"].items())}},
