@@ -17,6 +17,10 @@ if [ $# -lt 3 ]; then
     echo "usage: $0 OUT GROUP SEED...   (GROUP: refiner | deepwarp | seg2eye | gaze_gan)" >&2
     exit 2
 fi
+case $2 in
+    refiner|deepwarp|seg2eye|gaze_gan) ;;
+    *) echo "unknown GROUP $2: refiner | deepwarp | seg2eye | gaze_gan" >&2; exit 2 ;;
+esac
 OUT=$(mkdir -p "$1" && cd "$1" && pwd); GROUP=$2; shift 2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 EG=${EG:-$ROOT/.venv/bin/eyegen}
@@ -67,6 +71,5 @@ for S in "$@"; do
         for V in no_cycle no_gaze no_identity no_perceptual no_target; do
             train_and_add "$S" "gaze_gan/$V" "gaze_gan_$V.pt" "" gaze_gan --profile cpu --variant "$V" --pretrained
         done ;;
-    *) echo "unknown GROUP $GROUP: refiner | deepwarp | seg2eye | gaze_gan" >&2; exit 2 ;;
     esac
 done

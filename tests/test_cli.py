@@ -196,3 +196,17 @@ def test_two_partial_runs_into_one_folder_report_both(tmp_path):
     assert "00_setup" in report and "01_dataset" in report
     assert report.count("not run") == len(list_notebooks()) - 2  # 02–08, each with the command that runs it
     assert "eyegen run --only 08" in report
+
+
+def test_the_claim_spread_seed_queue_refuses_a_bad_call_before_training(tmp_path):
+    """benchmarks/claim_spread_seeds.sh (issue 31's seed queue): usage and an unknown group stop it at once."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "claim_spread_seeds.sh"
+    bare = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert bare.returncode == 2 and "usage:" in bare.stderr
+    odd = subprocess.run(["bash", str(script), str(tmp_path / "spread"), "resnet", "1"], capture_output=True, text=True,
+                         env={**os.environ, "EG": "/nonexistent/eyegen"})
+    assert odd.returncode == 2 and "unknown GROUP resnet" in odd.stderr
+    assert not (tmp_path / "spread").exists(), "nothing created"
