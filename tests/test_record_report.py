@@ -289,3 +289,23 @@ def test_eyegen_claims_lists_every_claim_with_its_spread_seeds_and_length_and_wh
     assert "2 claims: 1 hold, 1 do not hold, 0 inconclusive; 2 changed state" in text
     assert main(["claims", "--out", str(tmp_path / "nowhere")]) == 2
     assert "no metrics/ folder" in capsys.readouterr().err
+
+
+def test_eyegen_zoo_spread_prints_each_claims_spread_over_the_seeds_on_file_and_this_run(tmp_path, monkeypatch, capsys):
+    """A run of seed 3 alone joins seeds 0–2 on file; what it prints is the spread over all four."""
+    from eyegen_lib.runs.claim_spread import margins_of, write_spread
+    from eyegen_lib.suite import zoo_cli
+    from eyegen_lib.suite.cli import main
+
+    monkeypatch.setenv("EYEGEN_ZOO_DIR", str(tmp_path / "zoo"))
+    claim = lambda m: [("05_deepwarp", {"name": "beats_input", "margin": m, "length": "4000"})]  # noqa: E731
+    write_spread("cpu", margins_of({0: claim(27.0), 1: claim(31.0), 2: claim(29.0)}))
+
+    def fake_measure(profile, seeds, **kw):     # the notebooks' run of seed 3, without running them
+        measured = margins_of({s: claim(33.0) for s in seeds})
+        return write_spread(profile, measured), measured
+
+    monkeypatch.setattr(zoo_cli, "measure_spread", fake_measure)
+    assert main(["zoo", "spread", "--seeds", "3", "--only", "05", "--out", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "seed 0 +27, seed 1 +31, seed 2 +29, seed 3 +33" in out and "sd 2.58" in out

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..core.checkpoint import config_to_dict, load_checkpoint
 from ..core.cli_types import whole_number
 from ..core.profiles import get_profile
-from ..runs.claim_spread import SPREAD_SDS, margins_of, record_seed_models, write_spread
+from ..runs.claim_spread import SPREAD_SDS, margins_of, read_spread, record_seed_models, write_spread
 from ..runs.engine import state_path
 from ..runs.environment import machine_description
 from ..runs.family import families
@@ -157,8 +157,8 @@ def measure_spread(profile: str, seeds: Sequence[int], *, only: Sequence[str], o
     the shipped zoo — so that the margins, and their spread, are at the zoo's lengths."""
     from .runner import list_notebooks, run_notebooks  # papermill and nbconvert: only when spreads are measured
 
-    if len(set(seeds)) < 2:
-        raise ValueError("a seed-to-seed spread needs at least two seeds")
+    if not seeds:
+        raise ValueError("name the seeds to run (--seeds): they join the seeds on file at each claim's length")
     zoo_for_seed = {int(k): Path(v) for k, v in (zoo_for_seed or {}).items()}
     if zoo_for_seed and not pretrained:
         raise ZooError("a zoo for a seed serves only a run that takes the zoo: add --pretrained")
@@ -195,9 +195,11 @@ def _cmd_spread(args) -> int:
     path, measured = measure_spread(args.profile, args.seeds, only=args.only, out=args.out, folder=args.folder,
                                     timeout=args.timeout, pretrained=args.pretrained,
                                     zoo_for_seed={int(seed): Path(zoo) for seed, zoo in args.zoo_for_seed or ()})
+    on_file = read_spread(args.profile, args.folder)["claims"]   # this run's seeds joined with those on file
     for name, lengths in sorted(measured.items()):
-        for length, e in sorted(lengths.items()):
-            margins = ", ".join(f"{m:+.4g}" for m in e["margins"].values())
+        for length in sorted(lengths):
+            e = on_file[name][length]
+            margins = ", ".join(f"seed {seed} {m:+.4g}" for seed, m in e["margins"].items())
             sd = "—" if e["sd"] is None else f"{e['sd']:.3g}"
             verdict = ("" if e["sd"] is None else
                        ("  inconclusive at this length" if abs(e["mean"]) <= SPREAD_SDS * e["sd"] else ""))
@@ -223,7 +225,7 @@ def add_zoo_parser(sub) -> None:
                                          "claim's seed-to-seed spread in zoo/<profile>/claim_spread.json")
     spr.add_argument("--profile", default="cpu", help="the profile (default: cpu)")
     spr.add_argument("--seeds", nargs="+", type=whole_number(0, option="--seeds"), default=[0, 1, 2],
-                     help="seeds (default: 0 1 2)")
+                     help="seeds (default: 0 1 2); their margins join those of other seeds on file at the same length")
     spr.add_argument("--only", nargs="+", required=True, help="notebooks, e.g. 05 07")
     spr.add_argument("--out", type=Path, required=True, help="where the seeds' runs go (one folder per seed)")
     spr.add_argument("--timeout", type=whole_number(1, option="--timeout", what="a positive number of seconds"),
