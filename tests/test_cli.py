@@ -210,3 +210,14 @@ def test_the_claim_spread_seed_queue_refuses_a_bad_call_before_training(tmp_path
                          env={**os.environ, "EG": "/nonexistent/eyegen"})
     assert odd.returncode == 2 and "unknown GROUP resnet" in odd.stderr
     assert not (tmp_path / "spread").exists(), "nothing created"
+
+
+def test_each_notebook_kernel_has_sockets_of_its_own_outside_the_checkout():
+    """Two `eyegen run`s from one checkout took each other's kernel-ipc-N sockets in the working folder."""
+    from eyegen_lib.suite.runner import _ipc_kernel_manager
+
+    made = _ipc_kernel_manager()
+    first, second = made(), made()
+    assert first.transport == second.transport == "ipc"
+    assert os.path.dirname(first.ip) != os.path.dirname(second.ip) and os.path.isdir(os.path.dirname(first.ip))
+    assert not first.ip.startswith(os.getcwd())

@@ -7,11 +7,14 @@ and writes its executed copy to ``<out>/notebooks/`` and its metrics to ``<out>/
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -78,6 +81,11 @@ def _ipc_kernel_manager(started: list | None = None):
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, *args, **kwargs):
             kwargs.setdefault("transport", "ipc")
+            # each kernel's sockets in a folder of its own: by default they are kernel-ipc-N in the working
+            # folder, N the first free number, and two runs from one checkout took each other's sockets
+            folder = tempfile.mkdtemp(prefix="eyegen-kernel-")
+            atexit.register(shutil.rmtree, folder, True)
+            kwargs.setdefault("ip", os.path.join(folder, "ipc"))
             super().__init__(*args, **kwargs)
             if started is not None:
                 started.append(self)
