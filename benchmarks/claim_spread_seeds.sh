@@ -26,17 +26,16 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 EG=${EG:-$ROOT/.venv/bin/eyegen}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 
-# train SEED NAME FILE ADDARGS -- TRAINARGS: train (resuming) and file FILE as NAME in OUT/zoo<SEED>
+# train_and_add SEED NAME FILE TRAINARGS...: train (resuming) and file FILE as NAME in OUT/zoo<SEED>
 train_and_add() {
-    local seed=$1 name=$2 file=$3 addargs=$4; shift 4
+    local seed=$1 name=$2 file=$3; shift 3
     local zoo=$OUT/zoo$seed marker="$OUT/zoo$seed/.added_${name//\//_}"
     mkdir -p "$zoo"
     [ -e "$marker" ] && { echo "seed $seed: $name already in $zoo"; return 0; }
     echo "$(date -u +%FT%TZ) seed $seed: eyegen train $*"
     # a --pretrained training takes the seed's own upstream models (the segmenter of the refiner, …)
     EYEGEN_ZOO_DIR=$zoo "$EG" train "$@" --seed "$seed" --out "$OUT" --quiet
-    # shellcheck disable=SC2086  # addargs holds several arguments on purpose
-    "$EG" zoo add "$OUT/checkpoints/cpu/seed$seed/$file" --name "$name" $addargs --folder "$zoo" \
+    "$EG" zoo add "$OUT/checkpoints/cpu/seed$seed/$file" --name "$name" --folder "$zoo" \
         --command "eyegen train $* --seed $seed"
     touch "$marker"
     echo "$(date -u +%FT%TZ) seed $seed: $name filed"
@@ -45,14 +44,14 @@ train_and_add() {
 for S in "$@"; do
     case $GROUP in
     refiner)
-        train_and_add "$S" segmenter segmenter.pt "" segmenter --profile cpu --steps 3000
-        train_and_add "$S" refiner refiner.pt "" refiner --profile cpu --steps 3000 --pretrained ;;
+        train_and_add "$S" segmenter segmenter.pt segmenter --profile cpu --steps 3000
+        train_and_add "$S" refiner refiner.pt refiner --profile cpu --steps 3000 --pretrained ;;
     deepwarp)  # the variants 05's claims compare (Fig. 6's order, Table 1, the registration-aware loss)
         for V in ${DEEPWARP_VARIANTS:-cfw_lcm cfw ms ss ss_shifted_k0 ss_shifted_k3}; do
-            train_and_add "$S" "deepwarp/$V" "deepwarp_$V.pt" "" deepwarp --profile cpu --variant "$V" --steps 4000
+            train_and_add "$S" "deepwarp/$V" "deepwarp_$V.pt" deepwarp --profile cpu --variant "$V" --steps 4000
         done ;;
     seg2eye)
-        train_and_add "$S" seg2eye/full seg2eye_full.pt "" seg2eye --profile cpu --steps 6000 --keep-at 600 2000
+        train_and_add "$S" seg2eye/full seg2eye_full.pt seg2eye --profile cpu --steps 6000 --keep-at 600 2000
         [ -e "$OUT/zoo$S/.added_seg2eye_full@600" ] || {
             "$EG" zoo add "$OUT/checkpoints/cpu/seed$S/seg2eye_full.step600.pt" --name seg2eye/full@600 \
                 --folder "$OUT/zoo$S" --command "eyegen train seg2eye --profile cpu --steps 6000 --keep-at 600 2000 --seed $S"
@@ -63,13 +62,13 @@ for S in "$@"; do
                 --command "eyegen train seg2eye --profile cpu --steps 6000 --keep-at 600 2000 --seed $S (its step-2000 snapshot)"
             touch "$OUT/zoo$S/.added_seg2eye_reference"; }
         for V in gaugan mean_aggregation no_style_consistency; do
-            train_and_add "$S" "seg2eye/$V" "seg2eye_$V.pt" "" seg2eye --profile cpu --variant "$V" --steps 2000
+            train_and_add "$S" "seg2eye/$V" "seg2eye_$V.pt" seg2eye --profile cpu --variant "$V" --steps 2000
         done ;;
     gaze_gan)
-        train_and_add "$S" gaze_gan/full gaze_gan_full.pt "" gaze_gan --profile cpu --steps 3000 \
+        train_and_add "$S" gaze_gan/full gaze_gan_full.pt gaze_gan --profile cpu --steps 3000 \
             --keep-at 1000 1500 2000 2500 --pretrained
         for V in no_cycle no_gaze no_identity no_perceptual no_target; do
-            train_and_add "$S" "gaze_gan/$V" "gaze_gan_$V.pt" "" gaze_gan --profile cpu --variant "$V" --pretrained
+            train_and_add "$S" "gaze_gan/$V" "gaze_gan_$V.pt" gaze_gan --profile cpu --variant "$V" --pretrained
         done ;;
     esac
 done

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..core.files import atomic_write_json
-from .zoo import ZooError, zoo_dir
+from .zoo import ZooError, read_manifest, zoo_dir
 
 __all__ = ["SPREAD_SDS", "SPREAD_FORMAT", "UNTRAINED", "PROFILE_LENGTHS", "spread_path", "read_spread", "claim_spread",
            "length_key", "margins_of", "write_spread", "seed_models_path", "record_seed_models"]
@@ -137,11 +137,17 @@ def margins_of(records: Mapping[int, Sequence[tuple[str, dict]]]) -> dict[str, d
             entry = out.setdefault(c["name"], {}).setdefault(key, {"margins": {}, "notebook": notebook})
             entry["margins"][str(seed)] = float(c["margin"])
     for lengths in out.values():
-        for entry in lengths.values():
-            values = list(entry["margins"].values())
-            entry["sd"] = statistics.stdev(values) if len(values) > 1 else None
-            entry["mean"] = statistics.fmean(values)
+        for key, entry in lengths.items():
+            lengths[key] = _summarised(entry, entry["margins"])
     return out
+
+
+def _summarised(entry: Mapping, margins: Mapping[str, float]) -> dict:
+    """``entry`` with ``margins`` (by seed, in seed order), their sample sd (None for one seed) and mean."""
+    ordered = dict(sorted(margins.items(), key=lambda kv: int(kv[0])))
+    values = list(ordered.values())
+    return {**entry, "margins": ordered, "sd": statistics.stdev(values) if len(values) > 1 else None,
+            "mean": statistics.fmean(values)}
 
 
 def write_spread(profile: str, measured: Mapping[str, Mapping[str, dict]], *, folder: Path | None = None) -> Path:
@@ -153,11 +159,7 @@ def write_spread(profile: str, measured: Mapping[str, Mapping[str, dict]], *, fo
     for name, lengths in measured.items():
         on_file = data["claims"].setdefault(name, {})
         for key, entry in lengths.items():
-            margins = {**(on_file.get(key) or {}).get("margins", {}), **entry["margins"]}
-            values = [margins[seed] for seed in sorted(margins, key=int)]
-            on_file[key] = {**entry, "margins": dict(sorted(margins.items(), key=lambda kv: int(kv[0]))),
-                            "sd": statistics.stdev(values) if len(values) > 1 else None,
-                            "mean": statistics.fmean(values)}
+            on_file[key] = _summarised(entry, {**(on_file.get(key) or {}).get("margins", {}), **entry["margins"]})
     path = spread_path(profile, folder)
     return atomic_write_json(path, {"format": SPREAD_FORMAT, "profile": profile,
                                     "claims": {n: dict(sorted(v.items())) for n, v in sorted(data["claims"].items())}},
@@ -183,8 +185,7 @@ def record_seed_models(profile: str, zoo_for_seed: Mapping[int, Path], *, folder
     if data.get("format") != SEED_MODELS_FORMAT:
         raise ValueError(f"{path} is not a seed-models file of format {SEED_MODELS_FORMAT}")
     for seed, zoo in sorted(zoo_for_seed.items()):
-        manifest = json.loads((Path(zoo) / "MANIFEST.json").read_text())
-        entries = [e for e in manifest.get("entries", []) if e.get("profile") == profile]
+        entries = [e for e in read_manifest(Path(zoo))["entries"] if e.get("profile") == profile]
         strangers = sorted(e["name"] for e in entries if e.get("seed") != int(seed))
         if strangers:
             raise ZooError(f"the zoo for seed {seed}, {zoo}, holds models of another seed ({', '.join(strangers)}): "
